@@ -1,0 +1,134 @@
+"""Command line: ``python -m cass_bench run|report|list``. Bad input exits with status 2 and one line."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from cass_bench.errors import UserError
+
+DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "default.yaml"
+
+
+def _list_of(kind: Callable[[str], Any], what: str) -> Callable[[str], tuple[Any, ...]]:
+    def parse(text: str) -> tuple[Any, ...]:
+        try:
+            return tuple(kind(x.strip()) for x in text.split(",") if x.strip())
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"'{text}' is not a comma-separated list of {what}") from None
+    return parse
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m cass_bench", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="pretrain, fine-tune and record every cell of the sweep, then report")
+    run.add_argument("--config", help=f"YAML config (default: {DEFAULT_CONFIG.relative_to(DEFAULT_CONFIG.parents[1])})")
+    run.add_argument("--methods", type=_list_of(str, "method names"), help="e.g. cass,dino,byol,supervised")
+    run.add_argument("--dataset", "--datasets", dest="datasets", type=_list_of(str, "dataset names"),
+                     help="embedded, embedded-multilabel, medmnist:<flag> or a dataset YAML; comma-separated")
+    run.add_argument("--archs", type=_list_of(str, "archs"), help="encoders: cnn,vit")
+    run.add_argument("--label-fractions", type=_list_of(float, "numbers"), help="e.g. 0.01,0.1,1")
+    run.add_argument("--batch-sizes", type=_list_of(int, "whole numbers"), help="pretraining batch sizes, e.g. 16,32")
+    run.add_argument("--seeds", type=_list_of(int, "whole numbers"), help="e.g. 0,1")
+    run.add_argument("--pretrain-epochs", type=_list_of(int, "whole numbers"), help="one or more, e.g. 10,20")
+    run.add_argument("--finetune-epochs", type=int)
+    run.add_argument("--image-size", type=int)
+    run.add_argument("--data-dir", help="folder of MedMNIST .npz files (default ~/.medmnist)")
+    run.add_argument("--out", help="results folder (default from the config)")
+    run.add_argument("--precision", help="32, bf16-mixed or 16-mixed")
+    run.add_argument("--accelerator", help="auto, cpu or gpu")
+    run.add_argument("--devices", type=int, help="devices per node (DDP when > 1)")
+    run.add_argument("--num-nodes", type=int)
+    run.add_argument("--strategy", help="Lightning strategy, e.g. ddp")
+    run.add_argument("--num-workers", type=int, help="DataLoader workers")
+    run.add_argument("--shard", help="run shard i of n (i/n, 0-based) of the sweep")
+    run.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
+                     help="any config value by dotted key, e.g. --set dino.n_local_views=2 (repeatable)")
+
+    report = sub.add_parser("report", help="regenerate the report of a results folder from its records")
+    report.add_argument("dir", help="results folder holding records.jsonl")
+    report.add_argument("--format", default="markdown", choices=["markdown", "github", "latex", "csv"])
+
+    sub.add_parser("list", help="name the methods and datasets")
+
+    cell = sub.add_parser("_cell", help=argparse.SUPPRESS)
+    cell.add_argument("spec")
+    return parser
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, Any]:
+    mapping = {
+        "methods": args.methods, "datasets": args.datasets, "archs": args.archs,
+        "label_fractions": args.label_fractions, "batch_sizes": args.batch_sizes, "seeds": args.seeds,
+        "pretrain_epochs": args.pretrain_epochs, "finetune.epochs": args.finetune_epochs,
+        "image_size": args.image_size, "data_dir": args.data_dir, "out": args.out, "precision": args.precision,
+        "accelerator": args.accelerator, "devices": args.devices, "num_nodes": args.num_nodes,
+        "strategy": args.strategy, "num_workers": args.num_workers,
+    }
+    for item in args.sets:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise UserError(f"--set '{item}' is malformed; write it as KEY=VALUE, e.g. --set finetune.lr=0.001")
+        mapping[key.strip()] = value.strip()
+    return mapping
+
+
+def _quiet_lightning() -> None:
+    for name in ("pytorch_lightning", "lightning", "lightning_fabric"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def _run(args: argparse.Namespace) -> None:
+    from cass_bench.config import load_config
+    from cass_bench.report import write_report
+    from cass_bench.sweep import parse_shard, preflight, run_sweep
+
+    cfg = load_config(args.config or DEFAULT_CONFIG, _overrides(args))
+    shard = parse_shard(args.shard)
+    preflight(cfg)
+    run_sweep(cfg, shard)
+    print(write_report(Path(cfg.out)))
+
+
+def _list() -> None:
+    from cass_bench.data.sources import dataset_names
+    from cass_bench.registry import get_method, method_names
+
+    print("methods:")
+    for name in method_names():
+        print(f"  {name:<11} {get_method(name).summary}")
+    print("datasets:")
+    for name in dataset_names():
+        print(f"  {name}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Runs the CLI; returns the exit status (2 for bad input)."""
+    args = _parser().parse_args(argv)
+    _quiet_lightning()
+    try:
+        if args.command == "run":
+            _run(args)
+        elif args.command == "report":
+            from cass_bench.report import write_report
+
+            print(write_report(Path(args.dir), args.format))
+        elif args.command == "list":
+            _list()
+        elif args.command == "_cell":
+            from cass_bench.sweep import run_cell_file
+
+            run_cell_file(args.spec)
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

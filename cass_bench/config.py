@@ -1,0 +1,345 @@
+"""Typed benchmark configuration: YAML file + command-line overrides, validated before anything runs.
+
+Every section is a frozen dataclass; `load_config` reads a YAML file, applies overrides given as dotted
+keys (``{"finetune.epochs": 3}``) and validates the result. Unknown keys are errors, not silently ignored.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field, fields, is_dataclass, replace
+from pathlib import Path
+from typing import Any, get_type_hints
+
+import yaml
+
+from cass_bench.errors import UserError
+
+ARCHS = ("cnn", "vit")
+PRECISIONS = ("32", "32-true", "bf16-mixed", "16-mixed")
+
+
+@dataclass(frozen=True)
+class BackboneConfig:
+    """timm encoders shared by every method in a cell.
+
+    Attributes:
+        cnn: timm name of the CNN encoder.
+        vit: timm name of the ViT encoder.
+        vit_patch_size: patch size the ViT is built with (None keeps the model's own); small images need
+            small patches to have more than a handful of tokens.
+        pretrained: start from timm's ImageNet weights (hub when online, or ``weights_dir``).
+        weights_dir: folder holding ``<timm name>.safetensors|.pth`` files for offline ImageNet init.
+    """
+
+    cnn: str = "resnet18"
+    vit: str = "vit_tiny_patch16_224"
+    vit_patch_size: int | None = 8
+    pretrained: bool = False
+    weights_dir: str | None = None
+
+
+@dataclass(frozen=True)
+class CassConfig:
+    """CASS recipe (reference code): Adam lr 1e-3 per net, cosine schedule, 1000-d head outputs.
+
+    Attributes:
+        lr, weight_decay: Adam settings, one parameter group per network.
+        output_dim: width of each network's linear head (the outputs the loss compares).
+        gaussian_blur: blur probability of the single augmented view.
+    """
+
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    output_dim: int = 1000
+    gaussian_blur: float = 0.1
+
+
+@dataclass(frozen=True)
+class DinoConfig:
+    """DINO recipe, lightly's small-GPU settings scaled to small images.
+
+    Attributes:
+        hidden_dim, bottleneck_dim, output_dim, batch_norm: DINOProjectionHead shape.
+        freeze_last_layer: epochs during which the head's last layer gets no gradient.
+        lr, weight_decay, optimizer: student optimiser (cosine-annealed).
+        momentum_start, momentum_end: teacher EMA momentum, cosine per step.
+        warmup_teacher_temp, teacher_temp, warmup_teacher_temp_epochs, student_temp: DINOLoss temperatures.
+        n_local_views: number of local crops (at ``local_crop_fraction`` of the image size).
+        global_crop_scale, local_crop_scale: RandomResizedCrop scales.
+        gaussian_blur: blur probabilities (global 1, global 2, local) as in DINOTransform.
+        solarization_prob: solarisation probability of the second global view.
+        gradient_clip_val: gradient-norm clipping.
+    """
+
+    hidden_dim: int = 512
+    bottleneck_dim: int = 64
+    output_dim: int = 2048
+    batch_norm: bool = False
+    freeze_last_layer: int = 1
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    optimizer: str = "adam"
+    momentum_start: float = 0.996
+    momentum_end: float = 1.0
+    warmup_teacher_temp: float = 0.04
+    teacher_temp: float = 0.04
+    warmup_teacher_temp_epochs: int = 5
+    student_temp: float = 0.1
+    n_local_views: int = 6
+    local_crop_fraction: float = 0.5
+    global_crop_scale: tuple[float, float] = (0.4, 1.0)
+    local_crop_scale: tuple[float, float] = (0.05, 0.4)
+    gaussian_blur: tuple[float, float, float] = (0.5, 0.1, 0.25)
+    solarization_prob: float = 0.2
+    gradient_clip_val: float = 3.0
+
+
+@dataclass(frozen=True)
+class ByolConfig:
+    """BYOL recipe, lightly's CIFAR-10 benchmark settings.
+
+    Attributes:
+        hidden_dim, output_dim: projection/prediction head widths (Linear-BN-ReLU-Linear).
+        lr: base SGD learning rate, scaled by batch_size / 128.
+        momentum, weight_decay: SGD settings.
+        momentum_start, momentum_end: target-network EMA momentum, cosine per step.
+        gaussian_blur: blur probability of the two views (view 1, view 2).
+    """
+
+    hidden_dim: int = 1024
+    output_dim: int = 256
+    lr: float = 0.06
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    momentum_start: float = 0.99
+    momentum_end: float = 1.0
+    gaussian_blur: tuple[float, float] = (0.5, 0.1)
+
+
+@dataclass(frozen=True)
+class FinetuneConfig:
+    """The downstream recipe shared by every method (CASS reference: Adam 3e-4, cosine, focal loss).
+
+    Attributes:
+        epochs: fine-tuning epochs.
+        lr: Adam learning rate (cosine-annealed over ``epochs``).
+        batch_size: fine-tuning batch size, capped at the size of the labelled subset.
+        focal_alpha, focal_gamma: sigmoid focal loss parameters.
+        min_class_weight: class counts are min-max scaled to ``[min_class_weight, 1]``.
+    """
+
+    epochs: int = 50
+    lr: float = 3e-4
+    batch_size: int = 32
+    focal_alpha: float = 1.0
+    focal_gamma: float = 2.0
+    min_class_weight: float = 0.2
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    """A whole benchmark: the sweep axes, the shared settings and every method's recipe.
+
+    Attributes:
+        methods: methods to run (see ``python -m cass_bench list``).
+        datasets: dataset names: ``embedded``, ``embedded-multilabel``, ``medmnist:<flag>`` or a dataset YAML.
+        archs: encoder architectures pretrained by single-encoder methods and fine-tuned for every method.
+        label_fractions: fractions of the training labels used for fine-tuning.
+        batch_sizes: pretraining batch sizes (per device).
+        seeds: seeds; each seed draws its own label subsets and initialisation.
+        pretrain_epochs: pretraining epoch counts.
+        image_size: side of the square input images.
+        data_dir: folder holding MedMNIST ``.npz`` files.
+        split_seed: seed of the train/val/test split (fixed across seeds so test sets are shared).
+        num_workers: DataLoader workers.
+        precision: Lightning precision (``32``, ``bf16-mixed``, ``16-mixed``).
+        accelerator, devices, num_nodes, strategy: Lightning Trainer placement for pretraining.
+        channels_last: use channels-last memory format.
+        out: output folder for records, predictions, checkpoints and the report.
+    """
+
+    methods: tuple[str, ...] = ("cass",)
+    datasets: tuple[str, ...] = ("embedded",)
+    archs: tuple[str, ...] = ARCHS
+    label_fractions: tuple[float, ...] = (0.01, 0.1, 1.0)
+    batch_sizes: tuple[int, ...] = (16,)
+    seeds: tuple[int, ...] = (0,)
+    pretrain_epochs: tuple[int, ...] = (20,)
+    image_size: int = 32
+    data_dir: str = "~/.medmnist"
+    split_seed: int = 0
+    num_workers: int = 0
+    precision: str = "32"
+    accelerator: str = "auto"
+    devices: int = 1
+    num_nodes: int = 1
+    strategy: str = "auto"
+    channels_last: bool = False
+    out: str = "runs/latest"
+    backbones: BackboneConfig = field(default_factory=BackboneConfig)
+    cass: CassConfig = field(default_factory=CassConfig)
+    dino: DinoConfig = field(default_factory=DinoConfig)
+    byol: ByolConfig = field(default_factory=ByolConfig)
+    finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
+
+
+def _coerce(value: Any, hint: Any, key: str) -> Any:
+    """Converts a YAML/CLI value to the annotated type, or raises UserError naming the key."""
+    text = str(hint)
+    try:
+        if is_dataclass(hint):
+            if not isinstance(value, dict):
+                raise UserError(f"config key '{key}' must be a mapping, got {value!r}")
+            return _build(hint, value, key + ".")
+        if text.startswith("tuple"):
+            items = value.split(",") if isinstance(value, str) else value
+            if not isinstance(items, (list, tuple)):
+                items = [items]
+            inner = hint.__args__[0]
+            return tuple(_coerce(v.strip() if isinstance(v, str) else v, inner, key) for v in items)
+        if value is None and "None" in text:
+            return None
+        if hint is bool or text == "bool":
+            if isinstance(value, str):
+                if value.lower() in ("1", "true", "yes"):
+                    return True
+                if value.lower() in ("0", "false", "no"):
+                    return False
+                raise ValueError(value)
+            return bool(value)
+        if hint is int or text.startswith("int"):
+            if isinstance(value, float) and not value.is_integer():
+                raise ValueError(value)
+            return int(value)
+        if hint is float:
+            return float(value)
+        if hint is str or text.startswith("str"):
+            return str(value)
+    except (TypeError, ValueError):
+        raise UserError(f"config key '{key}' has an invalid value {value!r} (expected {text})") from None
+    return value
+
+
+def _build(cls: type, data: dict[str, Any], prefix: str = "") -> Any:
+    hints = get_type_hints(cls)
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise UserError(
+            f"unknown config key '{prefix}{unknown[0]}'; known keys here: {', '.join(sorted(known))}"
+        )
+    kwargs = {name: _coerce(value, hints[name], prefix + name) for name, value in data.items()}
+    return cls(**kwargs)
+
+
+def _nest(overrides: dict[str, Any]) -> dict[str, Any]:
+    nested: dict[str, Any] = {}
+    for dotted, value in overrides.items():
+        node = nested
+        *parents, leaf = dotted.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return nested
+
+
+def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def load_config(path: str | Path | None, overrides: dict[str, Any] | None = None) -> BenchConfig:
+    """Reads a YAML config, applies dotted-key overrides and validates the result.
+
+    Args:
+        path: YAML file; None uses only the defaults.
+        overrides: values keyed by dotted field names, e.g. ``{"finetune.epochs": 2}``; None values are skipped.
+
+    Returns:
+        The validated configuration.
+
+    Raises:
+        UserError: on a missing or malformed file, an unknown key or an impossible value.
+    """
+    data: dict[str, Any] = {}
+    if path is not None:
+        p = Path(path)
+        if not p.is_file():
+            raise UserError(f"config file '{p}' not found; pass an existing YAML file with --config")
+        try:
+            data = yaml.safe_load(p.read_text()) or {}
+        except yaml.YAMLError as exc:
+            first = str(exc).splitlines()[0]
+            raise UserError(f"config file '{p}' is not valid YAML ({first}); fix its syntax") from None
+        if not isinstance(data, dict):
+            raise UserError(f"config file '{p}' must hold a mapping of keys to values")
+    clean = {k: v for k, v in (overrides or {}).items() if v is not None}
+    cfg = _build(BenchConfig, _merge(data, _nest(clean)))
+    validate(cfg)
+    return cfg
+
+
+def validate(cfg: BenchConfig) -> None:
+    """Checks values that no type can express; raises UserError with the fix on the first problem."""
+    for f in cfg.label_fractions:
+        if not 0 < f <= 1:
+            raise UserError(f"label fraction {f} is impossible; use values in (0, 1], e.g. 0.01,0.1,1")
+    for b in cfg.batch_sizes:
+        if b < 1:
+            raise UserError(f"batch size {b} is impossible; use whole numbers >= 1, e.g. 16,32")
+    for e in cfg.pretrain_epochs:
+        if e < 1:
+            raise UserError(f"pretraining epochs {e} is impossible; use whole numbers >= 1")
+    for name, seq in (("methods", cfg.methods), ("datasets", cfg.datasets), ("label_fractions", cfg.label_fractions),
+                      ("batch_sizes", cfg.batch_sizes), ("seeds", cfg.seeds), ("pretrain_epochs", cfg.pretrain_epochs),
+                      ("archs", cfg.archs)):
+        if not seq:
+            raise UserError(f"'{name}' is empty; give at least one value")
+    for arch in cfg.archs:
+        if arch not in ARCHS:
+            raise UserError(f"unknown arch '{arch}'; choose from {', '.join(ARCHS)}")
+    if cfg.finetune.epochs < 1:
+        raise UserError("finetune.epochs must be >= 1")
+    if cfg.finetune.batch_size < 1:
+        raise UserError(f"finetune batch size {cfg.finetune.batch_size} is impossible; use a whole number >= 1")
+    if cfg.image_size < 8:
+        raise UserError(f"image size {cfg.image_size} is too small; use at least 8 pixels")
+    if cfg.precision not in PRECISIONS:
+        raise UserError(f"unknown precision '{cfg.precision}'; choose from {', '.join(PRECISIONS)}")
+    if not 0 <= cfg.finetune.min_class_weight <= 1:
+        raise UserError("finetune.min_class_weight must lie in [0, 1]")
+    if cfg.devices < 1 or cfg.num_nodes < 1:
+        raise UserError("devices and num_nodes must be >= 1")
+
+
+def to_dict(obj: Any) -> dict[str, Any]:
+    """A plain JSON-ready dict of a config (tuples become lists)."""
+    return json.loads(json.dumps(dataclasses.asdict(obj)))
+
+
+def stable_hash(payload: Any, length: int = 12) -> str:
+    """A short, order-independent hash of JSON-ready data."""
+    text = json.dumps(payload, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:length]
+
+
+def with_overrides(cfg: BenchConfig, **changes: Any) -> BenchConfig:
+    """A copy of ``cfg`` with top-level fields replaced, validated again."""
+    new = replace(cfg, **changes)
+    validate(new)
+    return new
+
+
+def config_from_dict(data: dict[str, Any]) -> BenchConfig:
+    """Rebuilds a validated config from ``to_dict`` output."""
+    cfg = _build(BenchConfig, data)
+    validate(cfg)
+    return cfg

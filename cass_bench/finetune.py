@@ -1,0 +1,233 @@
+"""The downstream stage, identical for every method: a new linear head, focal loss, selection on validation.
+
+Recipe (CASS reference): end-to-end fine-tuning, Adam lr 3e-4 with a cosine schedule, sigmoid focal loss
+(alpha 1, gamma 2) multiplied by class weights (class counts min-max scaled to [0.2, 1]). The epoch with the best
+validation macro-F1 is kept and its test metrics are reported.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torchmetrics import functional as tmf
+from torchvision.ops import sigmoid_focal_loss
+
+from cass_bench.config import BenchConfig
+from cass_bench.data.bundle import MULTILABEL, DatasetBundle
+from cass_bench.data.loaders import eval_transform, finetune_train_transform, make_loader
+from cass_bench.data.splits import class_weights, label_fraction_indices
+from cass_bench.errors import DivergedError
+from cass_bench.measure import EpochClock, StepFlops
+from cass_bench.method import cosine_annealing
+
+METRICS = ("f1_macro", "f1_micro", "f1_seed_code", "balanced_accuracy", "auroc", "accuracy")
+
+
+def weighted_focal_loss(logits: Tensor, targets: Tensor, weights: Tensor, alpha: float, gamma: float) -> Tensor:
+    """Sigmoid focal loss times per-class weights, mean over examples and classes.
+
+    As in the CASS reference, ``alpha`` is a constant factor (torchvision's class-balancing ``alpha_t`` is off:
+    with alpha 1 it would drop every negative term).
+
+    Args:
+        logits: ``(B, C)`` raw scores.
+        targets: ``(B, C)`` 0/1 targets (one-hot for multi-class).
+        weights: ``(C,)`` class weights.
+        alpha: constant factor.
+        gamma: focusing parameter.
+    """
+    loss = sigmoid_focal_loss(logits, targets, alpha=-1, gamma=gamma, reduction="none")
+    return alpha * (loss * weights).mean()
+
+
+def compute_metrics(scores: Tensor, targets: Tensor, task: str) -> dict[str, float]:
+    """Every reported metric from per-class sigmoid scores.
+
+    Multi-class predictions are the arg-max; multi-label uses 0.5 on each label. ``f1_seed_code`` is the CASS
+    reference notebook's score: sigmoid > 0.5 on every class, TP/FP/FN pooled (a micro-F1, even for multi-class).
+
+    Args:
+        scores: ``(N, C)`` sigmoid scores.
+        targets: ``(N,)`` class indices or ``(N, C)`` 0/1 labels.
+        task: ``multiclass`` or ``multilabel``.
+    """
+    num = scores.shape[1]
+    if task == MULTILABEL:
+        t = targets.long()
+        recall = tmf.classification.multilabel_recall(scores, t, num_labels=num, average="macro")
+        specificity = tmf.classification.multilabel_specificity(scores, t, num_labels=num, average="macro")
+        values = {
+            "f1_macro": tmf.classification.multilabel_f1_score(scores, t, num_labels=num, average="macro"),
+            "f1_micro": tmf.classification.multilabel_f1_score(scores, t, num_labels=num, average="micro"),
+            "balanced_accuracy": (recall + specificity) / 2,
+            "auroc": tmf.classification.multilabel_auroc(scores, t, num_labels=num, average="macro"),
+            "accuracy": tmf.classification.multilabel_exact_match(scores, t, num_labels=num),
+        }
+        one_hot = t
+    else:
+        t = targets.long()
+        values = {
+            "f1_macro": tmf.classification.multiclass_f1_score(scores, t, num_classes=num, average="macro"),
+            "f1_micro": tmf.classification.multiclass_f1_score(scores, t, num_classes=num, average="micro"),
+            "balanced_accuracy": tmf.classification.multiclass_recall(scores, t, num_classes=num, average="macro"),
+            "auroc": tmf.classification.multiclass_auroc(scores, t, num_classes=num, average="macro"),
+            "accuracy": tmf.classification.multiclass_accuracy(scores, t, num_classes=num, average="micro"),
+        }
+        one_hot = F.one_hot(t, num)
+    values["f1_seed_code"] = tmf.classification.multilabel_f1_score(
+        scores, one_hot, num_labels=num, average="micro", threshold=0.5
+    )
+    return {k: float(v) for k, v in values.items()}
+
+
+class FinetuneModule(pl.LightningModule):
+    """An encoder with a new linear head, trained with the weighted focal loss.
+
+    Args:
+        encoder: a timm model with pooled output (``num_features``).
+        num_classes: classes (multi-class) or labels (multi-label).
+        task: ``multiclass`` or ``multilabel``.
+        weights: per-class loss weights.
+        lr, alpha, gamma: the shared fine-tuning recipe.
+    """
+
+    def __init__(self, encoder: nn.Module, num_classes: int, task: str, weights: np.ndarray,
+                 lr: float, alpha: float, gamma: float) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.head = nn.Linear(encoder.num_features, num_classes)
+        self.task, self.lr, self.alpha, self.gamma = task, lr, alpha, gamma
+        self.register_buffer("class_weights", torch.as_tensor(weights, dtype=torch.float32))
+        self._scores: list[Tensor] = []
+        self._targets: list[Tensor] = []
+        self.test_metrics: dict[str, float] = {}
+        self.test_scores = np.zeros((0, num_classes), dtype=np.float32)
+        self.test_targets = np.zeros(0)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.head(self.encoder(x))
+
+    def _targets_matrix(self, y: Tensor, num: int) -> Tensor:
+        return y.float() if self.task == MULTILABEL else F.one_hot(y, num).float()
+
+    def batch_loss(self, batch: tuple[Tensor, Tensor]) -> Tensor:
+        """The weighted focal loss of one ``(images, labels)`` batch."""
+        x, y = batch
+        logits = self(x)
+        return weighted_focal_loss(logits.float(), self._targets_matrix(y, logits.shape[1]),
+                                   self.class_weights, self.alpha, self.gamma)
+
+    def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
+        loss = self.batch_loss(batch)
+        if not torch.isfinite(loss):
+            raise DivergedError(f"fine-tuning loss became {loss.item()} at epoch {self.current_epoch}")
+        self.log("finetune_loss", loss, prog_bar=True, batch_size=batch[1].shape[0])
+        return loss
+
+    def _collect(self, batch: tuple[Tensor, Tensor]) -> None:
+        x, y = batch
+        self._scores.append(torch.sigmoid(self(x).float()).cpu())
+        self._targets.append(y.cpu())
+
+    def _gathered(self) -> tuple[Tensor, Tensor]:
+        scores, targets = torch.cat(self._scores), torch.cat(self._targets)
+        self._scores, self._targets = [], []
+        return scores, targets
+
+    def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
+        self._collect(batch)
+
+    def on_validation_epoch_end(self) -> None:
+        scores, targets = self._gathered()
+        self.log("val_f1_macro", compute_metrics(scores, targets, self.task)["f1_macro"], prog_bar=True)
+
+    def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
+        self._collect(batch)
+
+    def on_test_epoch_end(self) -> None:
+        scores, targets = self._gathered()
+        self.test_metrics = compute_metrics(scores, targets, self.task)
+        self.test_scores, self.test_targets = scores.numpy(), targets.numpy()
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        optimizer = torch.optim.Adam(self.parameters(), lr=self.lr)
+        return {"optimizer": optimizer, "lr_scheduler": cosine_annealing(optimizer, self.trainer.estimated_stepping_batches)}
+
+
+@dataclass(frozen=True)
+class FinetuneResult:
+    """Test metrics of the selected epoch and what produced them.
+
+    Attributes:
+        metrics: the values named in ``METRICS``.
+        y_true: test labels, ``(N,)`` class indices or ``(N, L)`` 0/1.
+        y_score: ``(N, C)`` sigmoid scores.
+        best_epoch: the epoch chosen on validation macro-F1 (0-based).
+        n_labelled: training examples used.
+        epoch_time_s: median fine-tuning epoch time (first epoch apart).
+        flops_per_image: FLOPs of one fine-tuning step per image.
+    """
+
+    metrics: dict[str, float]
+    y_true: np.ndarray
+    y_score: np.ndarray
+    best_epoch: int
+    n_labelled: int
+    epoch_time_s: float | None
+    flops_per_image: float | None
+
+
+def finetune(encoder: nn.Module, bundle: DatasetBundle, fraction: float, seed: int, cfg: BenchConfig) -> FinetuneResult:
+    """Fine-tunes ``encoder`` on ``fraction`` of the training labels and tests the best validation epoch.
+
+    Args:
+        encoder: the pretrained (or freshly initialised) encoder; it is trained in place.
+        bundle: the dataset.
+        fraction: share of training labels used.
+        seed: seed of the label subset, the head and the data order.
+        cfg: the benchmark config (fine-tuning recipe, image size, precision, workers).
+
+    Returns:
+        The test metrics of the selected epoch, with the labels and scores behind them.
+    """
+    ft = cfg.finetune
+    pl.seed_everything(seed, workers=True, verbose=False)
+    indices = label_fraction_indices(bundle.train.labels, fraction, seed, bundle.task)
+    labelled = bundle.train.subset(indices)
+    batch_size = min(ft.batch_size, len(labelled))
+    drop_last = len(labelled) > batch_size and len(labelled) % batch_size == 1
+    weights = class_weights(labelled.labels, bundle.num_classes, ft.min_class_weight)
+    module = FinetuneModule(encoder, bundle.num_classes, bundle.task, weights, ft.lr, ft.focal_alpha, ft.focal_gamma)
+    if cfg.channels_last:
+        module = module.to(memory_format=torch.channels_last)
+    train = make_loader(labelled, finetune_train_transform(cfg.image_size), batch_size, True, cfg.num_workers, drop_last)
+    val = make_loader(bundle.val, eval_transform(), ft.batch_size, False, cfg.num_workers)
+    test = make_loader(bundle.test, eval_transform(), ft.batch_size, False, cfg.num_workers)
+    clock, flops = EpochClock(), StepFlops()
+    with tempfile.TemporaryDirectory(prefix="cass-bench-ft-") as tmp:
+        best = pl.callbacks.ModelCheckpoint(dirpath=tmp, monitor="val_f1_macro", mode="max", save_top_k=1,
+                                            save_weights_only=True)
+        trainer = pl.Trainer(
+            max_epochs=ft.epochs, accelerator=cfg.accelerator, devices=1, precision=cfg.precision,
+            logger=False, callbacks=[best, clock, flops], enable_model_summary=False,
+            num_sanity_val_steps=0, default_root_dir=tmp,
+        )
+        trainer.fit(module, train, val)
+        trainer.test(module, test, ckpt_path=best.best_model_path, verbose=False, weights_only=True)
+        best_epoch = int(torch.load(best.best_model_path, map_location="cpu", weights_only=True)["epoch"])
+    return FinetuneResult(
+        metrics=module.test_metrics,
+        y_true=module.test_targets,
+        y_score=module.test_scores,
+        best_epoch=best_epoch,
+        n_labelled=len(labelled),
+        epoch_time_s=clock.summary()["epoch_time_s"],
+        flops_per_image=flops.flops_per_image,
+    )

@@ -1,0 +1,150 @@
+"""Lightning callbacks that measure what the efficiency claims are about, and the FLOP counter they share.
+
+Clocks are read with CUDA synchronised at both ends of an epoch; the first epoch (warm-up, worker start,
+allocator growth) is reported apart from the median of the rest. GPU peak memory is reset before the
+measured phase and read per device; process RSS is the peak resident set of this process.
+"""
+
+from __future__ import annotations
+
+import resource
+import statistics
+import time
+from typing import Any, Callable
+
+import pytorch_lightning as pl
+import torch
+from torch import Tensor
+from torch.utils.flop_counter import FlopCounterMode
+
+
+def synchronize() -> None:
+    """Waits for queued CUDA work so a clock read covers it (no-op without CUDA)."""
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        torch.cuda.synchronize()
+
+
+def batch_size_of(batch: Any) -> int:
+    """Number of examples in a ``(inputs, labels)`` batch."""
+    return int(batch[1].shape[0])
+
+
+class EpochClock(pl.Callback):
+    """Per-epoch wall time, images seen, and the time spent waiting for the next batch.
+
+    Attributes:
+        epoch_times: seconds per training epoch.
+        epoch_images: images per epoch on this process.
+        data_wait_s: seconds per epoch between the end of one step and the start of the next.
+    """
+
+    def __init__(self) -> None:
+        self.epoch_times: list[float] = []
+        self.epoch_images: list[int] = []
+        self.data_wait_s: list[float] = []
+        self._start = self._mark = 0.0
+
+    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        synchronize()
+        self._start = self._mark = time.perf_counter()
+        self.epoch_images.append(0)
+        self.data_wait_s.append(0.0)
+
+    def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, batch_idx: int) -> None:
+        self.data_wait_s[-1] += time.perf_counter() - self._mark
+
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int) -> None:
+        self.epoch_images[-1] += batch_size_of(batch)
+        self._mark = time.perf_counter()
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        synchronize()
+        self.epoch_times.append(time.perf_counter() - self._start)
+
+    def summary(self, world_size: int = 1) -> dict[str, float | None]:
+        """Epoch-time figures: first epoch apart, median of the rest, throughput over the measured epochs."""
+        if not self.epoch_times:
+            return {"first_epoch_time_s": None, "epoch_time_s": None, "total_time_s": None,
+                    "images_per_s": None, "data_wait_share": None}
+        steady = self.epoch_times[1:] or self.epoch_times
+        steady_images = self.epoch_images[1:] or self.epoch_images
+        steady_wait = self.data_wait_s[1:] or self.data_wait_s
+        return {
+            "first_epoch_time_s": self.epoch_times[0],
+            "epoch_time_s": statistics.median(steady),
+            "total_time_s": sum(self.epoch_times),
+            "images_per_s": world_size * sum(steady_images) / sum(steady),
+            "data_wait_share": sum(steady_wait) / sum(steady),
+        }
+
+
+class PeakMemory(pl.Callback):
+    """Peak GPU memory (allocated and reserved, per device; reset at fit start) and peak process RSS.
+
+    Attributes:
+        allocated_mb, reserved_mb: one value per device (rank), empty without CUDA.
+    """
+
+    def __init__(self) -> None:
+        self.allocated_mb: list[float] = []
+        self.reserved_mb: list[float] = []
+
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if pl_module.device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(pl_module.device)
+
+    def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if pl_module.device.type != "cuda":
+            return
+        synchronize()
+        peaks = torch.tensor(
+            [torch.cuda.max_memory_allocated(pl_module.device), torch.cuda.max_memory_reserved(pl_module.device)],
+            dtype=torch.float64, device=pl_module.device,
+        ) / 2**20
+        gathered = trainer.strategy.all_gather(peaks).reshape(-1, 2).cpu()
+        self.allocated_mb = gathered[:, 0].tolist()
+        self.reserved_mb = gathered[:, 1].tolist()
+
+    @staticmethod
+    def peak_rss_mb() -> float:
+        """Peak resident set size of this process in MiB (Linux reports KiB)."""
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def count_step_flops(module: torch.nn.Module, loss_fn: Callable[[], Tensor]) -> int:
+    """FLOPs of one training step (forward and backward) counted by ``torch.utils.flop_counter``.
+
+    The module's parameters, buffers and gradients are restored afterwards, so counting changes nothing.
+
+    Args:
+        module: the module whose state ``loss_fn`` touches.
+        loss_fn: computes the loss of one batch.
+
+    Returns:
+        Total FLOPs of the forward and backward pass.
+    """
+    state = {k: v.detach().clone() for k, v in module.state_dict().items()}
+    with FlopCounterMode(display=False) as counter:
+        loss_fn().backward()
+    module.zero_grad(set_to_none=True)
+    module.load_state_dict(state)
+    return int(counter.get_total_flops())
+
+
+class StepFlops(pl.Callback):
+    """FLOPs per image of one training step, counted on the first batch the trainer sees.
+
+    The module must offer ``batch_loss(batch) -> Tensor``, the loss its ``training_step`` optimises.
+
+    Attributes:
+        flops_per_step, flops_per_image: None until the first batch.
+    """
+
+    def __init__(self) -> None:
+        self.flops_per_step: int | None = None
+        self.flops_per_image: float | None = None
+
+    def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, batch_idx: int) -> None:
+        if self.flops_per_step is None:
+            self.flops_per_step = count_step_flops(pl_module, lambda: pl_module.batch_loss(batch))
+            self.flops_per_image = self.flops_per_step / batch_size_of(batch)

@@ -1,0 +1,147 @@
+"""The records store (JSON lines), saved predictions and the environment every record carries.
+
+Appends are whole lines written in one ``write`` under an exclusive file lock and flushed to disk, so several
+sweep shards may share one folder and a killed process leaves at most an unterminated tail, which the next
+open removes. A record id is written at most once.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import platform
+import subprocess
+from contextlib import contextmanager
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+import torch
+
+RECORDS = "records.jsonl"
+PREDICTIONS = "predictions"
+
+RECORD_FIELDS = (
+    "record_id", "dataset", "task", "method", "arch", "label_fraction", "batch_size", "pretrain_epochs",
+    "image_size", "seed", "status", "error", "f1_macro", "f1_micro", "f1_seed_code", "balanced_accuracy",
+    "auroc", "accuracy", "pretrain_epoch_time_s", "pretrain_time_s", "images_per_s", "peak_gpu_mem_mb",
+    "peak_rss_mb", "flops_per_image", "device", "versions", "git_commit", "config_hash",
+)
+
+
+class RecordStore:
+    """``<out>/records.jsonl`` and ``<out>/predictions/``.
+
+    Args:
+        out: the results folder (created on first write).
+    """
+
+    def __init__(self, out: str | Path) -> None:
+        self.out = Path(out)
+        self.path = self.out / RECORDS
+
+    @contextmanager
+    def _locked(self) -> Iterator[int]:
+        self.out.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            self._drop_partial_tail(fd)
+            yield fd
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+
+    @staticmethod
+    def _drop_partial_tail(fd: int) -> None:
+        size = os.fstat(fd).st_size
+        if size == 0:
+            return
+        data = os.pread(fd, size, 0)
+        if data.endswith(b"\n"):
+            return
+        os.ftruncate(fd, data.rfind(b"\n") + 1)
+
+    def load(self) -> list[dict[str, Any]]:
+        """All complete records, in file order (an unterminated last line is ignored)."""
+        if not self.path.exists():
+            return []
+        lines = self.path.read_bytes().split(b"\n")
+        return [json.loads(line) for line in lines[:-1] if line.strip()]
+
+    def ids(self) -> set[str]:
+        """Ids of the records already written."""
+        return {r["record_id"] for r in self.load()}
+
+    def append(self, record: dict[str, Any]) -> bool:
+        """Appends one record unless its id is already there.
+
+        Returns:
+            True if written, False if a record with that id existed.
+        """
+        line = (json.dumps(record, sort_keys=False, default=_json_default) + "\n").encode()
+        with self._locked() as fd:
+            size = os.fstat(fd).st_size
+            existing = os.pread(fd, size, 0).split(b"\n")
+            if any(json.loads(x).get("record_id") == record["record_id"] for x in existing if x.strip()):
+                return False
+            os.write(fd, line)
+            os.fsync(fd)
+        return True
+
+    def save_predictions(self, record_id: str, y_true: np.ndarray, y_score: np.ndarray) -> Path:
+        """Writes ``predictions/<record_id>.npz`` atomically (``y_true``, ``y_score``)."""
+        folder = self.out / PREDICTIONS
+        folder.mkdir(parents=True, exist_ok=True)
+        final = folder / f"{record_id}.npz"
+        tmp = folder / f".{record_id}.tmp.npz"
+        np.savez(tmp, y_true=y_true, y_score=y_score)
+        os.replace(tmp, final)
+        return final
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, (np.floating, np.integer)):
+        return value.item()
+    if isinstance(value, (tuple, set)):
+        return list(value)
+    raise TypeError(f"cannot store {type(value).__name__} in a record")
+
+
+@lru_cache(maxsize=1)
+def git_commit() -> str | None:
+    """The commit of the harness checkout, or None outside git."""
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True,
+                             text=True, timeout=5)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.strip() if out.returncode == 0 else None
+
+
+@lru_cache(maxsize=1)
+def versions() -> dict[str, str]:
+    """Versions of the libraries whose behaviour the numbers depend on."""
+    import lightly
+    import pytorch_lightning
+    import timm
+    import torchmetrics
+
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "timm": timm.__version__,
+        "lightly": lightly.__version__,
+        "pytorch_lightning": pytorch_lightning.__version__,
+        "torchmetrics": torchmetrics.__version__,
+    }
+
+
+def device_name(accelerator: str = "auto") -> str:
+    """The compute device in words: the GPU's name, or the CPU with its core count."""
+    if accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available():
+        return torch.cuda.get_device_name(0)
+    cpu = platform.processor() or platform.machine()
+    return f"CPU ({cpu}, {os.cpu_count()} cores)"

@@ -1,0 +1,135 @@
+"""The sweep: expand the grid into cells, run each pretraining cell in its own process, resume, shard.
+
+Grid: datasets x seeds x batch sizes x pretraining epochs x methods x encoders (CASS trains both encoders in one
+cell; ``supervised`` has no pretraining, so it has one cell per encoder and seed). Label fractions fan out inside
+a cell. A cell whose records all exist is skipped, so re-running the same command resumes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from cass_bench.config import BenchConfig, config_from_dict, stable_hash, to_dict
+from cass_bench.data.sources import check_dataset, load_dataset
+from cass_bench.encoders import check_backbones
+from cass_bench.errors import UserError
+from cass_bench.protocol import Cell, expected_ids, failure_record, run_cell
+from cass_bench.registry import get_method
+from cass_bench.results import RecordStore
+
+CELLS_DIR = "cells"
+
+
+def expand(cfg: BenchConfig) -> list[Cell]:
+    """Every cell of the grid, in a stable order (all methods of a seed before the next seed)."""
+    cells: list[Cell] = []
+    for dataset in cfg.datasets:
+        for seed in cfg.seeds:
+            for method in cfg.methods:
+                if get_method(method).build is None:
+                    cells.extend(Cell(dataset, method, (a,), None, 0, seed) for a in cfg.archs)
+            for batch_size in cfg.batch_sizes:
+                for epochs in cfg.pretrain_epochs:
+                    for method in cfg.methods:
+                        spec = get_method(method)
+                        if spec.build is None:
+                            continue
+                        groups = [cfg.archs] if spec.joint else [(a,) for a in cfg.archs]
+                        cells.extend(Cell(dataset, method, g, batch_size, epochs, seed) for g in groups)
+    return cells
+
+
+def parse_shard(text: str | None) -> tuple[int, int]:
+    """Parses ``i/n`` (0-based shard i of n); None means the whole sweep."""
+    if text is None:
+        return 0, 1
+    try:
+        i, n = (int(x) for x in text.split("/"))
+    except ValueError:
+        raise UserError(f"--shard '{text}' is malformed; write it as i/n, e.g. 0/2 for the first of two") from None
+    if n < 1 or not 0 <= i < n:
+        raise UserError(f"--shard {text} is impossible; i must be in 0..n-1, e.g. 0/2 and 1/2")
+    return i, n
+
+
+def preflight(cfg: BenchConfig) -> None:
+    """Checks every name, file and size before anything is written; raises UserError on the first problem."""
+    for method in cfg.methods:
+        get_method(method)
+    check_backbones(cfg.backbones, cfg.archs)
+    for name in cfg.datasets:
+        bundle = load_dataset(name, cfg.image_size, cfg.data_dir, cfg.split_seed)
+        check_dataset(bundle)
+        for batch_size in cfg.batch_sizes:
+            if batch_size * cfg.devices * cfg.num_nodes > len(bundle.train):
+                raise UserError(
+                    f"batch size {batch_size} is larger than the {len(bundle.train)} training images of "
+                    f"'{name}' allow; use a batch size <= {len(bundle.train) // (cfg.devices * cfg.num_nodes)}"
+                )
+
+
+def _spec_file(out: Path, cell: Cell, cfg: BenchConfig) -> Path:
+    payload = {"config": to_dict(cfg), "cell": dataclasses.asdict(cell)}
+    folder = out / CELLS_DIR
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{stable_hash(payload)}.json"
+    path.write_text(json.dumps(payload, indent=1))
+    return path
+
+
+def run_cell_file(path: str | Path) -> None:
+    """Entry point of a cell's process: runs the cell described by a spec file written by the sweep."""
+    payload = json.loads(Path(path).read_text())
+    cfg = config_from_dict(payload["config"])
+    c = payload["cell"]
+    cell = Cell(c["dataset"], c["method"], tuple(c["archs"]), c["batch_size"], c["pretrain_epochs"], c["seed"])
+    run_cell(cell, cfg, RecordStore(cfg.out))
+
+
+def _clock(seconds: float) -> str:
+    m, s = divmod(int(seconds), 60)
+    h, m = divmod(m, 60)
+    return f"{h}:{m:02d}:{s:02d}"
+
+
+def run_sweep(cfg: BenchConfig, shard: tuple[int, int] = (0, 1)) -> int:
+    """Runs every pending cell of this shard, one process each; failures become records.
+
+    Args:
+        cfg: the validated config (``cfg.out`` is the results folder).
+        shard: ``(i, n)``: this process runs cells ``i, i+n, i+2n, ...``.
+
+    Returns:
+        The number of cells run.
+    """
+    out = Path(cfg.out)
+    store = RecordStore(out)
+    cells = expand(cfg)[shard[0]::shard[1]]
+    done = store.ids()
+    pending = [c for c in cells if not set(expected_ids(c, cfg)) <= done]
+    print(f"[sweep] {len(cells)} cells in this shard, {len(cells) - len(pending)} already done, {len(pending)} to run",
+          flush=True)
+    start = time.perf_counter()
+    for k, cell in enumerate(pending):
+        elapsed = time.perf_counter() - start
+        eta = "?" if k == 0 else _clock(elapsed / k * (len(pending) - k))
+        print(f"[sweep] cell {k + 1}/{len(pending)}: {cell.describe()} | elapsed {_clock(elapsed)} | ETA {eta}",
+              flush=True)
+        spec = _spec_file(out, cell, cfg)
+        code = subprocess.run([sys.executable, "-m", "cass_bench", "_cell", str(spec)]).returncode
+        spec.unlink(missing_ok=True)
+        if code != 0:
+            written = store.ids()
+            for arch in cell.archs:
+                for fraction in cfg.label_fractions:
+                    record = failure_record(cell, arch, fraction, cfg, "error",
+                                            f"cell process exited with status {code}")
+                    if record["record_id"] not in written:
+                        store.append(record)
+    print(f"[sweep] finished {len(pending)} cells in {_clock(time.perf_counter() - start)}", flush=True)
+    return len(pending)

@@ -56,6 +56,10 @@ def _parser() -> argparse.ArgumentParser:
 
     sub.add_parser("list", help="name the methods and datasets")
 
+    bench = sub.add_parser("bench-compare", help="per-benchmark NEW/OLD time and FLOPs ratios of two benchmark JSONs")
+    bench.add_argument("old", help="pytest-benchmark JSON of the reference run, e.g. results/ci/benchmark.json")
+    bench.add_argument("new", help="pytest-benchmark JSON of the run to compare")
+
     cell = sub.add_parser("_cell", help=argparse.SUPPRESS)
     cell.add_argument("spec")
     return parser
@@ -120,6 +124,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(write_report(Path(args.dir), args.format))
         elif args.command == "list":
             _list()
+        elif args.command == "bench-compare":
+            from cass_bench.bench_compare import compare_files
+
+            print(compare_files(args.old, args.new))
         elif args.command == "_cell":
             from cass_bench.sweep import run_cell_file
 

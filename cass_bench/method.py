@@ -27,6 +27,7 @@ class PretrainMethod(pl.LightningModule, ABC):
 
     transform: ViewTransform
     gradient_clip_val: float | None = None
+    sync_batchnorm: bool = False
 
     def __init__(self) -> None:
         super().__init__()

@@ -151,6 +151,7 @@ def pretrain(cell: Cell, cfg: BenchConfig, bundle: DatasetBundle, cache_dir: Pat
         max_epochs=cell.pretrain_epochs, accelerator=cfg.accelerator, devices=cfg.devices, num_nodes=cfg.num_nodes,
         strategy=cfg.strategy, precision=cfg.precision, logger=False, enable_checkpointing=False,
         callbacks=[clock, memory, flops], gradient_clip_val=module.gradient_clip_val, enable_model_summary=False,
+        sync_batchnorm=module.sync_batchnorm and cfg.devices * cfg.num_nodes > 1,
     )
     trainer.fit(module, loader)
     if not trainer.is_global_zero:

@@ -1,19 +1,691 @@
-"""Placeholder report: F1 table from records (to be replaced by the full report)."""
+"""The report of a results folder, regenerated from ``<out>/records.jsonl`` alone.
+
+``report.md`` (plus ``report.tex`` or ``report_<table>.csv`` on request) holds: the scale of the run, the claim
+checks, (1) downstream macro-F1 at one pretraining setting with micro-F1, balanced accuracy, ``f1_seed_code`` and
+AUROC companions, (2) pretraining efficiency with ratios to DINO, (3) batch-size and (4) pretraining-epoch
+robustness, (5) failures, (6) collapsed runs and (7) PNG plots beside it. Cells are the mean ± sample std over seeds,
+with n shown when n > 1.
+
+Claim rules (full text in :mod:`cass_bench.claims`): (a) F1 gain holds iff CASS beats the best of DINO/BYOL on
+average (> 0 points); (b) less time holds iff the reduction against DINO-cnn + DINO-vit is >= 64 % (69 % less a
+5-point tolerance); (c) twice as efficient holds iff FLOPs and time ratios are <= 0.5; (d, e) robustness holds iff
+CASS's F1 spread across batch sizes / epoch counts is the smallest; anything without its data is "not measured".
+"""
 
 from __future__ import annotations
 
+import itertools
+import json
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Callable
 
+import numpy as np
 import pandas as pd
+from tabulate import tabulate
 
-from cass_bench.results import RecordStore
+from cass_bench.claims import RULES, check_claims
+from cass_bench.errors import UserError
+from cass_bench.plots import Plot, cost_plot, f1_plot
+from cass_bench.results import RECORD_FIELDS, RecordStore
+
+EXTRA_FIELDS = ("backbone", "precision", "finetune_epochs", "pretrain_params", "encoder_params", "embedding_std",
+                "embedding_collapsed")
+NUMERIC_FIELDS = ("label_fraction", "batch_size", "pretrain_epochs", "image_size", "seed", "finetune_epochs",
+                  "f1_macro", "f1_micro", "f1_seed_code", "balanced_accuracy", "auroc", "accuracy",
+                  "pretrain_epoch_time_s", "pretrain_time_s", "images_per_s", "peak_gpu_mem_mb", "peak_rss_mb",
+                  "flops_per_image", "pretrain_params", "encoder_params", "embedding_std")
+METHOD_ORDER = ("cass", "dino", "byol", "supervised")
+ENCODER_ORDER = ("cnn", "vit", "cnn+vit")
+JOINT_ENCODERS = {"cass": "cnn+vit"}
+CELL = ["dataset", "method", "arch"]
+RUN_KEYS = ["dataset", "method", "encoders", "batch_size", "pretrain_epochs", "seed"]
+COST_KEYS = ["dataset", "batch_size", "pretrain_epochs", "method", "encoders"]
+COMPANIONS = {"f1_micro": "micro-F1", "balanced_accuracy": "balanced accuracy",
+              "f1_seed_code": "F1 as the reference code scores it (f1_seed_code, comparable with the paper)",
+              "auroc": "AUROC"}
+HEADERS = {"batch_size": "batch size", "pretrain_epochs": "epochs", "label_fraction": "labels",
+           "record_id": "record", "embedding_std": "embedding std"}
+MISSING = "—"
+TERMINAL_SECTIONS = ("scale", "claims", "f1_macro", "efficiency")
+PAPER_SCALE = ("Paper scale: Brain MRI, ISIC-2019, Dermofit, Autoimmune; one RTX8000; 384 px; ResNet-50 + ViT-B/16; "
+               "100 pretraining epochs at batch 16 (robustness: batch 8, 16, 32); fp32.")
+
+
+@dataclass(frozen=True)
+class Style:
+    """How a table and its text are written in one output format.
+
+    Attributes:
+        tablefmt: tabulate's table format.
+        escape: makes plain text safe in the format.
+        bold: marks (already escaped) text as bold.
+    """
+
+    tablefmt: str
+    escape: Callable[[str], str]
+    bold: Callable[[str], str]
+
+
+_LATEX = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{",
+          "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "±": r"$\pm$", "—": "--",
+          "×": r"$\times$", "≤": r"$\le$", "≥": r"$\ge$", "−": "-", "<": r"$<$", ">": r"$>$", "|": r"$|$"}
+
+
+def _latex_escape(text: str) -> str:
+    return "".join(_LATEX.get(char, char) for char in text)
+
+
+def _markdown_escape(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+STYLES = {
+    "markdown": Style("pipe", _markdown_escape, lambda s: f"**{s}**"),
+    "github": Style("github", _markdown_escape, lambda s: f"**{s}**"),
+    "latex": Style("latex_raw", _latex_escape, lambda s: f"\\textbf{{{s}}}"),
+}
+
+
+@dataclass
+class Table:
+    """A table as plain-text cells, which cells are bold, and the numbers behind it.
+
+    Attributes:
+        cells: one string per cell, one column per header.
+        bold: same shape as ``cells``, True where the cell is marked best.
+        data: the numbers (written to CSV); ``cells`` when None.
+        terminal: columns printed in the terminal summary (all when None).
+        terminal_rows: True for the rows printed in the terminal summary (all when None).
+    """
+
+    cells: pd.DataFrame
+    bold: pd.DataFrame | None = None
+    data: pd.DataFrame | None = None
+    terminal: list[str] | None = None
+    terminal_rows: list[bool] | None = None
+
+    def render(self, style: Style, terminal: bool = False) -> str:
+        """The table in ``style``'s format (``terminal``: the compact selection)."""
+        columns = self.terminal if terminal and self.terminal else list(self.cells.columns)
+        rows = self.terminal_rows if terminal and self.terminal_rows else [True] * len(self.cells)
+        bold = self.bold if self.bold is not None else pd.DataFrame(False, self.cells.index, self.cells.columns)
+        rows = [[style.bold(style.escape(text)) if strong else style.escape(text)
+                 for text, strong in zip(cells, marks)]
+                for cells, marks in zip(self.cells.loc[rows, columns].itertuples(index=False),
+                                        bold.loc[rows, columns].itertuples(index=False))]
+        return tabulate(rows, headers=[style.escape(str(c)) for c in columns], tablefmt=style.tablefmt,
+                        disable_numparse=True)
+
+
+@dataclass
+class Section:
+    """A titled part of the report.
+
+    Attributes:
+        key: short name (CSV file stem, terminal selection).
+        title: heading.
+        lines: paragraphs of plain text; consecutive lines starting with "- " form a list.
+        table: the table, if any.
+        images: (file name, caption) of plots beside the report.
+        level: heading level (2 or 3).
+        notes: paragraphs after the table, like ``lines``.
+    """
+
+    key: str
+    title: str
+    lines: list[str] = field(default_factory=list)
+    table: Table | None = None
+    images: list[tuple[str, str]] = field(default_factory=list)
+    level: int = 2
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Setting:
+    """The pretraining setting of the main F1 table (None when no pretraining record finished)."""
+
+    batch_size: float | None
+    pretrain_epochs: float | None
+
+    def describe(self) -> str:
+        """The setting in words."""
+        if self.batch_size is None:
+            return "no pretraining run finished"
+        epochs = _key_text(self.pretrain_epochs)
+        return f"batch size {_key_text(self.batch_size)}, {epochs} pretraining epoch{'' if epochs == '1' else 's'}"
+
+
+@dataclass(frozen=True)
+class Quantity:
+    """An efficiency figure: its record field, how it is shown, and how DINO-cnn + DINO-vit combine."""
+
+    column: str
+    header: str
+    short: str
+    fmt: str
+    scale: float
+    combine: str
+
+
+def _quantities(memory: str) -> list[Quantity]:
+    memory_header = "peak GPU mem (MB)" if memory == "peak_gpu_mem_mb" else "peak RSS (MB, CPU: no GPU memory)"
+    return [
+        Quantity("pretrain_epoch_time_s", "time/epoch (s)", "time", ".2f", 1.0, "sum"),
+        Quantity("images_per_s", "images/s", "img/s", ".1f", 1.0, "rate"),
+        Quantity(memory, memory_header, "mem", ".0f", 1.0, "max"),
+        Quantity("flops_per_image", "GFLOPs/image", "FLOPs", ".3g", 1e-9, "sum"),
+        Quantity("pretrain_params", "params (M)", "params", ".2f", 1e-6, "sum"),
+    ]
+
+
+_COMBINE: dict[str, Callable[[pd.Series], float]] = {
+    "sum": lambda s: s.sum(skipna=False),
+    "max": lambda s: s.max(skipna=False),
+    "rate": lambda s: 1 / (1 / s).sum(skipna=False),
+}
+
+
+def load_records(out: Path) -> pd.DataFrame:
+    """Every record of a results folder, one row each, with every known field as a column.
+
+    Raises:
+        UserError: the records file is missing, empty or not JSON lines.
+    """
+    store = RecordStore(out)
+    try:
+        records = store.load()
+    except json.JSONDecodeError as exc:
+        raise UserError(f"{store.path} has a line that is not JSON ({exc.msg}); fix or remove that line") from None
+    if not records:
+        state = "is empty" if store.path.exists() else "does not exist"
+        raise UserError(f"{store.path} {state}: run `python -m cass_bench run --out {out}` first, "
+                        f"or pass the folder that holds records.jsonl")
+    df = pd.DataFrame(records)
+    df = df.reindex(columns=list(dict.fromkeys([*RECORD_FIELDS, *EXTRA_FIELDS, *df.columns])))
+    for column in NUMERIC_FIELDS:
+        df[column] = pd.to_numeric(df[column], errors="coerce")
+    return df
+
+
+def _key_text(value: Any) -> str:
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return MISSING
+    if isinstance(value, (float, np.floating)):
+        return str(int(value)) if float(value).is_integer() else f"{value:g}"
+    return str(value)
+
+
+def _fraction_text(fraction: float) -> str:
+    return f"{fraction * 100:g}%"
+
+
+def stat_text(mean: float, std: float, n: int, fmt: str = ".3f") -> str:
+    """``mean ± std (n=k)`` with n and std shown only when n > 1; a dash when there is no mean."""
+    if pd.isna(mean):
+        return MISSING
+    if n > 1:
+        return f"{mean:{fmt}} ± {std:{fmt}} (n={int(n)})"
+    return f"{mean:{fmt}}"
+
+
+def _number_text(value: float, fmt: str) -> str:
+    return MISSING if pd.isna(value) else f"{value:{fmt}}"
+
+
+def _rank(index: pd.Index) -> pd.Index:
+    order = {"method": METHOD_ORDER, "arch": ENCODER_ORDER, "encoders": ENCODER_ORDER}.get(index.name)
+    if order is None:
+        return index
+    return index.map(lambda v: f"{order.index(v) if v in order else len(order)}:{v}")
+
+
+def _sorted(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame.sort_index(key=_rank) if len(frame) else frame
+
+
+def _with_keys(cells: pd.DataFrame) -> pd.DataFrame:
+    keys = cells.index.to_frame(index=False)
+    keys = keys.apply(lambda c: c.map(_fraction_text if c.name == "label_fraction" else _key_text))
+    keys.columns = [HEADERS.get(c, c) for c in keys.columns]
+    return pd.concat([keys, cells.reset_index(drop=True)], axis=1)
+
+
+def _is_pretrained(df: pd.DataFrame) -> pd.Series:
+    return df["batch_size"].notna()
+
+
+def _ok(df: pd.DataFrame) -> pd.DataFrame:
+    return df[df["status"] == "ok"]
+
+
+def main_setting(df: pd.DataFrame) -> Setting:
+    """The (batch size, epochs) pair with the most finished records; ties go to more epochs, then larger batches."""
+    ok = _ok(df)
+    ok = ok[_is_pretrained(ok)]
+    if ok.empty:
+        return Setting(None, None)
+    counts = ok.groupby(["batch_size", "pretrain_epochs"]).size().rename("n").reset_index()
+    best = counts.sort_values(["n", "pretrain_epochs", "batch_size"]).iloc[-1]
+    return Setting(float(best["batch_size"]), float(best["pretrain_epochs"]))
+
+
+def select_setting(df: pd.DataFrame, setting: Setting) -> pd.DataFrame:
+    """Finished records of ``setting`` plus every finished record without pretraining (supervised)."""
+    ok = _ok(df)
+    at = (ok["batch_size"] == setting.batch_size) & (ok["pretrain_epochs"] == setting.pretrain_epochs)
+    return ok[~_is_pretrained(ok) | at]
+
+
+def metric_stats(rows: pd.DataFrame, metric: str, keys: list[str] | None = None) -> pd.DataFrame:
+    """Mean, sample std and count over seeds of one metric.
+
+    Args:
+        rows: finished records.
+        metric: record field, e.g. ``f1_macro``.
+        keys: grouping fields (default dataset, method, arch, label_fraction).
+
+    Returns:
+        Columns ``mean``, ``std``, ``n`` indexed by ``keys``.
+    """
+    keys = keys or [*CELL, "label_fraction"]
+    rows = rows[rows[metric].notna()]
+    return _sorted(rows.groupby(keys)[metric].agg(mean="mean", std="std", n="count"))
+
+
+def _stat_cells(stats: pd.DataFrame, fmt: str = ".3f") -> pd.Series:
+    return pd.Series([stat_text(m, s, n, fmt) for m, s, n in stats[["mean", "std", "n"]].itertuples(index=False)],
+                     index=stats.index, dtype=object)
+
+
+def metric_table(stats: pd.DataFrame) -> Table:
+    """Rows dataset x method x arch, one column per label fraction; the best mean per dataset, arch and label
+    fraction is bold."""
+    if stats.empty:
+        return Table(pd.DataFrame({"": ["no finished records"]}))
+    best = stats["mean"].eq(stats.groupby(["dataset", "arch", "label_fraction"])["mean"].transform("max"))
+    cells = _sorted(_stat_cells(stats).unstack("label_fraction", fill_value=MISSING))
+    marks = best.unstack("label_fraction", fill_value=False).reindex(index=cells.index)
+    headers = [_fraction_text(f) for f in cells.columns]
+    cells.columns = marks.columns = headers
+    table_cells = _with_keys(cells)
+    bold = pd.concat([pd.DataFrame(False, table_cells.index, table_cells.columns[:len(CELL)]),
+                      marks.reset_index(drop=True).astype(bool)], axis=1)
+    return Table(table_cells, bold, data=stats.reset_index())
+
+
+def pretrain_runs(df: pd.DataFrame) -> pd.DataFrame:
+    """One row per finished pretraining run, with ``encoders`` (``cnn+vit`` for CASS's joint run)."""
+    ok = _ok(df)
+    runs = ok[_is_pretrained(ok)].copy()
+    runs["encoders"] = runs["method"].map(JOINT_ENCODERS).fillna(runs["arch"])
+    return runs.drop_duplicates(RUN_KEYS)
+
+
+def memory_column(runs: pd.DataFrame) -> str:
+    """``peak_gpu_mem_mb`` when any run measured GPU memory, else ``peak_rss_mb`` (CPU runs)."""
+    return "peak_gpu_mem_mb" if runs["peak_gpu_mem_mb"].notna().any() else "peak_rss_mb"
+
+
+def _dino_reference(means: pd.DataFrame, quantities: list[Quantity]) -> pd.DataFrame:
+    lookup = means.index.droplevel("method")
+    if "dino" not in means.index.get_level_values("method"):
+        return pd.DataFrame(np.nan, index=lookup, columns=means.columns)
+    dino = means.xs("dino", level="method")
+    pair = dino[dino.index.get_level_values("encoders").isin(["cnn", "vit"])]
+    groups = pair.groupby(level=["dataset", "batch_size", "pretrain_epochs"])
+    combined = groups.agg({q.column: _COMBINE[q.combine] for q in quantities})[groups.size() == 2]
+    combined = combined.assign(encoders="cnn+vit").set_index("encoders", append=True)
+    return pd.concat([dino, combined]).reindex(lookup)
+
+
+def cost_stats(runs: pd.DataFrame, memory: str) -> pd.DataFrame:
+    """Efficiency per (dataset, batch size, epochs, method, encoders): mean, std, n over seeds and ratio to DINO.
+
+    The ratio compares with DINO on the same encoders; CASS's joint run compares with DINO-cnn + DINO-vit: time,
+    FLOPs and parameters summed, images/s combined as 1 / (1/a + 1/b), memory the larger of the two peaks.
+
+    Args:
+        runs: :func:`pretrain_runs`.
+        memory: :func:`memory_column`.
+
+    Returns:
+        Columns ``<field>_mean``, ``<field>_std``, ``<field>_n``, ``<field>_ratio`` indexed by ``COST_KEYS``.
+    """
+    quantities = _quantities(memory)
+    columns = [q.column for q in quantities]
+    grouped = runs.groupby(COST_KEYS)[columns]
+    means = grouped.mean()
+    parts = {"mean": means, "std": grouped.std(), "n": grouped.count(),
+             "ratio": means / _dino_reference(means, quantities).to_numpy()}
+    flat = pd.concat(parts, axis=1)
+    flat.columns = [f"{column}_{part}" for part, column in flat.columns]
+    return _sorted(flat)
+
+
+def cost_table(costs: pd.DataFrame, memory: str, setting: Setting) -> Table:
+    """The efficiency table: figures with their spread over seeds, then each figure's ratio to DINO (the terminal
+    summary keeps the rows of ``setting``)."""
+    quantities = _quantities(memory)
+    cells = pd.DataFrame(index=costs.index)
+    for q in quantities:
+        cells[q.header] = [stat_text(m * q.scale, s * q.scale, n, q.fmt) for m, s, n in
+                           costs[[f"{q.column}_mean", f"{q.column}_std", f"{q.column}_n"]].itertuples(index=False)]
+    for q in quantities:
+        cells[f"{q.short} ×DINO"] = costs[f"{q.column}_ratio"].map(lambda v: _number_text(v, ".2f"))
+    table = _with_keys(cells)
+    keys = list(table.columns[:len(COST_KEYS)])
+    terminal = [*keys, quantities[0].header, quantities[2].header, quantities[3].header,
+                "time ×DINO", "mem ×DINO", "FLOPs ×DINO"]
+    at = ((costs.index.get_level_values("batch_size") == setting.batch_size)
+          & (costs.index.get_level_values("pretrain_epochs") == setting.pretrain_epochs))
+    return Table(table, data=costs.reset_index(), terminal=terminal, terminal_rows=list(at))
+
+
+def sweep_anchor(df: pd.DataFrame, factor: str, other: str, default: float | None) -> float | None:
+    """The value of ``other`` at which the most values of ``factor`` finished (``default`` among ties)."""
+    ok = _ok(df)
+    ok = ok[_is_pretrained(ok)]
+    if ok.empty:
+        return default
+    levels = ok.groupby(other)[factor].nunique()
+    ties = levels[levels == levels.max()].index
+    return default if default in ties else float(ties.max())
+
+
+def robustness_stats(df: pd.DataFrame, factor: str, other: str, value: float | None) -> pd.DataFrame:
+    """Macro-F1 statistics per (dataset, method, arch, label fraction, ``factor``) at ``other == value``."""
+    ok = _ok(df)
+    rows = ok[_is_pretrained(ok) & (ok[other] == value)]
+    return metric_stats(rows, "f1_macro", [*CELL, "label_fraction", factor])
+
+
+def robustness_table(stats: pd.DataFrame, factor: str) -> Table:
+    """One column per value of ``factor`` and the spread (max - min of the means) across them."""
+    cells = _sorted(_stat_cells(stats).unstack(factor, fill_value=MISSING))
+    means = stats["mean"].unstack(factor).reindex(cells.index)
+    spread = (means.max(axis=1) - means.min(axis=1)).where(means.count(axis=1) >= 2)
+    prefix = "batch " if factor == "batch_size" else "epochs "
+    cells.columns = [f"{prefix}{_key_text(v)}" for v in cells.columns]
+    cells["spread (max − min)"] = spread.map(lambda v: _number_text(v, ".3f"))
+    data = means.add_prefix(f"{factor}=").assign(spread=spread).reset_index()
+    return Table(_with_keys(cells), data=data)
+
+
+def failure_table(df: pd.DataFrame) -> Table:
+    """Every record whose status is not ``ok``, with its message."""
+    failed = df[df["status"] != "ok"]
+    keys = ["dataset", "method", "arch", "batch_size", "pretrain_epochs", "seed", "label_fraction"]
+    failed = _sorted(failed.set_index(keys))[["status", "error", "record_id"]]
+    cells = failed.map(lambda v: MISSING if v is None or pd.isna(v) else " ".join(str(v).split()))
+    cells.columns = [HEADERS.get(c, c) for c in cells.columns]
+    return Table(_with_keys(cells), data=failed.reset_index())
+
+
+def collapse_table(runs: pd.DataFrame) -> Table:
+    """Pretraining runs whose embeddings collapsed (``embedding_collapsed`` true)."""
+    collapsed = runs[runs["embedding_collapsed"].eq(True)]
+    collapsed = _sorted(collapsed.set_index(RUN_KEYS))[["embedding_std"]]
+    cells = collapsed.map(lambda v: _number_text(v, ".2e"))
+    return Table(_with_keys(cells), data=collapsed.reset_index())
+
+
+def _values_text(series: pd.Series) -> str:
+    values = series.dropna().unique()
+    return ", ".join(_key_text(v) for v in sorted(values, key=lambda v: (isinstance(v, str), v))) or MISSING
+
+
+def scale_lines(df: pd.DataFrame) -> list[str]:
+    """The scale of the run in words, from the records."""
+    pretrained = df[_is_pretrained(df)]
+    backbones = df[["arch", "backbone"]].dropna().drop_duplicates().sort_values("arch")
+    items = [
+        ("device", _values_text(df["device"])),
+        ("image size (px)", _values_text(df["image_size"])),
+        ("backbones", ", ".join(f"{a}={b}" for a, b in backbones.itertuples(index=False)) or MISSING),
+        ("pretraining epochs", _values_text(pretrained["pretrain_epochs"])),
+        ("batch sizes", _values_text(pretrained["batch_size"])),
+        ("fine-tune epochs", _values_text(df["finetune_epochs"])),
+        ("precision", _values_text(df["precision"])),
+        ("seeds", _values_text(df["seed"])),
+        ("datasets", _values_text(df["dataset"])),
+        ("methods", ", ".join(_method_order(df))),
+    ]
+    n_ok = int((df["status"] == "ok").sum())
+    lines = ["Scale of this run: " + "; ".join(f"{k} {v}" for k, v in items) + ".",
+             f"{len(df)} records: {n_ok} finished, {len(df) - n_ok} failed.", PAPER_SCALE]
+    hashes = df.groupby("method")["config_hash"].nunique()
+    if (hashes > 1).any():
+        lines.append("Warning: records of " + ", ".join(hashes[hashes > 1].index) + " come from several configs "
+                     "(config_hash differs); their seeds are pooled in the tables.")
+    return lines
+
+
+def _method_order(df: pd.DataFrame) -> list[str]:
+    methods = list(df["method"].dropna().unique())
+    return sorted(methods, key=lambda m: (METHOD_ORDER.index(m) if m in METHOD_ORDER else len(METHOD_ORDER), m))
+
+
+@dataclass
+class Analysis:
+    """Everything the report shows, computed once from the records."""
+
+    records: pd.DataFrame
+    setting: Setting
+    f1: pd.DataFrame
+    runs: pd.DataFrame
+    memory: str
+    costs: pd.DataFrame
+    batch_epochs: float | None
+    batch_stats: pd.DataFrame
+    epoch_batch: float | None
+    epoch_stats: pd.DataFrame
+    claims: pd.DataFrame
+
+
+def analyse(df: pd.DataFrame) -> Analysis:
+    """Computes the statistics, efficiency figures and claim checks of a records frame."""
+    setting = main_setting(df)
+    f1 = metric_stats(select_setting(df, setting), "f1_macro")
+    runs = pretrain_runs(df)
+    memory = memory_column(runs)
+    costs = cost_stats(runs, memory)
+    batch_epochs = sweep_anchor(df, "batch_size", "pretrain_epochs", setting.pretrain_epochs)
+    epoch_batch = sweep_anchor(df, "pretrain_epochs", "batch_size", setting.batch_size)
+    batch_stats = robustness_stats(df, "batch_size", "pretrain_epochs", batch_epochs)
+    epoch_stats = robustness_stats(df, "pretrain_epochs", "batch_size", epoch_batch)
+    claims = check_claims(f1, costs, batch_stats, epoch_stats)
+    return Analysis(df, setting, f1, runs, memory, costs, batch_epochs, batch_stats, epoch_batch, epoch_stats,
+                    claims)
+
+
+def write_plots(analysis: Analysis, out: Path) -> list[Plot]:
+    """Writes the PNG plots beside the report (a skipped plot's old file is removed)."""
+    memory_label = "peak GPU memory (MB)" if analysis.memory == "peak_gpu_mem_mb" else "peak RSS (MB, CPU)"
+    return [
+        f1_plot(analysis.f1, out),
+        cost_plot(analysis.costs, "pretrain_epoch_time_s", "time per epoch (s)", "time_per_epoch_vs_batch_size.png",
+                  analysis.batch_epochs, out),
+        cost_plot(analysis.costs, analysis.memory, memory_label, "memory_vs_batch_size.png", analysis.batch_epochs,
+                  out),
+    ]
+
+
+def _claims_section(analysis: Analysis) -> Section:
+    cells = analysis.claims.rename(columns={"key": "#", "measured": "measured here"})
+    rules = ["What the status means (each claim's rule):", *(f"- {rule}" for rule in RULES)]
+    return Section("claims", "Claim checks", table=Table(cells.astype(str), data=analysis.claims), notes=rules)
+
+
+def _f1_sections(analysis: Analysis) -> list[Section]:
+    f1_lines = [
+        f"Setting: {analysis.setting.describe()} (the batch size and epoch count with the most finished records; "
+        "ties go to more epochs, then the larger batch); supervised rows have no pretraining. Other settings: "
+        "sections 3 and 4.",
+        "Cells: mean ± sample std over seeds, with n when n > 1. Bold: the best mean per dataset, encoder and "
+        "label fraction.",
+    ]
+    sections = [Section("f1_macro", "1. Downstream macro-F1", f1_lines, metric_table(analysis.f1))]
+    rows = select_setting(analysis.records, analysis.setting)
+    for letter, (metric, words) in zip("abcdefgh", COMPANIONS.items()):
+        sections.append(Section(metric, f"1{letter}. {words[0].upper()}{words[1:]}",
+                                table=metric_table(metric_stats(rows, metric)), level=3))
+    return sections
+
+
+def _efficiency_section(analysis: Analysis) -> Section:
+    if analysis.costs.empty:
+        return Section("efficiency", "2. Pretraining efficiency", ["No pretraining run finished."])
+    lines = [
+        "One row per pretraining run setting (figures repeat across the label fractions of a run and are taken once). "
+        "Time/epoch is the median epoch after the first; "
+        + ("memory is peak GPU memory allocated." if analysis.memory == "peak_gpu_mem_mb" else
+           "no GPU memory was measured (CPU run), so memory is the process's peak RSS."),
+        "×DINO: ratio to DINO on the same encoders. CASS trains cnn and vit in one run, so its row compares with "
+        "DINO-cnn + DINO-vit together: time, FLOPs and parameters summed, images/s combined as 1 / (1/a + 1/b), "
+        "memory the larger of the two peaks (the runs are separate; one device must hold the larger).",
+        f"The printed summary keeps the rows of the main setting ({analysis.setting.describe()}).",
+    ]
+    table = cost_table(analysis.costs, analysis.memory, analysis.setting)
+    return Section("efficiency", "2. Pretraining efficiency", lines, table)
+
+
+def _robustness_section(stats: pd.DataFrame, factor: str, anchor: float | None, number: int) -> Section:
+    what, fixed = (("batch size", "pretraining epochs") if factor == "batch_size" else
+                   ("pretraining epochs", "batch size"))
+    key, title = f"{factor}_robustness", f"{number}. Robustness to {what}"
+    levels = stats.index.get_level_values(factor).unique() if not stats.empty else []
+    if len(levels) < 2:
+        found = ", ".join(_key_text(v) for v in levels) or "none"
+        return Section(key, title, [f"Skipped: the records hold one {what} value ({found}) at {fixed} "
+                                    f"{_key_text(anchor)}."])
+    lines = [f"Macro-F1 per {what} at {fixed} {_key_text(anchor)} (mean ± std over seeds); spread = max - min "
+             "of the means across the values finished."]
+    return Section(key, title, lines, robustness_table(stats, factor))
+
+
+def _failure_sections(analysis: Analysis) -> list[Section]:
+    df = analysis.records
+    n_failed = int((df["status"] != "ok").sum())
+    failures = Section("failures", "5. Failures", ["Every record whose status is not ok."] if n_failed else
+                       ["None: every record finished."], failure_table(df) if n_failed else None)
+    collapsed = collapse_table(analysis.runs)
+    n_collapsed = len(collapsed.cells)
+    collapse = Section("collapsed", "6. Collapsed runs",
+                       ["Pretraining runs whose last-epoch embedding spread fell under 5% of 1/sqrt(dim)."]
+                       if n_collapsed else ["None flagged."], collapsed if n_collapsed else None)
+    return [failures, collapse]
+
+
+def _plot_section(plots: list[Plot]) -> Section:
+    lines = [p.note for p in plots if p.note]
+    images = [(p.name, p.caption) for p in plots if not p.note]
+    return Section("plots", "7. Plots", lines, images=images)
+
+
+def build_sections(analysis: Analysis, plots: list[Plot]) -> list[Section]:
+    """The report's sections in order."""
+    return [
+        Section("scale", "Scale", scale_lines(analysis.records)),
+        _claims_section(analysis),
+        *_f1_sections(analysis),
+        _efficiency_section(analysis),
+        _robustness_section(analysis.batch_stats, "batch_size", analysis.batch_epochs, 3),
+        _robustness_section(analysis.epoch_stats, "pretrain_epochs", analysis.epoch_batch, 4),
+        *_failure_sections(analysis),
+        _plot_section(plots),
+    ]
+
+
+def _paragraphs(lines: list[str], escape: Callable[[str], str], bullets: tuple[str, str, str]) -> list[str]:
+    start, item, end = bullets
+    out: list[str] = []
+    for is_item, group in itertools.groupby(lines, key=lambda line: line.startswith("- ")):
+        if is_item:
+            out.append(start + "\n".join(item + escape(line[2:]) for line in group) + end)
+        else:
+            out.extend(escape(line) for line in group)
+    return out
+
+
+def render_markdown(sections: list[Section], style: Style, terminal: bool = False) -> str:
+    """Sections as Markdown (``terminal``: only the main ones, with compact tables)."""
+    parts = [] if terminal else ["# cass-bench report"]
+    for section in sections:
+        if terminal and section.key not in TERMINAL_SECTIONS:
+            continue
+        parts.append(f"{'#' * section.level} {section.title}")
+        parts.extend(_paragraphs(section.lines, style.escape, ("", "- ", "")))
+        if section.table is not None:
+            parts.append(section.table.render(style, terminal))
+        parts.extend(_paragraphs(section.notes, style.escape, ("", "- ", "")))
+        parts.extend(f"![{caption}]({name})" for name, caption in section.images)
+    return "\n\n".join(parts) + "\n"
+
+
+def render_latex(sections: list[Section]) -> str:
+    """Sections as a standalone LaTeX document (plots included with graphicx)."""
+    style = STYLES["latex"]
+    parts = [r"\documentclass{article}", r"\usepackage[margin=1.5cm,landscape]{geometry}",
+             r"\usepackage{graphicx}", r"\begin{document}", r"\section*{cass-bench report}"]
+    for section in sections:
+        command = r"\subsection*" if section.level == 2 else r"\subsubsection*"
+        parts.append(f"{command}{{{_latex_escape(section.title)}}}")
+        parts.extend(_paragraphs(section.lines, style.escape, ("\\begin{itemize}\n", "\\item ", "\n\\end{itemize}")))
+        if section.table is not None:
+            tabular = section.table.render(style)
+            if len(section.table.cells.columns) > 8:
+                tabular = f"\\resizebox{{\\linewidth}}{{!}}{{%\n{tabular}}}"
+            parts.append(f"{{\\small\n{tabular}\n}}")
+        parts.extend(_paragraphs(section.notes, style.escape, ("\\begin{itemize}\n", "\\item ", "\n\\end{itemize}")))
+        parts.extend(f"\\begin{{center}}\\includegraphics[width=0.9\\linewidth]{{{name}}}\\\\{_latex_escape(caption)}"
+                     f"\\end{{center}}" for name, caption in section.images)
+    parts.append(r"\end{document}")
+    return "\n\n".join(parts) + "\n"
+
+
+def write_csv(sections: list[Section], out: Path) -> list[Path]:
+    """Each table's numbers as ``report_<key>.csv``."""
+    paths = []
+    for section in sections:
+        if section.table is None:
+            continue
+        path = out / f"report_{section.key}.csv"
+        frame = section.table.data if section.table.data is not None else section.table.cells
+        frame.to_csv(path, index=False)
+        paths.append(path)
+    return paths
 
 
 def write_report(out: Path, fmt: str = "markdown") -> str:
-    records = RecordStore(out).load()
-    df = pd.DataFrame(records)
-    ok = df[df.status == "ok"]
-    table = ok.pivot_table(index=["dataset", "method", "arch"], columns="label_fraction", values="f1_macro")
-    text = "# cass-bench report\n\n" + table.to_markdown(floatfmt=".3f") + "\n"
-    (out / "report.md").write_text(text)
-    return text
+    """Regenerates ``<out>/report.md``, its plots and (by ``fmt``) ``report.tex`` or ``report_<table>.csv``.
+
+    Args:
+        out: results folder holding ``records.jsonl``.
+        fmt: ``markdown`` or ``github`` (the Markdown table style), ``latex`` or ``csv`` (written besides).
+
+    Returns:
+        The main tables (scale, claims, macro-F1, efficiency) as Markdown for the terminal, and the files written.
+
+    Raises:
+        UserError: no records, or an unknown format.
+    """
+    if fmt not in (*STYLES, "csv"):
+        raise UserError(f"unknown report format '{fmt}'; use markdown, github, latex or csv")
+    out = Path(out)
+    analysis = analyse(load_records(out))
+    plots = write_plots(analysis, out)
+    sections = build_sections(analysis, plots)
+    style = STYLES["github" if fmt == "github" else "markdown"]
+    written = [out / "report.md"]
+    written[0].write_text(render_markdown(sections, style))
+    if fmt == "latex":
+        written.append(out / "report.tex")
+        written[-1].write_text(render_latex(sections))
+    elif fmt == "csv":
+        written.extend(write_csv(sections, out))
+    written.extend(out / p.name for p in plots if not p.note)
+    n_failed = int((analysis.records["status"] != "ok").sum())
+    footer = [f"{n_failed} failed record(s): see section 5 of the report." if n_failed else "No failed records.",
+              "Written: " + ", ".join(str(p) for p in written)]
+    return render_markdown(sections, style, terminal=True) + "\n" + "\n".join(footer) + "\n"

@@ -1,17 +1,43 @@
-"""Dataset names -> bundles: the one entry point the protocol uses to get data."""
+"""Dataset names -> bundles: the one entry point the protocol uses to get data.
+
+Names: ``embedded`` and ``embedded-multilabel`` (bundled digits, offline), ``medmnist:<flag>`` (a local MedMNIST
+``.npz``), or a path to a dataset ``.yaml`` file (``format: csv`` or ``format: imagefolder``, see
+``cass_bench.data.spec``). Every source applies the same channel policy: grayscale replicated to 3 channels,
+images resized to the configured size (``cass_bench.data.bundle.to_rgb``).
+"""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Callable
+
 from cass_bench.data.bundle import DatasetBundle
-from cass_bench.data.embedded import embedded
+from cass_bench.data.embedded import embedded, embedded_multilabel
+from cass_bench.data.medmnist import FLAGS, load_medmnist
+from cass_bench.data.spec import CsvSpec, read_spec
+from cass_bench.data.tabular import load_csv, load_imagefolder
 from cass_bench.errors import UserError
 
-BUILTIN = ("embedded",)
+BUILTIN: dict[str, Callable[[int, int], DatasetBundle]] = {
+    "embedded": embedded,
+    "embedded-multilabel": embedded_multilabel,
+}
+MEDMNIST_PREFIX = "medmnist:"
+YAML_SUFFIXES = (".yaml", ".yml")
 
 
 def dataset_names() -> list[str]:
-    """The dataset names ``list`` shows."""
-    return list(BUILTIN) + ["medmnist:<flag>", "<path to dataset .yaml>"]
+    """The dataset forms ``list`` shows."""
+    return [
+        "embedded             bundled digits, 10 classes (offline)",
+        "embedded-multilabel  pairs of bundled digits, 10 labels (offline)",
+        f"medmnist:<flag>      a MedMNIST .npz in --data-dir; flags: {', '.join(FLAGS)}",
+        "<path>.yaml          a dataset file: format csv (train/test CSVs + image folder) or imagefolder",
+    ]
+
+
+def _is_yaml(name: str) -> bool:
+    return name.lower().endswith(YAML_SUFFIXES) or Path(name).expanduser().is_file()
 
 
 def load_dataset(name: str, image_size: int, data_dir: str, split_seed: int) -> DatasetBundle:
@@ -20,7 +46,7 @@ def load_dataset(name: str, image_size: int, data_dir: str, split_seed: int) -> 
     Args:
         name: ``embedded``, ``embedded-multilabel``, ``medmnist:<flag>`` or a path to a dataset YAML file.
         image_size: side of the images handed to the models.
-        data_dir: folder holding MedMNIST ``.npz`` files.
+        data_dir: folder holding MedMNIST ``.npz`` files (``~`` expanded).
         split_seed: seed for splits the source does not fix itself.
 
     Returns:
@@ -29,10 +55,18 @@ def load_dataset(name: str, image_size: int, data_dir: str, split_seed: int) -> 
     Raises:
         UserError: unknown name, missing or malformed files.
     """
-    if name == "embedded":
-        return embedded(image_size, split_seed)
+    if name in BUILTIN:
+        return BUILTIN[name](image_size, split_seed)
+    if name.lower().startswith(MEDMNIST_PREFIX):
+        return load_medmnist(name[len(MEDMNIST_PREFIX):].strip().lower(), image_size, data_dir)
+    if _is_yaml(name):
+        spec = read_spec(name)
+        if isinstance(spec, CsvSpec):
+            return load_csv(spec, image_size, split_seed)
+        return load_imagefolder(spec, image_size, split_seed)
     raise UserError(
-        f"unknown dataset '{name}'; use one of {', '.join(dataset_names())}"
+        f"unknown dataset '{name}'; use embedded, embedded-multilabel, medmnist:<flag> or a path to a dataset "
+        ".yaml file (see python -m cass_bench list)"
     )
 
 
@@ -40,5 +74,7 @@ def check_dataset(bundle: DatasetBundle) -> None:
     """Raises UserError if a split is empty."""
     for split in ("train", "val", "test"):
         if len(getattr(bundle, split)) == 0:
-            raise UserError(f"dataset '{bundle.name}' has an empty {split} split; add images or use a larger dataset")
-
+            raise UserError(
+                f"dataset '{bundle.name}' has an empty {split} split (too few images to split); "
+                "add images or give a larger dataset"
+            )

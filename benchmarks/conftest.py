@@ -1,0 +1,40 @@
+"""Shared settings and fixtures of the smoke benchmarks (``python -m pytest benchmarks --benchmark-only``).
+
+Round and step counts live in ``benchmarks.harness`` (raise them through the environment for a longer run).
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import pytest
+
+from benchmarks.harness import build_method, smoke_config, train_images
+from cass_bench.config import BenchConfig
+from cass_bench.data.bundle import ImageSet
+from cass_bench.method import PretrainMethod
+
+
+@pytest.fixture(scope="session")
+def cfg() -> BenchConfig:
+    """The smoke configuration."""
+    return smoke_config()
+
+
+@pytest.fixture(scope="session")
+def images(cfg: BenchConfig) -> ImageSet:
+    """Training images of the embedded dataset at the smoke image size."""
+    return train_images(cfg)
+
+
+@pytest.fixture(scope="session")
+def method_factory(cfg: BenchConfig) -> Callable[[str], PretrainMethod]:
+    """Builds (once per session) the registry module of a method key such as ``cass`` or ``dino-vit``."""
+    cache: dict[str, PretrainMethod] = {}
+
+    def get(key: str) -> PretrainMethod:
+        if key not in cache:
+            cache[key] = build_method(key, cfg, cfg.batch_sizes[0])
+        return cache[key]
+
+    return get

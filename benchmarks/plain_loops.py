@@ -1,0 +1,290 @@
+"""Plain-PyTorch reference training steps of CASS, DINO and BYOL, written without the harness's method classes.
+
+The harness exists to compare the cost of CASS with DINO and BYOL, so its Lightning machinery must not distort
+that comparison. These loops are the yardstick: each method's step written the way one would write it by hand
+(timm models from ``timm.create_model``, lightly's heads, losses and momentum utilities, a ``torch.optim``
+optimiser, ``zero_grad`` every step). Only dimensions and optimiser settings are read from the harness config,
+so both sides train the same networks with the same recipe.
+
+A step is: zero the gradients, compute the loss of one batch of views, back-propagate, apply the method's
+post-backward rule (DINO: last-layer freeze and gradient clipping), step the optimiser and its cosine schedule.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import timm
+import torch
+import torch.nn.functional as F
+from lightly.loss import DINOLoss, NegativeCosineSimilarity
+from lightly.models.modules import BYOLPredictionHead, BYOLProjectionHead, DINOProjectionHead
+from lightly.models.utils import update_momentum
+from torch import Tensor, nn
+from torch.utils.flop_counter import FlopCounterMode
+
+from cass_bench.config import BackboneConfig, BenchConfig
+
+PLAIN_METHODS = ("cass", "dino-cnn", "dino-vit", "byol-cnn", "byol-vit")
+DEFAULT_TOTAL_STEPS = 1000
+
+
+def timm_encoder(arch: str, backbones: BackboneConfig, image_size: int, seed: int) -> nn.Module:
+    """A timm model with pooled output, built with the same name and keyword arguments as the harness config.
+
+    Args:
+        arch: ``cnn`` or ``vit``.
+        backbones: timm names and ViT patch size.
+        image_size: side of the training images (the ViT is built for it, with dynamic image size).
+        seed: initialisation seed.
+    """
+    torch.manual_seed(seed)
+    if arch == "cnn":
+        return timm.create_model(backbones.cnn, num_classes=0)
+    kwargs: dict[str, object] = {"img_size": image_size, "dynamic_img_size": True}
+    if backbones.vit_patch_size is not None:
+        kwargs["patch_size"] = backbones.vit_patch_size
+    return timm.create_model(backbones.vit, num_classes=0, **kwargs)
+
+
+def _frozen_copy_of(source: nn.Module, fresh: nn.Module) -> nn.Module:
+    fresh.load_state_dict(source.state_dict())
+    for p in fresh.parameters():
+        p.requires_grad = False
+    return fresh
+
+
+class PlainMethod(nn.Module):
+    """One method's networks, optimiser and training step.
+
+    Subclasses build ``self.optimizer`` over their trainable parameters and implement :meth:`loss`.
+    """
+
+    optimizer: torch.optim.Optimizer
+    clip_norm: float | None = None
+
+    def _schedule(self, total_steps: int) -> None:
+        self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, T_max=max(1, total_steps))
+
+    def loss(self, views: Sequence[Tensor]) -> Tensor:
+        """The loss of one batch of views."""
+        raise NotImplementedError
+
+    def after_backward(self) -> None:
+        """Gradient rules applied between backward and the optimiser step (none by default)."""
+
+    def train_step(self, views: Sequence[Tensor]) -> Tensor:
+        """One full training step on a batch of views; returns the (detached) loss."""
+        self.optimizer.zero_grad(set_to_none=True)
+        loss = self.loss(views)
+        loss.backward()
+        self.after_backward()
+        if self.clip_norm is not None:
+            params = [p for group in self.optimizer.param_groups for p in group["params"]]
+            torch.nn.utils.clip_grad_norm_(params, self.clip_norm)
+        self.optimizer.step()
+        self.scheduler.step()
+        return loss.detach()
+
+
+class PlainCass(PlainMethod):
+    """CASS: a CNN and a ViT with linear heads; loss ``2 - 2 cos`` between their outputs; Adam per network."""
+
+    def __init__(self, cfg: BenchConfig, seed: int = 0, total_steps: int = DEFAULT_TOTAL_STEPS) -> None:
+        super().__init__()
+        c = cfg.cass
+        self.cnn = timm_encoder("cnn", cfg.backbones, cfg.image_size, seed)
+        self.vit = timm_encoder("vit", cfg.backbones, cfg.image_size, seed)
+        self.cnn_head = nn.Linear(self.cnn.num_features, c.output_dim)
+        self.vit_head = nn.Linear(self.vit.num_features, c.output_dim)
+        self.optimizer = torch.optim.Adam(
+            [{"params": [*self.cnn.parameters(), *self.cnn_head.parameters()]},
+             {"params": [*self.vit.parameters(), *self.vit_head.parameters()]}],
+            lr=c.lr, weight_decay=c.weight_decay,
+        )
+        self._schedule(total_steps)
+
+    def loss(self, views: Sequence[Tensor]) -> Tensor:
+        x = views[0]
+        a = F.normalize(self.cnn_head(self.cnn(x)), dim=-1)
+        b = F.normalize(self.vit_head(self.vit(x)), dim=-1)
+        return (2 - 2 * (a * b).sum(dim=-1)).mean()
+
+
+class PlainDino(PlainMethod):
+    """DINO on one encoder: student on every crop, EMA teacher on the two global crops, lightly's DINOLoss."""
+
+    def __init__(self, cfg: BenchConfig, arch: str, seed: int = 0, total_steps: int = DEFAULT_TOTAL_STEPS) -> None:
+        super().__init__()
+        d = cfg.dino
+        self.cfg = d
+        self.student = self._network(cfg, arch, seed)
+        self.teacher = _frozen_copy_of(self.student, self._network(cfg, arch, seed))
+        self.criterion = DINOLoss(
+            d.output_dim, warmup_teacher_temp=d.warmup_teacher_temp, teacher_temp=d.teacher_temp,
+            warmup_teacher_temp_epochs=d.warmup_teacher_temp_epochs, student_temp=d.student_temp,
+        )
+        params = [p for p in self.student.parameters() if p.requires_grad]
+        if d.optimizer == "sgd":
+            self.optimizer = torch.optim.SGD(params, lr=d.lr, momentum=0.9, weight_decay=d.weight_decay)
+        elif d.optimizer == "adamw":
+            self.optimizer = torch.optim.AdamW(params, lr=d.lr, weight_decay=d.weight_decay)
+        else:
+            self.optimizer = torch.optim.Adam(params, lr=d.lr, weight_decay=d.weight_decay)
+        self.clip_norm = d.gradient_clip_val
+        self._schedule(total_steps)
+        self.epoch = 0
+
+    def _network(self, cfg: BenchConfig, arch: str, seed: int) -> nn.Sequential:
+        d = cfg.dino
+        backbone = timm_encoder(arch, cfg.backbones, cfg.image_size, seed)
+        head = DINOProjectionHead(backbone.num_features, d.hidden_dim, d.bottleneck_dim, d.output_dim,
+                                  batch_norm=d.batch_norm, freeze_last_layer=d.freeze_last_layer)
+        return nn.Sequential(backbone, head)
+
+    def loss(self, views: Sequence[Tensor]) -> Tensor:
+        update_momentum(self.student, self.teacher, m=self.cfg.momentum_start)
+        globals_, locals_ = list(views[:2]), list(views[2:])
+        with torch.no_grad():
+            teacher_out = list(self.teacher(torch.cat(globals_)).chunk(2))
+        student_out = list(self.student(torch.cat(globals_)).chunk(2))
+        if locals_:
+            student_out += list(self.student(torch.cat(locals_)).chunk(len(locals_)))
+        return self.criterion(teacher_out, student_out, epoch=self.epoch)
+
+    def after_backward(self) -> None:
+        self.student[1].cancel_last_layer_gradients(current_epoch=self.epoch)
+
+
+class PlainByol(PlainMethod):
+    """BYOL on one encoder: online network and predictor, EMA target, symmetric negative cosine, SGD."""
+
+    def __init__(self, cfg: BenchConfig, arch: str, seed: int = 0, batch_size: int = 16,
+                 total_steps: int = DEFAULT_TOTAL_STEPS) -> None:
+        super().__init__()
+        b = cfg.byol
+        self.cfg = b
+        self.online = self._network(cfg, arch, seed)
+        self.target = _frozen_copy_of(self.online, self._network(cfg, arch, seed))
+        self.predictor = BYOLPredictionHead(b.output_dim, b.hidden_dim, b.output_dim)
+        self.criterion = NegativeCosineSimilarity()
+        self.optimizer = torch.optim.SGD(
+            [*self.online.parameters(), *self.predictor.parameters()],
+            lr=b.lr * batch_size / 128, momentum=b.momentum, weight_decay=b.weight_decay,
+        )
+        self._schedule(total_steps)
+
+    def _network(self, cfg: BenchConfig, arch: str, seed: int) -> nn.Sequential:
+        backbone = timm_encoder(arch, cfg.backbones, cfg.image_size, seed)
+        return nn.Sequential(backbone, BYOLProjectionHead(backbone.num_features, self.cfg.hidden_dim,
+                                                          self.cfg.output_dim))
+
+    def loss(self, views: Sequence[Tensor]) -> Tensor:
+        update_momentum(self.online, self.target, m=self.cfg.momentum_start)
+        x0, x1 = views
+        p0, p1 = self.predictor(self.online(x0)), self.predictor(self.online(x1))
+        with torch.no_grad():
+            t0, t1 = self.target(x0), self.target(x1)
+        return 0.5 * (self.criterion(p0, t1) + self.criterion(p1, t0))
+
+
+def build_plain(name: str, cfg: BenchConfig, seed: int = 0, batch_size: int = 16,
+                total_steps: int = DEFAULT_TOTAL_STEPS) -> PlainMethod:
+    """Builds a plain reference loop by name.
+
+    Args:
+        name: one of ``PLAIN_METHODS`` (``cass``, ``dino-cnn``, ``dino-vit``, ``byol-cnn``, ``byol-vit``).
+        cfg: the harness config the dimensions and optimiser settings come from.
+        seed: initialisation seed.
+        batch_size: batch size (BYOL scales its learning rate by it).
+        total_steps: length of the cosine learning-rate schedule.
+    """
+    if name == "cass":
+        return PlainCass(cfg, seed, total_steps)
+    method, _, arch = name.partition("-")
+    if method == "dino" and arch in ("cnn", "vit"):
+        return PlainDino(cfg, arch, seed, total_steps)
+    if method == "byol" and arch in ("cnn", "vit"):
+        return PlainByol(cfg, arch, seed, batch_size, total_steps)
+    raise ValueError(f"unknown plain loop '{name}'; choose from {', '.join(PLAIN_METHODS)}")
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+@dataclass
+class StepTimes:
+    """Wall time of every step of a timed run, grouped by epoch (the first epoch is warm-up).
+
+    Attributes:
+        epochs: seconds per step, one list per epoch.
+    """
+
+    epochs: list[list[float]] = field(default_factory=list)
+
+    @property
+    def steady(self) -> list[float]:
+        """Step times after the first epoch (all of them if there is only one epoch)."""
+        rest = [t for epoch in self.epochs[1:] for t in epoch]
+        return rest or [t for epoch in self.epochs for t in epoch]
+
+    @property
+    def median_step_s(self) -> float:
+        """Median seconds per step after the first epoch."""
+        return statistics.median(self.steady)
+
+    @property
+    def epoch_step_s(self) -> float:
+        """Median over the epochs after the first of (epoch time / steps): the statistic ``EpochClock`` gives."""
+        epochs = self.epochs[1:] or self.epochs
+        return statistics.median(sum(e) / len(e) for e in epochs)
+
+
+def time_steps(method: PlainMethod, batches: Sequence[Sequence[Tensor]], epochs: int) -> StepTimes:
+    """Trains ``epochs`` passes over a fixed list of view batches and times every step.
+
+    ``torch`` thread settings are left as they are; CUDA is synchronised around each step.
+
+    Args:
+        method: the plain loop (on the device the batches are on).
+        batches: batches of views, each a list of ``(B, 3, H, W)`` tensors.
+        epochs: passes over ``batches``; the first is reported apart as warm-up.
+
+    Returns:
+        Seconds per step, grouped by epoch.
+    """
+    device = next(method.parameters()).device
+    method.train()
+    times = StepTimes()
+    for epoch in range(epochs):
+        if isinstance(method, PlainDino):
+            method.epoch = epoch
+        times.epochs.append([])
+        for views in batches:
+            _sync(device)
+            start = time.perf_counter()
+            method.train_step(views)
+            _sync(device)
+            times.epochs[-1].append(time.perf_counter() - start)
+    return times
+
+
+def count_flops(method: PlainMethod, views: Sequence[Tensor]) -> int:
+    """FLOPs of one full training step counted by ``torch.utils.flop_counter.FlopCounterMode``.
+
+    The optimiser's work is element-wise and not counted by FlopCounterMode, so the count equals forward plus
+    backward. The step is really taken (the loop's weights change).
+
+    Args:
+        method: the plain loop.
+        views: one batch of views.
+    """
+    method.train()
+    with FlopCounterMode(display=False) as counter:
+        method.train_step(views)
+    return int(counter.get_total_flops())

@@ -1,0 +1,144 @@
+"""PNG line plots of the report, drawn on matplotlib's Agg canvas (no pyplot, no global backend state)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+from matplotlib.axes import Axes
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.ticker import NullLocator
+
+@dataclass(frozen=True)
+class Plot:
+    """A plot file, the labels of its legend, or why it was skipped.
+
+    Attributes:
+        name: PNG file name beside the report.
+        caption: what it shows.
+        labels: legend labels (one per line drawn).
+        note: why it was not drawn (None when drawn).
+    """
+
+    name: str
+    caption: str
+    labels: tuple[str, ...] = ()
+    note: str | None = None
+
+
+METHOD_COLORS = {"cass": "tab:red", "dino": "tab:blue", "byol": "tab:green", "supervised": "tab:gray"}
+ENCODER_STYLES = {"cnn": "-", "vit": "--", "cnn+vit": "-."}
+
+
+def _series_style(label: str) -> dict[str, str]:
+    method, _, rest = label.partition(" ")
+    style = {"color": METHOD_COLORS.get(method, "tab:purple"), "linestyle": "-"}
+    if rest:
+        style["linestyle"] = ENCODER_STYLES.get(rest.strip("()"), ":")
+    return style
+
+
+def _draw_panel(ax: Axes, data: pd.DataFrame, series: str, x: str, log_base: float) -> None:
+    for label, line in data.groupby(series, sort=False):
+        line = line.sort_values(x)
+        ax.errorbar(line[x], line["mean"], yerr=line["std"].fillna(0), label=str(label), marker="o",
+                    markersize=4, capsize=3, **_series_style(str(label)))
+    ticks = np.sort(data[x].unique())
+    ax.set_xscale("log", base=log_base)
+    ax.xaxis.set_minor_locator(NullLocator())
+    ax.set_xticks(ticks, [_tick_text(t, x) for t in ticks])
+    ax.grid(alpha=0.3)
+
+
+def _tick_text(value: float, x: str) -> str:
+    return f"{value * 100:g}%" if x == "label_fraction" else f"{value:g}"
+
+
+def plot_lines(data: pd.DataFrame, path: Path, *, panels: Sequence[str], series: str, x: str, xlabel: str,
+               ylabel: str, log_base: float = 10) -> list[str]:
+    """One panel per value of ``panels``, one line (mean with std error bars) per value of ``series``.
+
+    Args:
+        data: long frame with the ``panels`` columns, ``series``, ``x``, ``mean`` and ``std``.
+        path: PNG to write.
+        panels: columns whose value pairs pick the panel; the first picks the row, the second (if any) the column.
+        series: column naming each line (its first word is the method, which picks the colour).
+        x: column on the (log) x axis.
+        xlabel: x axis label.
+        ylabel: y axis label.
+        log_base: base of the logarithmic x axis.
+
+    Returns:
+        The legend's labels, one per line drawn, in legend order.
+    """
+    rows = list(dict.fromkeys(data[panels[0]]))
+    cols = list(dict.fromkeys(data[panels[1]])) if len(panels) > 1 else [None]
+    fig = Figure(figsize=(4.2 * len(cols) + 1.8, 3.2 * len(rows)), layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(len(rows), len(cols), squeeze=False)
+    for i, row in enumerate(rows):
+        for j, col in enumerate(cols):
+            ax = axes[i, j]
+            mask = data[panels[0]] == row
+            if col is not None:
+                mask &= data[panels[1]] == col
+            ax.set_title(" / ".join(str(v) for v in (row, col) if v is not None), fontsize=10)
+            if mask.any():
+                _draw_panel(ax, data[mask], series, x, log_base)
+            ax.set_xlabel(xlabel)
+            ax.set_ylabel(ylabel)
+    handles: dict[str, object] = {}
+    for ax in axes.flat:
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            handles.setdefault(label, handle)
+    legend = fig.legend(list(handles.values()), list(handles), loc="outside right upper")
+    fig.savefig(path, dpi=100)
+    return [text.get_text() for text in legend.get_texts()]
+
+
+def _skip(out: Path, name: str, caption: str, note: str) -> Plot:
+    (out / name).unlink(missing_ok=True)
+    return Plot(name, caption, note=note)
+
+
+def f1_plot(stats: pd.DataFrame, out: Path) -> Plot:
+    """Macro-F1 against label fraction, one panel per dataset and arch, one line per method.
+
+    Args:
+        stats: ``mean`` and ``std`` indexed by (dataset, method, arch, label_fraction).
+        out: folder of the report.
+    """
+    name, caption = "f1_vs_label_fraction.png", "Macro-F1 against label fraction (main setting)"
+    if stats.empty:
+        return _skip(out, name, caption, "F1 plot skipped: no finished records.")
+    labels = plot_lines(stats.reset_index(), out / name, panels=["dataset", "arch"], series="method",
+                        x="label_fraction", xlabel="labelled fraction", ylabel="macro-F1")
+    return Plot(name, caption, tuple(labels))
+
+
+def cost_plot(costs: pd.DataFrame, column: str, ylabel: str, name: str, epochs: float | None, out: Path) -> Plot:
+    """One efficiency figure against batch size, one panel per dataset, one line per method and encoders.
+
+    Args:
+        costs: ``<column>_mean`` and ``<column>_std`` indexed by (dataset, batch_size, pretrain_epochs, method,
+            encoders).
+        column: the record field plotted.
+        ylabel: the field in words.
+        name: PNG file name.
+        epochs: the pretraining epoch count plotted.
+        out: folder of the report.
+    """
+    caption = f"{ylabel} against batch size ({epochs or 0:g} pretraining epochs)"
+    data = costs.reset_index()
+    data = data[data["pretrain_epochs"] == epochs].dropna(subset=[f"{column}_mean"])
+    if data.empty:
+        return _skip(out, name, caption, f"Plot of {ylabel} skipped: no pretraining run measured it.")
+    data = data.assign(series=data["method"] + " (" + data["encoders"] + ")", mean=data[f"{column}_mean"],
+                       std=data[f"{column}_std"])
+    labels = plot_lines(data, out / name, panels=["dataset"], series="series", x="batch_size",
+                        xlabel="batch size", ylabel=ylabel, log_base=2)
+    return Plot(name, caption, tuple(labels))

@@ -1,0 +1,113 @@
+"""Measurement callbacks and failure statuses: clocks, data wait, FLOP counting, memory fallbacks, divergence."""
+
+from __future__ import annotations
+
+import statistics
+import time
+
+import pytest
+import pytorch_lightning as pl
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset, TensorDataset
+
+from cass_bench.errors import DivergedError
+from cass_bench.measure import EpochClock, PeakMemory, StepFlops, count_step_flops
+from cass_bench.protocol import failure_status
+
+
+class _Tiny(pl.LightningModule):
+    def __init__(self, step_sleep: float = 0.0, nan: bool = False) -> None:
+        super().__init__()
+        self.layer = nn.Linear(10, 20, bias=False)
+        self.step_sleep, self.nan = step_sleep, nan
+
+    def batch_loss(self, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        return self.layer(batch[0]).pow(2).mean()
+
+    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        time.sleep(self.step_sleep)
+        return self.batch_loss(batch)
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.SGD(self.parameters(), lr=0.1)
+
+
+class _SlowData(Dataset):
+    def __len__(self) -> int:
+        return 8
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        time.sleep(0.02)
+        return torch.randn(10), torch.tensor(0)
+
+
+def _fit(module: pl.LightningModule, loader: DataLoader, epochs: int, *callbacks: pl.Callback) -> None:
+    pl.Trainer(max_epochs=epochs, accelerator="cpu", logger=False, enable_checkpointing=False,
+               enable_progress_bar=False, enable_model_summary=False, callbacks=list(callbacks)).fit(module, loader)
+
+
+def test_epoch_clock_times_epochs_and_counts_images() -> None:
+    clock = EpochClock()
+    loader = DataLoader(TensorDataset(torch.randn(12, 10), torch.zeros(12)), batch_size=4)
+    _fit(_Tiny(step_sleep=0.05), loader, 3, clock)
+    assert len(clock.epoch_times) == 3 and clock.epoch_images == [12, 12, 12]
+    assert all(t >= 3 * 0.05 for t in clock.epoch_times)
+    summary = clock.summary()
+    assert summary["epoch_time_s"] == statistics.median(clock.epoch_times[1:])
+    assert summary["first_epoch_time_s"] == clock.epoch_times[0]
+    assert summary["images_per_s"] == pytest.approx(24 / sum(clock.epoch_times[1:]))
+    assert summary["total_time_s"] == pytest.approx(sum(clock.epoch_times))
+    assert 0 <= summary["data_wait_share"] < 0.5
+
+
+def test_data_wait_share_is_high_when_loading_dominates() -> None:
+    clock = EpochClock()
+    _fit(_Tiny(), DataLoader(_SlowData(), batch_size=4), 2, clock)
+    assert clock.summary()["data_wait_share"] > 0.5
+
+
+def test_flop_count_matches_analytic_and_restores_state() -> None:
+    module = _Tiny()
+    before = {k: v.clone() for k, v in module.state_dict().items()}
+    x = torch.randn(4, 10)
+    flops = count_step_flops(module, lambda: module.batch_loss((x, None)))
+    assert flops == 2 * (2 * 4 * 10 * 20)
+    assert all(torch.equal(before[k], v) for k, v in module.state_dict().items())
+    assert all(p.grad is None for p in module.parameters())
+
+
+def test_step_flops_callback_counts_per_image() -> None:
+    flops = StepFlops()
+    loader = DataLoader(TensorDataset(torch.randn(8, 10), torch.zeros(8)), batch_size=4)
+    _fit(_Tiny(), loader, 1, flops)
+    assert flops.flops_per_step == 1600 * 2 and flops.flops_per_image == 800
+
+
+def test_peak_memory_on_cpu_reports_rss_and_no_gpu_figures() -> None:
+    memory = PeakMemory()
+    _fit(_Tiny(), DataLoader(TensorDataset(torch.randn(8, 10), torch.zeros(8)), batch_size=4), 1, memory)
+    assert memory.allocated_mb == [] and memory.reserved_mb == []
+    assert PeakMemory.peak_rss_mb() > 50
+
+
+@pytest.mark.parametrize(("exc", "status"), [
+    (torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB"), "oom"),
+    (RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to allocate 1 bytes. out of memory"), "oom"),
+    (DivergedError("pretraining loss became nan"), "diverged"),
+    (ValueError("something else\nsecond line"), "error"),
+])
+def test_failure_status(exc: BaseException, status: str) -> None:
+    got, message = failure_status(exc)
+    assert got == status and "\n" not in message and type(exc).__name__ in message
+
+
+def test_non_finite_pretraining_loss_raises_diverged() -> None:
+    from cass_bench.cass import CASS
+    from cass_bench.config import BackboneConfig, CassConfig
+
+    model = CASS(CassConfig(output_dim=8), BackboneConfig(vit_patch_size=8), image_size=16, seed=0)
+    with torch.no_grad():
+        model.cnn_head.weight.fill_(float("nan"))
+    with pytest.raises(DivergedError, match="nan"):
+        model.training_step(([torch.randn(2, 3, 16, 16)], torch.zeros(2)), 0)

@@ -1,0 +1,272 @@
+"""The report from synthetic records: F1 statistics, efficiency ratios, claim checks, failures, plots and the CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Iterable
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from cass_bench.cli import main
+from cass_bench.report import analyse, load_records, write_plots, write_report
+from cass_bench.results import RECORD_FIELDS
+
+FRACTIONS = (0.01, 0.1, 1.0)
+BASE_F1 = {0.01: 0.40, 0.1: 0.60, 1.0: 0.80}
+WIN_OFFSETS = {"cass": 0.06, "dino": 0.0, "byol": -0.02, "supervised": -0.05}
+LOSE_OFFSETS = {"cass": -0.06, "dino": 0.0, "byol": -0.02, "supervised": -0.05}
+WIN_COSTS = {
+    ("cass", "cnn+vit"): dict(pretrain_epoch_time_s=10.0, images_per_s=100.0, mem=500.0, flops_per_image=1e9,
+                              pretrain_params=17e6),
+    ("dino", "cnn"): dict(pretrain_epoch_time_s=20.0, images_per_s=50.0, mem=300.0, flops_per_image=2e9,
+                          pretrain_params=25e6),
+    ("dino", "vit"): dict(pretrain_epoch_time_s=30.0, images_per_s=40.0, mem=400.0, flops_per_image=3e9,
+                          pretrain_params=12e6),
+    ("byol", "cnn"): dict(pretrain_epoch_time_s=18.0, images_per_s=55.0, mem=350.0, flops_per_image=1.8e9,
+                          pretrain_params=30e6),
+    ("byol", "vit"): dict(pretrain_epoch_time_s=27.0, images_per_s=45.0, mem=450.0, flops_per_image=2.7e9,
+                          pretrain_params=14e6),
+}
+LOSE_COSTS = {**WIN_COSTS, ("cass", "cnn+vit"): dict(pretrain_epoch_time_s=45.0, images_per_s=20.0, mem=700.0,
+                                                      flops_per_image=4e9, pretrain_params=37e6)}
+
+
+def make_records(*, datasets: Iterable[str] = ("d1", "d2"), methods: Iterable[str] = ("cass", "dino", "byol",
+                 "supervised"), batch_sizes: Iterable[int] = (16, 32), epochs: Iterable[int] = (10,),
+                 seeds: Iterable[int] = (0, 1), fractions: Iterable[float] = FRACTIONS,
+                 offsets: dict[str, float] | None = None, slopes: dict[str, float] | None = None,
+                 costs: dict[tuple[str, str], dict[str, float]] | None = None, gpu: bool = True,
+                 rng_seed: int = 0) -> list[dict[str, Any]]:
+    """Complete records of a full grid with seeded random F1 values.
+
+    F1 = base(fraction) + offsets[method] - slopes[method] * log2(batch / 16) + N(0, 0.01); efficiency figures
+    come from ``costs`` scaled by (1 + 0.1 * seed), so ratios between methods are exact.
+    """
+    rng = np.random.default_rng(rng_seed)
+    offsets, slopes, costs = offsets or WIN_OFFSETS, slopes or {}, costs or WIN_COSTS
+    records = []
+    for dataset in datasets:
+        for method in methods:
+            pretrained = method != "supervised"
+            settings = [(b, e) for b in batch_sizes for e in epochs] if pretrained else [(None, 0)]
+            for (batch, n_epochs), seed, arch, fraction in _product(settings, seeds, ("cnn", "vit"), fractions):
+                f1 = BASE_F1.get(fraction, 0.5) + offsets.get(method, 0.0) + rng.normal(0, 0.01)
+                if batch is not None:
+                    f1 -= slopes.get(method, 0.0) * np.log2(batch / 16)
+                encoders = "cnn+vit" if method == "cass" else arch
+                cost = costs.get((method, encoders)) if pretrained else None
+                records.append(_record(dataset, method, arch, fraction, batch, n_epochs, seed, f1, cost, gpu))
+    return records
+
+
+def _product(*parts: Iterable[Any]) -> list[tuple[Any, ...]]:
+    return [tuple(p) for p in pd.MultiIndex.from_product([list(x) for x in parts])]
+
+
+def _record(dataset: str, method: str, arch: str, fraction: float, batch: int | None, epochs: int, seed: int,
+            f1: float, cost: dict[str, float] | None, gpu: bool) -> dict[str, Any]:
+    record: dict[str, Any] = dict.fromkeys(RECORD_FIELDS)
+    scale = 1 + 0.1 * seed
+    record.update(
+        record_id=f"{dataset}-{method}-{arch}-{fraction}-{batch}-{epochs}-{seed}", dataset=dataset, task="multiclass",
+        method=method, arch=arch, backbone={"cnn": "resnet18", "vit": "vit_tiny_patch16_224"}[arch],
+        label_fraction=fraction, batch_size=batch, pretrain_epochs=epochs, finetune_epochs=5, image_size=32,
+        seed=seed, precision="32", status="ok", f1_macro=f1, f1_micro=f1 + 0.05, f1_seed_code=f1 + 0.02,
+        balanced_accuracy=f1 + 0.03, auroc=0.9, accuracy=f1 + 0.05, config_hash=f"h-{method}",
+        device="NVIDIA H100" if gpu else "CPU (x86_64, 2 cores)", versions={"torch": "2"}, git_commit="abc",
+        embedding_collapsed=None if cost is None else False, encoder_params=1e6,
+    )
+    if cost is not None:
+        record.update(
+            pretrain_epoch_time_s=cost["pretrain_epoch_time_s"] * scale, pretrain_time_s=cost["pretrain_epoch_time_s"]
+            * scale * epochs, images_per_s=cost["images_per_s"] * scale, flops_per_image=cost["flops_per_image"],
+            pretrain_params=cost["pretrain_params"], peak_gpu_mem_mb=cost["mem"] * scale if gpu else None,
+            peak_rss_mb=2000.0 + cost["mem"] * scale, embedding_std=0.03,
+        )
+    return record
+
+
+def failure(dataset: str, method: str, arch: str, batch: int, status: str, error: str) -> dict[str, Any]:
+    """A record of a cell that failed (null metrics and figures)."""
+    record = _record(dataset, method, arch, 0.1, batch, 10, 7, float("nan"), None, True)
+    record.update(status=status, error=error, record_id=f"failed-{dataset}-{method}-{arch}-{batch}",
+                  **dict.fromkeys(("f1_macro", "f1_micro", "f1_seed_code", "balanced_accuracy", "auroc",
+                                   "accuracy")))
+    return record
+
+
+def write_records(out: Path, records: list[dict[str, Any]]) -> Path:
+    """Writes ``out/records.jsonl`` and returns ``out``."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "records.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    return out
+
+
+FAILED = [("d1", "dino", "vit", 64, "oom", "OutOfMemoryError: CUDA out of memory (injected)"),
+          ("d2", "byol", "cnn", 64, "error", "ValueError: bad | pipe in message")]
+
+
+@pytest.fixture(scope="module")
+def full(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[dict[str, Any]], str]:
+    """The full synthetic grid plus two failures, reported once: (folder, records, returned text)."""
+    records = make_records() + [failure(*f) for f in FAILED]
+    out = write_records(tmp_path_factory.mktemp("full"), records)
+    return out, records, write_report(out)
+
+
+def _claims(out: Path) -> dict[str, str]:
+    claims = analyse(load_records(out)).claims
+    return dict(zip(claims["key"], claims["status"]))
+
+
+def test_f1_table_matches_an_independent_recomputation(full: tuple[Path, list[dict[str, Any]], str]) -> None:
+    out, records, text = full
+    analysis = analyse(load_records(out))
+    raw = pd.DataFrame(records)
+    raw = raw[raw.status == "ok"]
+    report = (out / "report.md").read_text()
+    assert "batch size 32, 10 pretraining epochs" in report
+    for dataset, method, arch, fraction in [("d1", "cass", "cnn", 0.1), ("d2", "byol", "vit", 0.01),
+                                            ("d1", "supervised", "vit", 1.0), ("d2", "dino", "cnn", 1.0)]:
+        rows = raw[(raw.dataset == dataset) & (raw.method == method) & (raw.arch == arch)
+                   & (raw.label_fraction == fraction) & (raw.batch_size.isna() | (raw.batch_size == 32))]
+        expected = rows.f1_macro.agg(["mean", "std", "count"])
+        got = analysis.f1.loc[(dataset, method, arch, fraction)]
+        assert got["n"] == expected["count"] == 2
+        assert got["mean"] == pytest.approx(expected["mean"])
+        assert got["std"] == pytest.approx(expected["std"])
+        assert f"{expected['mean']:.3f} ± {expected['std']:.3f} (n=2)" in report
+    best = analysis.f1.loc[("d1", "cass", "cnn", 0.1)]
+    assert f"**{best['mean']:.3f} ± {best['std']:.3f} (n=2)**" in report
+    assert "## 1. Downstream macro-F1" in text and "Claim checks" in text
+
+
+def test_claims_hold_when_cass_wins(tmp_path: Path) -> None:
+    out = write_records(tmp_path / "r", make_records(slopes={"cass": 0.0, "dino": 0.05, "byol": 0.03}))
+    assert _claims(out) == {"a@1%": "holds", "a@10%": "holds", "a@100%": "holds", "b": "holds", "c": "holds",
+                            "d": "holds", "e": "not measured"}
+
+
+def test_claims_do_not_hold_when_cass_loses(tmp_path: Path) -> None:
+    records = make_records(offsets=LOSE_OFFSETS, costs=LOSE_COSTS, slopes={"cass": 0.08, "dino": 0.0, "byol": 0.01})
+    out = write_records(tmp_path / "r", records)
+    assert _claims(out) == {"a@1%": "does not hold", "a@10%": "does not hold", "a@100%": "does not hold",
+                            "b": "does not hold", "c": "does not hold", "d": "does not hold", "e": "not measured"}
+
+
+def test_claims_without_their_data_are_not_measured(tmp_path: Path) -> None:
+    records = make_records(methods=("cass", "byol", "supervised"), batch_sizes=(16,), fractions=(0.1, 1.0))
+    out = write_records(tmp_path / "r", records)
+    claims = _claims(out)
+    assert claims["a@1%"] == "not measured" and claims["a@10%"] == "holds"
+    assert claims["b"] == claims["c"] == claims["d"] == claims["e"] == "not measured"
+    report_text = write_report(out)
+    assert "(d) holds iff" in report_text and "not measured" in report_text
+
+
+def test_epoch_robustness_is_measured_with_several_epoch_counts(tmp_path: Path) -> None:
+    out = write_records(tmp_path / "r", make_records(batch_sizes=(16,), epochs=(5, 20)))
+    assert _claims(out)["e"] in ("holds", "does not hold")
+    write_report(out)
+    report = (out / "report.md").read_text()
+    assert "## 4. Robustness to pretraining epochs" in report and "epochs 5" in report and "epochs 20" in report
+    assert "batch size 16, 20 pretraining epochs" in report
+
+
+def test_efficiency_ratios_to_dino(tmp_path: Path) -> None:
+    out = write_records(tmp_path / "r", make_records())
+    costs = analyse(load_records(out)).costs
+    cass = costs.loc[("d1", 16, 10, "cass", "cnn+vit")]
+    assert cass["pretrain_epoch_time_s_ratio"] == pytest.approx(10 / (20 + 30))
+    assert cass["flops_per_image_ratio"] == pytest.approx(1 / (2 + 3))
+    assert cass["peak_gpu_mem_mb_ratio"] == pytest.approx(500 / max(300, 400))
+    assert cass["images_per_s_ratio"] == pytest.approx(100 / (1 / (1 / 50 + 1 / 40)))
+    assert cass["pretrain_params_ratio"] == pytest.approx(17 / (25 + 12))
+    assert cass["pretrain_epoch_time_s_n"] == 2 and cass["pretrain_epoch_time_s_mean"] == pytest.approx(10.5)
+    assert costs.loc[("d2", 32, 10, "dino", "vit"), "pretrain_epoch_time_s_ratio"] == pytest.approx(1.0)
+    assert costs.loc[("d2", 32, 10, "byol", "vit"), "pretrain_epoch_time_s_ratio"] == pytest.approx(27 / 30)
+    assert len(costs) == 2 * 2 * 5
+
+
+def test_cpu_records_report_rss_instead_of_gpu_memory(tmp_path: Path) -> None:
+    out = write_records(tmp_path / "r", make_records(gpu=False, datasets=("d1",)))
+    analysis = analyse(load_records(out))
+    assert analysis.memory == "peak_rss_mb"
+    rss_ratio = analysis.costs.loc[("d1", 16, 10, "cass", "cnn+vit"), "peak_rss_mb_ratio"]
+    assert rss_ratio == pytest.approx((2000 + 500 * 1.05) / (2000 + 400 * 1.05))
+    write_report(out)
+    assert "peak RSS (MB, CPU: no GPU memory)" in (out / "report.md").read_text()
+
+
+def test_failures_are_listed_with_their_messages(full: tuple[Path, list[dict[str, Any]], str]) -> None:
+    out, _, text = full
+    report = (out / "report.md").read_text()
+    section = report.split("## 5. Failures")[1].split("## 6.")[0]
+    rows = [line for line in section.splitlines() if line.startswith(("| d1 ", "| d2 "))]
+    assert len(rows) == 2 and sum("| oom " in r for r in rows) == 1 and sum("| error " in r for r in rows) == 1
+    assert "OutOfMemoryError: CUDA out of memory (injected)" in section
+    assert "ValueError: bad \\| pipe in message" in section
+    assert "2 failed record(s)" in text
+
+
+def test_collapsed_runs_are_flagged(tmp_path: Path) -> None:
+    records = make_records(datasets=("d1",))
+    for record in records:
+        if record["method"] == "dino" and record["batch_size"] == 16 and record["arch"] == "vit":
+            record.update(embedding_collapsed=True, embedding_std=1e-5)
+    out = write_records(tmp_path / "r", records)
+    write_report(out)
+    section = (out / "report.md").read_text().split("## 6. Collapsed runs")[1].split("## 7.")[0]
+    assert section.count("| dino ") == 2 and "1.00e-05" in section
+
+
+def test_plots_are_written_linked_and_show_every_method(full: tuple[Path, list[dict[str, Any]], str]) -> None:
+    out = full[0]
+    report = (out / "report.md").read_text()
+    plots = write_plots(analyse(load_records(out)), out)
+    assert [p.note for p in plots] == [None, None, None]
+    for plot in plots:
+        path = out / plot.name
+        assert path.stat().st_size > 0 and f"]({plot.name})" in report
+        with Image.open(path) as image:
+            image.verify()
+    assert set(plots[0].labels) == {"cass", "dino", "byol", "supervised"}
+    for plot in plots[1:]:
+        assert set(plot.labels) == {"cass (cnn+vit)", "dino (cnn)", "dino (vit)", "byol (cnn)", "byol (vit)"}
+
+
+def test_supervised_only_records_skip_the_efficiency_plots(tmp_path: Path) -> None:
+    out = write_records(tmp_path / "r", make_records(methods=("supervised",), seeds=(0,)))
+    write_report(out)
+    report = (out / "report.md").read_text()
+    assert "no pretraining run measured it" in report and "f1_vs_label_fraction.png" in report
+    assert not (out / "memory_vs_batch_size.png").exists()
+
+
+def test_cli_writes_latex_and_csv(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = write_records(tmp_path / "r", make_records(datasets=("d1",)) + [failure("d1", "dino", "vit", 64, "oom",
+                                                                                  "CUDA out of memory")])
+    assert main(["report", str(out), "--format", "latex"]) == 0
+    tex = (out / "report.tex").read_text()
+    assert tex.startswith("\\documentclass") and "\\begin{tabular}" in tex and "$\\pm$" in tex
+    assert "\\includegraphics" in tex and "\\textbf{" in tex and "10\\%" in tex
+    assert main(["report", str(out), "--format", "csv"]) == 0
+    f1 = pd.read_csv(out / "report_f1_macro.csv")
+    assert {"dataset", "method", "arch", "label_fraction", "mean", "std", "n"} <= set(f1.columns)
+    assert set(pd.read_csv(out / "report_claims.csv")["key"]) >= {"a@1%", "b", "c", "d", "e"}
+    assert len(pd.read_csv(out / "report_failures.csv")) == 1
+    assert "Claim checks" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("content", [None, ""])
+def test_cli_without_records_exits_2_with_one_line(tmp_path: Path, content: str | None,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    if content is not None:
+        (tmp_path / "records.jsonl").write_text(content)
+    assert main(["report", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "records.jsonl" in err and "cass_bench run" in err

@@ -1,0 +1,53 @@
+"""The main path end to end: the smoke config through the CLI, its records, predictions and report."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sklearn.metrics import balanced_accuracy_score, f1_score
+
+from cass_bench.results import RECORD_FIELDS
+
+METRICS = ("f1_macro", "f1_micro", "f1_seed_code", "balanced_accuracy", "auroc", "accuracy")
+
+
+def _records(out: Path) -> list[dict]:
+    return [json.loads(line) for line in (out / "records.jsonl").read_text().splitlines()]
+
+
+def test_smoke_run_writes_every_record_complete(smoke_run: Path) -> None:
+    records = _records(smoke_run)
+    keys = {(r["method"], r["arch"], r["label_fraction"]) for r in records}
+    expected = {(m, a, f) for m in ("cass", "supervised") for a in ("cnn", "vit") for f in (0.01, 0.1, 1.0)}
+    assert keys == expected and len(records) == len(expected)
+    for record in records:
+        assert set(RECORD_FIELDS) <= set(record), set(RECORD_FIELDS) - set(record)
+        assert record["status"] == "ok" and record["error"] is None
+        for metric in METRICS:
+            assert 0.0 <= record[metric] <= 1.0, (metric, record[metric])
+        assert record["finetune_epoch_time_s"] > 0
+        assert record["peak_gpu_mem_mb"] is None
+        assert record["versions"]["torch"] and record["device"]
+    for record in (r for r in records if r["method"] == "cass"):
+        assert record["pretrain_epoch_time_s"] > 0 and record["pretrain_time_s"] > 0
+        assert record["images_per_s"] > 0 and record["flops_per_image"] > 0 and record["peak_rss_mb"] > 0
+        assert record["embedding_std"] > 0
+
+
+def test_predictions_recompute_recorded_metrics(smoke_run: Path) -> None:
+    for record in _records(smoke_run):
+        saved = np.load(smoke_run / "predictions" / f"{record['record_id']}.npz")
+        y_true, y_score = saved["y_true"], saved["y_score"]
+        assert y_score.shape == (len(y_true), 10)
+        pred = y_score.argmax(axis=1)
+        assert record["f1_macro"] == pytest.approx(f1_score(y_true, pred, average="macro"), abs=1e-5)
+        assert record["balanced_accuracy"] == pytest.approx(balanced_accuracy_score(y_true, pred), abs=1e-5)
+
+
+def test_report_has_the_f1_table(smoke_run: Path) -> None:
+    report = (smoke_run / "report.md").read_text()
+    for method in ("cass", "supervised"):
+        assert method in report

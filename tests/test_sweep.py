@@ -1,0 +1,105 @@
+"""The sweep engine: grid expansion, sharding, resume after SIGKILL, failures recorded as records."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from cass_bench.config import load_config
+from cass_bench.errors import UserError
+from cass_bench.protocol import INJECT_OOM_ENV, expected_ids
+from cass_bench.results import RecordStore
+from cass_bench.sweep import expand, parse_shard
+
+from .conftest import ROOT, run_cli
+
+TINY = ["--config", "configs/smoke.yaml", "--image-size", "16", "--label-fractions", "0.1,1",
+        "--set", "backbones.vit_patch_size=4"]
+
+
+def test_grid_expansion_counts_cells_per_method() -> None:
+    cfg = load_config(ROOT / "configs/smoke.yaml", {"methods": "cass,dino,byol,supervised", "batch_sizes": "8,16",
+                                                   "seeds": "0,1", "pretrain_epochs": "1,2"})
+    cells = expand(cfg)
+    per_method = {m: sum(c.method == m for c in cells) for m in ("cass", "dino", "byol", "supervised")}
+    assert per_method == {"cass": 8, "dino": 16, "byol": 16, "supervised": 4}
+    assert all(c.archs == ("cnn", "vit") for c in cells if c.method == "cass")
+    assert len({c for c in cells}) == len(cells)
+    shards = [expand(cfg)[i::3] for i in range(3)]
+    assert sorted(map(repr, sum(shards, []))) == sorted(map(repr, cells))
+
+
+@pytest.mark.parametrize("text", ["2/2", "a/b", "1", "-1/3"])
+def test_bad_shard_is_a_user_error(text: str) -> None:
+    with pytest.raises(UserError, match="shard"):
+        parse_shard(text)
+
+
+def _records(out: Path) -> list[dict]:
+    return RecordStore(out).load()
+
+
+def test_sigkill_at_random_moments_then_resume_gives_each_record_once(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    args = [sys.executable, "-m", "cass_bench", "run", "--methods", "cass,supervised", *TINY, "--out", str(out)]
+    rng = random.Random(7)
+    for delay in (rng.uniform(8, 14), rng.uniform(14, 24), rng.uniform(20, 30)):
+        proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                start_new_session=True)
+        time.sleep(delay)
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        if out.exists() and (out / "records.jsonl").exists():
+            raw = (out / "records.jsonl").read_bytes()
+            complete = raw[: raw.rfind(b"\n") + 1]
+            assert all(json.loads(line) for line in complete.splitlines())
+    final = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=900)
+    assert final.returncode == 0, final.stderr[-2000:]
+    records = _records(out)
+    cfg = load_config(ROOT / "configs/smoke.yaml", {"methods": "cass,supervised", "image_size": 16,
+                                                   "label_fractions": "0.1,1", "backbones.vit_patch_size": 4,
+                                                   "out": str(out)})
+    expected = {rid for cell in expand(cfg) for rid in expected_ids(cell, cfg)}
+    ids = [r["record_id"] for r in records]
+    assert sorted(ids) == sorted(expected)
+    assert all(r["status"] == "ok" for r in records)
+    assert (out / "records.jsonl").read_bytes().endswith(b"\n")
+
+
+def test_injected_oom_is_recorded_and_the_sweep_goes_on(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    env = {**os.environ, INJECT_OOM_ENV: "cass/*/*"}
+    proc = run_cli("run", "--methods", "cass,supervised", *TINY, "--out", str(out), env=env)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    records = _records(out)
+    assert len(records) == 8
+    for record in records:
+        if record["method"] == "cass":
+            assert record["status"] == "oom" and "out of memory" in record["error"].lower()
+            assert record["f1_macro"] is None
+        else:
+            assert record["status"] == "ok" and 0 <= record["f1_macro"] <= 1
+    rerun = run_cli("run", "--methods", "cass,supervised", *TINY, "--out", str(out), env=env)
+    assert rerun.returncode == 0 and len(_records(out)) == 8
+    assert "oom" in (out / "report.md").read_text()
+
+
+def test_ddp_on_two_cpu_processes_records_the_effective_batch(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    proc = run_cli("run", "--methods", "cass", *TINY, "--label-fractions", "1", "--batch-sizes", "8",
+                   "--devices", "2", "--strategy", "ddp", "--accelerator", "cpu", "--out", str(out))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    records = _records(out)
+    assert sorted(r["arch"] for r in records) == ["cnn", "vit"]
+    for record in records:
+        assert record["status"] == "ok", record["error"]
+        assert record["world_size"] == 2 and record["effective_batch_size"] == 16 and record["batch_size"] == 8

@@ -64,29 +64,34 @@ def overhead_lines(info: dict[str, Any]) -> list[str]:
              f"first epoch excluded, {info['torch_threads']} torch threads, {info['device']}):"]
     for key in OVERHEAD_KEYS:
         lines.append(f"  {key:<9} harness {info['harness_step_s'][key]:.4f}  plain {info['plain_step_s'][key]:.4f}"
-                     f"  harness overhead {100 * info['harness_overhead'][key]:+.1f}%")
+                     f"  harness overhead {100 * info['harness_overhead'][key]:+.1f}%"
+                     f"  (median iteration: harness {info['harness_median_step_s'][key]:.4f},"
+                     f" plain {info['plain_median_step_s'][key]:.4f})")
     diff = info["relative_difference"]
     verdict = "within" if abs(diff) <= info["agreement_threshold"] else "outside"
     lines.append(f"  CASS/(DINO-cnn + DINO-vit) time ratio: harness {info['harness_cass_dino_time_ratio']:.3f}, "
                  f"plain loop {info['plain_cass_dino_time_ratio']:.3f}, relative difference {100 * diff:+.1f}% "
-                 f"({verdict} the {100 * info['agreement_threshold']:.0f}% agreement band)")
+                 f"({verdict} the {100 * info['agreement_threshold']:.0f}% agreement band); "
+                 f"on median iterations {100 * info['median_relative_difference']:+.1f}%")
     return lines
 
 
 def ratio_report(path: str | Path) -> str:
     """The CASS-vs-baselines ratio table (and the overhead lines) of a benchmark JSON file."""
     benchmarks = load_benchmarks(path)
+    parts = []
     rows = ratio_rows(pretrain_steps(benchmarks))
-    if not rows:
-        raise UserError(f"benchmark file '{path}' holds no CASS pretrain-step benchmark; "
-                        "run `python -m pytest benchmarks --benchmark-only --benchmark-json FILE` first")
-    text = tabulate(rows, headers=["per pretraining step", "CASS s", "baseline s", "time ratio", "FLOPs ratio"],
-                    tablefmt="github", disable_numparse=True)
+    if rows:
+        parts.append(tabulate(rows, headers=["per pretraining step", "CASS s", "baseline s", "time ratio",
+                                             "FLOPs ratio"], tablefmt="github", disable_numparse=True))
     for entry in benchmarks.values():
         info = entry.get("extra_info") or {}
         if info.get("kind") == "overhead":
-            text += "\n\n" + "\n".join(overhead_lines(info))
-    return text
+            parts.append("\n".join(overhead_lines(info)))
+    if not parts:
+        raise UserError(f"benchmark file '{path}' holds neither the CASS pretrain-step nor the overhead benchmark; "
+                        f"write it with `python -m pytest benchmarks --benchmark-only --benchmark-json {path}`")
+    return "\n\n".join(parts)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -10,6 +10,8 @@ only tells the schedule length; the stand-in is detached afterwards, so momentum
 from __future__ import annotations
 
 import os
+import statistics
+import time
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, Sequence
@@ -147,7 +149,8 @@ def peak_memory(dev: torch.device) -> dict[str, Any]:
     """Peak memory: CUDA max allocated since the last reset, else the process's peak RSS (whole session)."""
     if dev.type == "cuda":
         synchronize()
-        return {"peak_memory_mb": torch.cuda.max_memory_allocated(dev) / 2**20, "peak_memory_kind": "cuda_max_allocated"}
+        return {"peak_memory_mb": torch.cuda.max_memory_allocated(dev) / 2**20,
+                "peak_memory_kind": "cuda_max_allocated"}
     return {"peak_memory_mb": PeakMemory.peak_rss_mb(), "peak_memory_kind": "process_peak_rss"}
 
 
@@ -162,7 +165,40 @@ class _Batches(Dataset):
         return self.batches[index]
 
 
-def trainer_step_time(module: PretrainMethod, batches: Sequence[Any], epochs: int) -> dict[str, Any]:
+class StepIntervals(pl.Callback):
+    """Seconds between consecutive ``on_train_batch_end`` calls within an epoch: whole loop iterations.
+
+    Each epoch's first step (which starts at the epoch boundary) is left out. Medians of these intervals are
+    less sensitive than epoch times to bursts of load from other processes.
+
+    Attributes:
+        epochs: intervals per epoch.
+    """
+
+    def __init__(self) -> None:
+        self.epochs: list[list[float]] = []
+        self._last: float | None = None
+
+    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.epochs.append([])
+        self._last = None
+
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any,
+                           batch_idx: int) -> None:
+        synchronize()
+        now = time.perf_counter()
+        if self._last is not None:
+            self.epochs[-1].append(now - self._last)
+        self._last = now
+
+    def median_s(self) -> float:
+        """Median interval after the first epoch (all epochs if there is only one)."""
+        steady = [t for e in self.epochs[1:] for t in e] or [t for e in self.epochs for t in e]
+        return statistics.median(steady)
+
+
+def trainer_step_time(module: PretrainMethod, batches: Sequence[Any], epochs: int,
+                      after_epoch: Sequence[pl.Callback] = ()) -> dict[str, Any]:
     """Trains ``module`` through a Lightning Trainer built like ``protocol.pretrain``'s and times it with EpochClock.
 
     The loader hands out the fixed, already-augmented ``batches`` (no transform work), so the time is that of the
@@ -172,20 +208,23 @@ def trainer_step_time(module: PretrainMethod, batches: Sequence[Any], epochs: in
         module: a registry-built pretraining module.
         batches: ``(views, labels)`` batches, one epoch's worth.
         epochs: epochs to train; the first is warm-up.
+        after_epoch: callbacks placed after the clocks, so work they do at an epoch's end is not timed.
 
     Returns:
-        ``step_s`` (median steady epoch time / steps per epoch), ``first_epoch_time_s``, ``epoch_times_s`` and
-        the harness's ``flops_per_step`` (StepFlops).
+        ``step_s`` (EpochClock: median steady epoch time / steps per epoch), ``median_step_s`` (median loop
+        iteration), ``first_epoch_time_s``, ``epoch_times_s`` and the harness's ``flops_per_step`` (StepFlops).
     """
-    clock, memory, flops = EpochClock(), PeakMemory(), StepFlops()
+    clock, memory, flops, intervals = EpochClock(), PeakMemory(), StepFlops(), StepIntervals()
     trainer = pl.Trainer(
         max_epochs=epochs, accelerator="auto", devices=1, precision="32", logger=False, enable_checkpointing=False,
-        callbacks=[clock, memory, flops], gradient_clip_val=module.gradient_clip_val, enable_model_summary=False,
+        callbacks=[clock, memory, flops, intervals, *after_epoch], gradient_clip_val=module.gradient_clip_val,
+        enable_model_summary=False,
     )
     trainer.fit(module, DataLoader(_Batches(batches), batch_size=None, shuffle=False))
     summary = clock.summary()
     return {
         "step_s": summary["epoch_time_s"] / len(batches),
+        "median_step_s": intervals.median_s(),
         "first_epoch_time_s": summary["first_epoch_time_s"],
         "epoch_times_s": clock.epoch_times,
         "flops_per_step": flops.flops_per_step,

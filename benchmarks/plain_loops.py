@@ -245,33 +245,37 @@ class StepTimes:
         return statistics.median(sum(e) / len(e) for e in epochs)
 
 
-def time_steps(method: PlainMethod, batches: Sequence[Sequence[Tensor]], epochs: int) -> StepTimes:
-    """Trains ``epochs`` passes over a fixed list of view batches and times every step.
+def time_epoch(method: PlainMethod, batches: Sequence[Sequence[Tensor]], epoch: int = 0) -> list[float]:
+    """Trains one pass over a fixed list of view batches; returns the seconds of every step.
 
     ``torch`` thread settings are left as they are; CUDA is synchronised around each step.
 
     Args:
         method: the plain loop (on the device the batches are on).
         batches: batches of views, each a list of ``(B, 3, H, W)`` tensors.
-        epochs: passes over ``batches``; the first is reported apart as warm-up.
-
-    Returns:
-        Seconds per step, grouped by epoch.
+        epoch: the epoch number (DINO's teacher-temperature warm-up and last-layer freeze depend on it).
     """
     device = next(method.parameters()).device
     method.train()
-    times = StepTimes()
-    for epoch in range(epochs):
-        if isinstance(method, PlainDino):
-            method.epoch = epoch
-        times.epochs.append([])
-        for views in batches:
-            _sync(device)
-            start = time.perf_counter()
-            method.train_step(views)
-            _sync(device)
-            times.epochs[-1].append(time.perf_counter() - start)
+    if isinstance(method, PlainDino):
+        method.epoch = epoch
+    times = []
+    for views in batches:
+        _sync(device)
+        start = time.perf_counter()
+        method.train_step(views)
+        _sync(device)
+        times.append(time.perf_counter() - start)
     return times
+
+
+def time_steps(method: PlainMethod, batches: Sequence[Sequence[Tensor]], epochs: int) -> StepTimes:
+    """Trains ``epochs`` passes over a fixed list of view batches and times every step (see :func:`time_epoch`).
+
+    Returns:
+        Seconds per step, grouped by epoch; the first epoch is the warm-up.
+    """
+    return StepTimes([time_epoch(method, batches, epoch) for epoch in range(epochs)])
 
 
 def count_flops(method: PlainMethod, views: Sequence[Tensor]) -> int:

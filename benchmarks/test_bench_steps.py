@@ -16,8 +16,8 @@ import pytest
 import torch
 
 from benchmarks.harness import (
-    METHOD_KEYS, ROUNDS, WARMUP_ROUNDS, HarnessStep, device, fixed_batches, param_count, peak_memory, reset_peak_memory, split_key,
-    to_device,
+    METHOD_KEYS, ROUNDS, WARMUP_ROUNDS, HarnessStep, device, fixed_batches, param_count, peak_memory,
+    reset_peak_memory, split_key, to_device,
 )
 from cass_bench.config import BenchConfig
 from cass_bench.data.bundle import ImageSet

@@ -101,6 +101,29 @@ def compare_benchmarks(old: dict[str, dict[str, Any]], new: dict[str, dict[str, 
     return tabulate(rows, headers=headers, tablefmt=fmt, disable_numparse=True)
 
 
+def settings_of(benchmarks: dict[str, dict[str, Any]]) -> set[tuple[str, str]]:
+    """The (device, torch threads) pairs the benchmarks' ``extra_info`` records."""
+    found = set()
+    for entry in benchmarks.values():
+        info = entry.get("extra_info") or {}
+        if "device" in info or "torch_threads" in info:
+            found.add((str(info.get("device")), str(info.get("torch_threads"))))
+    return found
+
+
+def _show(settings: set[tuple[str, str]]) -> str:
+    return ", ".join(f"{device} with {threads} torch threads" for device, threads in sorted(settings))
+
+
 def compare_files(old_path: str | Path, new_path: str | Path, fmt: str = "github") -> str:
-    """Loads two pytest-benchmark JSON files and returns their NEW/OLD table (see :func:`compare_benchmarks`)."""
-    return compare_benchmarks(load_benchmarks(old_path), load_benchmarks(new_path), fmt)
+    """Loads two pytest-benchmark JSON files and returns their NEW/OLD table (see :func:`compare_benchmarks`).
+
+    A note follows the table when the two runs used different devices or torch thread counts.
+    """
+    old, new = load_benchmarks(old_path), load_benchmarks(new_path)
+    text = compare_benchmarks(old, new, fmt)
+    old_settings, new_settings = settings_of(old), settings_of(new)
+    if old_settings and new_settings and old_settings != new_settings:
+        text += (f"\nnote: OLD ran on {_show(old_settings)}, NEW on {_show(new_settings)}; "
+                 "times are not comparable")
+    return text

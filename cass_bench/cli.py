@@ -1,4 +1,4 @@
-"""Command line: ``python -m cass_bench run|report|list``. Bad input exits with status 2 and one line."""
+"""Command line: ``python -m cass_bench run|report|list|bench-compare``. Bad input exits with status 2 and one line."""
 
 from __future__ import annotations
 

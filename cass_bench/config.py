@@ -62,7 +62,8 @@ class DinoConfig:
     """DINO recipe, lightly's small-GPU settings scaled to small images.
 
     Attributes:
-        hidden_dim, bottleneck_dim, output_dim, batch_norm: DINOProjectionHead shape.
+        hidden_dim, bottleneck_dim, output_dim, batch_norm: DINOProjectionHead shape. Batch norm in the head is
+            lightly's small-image (CIFAR-10) setting; without it the head collapses at batch 16 on 32 px images.
         freeze_last_layer: epochs during which the head's last layer gets no gradient.
         lr, weight_decay, optimizer: student optimiser (cosine-annealed).
         momentum_start, momentum_end: teacher EMA momentum, cosine per step.
@@ -77,7 +78,7 @@ class DinoConfig:
     hidden_dim: int = 512
     bottleneck_dim: int = 64
     output_dim: int = 2048
-    batch_norm: bool = False
+    batch_norm: bool = True
     freeze_last_layer: int = 1
     lr: float = 1e-3
     weight_decay: float = 0.0

@@ -202,6 +202,7 @@ def _identity(cell: Cell, arch: str, fraction: float, cfg: BenchConfig, bundle_t
         "task": bundle_task,
         "method": cell.method,
         "arch": arch,
+        "encoders": "+".join(cell.archs),
         "backbone": backbone_name(arch, cfg.backbones),
         "label_fraction": fraction,
         "batch_size": cell.batch_size,

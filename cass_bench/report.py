@@ -29,7 +29,7 @@ from cass_bench.errors import UserError
 from cass_bench.plots import Plot, cost_plot, f1_plot
 from cass_bench.results import RECORD_FIELDS, RecordStore
 
-EXTRA_FIELDS = ("backbone", "precision", "finetune_epochs", "pretrain_params", "encoder_params", "embedding_std",
+EXTRA_FIELDS = ("encoders", "backbone", "precision", "finetune_epochs", "pretrain_params", "encoder_params", "embedding_std",
                 "embedding_collapsed")
 NUMERIC_FIELDS = ("label_fraction", "batch_size", "pretrain_epochs", "image_size", "seed", "finetune_epochs",
                   "f1_macro", "f1_micro", "f1_seed_code", "balanced_accuracy", "auroc", "accuracy",
@@ -37,7 +37,6 @@ NUMERIC_FIELDS = ("label_fraction", "batch_size", "pretrain_epochs", "image_size
                   "flops_per_image", "pretrain_params", "encoder_params", "embedding_std")
 METHOD_ORDER = ("cass", "dino", "byol", "supervised")
 ENCODER_ORDER = ("cnn", "vit", "cnn+vit")
-JOINT_ENCODERS = {"cass": "cnn+vit"}
 CELL = ["dataset", "method", "arch"]
 RUN_KEYS = ["dataset", "method", "encoders", "batch_size", "pretrain_epochs", "seed"]
 COST_KEYS = ["dataset", "batch_size", "pretrain_epochs", "method", "encoders"]
@@ -318,7 +317,7 @@ def pretrain_runs(df: pd.DataFrame) -> pd.DataFrame:
     """One row per finished pretraining run, with ``encoders`` (``cnn+vit`` for CASS's joint run)."""
     ok = _ok(df)
     runs = ok[_is_pretrained(ok)].copy()
-    runs["encoders"] = runs["method"].map(JOINT_ENCODERS).fillna(runs["arch"])
+    runs["encoders"] = runs["encoders"].fillna(runs["arch"])
     return runs.drop_duplicates(RUN_KEYS)
 
 

@@ -73,7 +73,7 @@ def _record(dataset: str, method: str, arch: str, fraction: float, batch: int | 
     scale = 1 + 0.1 * seed
     record.update(
         record_id=f"{dataset}-{method}-{arch}-{fraction}-{batch}-{epochs}-{seed}", dataset=dataset, task="multiclass",
-        method=method, arch=arch, backbone={"cnn": "resnet18", "vit": "vit_tiny_patch16_224"}[arch],
+        method=method, arch=arch, encoders="cnn+vit" if method == "cass" else arch, backbone={"cnn": "resnet18", "vit": "vit_tiny_patch16_224"}[arch],
         label_fraction=fraction, batch_size=batch, pretrain_epochs=epochs, finetune_epochs=5, image_size=32,
         seed=seed, precision="32", status="ok", f1_macro=f1, f1_micro=f1 + 0.05, f1_seed_code=f1 + 0.02,
         balanced_accuracy=f1 + 0.03, auroc=0.9, accuracy=f1 + 0.05, config_hash=f"h-{method}",

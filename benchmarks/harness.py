@@ -27,6 +27,7 @@ from cass_bench.data.bundle import ImageSet
 from cass_bench.data.embedded import embedded
 from cass_bench.measure import EpochClock, PeakMemory, StepFlops, synchronize
 from cass_bench.method import PretrainMethod, ViewTransform
+from cass_bench.protocol import pretrain_trainer
 from cass_bench.registry import PretrainSetup, get_method
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -197,15 +198,16 @@ class StepIntervals(pl.Callback):
         return statistics.median(steady)
 
 
-def trainer_step_time(module: PretrainMethod, batches: Sequence[Any], epochs: int,
+def trainer_step_time(module: PretrainMethod, cfg: BenchConfig, batches: Sequence[Any], epochs: int,
                       after_epoch: Sequence[pl.Callback] = ()) -> dict[str, Any]:
-    """Trains ``module`` through a Lightning Trainer built like ``protocol.pretrain``'s and times it with EpochClock.
+    """Trains ``module`` through the harness's pretraining Trainer (``protocol.pretrain_trainer``), timed by EpochClock.
 
     The loader hands out the fixed, already-augmented ``batches`` (no transform work), so the time is that of the
     training loop alone; the data-loader benchmarks measure the transforms.
 
     Args:
         module: a registry-built pretraining module.
+        cfg: the benchmark config (placement and precision of the Trainer).
         batches: ``(views, labels)`` batches, one epoch's worth.
         epochs: epochs to train; the first is warm-up.
         after_epoch: callbacks placed after the clocks, so work they do at an epoch's end is not timed.
@@ -215,11 +217,7 @@ def trainer_step_time(module: PretrainMethod, batches: Sequence[Any], epochs: in
         iteration), ``first_epoch_time_s``, ``epoch_times_s`` and the harness's ``flops_per_step`` (StepFlops).
     """
     clock, memory, flops, intervals = EpochClock(), PeakMemory(), StepFlops(), StepIntervals()
-    trainer = pl.Trainer(
-        max_epochs=epochs, accelerator="auto", devices=1, precision="32", logger=False, enable_checkpointing=False,
-        callbacks=[clock, memory, flops, intervals, *after_epoch], gradient_clip_val=module.gradient_clip_val,
-        enable_model_summary=False,
-    )
+    trainer = pretrain_trainer(module, cfg, epochs, [clock, memory, flops, intervals, *after_epoch])
     trainer.fit(module, DataLoader(_Batches(batches), batch_size=None, shuffle=False))
     summary = clock.summary()
     return {

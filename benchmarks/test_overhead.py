@@ -1,7 +1,7 @@
 """Does the harness distort the CASS/DINO time ratio? The harness and the plain loops, side by side, one run.
 
-For CASS, DINO-CNN and DINO-ViT in turn, the registry-built module trains through a Lightning Trainer built like
-``protocol.pretrain``'s (timed by ``EpochClock``), and after each of its epochs the plain-PyTorch loop of the same
+For CASS, DINO-CNN and DINO-ViT in turn, the registry-built module trains through a Lightning Trainer built by
+``protocol.pretrain_trainer`` (timed by ``EpochClock``), and after each of its epochs the plain-PyTorch loop of the same
 method trains one epoch on the same fixed batches (timed step by step, summarised with the same statistic: median
 over the epochs after the first of epoch time / steps). Alternating epochs exposes both sides of a method to the
 same load from other processes, so the ratio of ratios stays meaningful on a busy machine. CASS trains both
@@ -72,7 +72,7 @@ def side_by_side(cfg: BenchConfig, images: ImageSet, epochs: int, steps: int) ->
         batches = fixed_batches(module.transform, images, batch_size, steps, seed=index)
         plain = build_plain(key, cfg, batch_size=batch_size, total_steps=epochs * steps).to(dev)
         alongside = PlainAlongside(plain, [to_device(views, dev) for views, _ in batches])
-        timed = trainer_step_time(module, batches, epochs, after_epoch=[alongside])
+        timed = trainer_step_time(module, cfg, batches, epochs, after_epoch=[alongside])
         harness_s[key], harness_median_s[key] = timed["step_s"], timed["median_step_s"]
         flops[key] = timed["flops_per_step"]
         plain_s[key], plain_median_s[key] = alongside.times.epoch_step_s, alongside.times.median_step_s

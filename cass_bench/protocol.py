@@ -27,6 +27,7 @@ from cass_bench.encoders import backbone_name, build_encoder
 from cass_bench.errors import DivergedError
 from cass_bench.finetune import METRICS, finetune
 from cass_bench.measure import EpochClock, PeakMemory, StepFlops
+from cass_bench.method import PretrainMethod
 from cass_bench.registry import PretrainSetup, get_method
 from cass_bench.results import RecordStore, device_name, git_commit, versions
 
@@ -120,6 +121,16 @@ def _param_count(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 
 
+def pretrain_trainer(module: PretrainMethod, cfg: BenchConfig, epochs: int, callbacks: list[pl.Callback]) -> pl.Trainer:
+    """The Lightning Trainer every pretraining run uses (placement, precision, the method's clipping and sync BN)."""
+    return pl.Trainer(
+        max_epochs=epochs, accelerator=cfg.accelerator, devices=cfg.devices, num_nodes=cfg.num_nodes,
+        strategy=cfg.strategy, precision=cfg.precision, logger=False, enable_checkpointing=False,
+        callbacks=callbacks, gradient_clip_val=module.gradient_clip_val, enable_model_summary=False,
+        sync_batchnorm=module.sync_batchnorm and cfg.devices * cfg.num_nodes > 1,
+    )
+
+
 def pretrain(cell: Cell, cfg: BenchConfig, bundle: DatasetBundle, cache_dir: Path) -> Pretrained | None:
     """Runs (or loads from cache) the pretraining of a cell.
 
@@ -147,12 +158,7 @@ def pretrain(cell: Cell, cfg: BenchConfig, bundle: DatasetBundle, cache_dir: Pat
         module = module.to(memory_format=torch.channels_last)
     loader = make_loader(bundle.train, module.transform, cell.batch_size, True, cfg.num_workers, drop_last=True)
     clock, memory, flops = EpochClock(), PeakMemory(), StepFlops()
-    trainer = pl.Trainer(
-        max_epochs=cell.pretrain_epochs, accelerator=cfg.accelerator, devices=cfg.devices, num_nodes=cfg.num_nodes,
-        strategy=cfg.strategy, precision=cfg.precision, logger=False, enable_checkpointing=False,
-        callbacks=[clock, memory, flops], gradient_clip_val=module.gradient_clip_val, enable_model_summary=False,
-        sync_batchnorm=module.sync_batchnorm and cfg.devices * cfg.num_nodes > 1,
-    )
+    trainer = pretrain_trainer(module, cfg, cell.pretrain_epochs, [clock, memory, flops])
     trainer.fit(module, loader)
     if not trainer.is_global_zero:
         return None

@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-from dataclasses import dataclass, field, fields, is_dataclass, replace
+from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any, get_type_hints
 
@@ -330,13 +330,6 @@ def stable_hash(payload: Any, length: int = 12) -> str:
     """A short, order-independent hash of JSON-ready data."""
     text = json.dumps(payload, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:length]
-
-
-def with_overrides(cfg: BenchConfig, **changes: Any) -> BenchConfig:
-    """A copy of ``cfg`` with top-level fields replaced, validated again."""
-    new = replace(cfg, **changes)
-    validate(new)
-    return new
 
 
 def config_from_dict(data: dict[str, Any]) -> BenchConfig:

@@ -19,7 +19,7 @@ import pytest
 import pytorch_lightning as pl
 import torch
 
-from benchmarks.compare import OVERHEAD_KEYS, overhead_lines
+from cass_bench.bench_ratios import OVERHEAD_KEYS, overhead_lines
 from benchmarks.harness import (
     OVERHEAD_EPOCHS, OVERHEAD_STEPS, build_method, device, fixed_batches, to_device, trainer_step_time,
 )

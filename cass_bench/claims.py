@@ -13,6 +13,11 @@ run; the paper's number is shown beside the measured one and is not itself the b
 - (d) more robust to batch size: holds iff CASS's F1 spread (max - min over the batch sizes every compared method
   finished; mean over datasets, encoders and label fractions) is smaller than DINO's and BYOL's; needs >= 2 sizes.
 - (e) more robust to pretraining epochs: as (d), over pretraining epoch counts.
+
+With two or more seeds, (a), (d) and (e) also state the seed noise: the standard error of the averaged F1 gain
+for (a), and the mean standard error of one cell's mean F1 for (d) and (e). A margin smaller than twice that
+noise is marked "within seed noise": the status still follows the rule, but the measurement cannot tell the
+methods apart. With one seed the text says that there is no noise estimate.
 """
 
 from __future__ import annotations
@@ -40,7 +45,10 @@ RULES = (
     "(d) holds iff CASS's F1 spread (max - min over the batch sizes every compared method finished; mean over "
     "datasets, encoders, label fractions) is smaller than DINO's and BYOL's; needs >= 2 batch sizes.",
     "(e) as (d), over pretraining epoch counts.",
+    "Seed noise (two or more seeds): (a) shows the standard error of the averaged gain, (d) and (e) the mean "
+    "standard error of a cell's mean F1; a margin under twice that noise is marked \"within seed noise\".",
 )
+NOISE_FACTOR = 2.0
 
 
 @dataclass(frozen=True)
@@ -66,6 +74,22 @@ def _fraction_label(fraction: float) -> str:
     return f"{fraction * 100:g}%"
 
 
+def standard_errors(stats: pd.DataFrame) -> pd.Series:
+    """Standard error of each cell's mean over seeds (std / sqrt(n)); NaN where there is one seed.
+
+    Args:
+        stats: statistics with ``std`` and ``n`` columns, as ``report.metric_stats`` gives them.
+    """
+    return stats["std"] / np.sqrt(stats["n"])
+
+
+def _noise_text(margin: float, noise: float) -> str:
+    if not np.isfinite(noise):
+        return "1 seed: no noise estimate"
+    verdict = "; within seed noise" if abs(margin) < NOISE_FACTOR * noise else ""
+    return f"seed noise ± {noise:.2f}{verdict}"
+
+
 def f1_gain_claims(f1: pd.DataFrame) -> list[Claim]:
     """Claim (a) at each of the paper's label fractions.
 
@@ -73,6 +97,7 @@ def f1_gain_claims(f1: pd.DataFrame) -> list[Claim]:
         f1: macro-F1 statistics indexed by (dataset, method, arch, label_fraction) with a ``mean`` column.
     """
     means = f1["mean"].unstack("method") if not f1.empty else pd.DataFrame()
+    errors = standard_errors(f1).unstack("method") if not f1.empty else pd.DataFrame()
     others = [m for m in OTHER_SSL if m in means]
     claims = []
     for fraction, paper_gain in PAPER_GAINS.items():
@@ -81,14 +106,23 @@ def f1_gain_claims(f1: pd.DataFrame) -> list[Claim]:
             f"+{paper_gain} F1 points"
         at = means[np.isclose(means.index.get_level_values("label_fraction"), fraction)] if not means.empty \
             else means
-        gains = (100 * (at["cass"] - at[others].max(axis=1))).dropna() if "cass" in at and others else pd.Series()
-        if gains.empty:
+        if "cass" not in at or not others:
             claims.append(Claim(key, claim, paper, "no CASS and DINO/BYOL results at this fraction", UNMEASURED))
             continue
+        compared = at[["cass", *others]].dropna(subset=["cass"]).dropna(subset=others, how="all")
+        if compared.empty:
+            claims.append(Claim(key, claim, paper, "no CASS and DINO/BYOL results at this fraction", UNMEASURED))
+            continue
+        best = compared[others].idxmax(axis=1)
+        gains = 100 * (compared["cass"] - compared[others].max(axis=1))
+        cell_errors = errors.loc[compared.index]
+        best_errors = pd.Series([cell_errors.at[i, m] for i, m in best.items()], index=compared.index)
+        noise = 100 * np.sqrt((cell_errors["cass"] ** 2 + best_errors ** 2).sum(skipna=False)) / len(gains)
         per_arch = gains.groupby(level="arch").mean()
         detail = ", ".join(f"{arch} {gain:+.2f}" for arch, gain in per_arch.items())
         n_sets = gains.index.get_level_values("dataset").nunique()
-        measured = f"{gains.mean():+.2f} F1 points ({detail}; {n_sets} dataset{'s' * (n_sets > 1)})"
+        measured = (f"{gains.mean():+.2f} F1 points ({detail}; {n_sets} dataset{'s' * (n_sets > 1)}; "
+                    f"{_noise_text(gains.mean(), noise)})")
         claims.append(Claim(key, claim, paper, measured, HOLDS if gains.mean() > 0 else FAILS))
     return claims
 
@@ -159,8 +193,11 @@ def robustness_claim(stats: pd.DataFrame, factor: str, key: str, claim: str, lev
     mean_spread = 100 * spreads.mean()
     values = ", ".join(f"{v:g}" for v in sorted(set(common.index.get_level_values(factor))))
     text = ", ".join(f"{m} {mean_spread[m]:.2f}" for m in methods)
-    measured = f"F1 spread in points: {text} ({levels} {values})"
-    holds = all(mean_spread["cass"] < mean_spread[m] for m in methods if m != "cass")
+    noise = 100 * standard_errors(stats).unstack("method")[methods].loc[common.index].stack(future_stack=True).mean(
+        skipna=False)
+    margin = min(mean_spread[m] for m in methods if m != "cass") - mean_spread["cass"]
+    measured = f"F1 spread in points: {text} ({levels} {values}; {_noise_text(margin, noise)})"
+    holds = margin > 0
     return Claim(key, claim, paper, measured, HOLDS if holds else FAILS)
 
 

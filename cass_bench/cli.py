@@ -1,4 +1,4 @@
-"""Command line: ``python -m cass_bench run|report|list|bench-compare``. Bad input exits with status 2 and one line."""
+"""Command line: ``python -m cass_bench run|report|list|bench-compare|bench-ratios``. Bad input exits with status 2 and one line."""
 
 from __future__ import annotations
 
@@ -59,6 +59,9 @@ def _parser() -> argparse.ArgumentParser:
     bench = sub.add_parser("bench-compare", help="per-benchmark NEW/OLD time and FLOPs ratios of two benchmark JSONs")
     bench.add_argument("old", help="pytest-benchmark JSON of the reference run, e.g. results/ci/benchmark.json")
     bench.add_argument("new", help="pytest-benchmark JSON of the run to compare")
+
+    ratios = sub.add_parser("bench-ratios", help="CASS's per-step time and FLOPs relative to DINO and BYOL")
+    ratios.add_argument("file", help="pytest-benchmark JSON, e.g. results/ci/benchmark.json")
 
     cell = sub.add_parser("_cell", help=argparse.SUPPRESS)
     cell.add_argument("spec")
@@ -128,6 +131,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from cass_bench.bench_compare import compare_files
 
             print(compare_files(args.old, args.new))
+        elif args.command == "bench-ratios":
+            from cass_bench.bench_ratios import ratio_report
+
+            print(ratio_report(args.file))
         elif args.command == "_cell":
             from cass_bench.sweep import run_cell_file
 

@@ -14,19 +14,18 @@ CASS's F1 spread across batch sizes / epoch counts is the smallest; anything wit
 
 from __future__ import annotations
 
-import itertools
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
-from tabulate import tabulate
 
 from cass_bench.claims import RULES, check_claims
 from cass_bench.errors import UserError
 from cass_bench.plots import Plot, cost_plot, f1_plot
+from cass_bench.render import STYLES, Section, Table, render_latex, render_markdown, write_csv
 from cass_bench.results import RECORD_FIELDS, RecordStore
 
 EXTRA_FIELDS = ("encoders", "backbone", "precision", "finetune_epochs", "pretrain_params", "encoder_params", "embedding_std",
@@ -49,95 +48,6 @@ MISSING = "—"
 TERMINAL_SECTIONS = ("scale", "claims", "f1_macro", "efficiency")
 PAPER_SCALE = ("Paper scale: Brain MRI, ISIC-2019, Dermofit, Autoimmune; one RTX8000; 384 px; ResNet-50 + ViT-B/16; "
                "100 pretraining epochs at batch 16 (robustness: batch 8, 16, 32); fp32.")
-
-
-@dataclass(frozen=True)
-class Style:
-    """How a table and its text are written in one output format.
-
-    Attributes:
-        tablefmt: tabulate's table format.
-        escape: makes plain text safe in the format.
-        bold: marks (already escaped) text as bold.
-    """
-
-    tablefmt: str
-    escape: Callable[[str], str]
-    bold: Callable[[str], str]
-
-
-_LATEX = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{",
-          "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "±": r"$\pm$", "—": "--",
-          "×": r"$\times$", "≤": r"$\le$", "≥": r"$\ge$", "−": "-", "<": r"$<$", ">": r"$>$", "|": r"$|$"}
-
-
-def _latex_escape(text: str) -> str:
-    return "".join(_LATEX.get(char, char) for char in text)
-
-
-def _markdown_escape(text: str) -> str:
-    return text.replace("|", "\\|")
-
-
-STYLES = {
-    "markdown": Style("pipe", _markdown_escape, lambda s: f"**{s}**"),
-    "github": Style("github", _markdown_escape, lambda s: f"**{s}**"),
-    "latex": Style("latex_raw", _latex_escape, lambda s: f"\\textbf{{{s}}}"),
-}
-
-
-@dataclass
-class Table:
-    """A table as plain-text cells, which cells are bold, and the numbers behind it.
-
-    Attributes:
-        cells: one string per cell, one column per header.
-        bold: same shape as ``cells``, True where the cell is marked best.
-        data: the numbers (written to CSV); ``cells`` when None.
-        terminal: columns printed in the terminal summary (all when None).
-        terminal_rows: True for the rows printed in the terminal summary (all when None).
-    """
-
-    cells: pd.DataFrame
-    bold: pd.DataFrame | None = None
-    data: pd.DataFrame | None = None
-    terminal: list[str] | None = None
-    terminal_rows: list[bool] | None = None
-
-    def render(self, style: Style, terminal: bool = False) -> str:
-        """The table in ``style``'s format (``terminal``: the compact selection)."""
-        columns = self.terminal if terminal and self.terminal else list(self.cells.columns)
-        rows = self.terminal_rows if terminal and self.terminal_rows else [True] * len(self.cells)
-        bold = self.bold if self.bold is not None else pd.DataFrame(False, self.cells.index, self.cells.columns)
-        rows = [[style.bold(style.escape(text)) if strong else style.escape(text)
-                 for text, strong in zip(cells, marks)]
-                for cells, marks in zip(self.cells.loc[rows, columns].itertuples(index=False),
-                                        bold.loc[rows, columns].itertuples(index=False))]
-        return tabulate(rows, headers=[style.escape(str(c)) for c in columns], tablefmt=style.tablefmt,
-                        disable_numparse=True)
-
-
-@dataclass
-class Section:
-    """A titled part of the report.
-
-    Attributes:
-        key: short name (CSV file stem, terminal selection).
-        title: heading.
-        lines: paragraphs of plain text; consecutive lines starting with "- " form a list.
-        table: the table, if any.
-        images: (file name, caption) of plots beside the report.
-        level: heading level (2 or 3).
-        notes: paragraphs after the table, like ``lines``.
-    """
-
-    key: str
-    title: str
-    lines: list[str] = field(default_factory=list)
-    table: Table | None = None
-    images: list[tuple[str, str]] = field(default_factory=list)
-    level: int = 2
-    notes: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -596,66 +506,6 @@ def build_sections(analysis: Analysis, plots: list[Plot]) -> list[Section]:
     ]
 
 
-def _paragraphs(lines: list[str], escape: Callable[[str], str], bullets: tuple[str, str, str]) -> list[str]:
-    start, item, end = bullets
-    out: list[str] = []
-    for is_item, group in itertools.groupby(lines, key=lambda line: line.startswith("- ")):
-        if is_item:
-            out.append(start + "\n".join(item + escape(line[2:]) for line in group) + end)
-        else:
-            out.extend(escape(line) for line in group)
-    return out
-
-
-def render_markdown(sections: list[Section], style: Style, terminal: bool = False) -> str:
-    """Sections as Markdown (``terminal``: only the main ones, with compact tables)."""
-    parts = [] if terminal else ["# cass-bench report"]
-    for section in sections:
-        if terminal and section.key not in TERMINAL_SECTIONS:
-            continue
-        parts.append(f"{'#' * section.level} {section.title}")
-        parts.extend(_paragraphs(section.lines, style.escape, ("", "- ", "")))
-        if section.table is not None:
-            parts.append(section.table.render(style, terminal))
-        parts.extend(_paragraphs(section.notes, style.escape, ("", "- ", "")))
-        parts.extend(f"![{caption}]({name})" for name, caption in section.images)
-    return "\n\n".join(parts) + "\n"
-
-
-def render_latex(sections: list[Section]) -> str:
-    """Sections as a standalone LaTeX document (plots included with graphicx)."""
-    style = STYLES["latex"]
-    parts = [r"\documentclass{article}", r"\usepackage[margin=1.5cm,landscape]{geometry}",
-             r"\usepackage{graphicx}", r"\begin{document}", r"\section*{cass-bench report}"]
-    for section in sections:
-        command = r"\subsection*" if section.level == 2 else r"\subsubsection*"
-        parts.append(f"{command}{{{_latex_escape(section.title)}}}")
-        parts.extend(_paragraphs(section.lines, style.escape, ("\\begin{itemize}\n", "\\item ", "\n\\end{itemize}")))
-        if section.table is not None:
-            tabular = section.table.render(style)
-            if len(section.table.cells.columns) > 8:
-                tabular = f"\\resizebox{{\\linewidth}}{{!}}{{%\n{tabular}}}"
-            parts.append(f"{{\\small\n{tabular}\n}}")
-        parts.extend(_paragraphs(section.notes, style.escape, ("\\begin{itemize}\n", "\\item ", "\n\\end{itemize}")))
-        parts.extend(f"\\begin{{center}}\\includegraphics[width=0.9\\linewidth]{{{name}}}\\\\{_latex_escape(caption)}"
-                     f"\\end{{center}}" for name, caption in section.images)
-    parts.append(r"\end{document}")
-    return "\n\n".join(parts) + "\n"
-
-
-def write_csv(sections: list[Section], out: Path) -> list[Path]:
-    """Each table's numbers as ``report_<key>.csv``."""
-    paths = []
-    for section in sections:
-        if section.table is None:
-            continue
-        path = out / f"report_{section.key}.csv"
-        frame = section.table.data if section.table.data is not None else section.table.cells
-        frame.to_csv(path, index=False)
-        paths.append(path)
-    return paths
-
-
 def write_report(out: Path, fmt: str = "markdown") -> str:
     """Regenerates ``<out>/report.md``, its plots and (by ``fmt``) ``report.tex`` or ``report_<table>.csv``.
 
@@ -687,4 +537,4 @@ def write_report(out: Path, fmt: str = "markdown") -> str:
     n_failed = int((analysis.records["status"] != "ok").sum())
     footer = [f"{n_failed} failed record(s): see section 5 of the report." if n_failed else "No failed records.",
               "Written: " + ", ".join(str(p) for p in written)]
-    return render_markdown(sections, style, terminal=True) + "\n" + "\n".join(footer) + "\n"
+    return render_markdown(sections, style, terminal=TERMINAL_SECTIONS) + "\n" + "\n".join(footer) + "\n"

@@ -11,6 +11,7 @@ import dataclasses
 import json
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -21,9 +22,6 @@ from cass_bench.errors import UserError
 from cass_bench.protocol import Cell, expected_ids, failure_record, run_cell
 from cass_bench.registry import get_method
 from cass_bench.results import RecordStore
-
-CELLS_DIR = "cells"
-
 
 def expand(cfg: BenchConfig) -> list[Cell]:
     """Every cell of the grid, in a stable order (all methods of a seed before the next seed)."""
@@ -73,10 +71,8 @@ def preflight(cfg: BenchConfig) -> None:
                 )
 
 
-def _spec_file(out: Path, cell: Cell, cfg: BenchConfig) -> Path:
+def _spec_file(folder: Path, cell: Cell, cfg: BenchConfig) -> Path:
     payload = {"config": to_dict(cfg), "cell": dataclasses.asdict(cell)}
-    folder = out / CELLS_DIR
-    folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{stable_hash(payload)}.json"
     path.write_text(json.dumps(payload, indent=1))
     return path
@@ -115,21 +111,21 @@ def run_sweep(cfg: BenchConfig, shard: tuple[int, int] = (0, 1)) -> int:
     print(f"[sweep] {len(cells)} cells in this shard, {len(cells) - len(pending)} already done, {len(pending)} to run",
           flush=True)
     start = time.perf_counter()
-    for k, cell in enumerate(pending):
-        elapsed = time.perf_counter() - start
-        eta = "?" if k == 0 else _clock(elapsed / k * (len(pending) - k))
-        print(f"[sweep] cell {k + 1}/{len(pending)}: {cell.describe()} | elapsed {_clock(elapsed)} | ETA {eta}",
-              flush=True)
-        spec = _spec_file(out, cell, cfg)
-        code = subprocess.run([sys.executable, "-m", "cass_bench", "_cell", str(spec)]).returncode
-        spec.unlink(missing_ok=True)
-        if code != 0:
-            written = store.ids()
-            for arch in cell.archs:
-                for fraction in cfg.label_fractions:
-                    record = failure_record(cell, arch, fraction, cfg, "error",
-                                            f"cell process exited with status {code}")
-                    if record["record_id"] not in written:
-                        store.append(record)
+    with tempfile.TemporaryDirectory(prefix="cass-bench-cells-") as specs:
+        for k, cell in enumerate(pending):
+            elapsed = time.perf_counter() - start
+            eta = "?" if k == 0 else _clock(elapsed / k * (len(pending) - k))
+            print(f"[sweep] cell {k + 1}/{len(pending)}: {cell.describe()} | elapsed {_clock(elapsed)} | ETA {eta}",
+                  flush=True)
+            spec = _spec_file(Path(specs), cell, cfg)
+            code = subprocess.run([sys.executable, "-m", "cass_bench", "_cell", str(spec)]).returncode
+            if code != 0:
+                written = store.ids()
+                for arch in cell.archs:
+                    for fraction in cfg.label_fractions:
+                        record = failure_record(cell, arch, fraction, cfg, "error",
+                                                f"cell process exited with status {code}")
+                        if record["record_id"] not in written:
+                            store.append(record)
     print(f"[sweep] finished {len(pending)} cells in {_clock(time.perf_counter() - start)}", flush=True)
     return len(pending)

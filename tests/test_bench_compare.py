@@ -1,4 +1,4 @@
-"""``bench-compare`` and the CI ratio table read pytest-benchmark JSON; bad files are one-line errors (exit 2)."""
+"""``bench-compare`` and ``bench-ratios`` read pytest-benchmark JSON; bad files are one-line errors (exit 2)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from benchmarks.compare import pretrain_steps, ratio_report, ratio_rows
+from cass_bench.bench_ratios import pretrain_steps, ratio_report, ratio_rows
 from cass_bench.bench_compare import load_benchmarks
 from cass_bench.cli import main
 
@@ -58,3 +58,15 @@ def test_ratio_table_compares_cass_with_both_encoders_of_each_baseline(tmp_path:
     assert rows["CASS / BYOL-cnn"][3:] == ["0.600", "-"]
     assert "CASS / (BYOL-cnn + BYOL-vit)" not in rows
     assert "CASS / (DINO-cnn + DINO-vit)" in ratio_report(path)
+
+
+def test_bench_ratios_prints_the_table_and_rejects_files_without_cass(tmp_path: Path,
+                                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    good = _write(tmp_path / "good.json", [_entry("cass", 0.3, 300), _entry("dino-cnn", 0.6, 600)])
+    assert main(["bench-ratios", str(good)]) == 0
+    row = next(line for line in capsys.readouterr().out.splitlines() if "CASS / DINO-cnn" in line)
+    assert "0.500" in row
+    only_baselines = _write(tmp_path / "baselines.json", [_entry("dino-cnn", 0.6, 600)])
+    assert main(["bench-ratios", str(only_baselines)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and str(only_baselines) in err and "--benchmark-json" in err

@@ -158,6 +158,36 @@ def test_claims_do_not_hold_when_cass_loses(tmp_path: Path) -> None:
                             "b": "does not hold", "c": "does not hold", "d": "does not hold", "e": "not measured"}
 
 
+def _measured(out: Path) -> dict[str, str]:
+    claims = analyse(load_records(out)).claims
+    return dict(zip(claims["key"], claims["measured"]))
+
+
+def test_f1_gain_states_seed_noise_recomputed_from_the_records(tmp_path: Path) -> None:
+    records = make_records(datasets=("d1",), batch_sizes=(16,))
+    out = write_records(tmp_path / "r", records)
+    raw = pd.DataFrame(records)
+    at = raw[raw.label_fraction == 0.1]
+    stats = at.groupby(["method", "arch"]).f1_macro.agg(["mean", "std", "count"])
+    sq_errors = []
+    for arch in ("cnn", "vit"):
+        best = max(("dino", "byol"), key=lambda m: stats.loc[(m, arch), "mean"])
+        sq_errors += [stats.loc[(m, arch), "std"] ** 2 / stats.loc[(m, arch), "count"] for m in ("cass", best)]
+    noise = 100 * np.sqrt(sum(sq_errors)) / 2
+    measured = _measured(out)["a@10%"]
+    assert f"seed noise ± {noise:.2f}" in measured and "within seed noise" not in measured
+
+
+def test_margins_smaller_than_seed_noise_are_marked(tmp_path: Path) -> None:
+    close = {"cass": 0.001, "dino": 0.0, "byol": -0.001, "supervised": 0.0}
+    out = write_records(tmp_path / "close", make_records(datasets=("d1",), offsets=close, slopes={"dino": 0.002}))
+    measured = _measured(out)
+    assert "within seed noise" in measured["a@1%"] and "within seed noise" in measured["d"]
+    one_seed = write_records(tmp_path / "one", make_records(datasets=("d1",), seeds=(0,)))
+    assert "1 seed: no noise estimate" in _measured(one_seed)["a@10%"]
+    assert "1 seed: no noise estimate" in _measured(one_seed)["d"]
+
+
 def test_claims_without_their_data_are_not_measured(tmp_path: Path) -> None:
     records = make_records(methods=("cass", "byol", "supervised"), batch_sizes=(16,), fractions=(0.1, 1.0))
     out = write_records(tmp_path / "r", records)

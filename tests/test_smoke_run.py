@@ -37,6 +37,11 @@ def test_smoke_run_writes_every_record_complete(smoke_run: Path) -> None:
         assert record["embedding_std"] > 0
 
 
+def test_smoke_run_leaves_only_results_in_its_folder(smoke_run: Path) -> None:
+    names = {path.name for path in smoke_run.iterdir() if path.suffix != ".png"}
+    assert names == {"records.jsonl", "report.md", "predictions", "checkpoints"}
+
+
 def test_predictions_recompute_recorded_metrics(smoke_run: Path) -> None:
     for record in _records(smoke_run):
         saved = np.load(smoke_run / "predictions" / f"{record['record_id']}.npz")

@@ -140,19 +140,20 @@ def load_csv(spec: CsvSpec, image_size: int, split_seed: int) -> DatasetBundle:
             a test class unseen in training, no rows.
     """
     require_dir(spec.image_dir, "image_dir")
-    frame = read_csv(spec.train_csv, "train_csv")
-    labels, classes = _csv_labels(frame, spec, spec.train_csv, None)
-    paths = _image_paths(frame, spec, spec.train_csv)
-    check_images(paths, f"'{spec.train_csv}'")
-    train = ImageSet(FileImages(paths, image_size), labels)
+    train, classes = _csv_set(spec, spec.train_csv, "train_csv", None, image_size)
     test = None
     if spec.test_csv is not None:
-        test_frame = read_csv(spec.test_csv, "test_csv")
-        test_labels, _ = _csv_labels(test_frame, spec, spec.test_csv, classes)
-        test_paths = _image_paths(test_frame, spec, spec.test_csv)
-        check_images(test_paths, f"'{spec.test_csv}'")
-        test = ImageSet(FileImages(test_paths, image_size), test_labels)
+        test, _ = _csv_set(spec, spec.test_csv, "test_csv", classes, image_size)
     return _bundle(spec.name, _csv_task(spec), classes, train, test, split_seed)
+
+
+def _csv_set(spec: CsvSpec, csv: Path, key: str, classes: tuple[str, ...] | None,
+             image_size: int) -> tuple[ImageSet, tuple[str, ...]]:
+    frame = read_csv(csv, key)
+    labels, classes = _csv_labels(frame, spec, csv, classes)
+    paths = _image_paths(frame, spec, csv)
+    check_images(paths, f"'{csv}'")
+    return ImageSet(FileImages(paths, image_size), labels), classes
 
 
 def _folder_images(root: Path, key: str) -> dict[str, list[Path]]:

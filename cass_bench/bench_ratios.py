@@ -1,20 +1,19 @@
-"""``python -m benchmarks.compare BENCHMARK_JSON``: CASS's per-step cost relative to DINO and BYOL.
+"""``python -m cass_bench bench-ratios BENCHMARK_JSON``: CASS's per-step cost relative to DINO and BYOL.
 
 CASS trains the CNN and the ViT in one step while DINO and BYOL train one encoder per run, so CASS is compared with
 the sum of the CNN and ViT steps of each baseline, and with each one alone. Times are medians of the
 ``pretrain-step`` benchmarks; FLOPs are the ``flops_per_step`` their ``extra_info`` carries. The harness-vs-plain
-loop comparison of ``test_overhead.py`` is printed below the table when the file holds it.
+loop comparison of ``benchmarks/test_overhead.py`` is printed below the table when the file holds it.
 """
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Any, Sequence
 
 from tabulate import tabulate
 
-from cass_bench.bench_compare import flops_of, load_benchmarks
+from cass_bench.bench_compare import REGENERATE, flops_of, load_benchmarks
 from cass_bench.errors import UserError
 
 OVERHEAD_KEYS = ("cass", "dino-cnn", "dino-vit")
@@ -90,23 +89,6 @@ def ratio_report(path: str | Path) -> str:
             parts.append("\n".join(overhead_lines(info)))
     if not parts:
         raise UserError(f"benchmark file '{path}' holds neither the CASS pretrain-step nor the overhead benchmark; "
-                        f"write it with `python -m pytest benchmarks --benchmark-only --benchmark-json {path}`")
+                        f"write it with `{REGENERATE.format(path=path)}`")
     return "\n\n".join(parts)
 
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Prints the ratio report of the file given as the only argument; exits 2 on bad input."""
-    args = list(sys.argv[1:] if argv is None else argv)
-    if len(args) != 1:
-        print("usage: python -m benchmarks.compare BENCHMARK_JSON", file=sys.stderr)
-        return 2
-    try:
-        print(ratio_report(args[0]))
-    except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

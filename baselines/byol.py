@@ -12,7 +12,6 @@ from lightly.loss import NegativeCosineSimilarity
 from lightly.models.modules import BYOLPredictionHead, BYOLProjectionHead
 from lightly.models.utils import update_momentum
 from lightly.transforms import BYOLTransform, BYOLView1Transform, BYOLView2Transform
-from lightly.utils.scheduler import cosine_schedule
 from torch import Tensor, nn
 
 from baselines.dino import EncoderWithHead, blur_sigmas, frozen_copy
@@ -71,15 +70,8 @@ class BYOL(PretrainMethod):
         return {self.arch: self.online.backbone}
 
     def target_momentum(self) -> float:
-        """EMA momentum of this step: cosine from ``momentum_start`` to ``momentum_end`` over the run.
-
-        Without a trainer (manual stepping) the total is unknown and ``momentum_start`` is used.
-        """
-        if self._trainer is None:
-            return self.cfg.momentum_start
-        return cosine_schedule(
-            self.global_step, self.trainer.estimated_stepping_batches, self.cfg.momentum_start, self.cfg.momentum_end
-        )
+        """EMA momentum of this step (see :meth:`PretrainMethod.ema_momentum`)."""
+        return self.ema_momentum(self.cfg.momentum_start, self.cfg.momentum_end)
 
     def pretrain_loss(self, views: list[Tensor]) -> tuple[Tensor, Tensor]:
         update_momentum(self.online, self.target, m=self.target_momentum())

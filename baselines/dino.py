@@ -15,7 +15,6 @@ from lightly.loss import DINOLoss
 from lightly.models.modules import DINOProjectionHead
 from lightly.models.utils import deactivate_requires_grad, update_momentum
 from lightly.transforms import DINOTransform
-from lightly.utils.scheduler import cosine_schedule
 from torch import Tensor, nn
 
 from cass_bench.config import BackboneConfig, DinoConfig
@@ -69,6 +68,7 @@ def frozen_copy(source: nn.Module, target: M) -> M:
     return target
 
 
+
 class DINO(PretrainMethod):
     """The DINO pretraining module for one timm encoder.
 
@@ -119,15 +119,8 @@ class DINO(PretrainMethod):
         return {self.arch: self.student.backbone}
 
     def teacher_momentum(self) -> float:
-        """EMA momentum of this step: cosine from ``momentum_start`` to ``momentum_end`` over the run.
-
-        Without a trainer (manual stepping) the total is unknown and ``momentum_start`` is used.
-        """
-        if self._trainer is None:
-            return self.cfg.momentum_start
-        return cosine_schedule(
-            self.global_step, self.trainer.estimated_stepping_batches, self.cfg.momentum_start, self.cfg.momentum_end
-        )
+        """EMA momentum of this step (see :meth:`PretrainMethod.ema_momentum`)."""
+        return self.ema_momentum(self.cfg.momentum_start, self.cfg.momentum_end)
 
     def teacher_temperature(self) -> float:
         """Teacher temperature of this epoch: DINOLoss's linear warm-up, cut to end before a short run does."""
@@ -141,9 +134,10 @@ class DINO(PretrainMethod):
     def pretrain_loss(self, views: list[Tensor]) -> tuple[Tensor, Tensor]:
         update_momentum(self.student, self.teacher, m=self.teacher_momentum())
         global_views, local_views = views[:2], views[2:]
+        global_batch = torch.cat(global_views)
         with torch.no_grad():
-            teacher_out = self.teacher(torch.cat(global_views)).chunk(2)
-        student_global = self.student(torch.cat(global_views))
+            teacher_out = self.teacher(global_batch).chunk(2)
+        student_global = self.student(global_batch)
         student_out = list(student_global.chunk(2))
         if local_views:
             student_out += list(self.student(torch.cat(local_views)).chunk(len(local_views)))

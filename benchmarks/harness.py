@@ -19,7 +19,7 @@ from typing import Any, Sequence
 import pytorch_lightning as pl
 import torch
 from PIL import Image
-from torch import Tensor, nn
+from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
 from cass_bench.config import BenchConfig, load_config
@@ -227,8 +227,3 @@ def trainer_step_time(module: PretrainMethod, cfg: BenchConfig, batches: Sequenc
         "epoch_times_s": clock.epoch_times,
         "flops_per_step": flops.flops_per_step,
     }
-
-
-def param_count(module: nn.Module) -> int:
-    """Number of parameters."""
-    return sum(p.numel() for p in module.parameters())

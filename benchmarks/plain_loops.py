@@ -269,13 +269,6 @@ def time_epoch(method: PlainMethod, batches: Sequence[Sequence[Tensor]], epoch: 
     return times
 
 
-def time_steps(method: PlainMethod, batches: Sequence[Sequence[Tensor]], epochs: int) -> StepTimes:
-    """Trains ``epochs`` passes over a fixed list of view batches and times every step (see :func:`time_epoch`).
-
-    Returns:
-        Seconds per step, grouped by epoch; the first epoch is the warm-up.
-    """
-    return StepTimes([time_epoch(method, batches, epoch) for epoch in range(epochs)])
 
 
 def count_flops(method: PlainMethod, views: Sequence[Tensor]) -> int:

@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from benchmarks.harness import (
-    METHOD_KEYS, ROUNDS, WARMUP_ROUNDS, HarnessStep, device, fixed_batches, param_count, peak_memory,
+    METHOD_KEYS, ROUNDS, WARMUP_ROUNDS, HarnessStep, device, fixed_batches, peak_memory,
     reset_peak_memory, split_key, to_device,
 )
 from cass_bench.config import BenchConfig
@@ -26,6 +26,7 @@ from cass_bench.encoders import build_encoder
 from cass_bench.finetune import FinetuneModule
 from cass_bench.measure import count_step_flops
 from cass_bench.method import PretrainMethod
+from cass_bench.protocol import param_count
 
 LOADER_METHODS = {"cass": "cass", "dino": "dino-cnn", "byol": "byol-cnn"}
 
@@ -34,12 +35,12 @@ def _run(benchmark: Any, fn: Callable[[], Any]) -> None:
     benchmark.pedantic(fn, rounds=ROUNDS, warmup_rounds=WARMUP_ROUNDS, iterations=1)
 
 
-def _common_info(cfg: BenchConfig, batch_size: int, views: list[torch.Tensor] | None) -> dict[str, Any]:
+def _common_info(cfg: BenchConfig, batch_size: int, views: list[torch.Tensor]) -> dict[str, Any]:
     dev = device()
     return {
         "batch_size": batch_size,
         "image_size": cfg.image_size,
-        "views": [list(v.shape) for v in views] if views is not None else None,
+        "views": [list(v.shape) for v in views],
         "device": str(dev),
         "torch_threads": torch.get_num_threads(),
         "rounds": ROUNDS,

@@ -27,6 +27,8 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import pandas as pd
 
+from cass_bench.render import fraction_text
+
 HOLDS, FAILS, UNMEASURED = "holds", "does not hold", "not measured"
 OTHER_SSL = ("dino", "byol")
 PAPER_GAINS = {0.01: 3.8, 0.1: 5.9, 1.0: 10.13}
@@ -70,10 +72,6 @@ class Claim:
     status: str
 
 
-def _fraction_label(fraction: float) -> str:
-    return f"{fraction * 100:g}%"
-
-
 def standard_errors(stats: pd.DataFrame) -> pd.Series:
     """Standard error of each cell's mean over seeds (std / sqrt(n)); NaN where there is one seed.
 
@@ -101,7 +99,7 @@ def f1_gain_claims(f1: pd.DataFrame) -> list[Claim]:
     others = [m for m in OTHER_SSL if m in means]
     claims = []
     for fraction, paper_gain in PAPER_GAINS.items():
-        label = _fraction_label(fraction)
+        label = fraction_text(fraction)
         key, claim, paper = f"a@{label}", f"F1 gain over the best other SSL method at {label} labels", \
             f"+{paper_gain} F1 points"
         at = means[np.isclose(means.index.get_level_values("label_fraction"), fraction)] if not means.empty \

@@ -283,9 +283,7 @@ def load_config(path: str | Path | None, overrides: dict[str, Any] | None = None
         if not isinstance(data, dict):
             raise UserError(f"config file '{p}' must hold a mapping of keys to values")
     clean = {k: v for k, v in (overrides or {}).items() if v is not None}
-    cfg = _build(BenchConfig, _merge(data, _nest(clean)))
-    validate(cfg)
-    return cfg
+    return config_from_dict(_merge(data, _nest(clean)))
 
 
 def validate(cfg: BenchConfig) -> None:

@@ -8,6 +8,7 @@ from typing import Any, Callable
 import pytorch_lightning as pl
 import torch
 from lightly.utils.debug import std_of_l2_normalized
+from lightly.utils.scheduler import cosine_schedule
 from PIL import Image
 from torch import Tensor, nn
 
@@ -59,6 +60,15 @@ class PretrainMethod(pl.LightningModule, ABC):
             self.embedding_dim = outputs.shape[1]
         self.log("pretrain_loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=views[0].shape[0])
         return loss
+
+    def ema_momentum(self, start: float, end: float) -> float:
+        """EMA momentum of the current step: cosine from ``start`` to ``end`` over the run.
+
+        Without a trainer (manual stepping) the total is unknown and ``start`` is used.
+        """
+        if self._trainer is None:
+            return start
+        return cosine_schedule(self.global_step, self.trainer.estimated_stepping_batches, start, end)
 
     def on_train_epoch_end(self) -> None:
         if self._std_batches:

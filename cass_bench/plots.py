@@ -13,6 +13,9 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import NullLocator
 
+from cass_bench.render import fraction_text
+
+
 @dataclass(frozen=True)
 class Plot:
     """A plot file, the labels of its legend, or why it was skipped.
@@ -55,7 +58,7 @@ def _draw_panel(ax: Axes, data: pd.DataFrame, series: str, x: str, log_base: flo
 
 
 def _tick_text(value: float, x: str) -> str:
-    return f"{value * 100:g}%" if x == "label_fraction" else f"{value:g}"
+    return fraction_text(value) if x == "label_fraction" else f"{value:g}"
 
 
 def plot_lines(data: pd.DataFrame, path: Path, *, panels: Sequence[str], series: str, x: str, xlabel: str,

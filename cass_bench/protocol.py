@@ -117,7 +117,8 @@ def _inject_oom(cell: Cell) -> None:
                 raise torch.cuda.OutOfMemoryError(f"CUDA out of memory (injected by {INJECT_OOM_ENV}={pattern})")
 
 
-def _param_count(module: nn.Module) -> int:
+def param_count(module: nn.Module) -> int:
+    """Number of parameters."""
     return sum(p.numel() for p in module.parameters())
 
 
@@ -175,7 +176,7 @@ def pretrain(cell: Cell, cfg: BenchConfig, bundle: DatasetBundle, cache_dir: Pat
         "peak_gpu_mem_mb_per_device": memory.allocated_mb or None,
         "peak_rss_mb": PeakMemory.peak_rss_mb(),
         "flops_per_image": flops.flops_per_image,
-        "pretrain_params": _param_count(module),
+        "pretrain_params": param_count(module),
         "embedding_std": module.embedding_std_history[-1] if module.embedding_std_history else None,
         "embedding_std_history": module.embedding_std_history,
         "embedding_dim": module.embedding_dim,
@@ -283,7 +284,7 @@ def run_cell(cell: Cell, cfg: BenchConfig, store: RecordStore) -> None:
         measures = {k: v for k, v in pretrained.measures.items() if k != "embedding_std_history"}
         record = {
             **ident, "status": "ok", "error": None, **_empty_results(), **result.metrics, **measures,
-            "encoder_params": _param_count(encoder),
+            "encoder_params": param_count(encoder),
             "best_epoch": result.best_epoch,
             "n_labelled": result.n_labelled,
             "finetune_epoch_time_s": result.epoch_time_s,

@@ -16,6 +16,11 @@ import pandas as pd
 from tabulate import tabulate
 
 
+def fraction_text(fraction: float) -> str:
+    """A label fraction as a percentage, e.g. 0.01 -> ``1%``."""
+    return f"{fraction * 100:g}%"
+
+
 @dataclass(frozen=True)
 class Style:
     """How a table and its text are written in one output format.

@@ -25,7 +25,7 @@ import pandas as pd
 from cass_bench.claims import RULES, check_claims
 from cass_bench.errors import UserError
 from cass_bench.plots import Plot, cost_plot, f1_plot
-from cass_bench.render import STYLES, Section, Table, render_latex, render_markdown, write_csv
+from cass_bench.render import STYLES, Section, Table, fraction_text, render_latex, render_markdown, write_csv
 from cass_bench.results import RECORD_FIELDS, RecordStore
 
 EXTRA_FIELDS = ("encoders", "backbone", "precision", "finetune_epochs", "pretrain_params", "encoder_params", "embedding_std",
@@ -125,10 +125,6 @@ def _key_text(value: Any) -> str:
     return str(value)
 
 
-def _fraction_text(fraction: float) -> str:
-    return f"{fraction * 100:g}%"
-
-
 def stat_text(mean: float, std: float, n: int, fmt: str = ".3f") -> str:
     """``mean ± std (n=k)`` with n and std shown only when n > 1; a dash when there is no mean."""
     if pd.isna(mean):
@@ -155,7 +151,7 @@ def _sorted(frame: pd.DataFrame) -> pd.DataFrame:
 
 def _with_keys(cells: pd.DataFrame) -> pd.DataFrame:
     keys = cells.index.to_frame(index=False)
-    keys = keys.apply(lambda c: c.map(_fraction_text if c.name == "label_fraction" else _key_text))
+    keys = keys.apply(lambda c: c.map(fraction_text if c.name == "label_fraction" else _key_text))
     keys.columns = [HEADERS.get(c, c) for c in keys.columns]
     return pd.concat([keys, cells.reset_index(drop=True)], axis=1)
 
@@ -168,10 +164,14 @@ def _ok(df: pd.DataFrame) -> pd.DataFrame:
     return df[df["status"] == "ok"]
 
 
+def _finished_pretraining(df: pd.DataFrame) -> pd.DataFrame:
+    ok = _ok(df)
+    return ok[_is_pretrained(ok)]
+
+
 def main_setting(df: pd.DataFrame) -> Setting:
     """The (batch size, epochs) pair with the most finished records; ties go to more epochs, then larger batches."""
-    ok = _ok(df)
-    ok = ok[_is_pretrained(ok)]
+    ok = _finished_pretraining(df)
     if ok.empty:
         return Setting(None, None)
     counts = ok.groupby(["batch_size", "pretrain_epochs"]).size().rename("n").reset_index()
@@ -215,7 +215,7 @@ def metric_table(stats: pd.DataFrame) -> Table:
     best = stats["mean"].eq(stats.groupby(["dataset", "arch", "label_fraction"])["mean"].transform("max"))
     cells = _sorted(_stat_cells(stats).unstack("label_fraction", fill_value=MISSING))
     marks = best.unstack("label_fraction", fill_value=False).reindex(index=cells.index)
-    headers = [_fraction_text(f) for f in cells.columns]
+    headers = [fraction_text(f) for f in cells.columns]
     cells.columns = marks.columns = headers
     table_cells = _with_keys(cells)
     bold = pd.concat([pd.DataFrame(False, table_cells.index, table_cells.columns[:len(CELL)]),
@@ -225,8 +225,7 @@ def metric_table(stats: pd.DataFrame) -> Table:
 
 def pretrain_runs(df: pd.DataFrame) -> pd.DataFrame:
     """One row per finished pretraining run, with ``encoders`` (``cnn+vit`` for CASS's joint run)."""
-    ok = _ok(df)
-    runs = ok[_is_pretrained(ok)].copy()
+    runs = _finished_pretraining(df).copy()
     runs["encoders"] = runs["encoders"].fillna(runs["arch"])
     return runs.drop_duplicates(RUN_KEYS)
 
@@ -293,8 +292,7 @@ def cost_table(costs: pd.DataFrame, memory: str, setting: Setting) -> Table:
 
 def sweep_anchor(df: pd.DataFrame, factor: str, other: str, default: float | None) -> float | None:
     """The value of ``other`` at which the most values of ``factor`` finished (``default`` among ties)."""
-    ok = _ok(df)
-    ok = ok[_is_pretrained(ok)]
+    ok = _finished_pretraining(df)
     if ok.empty:
         return default
     levels = ok.groupby(other)[factor].nunique()
@@ -304,8 +302,8 @@ def sweep_anchor(df: pd.DataFrame, factor: str, other: str, default: float | Non
 
 def robustness_stats(df: pd.DataFrame, factor: str, other: str, value: float | None) -> pd.DataFrame:
     """Macro-F1 statistics per (dataset, method, arch, label fraction, ``factor``) at ``other == value``."""
-    ok = _ok(df)
-    rows = ok[_is_pretrained(ok) & (ok[other] == value)]
+    ok = _finished_pretraining(df)
+    rows = ok[ok[other] == value]
     return metric_stats(rows, "f1_macro", [*CELL, "label_fraction", factor])
 
 
@@ -381,6 +379,7 @@ class Analysis:
 
     records: pd.DataFrame
     setting: Setting
+    main_rows: pd.DataFrame
     f1: pd.DataFrame
     runs: pd.DataFrame
     memory: str
@@ -395,7 +394,8 @@ class Analysis:
 def analyse(df: pd.DataFrame) -> Analysis:
     """Computes the statistics, efficiency figures and claim checks of a records frame."""
     setting = main_setting(df)
-    f1 = metric_stats(select_setting(df, setting), "f1_macro")
+    main_rows = select_setting(df, setting)
+    f1 = metric_stats(main_rows, "f1_macro")
     runs = pretrain_runs(df)
     memory = memory_column(runs)
     costs = cost_stats(runs, memory)
@@ -404,7 +404,7 @@ def analyse(df: pd.DataFrame) -> Analysis:
     batch_stats = robustness_stats(df, "batch_size", "pretrain_epochs", batch_epochs)
     epoch_stats = robustness_stats(df, "pretrain_epochs", "batch_size", epoch_batch)
     claims = check_claims(f1, costs, batch_stats, epoch_stats)
-    return Analysis(df, setting, f1, runs, memory, costs, batch_epochs, batch_stats, epoch_batch, epoch_stats,
+    return Analysis(df, setting, main_rows, f1, runs, memory, costs, batch_epochs, batch_stats, epoch_batch, epoch_stats,
                     claims)
 
 
@@ -435,7 +435,7 @@ def _f1_sections(analysis: Analysis) -> list[Section]:
         "label fraction.",
     ]
     sections = [Section("f1_macro", "1. Downstream macro-F1", f1_lines, metric_table(analysis.f1))]
-    rows = select_setting(analysis.records, analysis.setting)
+    rows = analysis.main_rows
     for letter, (metric, words) in zip("abcdefgh", COMPANIONS.items()):
         sections.append(Section(metric, f"1{letter}. {words[0].upper()}{words[1:]}",
                                 table=metric_table(metric_stats(rows, metric)), level=3))

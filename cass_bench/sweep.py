@@ -23,6 +23,7 @@ from cass_bench.protocol import Cell, expected_ids, failure_record, run_cell
 from cass_bench.registry import get_method
 from cass_bench.results import RecordStore
 
+
 def expand(cfg: BenchConfig) -> list[Cell]:
     """Every cell of the grid, in a stable order (all methods of a seed before the next seed)."""
     cells: list[Cell] = []
@@ -53,6 +54,11 @@ def parse_shard(text: str | None) -> tuple[int, int]:
     if n < 1 or not 0 <= i < n:
         raise UserError(f"--shard {text} is impossible; i must be in 0..n-1, e.g. 0/2 and 1/2")
     return i, n
+
+
+def shard_cells(cfg: BenchConfig, shard: tuple[int, int]) -> list[Cell]:
+    """The cells shard ``(i, n)`` runs: ``i, i+n, i+2n, ...`` of :func:`expand`."""
+    return expand(cfg)[shard[0]::shard[1]]
 
 
 def preflight(cfg: BenchConfig) -> None:
@@ -105,7 +111,7 @@ def run_sweep(cfg: BenchConfig, shard: tuple[int, int] = (0, 1)) -> int:
     """
     out = Path(cfg.out)
     store = RecordStore(out)
-    cells = expand(cfg)[shard[0]::shard[1]]
+    cells = shard_cells(cfg, shard)
     done = store.ids()
     pending = [c for c in cells if not set(expected_ids(c, cfg)) <= done]
     print(f"[sweep] {len(cells)} cells in this shard, {len(cells) - len(pending)} already done, {len(pending)} to run",

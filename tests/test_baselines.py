@@ -197,7 +197,8 @@ def test_fits_through_lightning(method: str, arch: str) -> None:
     if method == "byol":
         assert trainer.optimizers[0].param_groups[0]["initial_lr"] == pytest.approx(BYOL_CFG.lr * BATCH / 128)
     else:
-        assert trainer.gradient_clip_val == DINO_CFG.gradient_clip_val
+        assert DINO_CFG.gradient_clip_val is not None
+        assert model.gradient_clip_val == DINO_CFG.gradient_clip_val
     encoders = model.encoders()
     assert list(encoders) == [arch]
     encoder = encoders[arch].eval()

@@ -17,10 +17,10 @@ from cass_bench.protocol import failure_status
 
 
 class _Tiny(pl.LightningModule):
-    def __init__(self, step_sleep: float = 0.0, nan: bool = False) -> None:
+    def __init__(self, step_sleep: float = 0.0) -> None:
         super().__init__()
         self.layer = nn.Linear(10, 20, bias=False)
-        self.step_sleep, self.nan = step_sleep, nan
+        self.step_sleep = step_sleep
 
     def batch_loss(self, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
         return self.layer(batch[0]).pow(2).mean()

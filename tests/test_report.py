@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -118,9 +119,9 @@ def full(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[dict[str,
     return out, records, write_report(out)
 
 
-def _claims(out: Path) -> dict[str, str]:
+def _claims(out: Path, column: str = "status") -> dict[str, str]:
     claims = analyse(load_records(out)).claims
-    return dict(zip(claims["key"], claims["status"]))
+    return dict(zip(claims["key"], claims[column]))
 
 
 def test_f1_table_matches_an_independent_recomputation(full: tuple[Path, list[dict[str, Any]], str]) -> None:
@@ -158,11 +159,6 @@ def test_claims_do_not_hold_when_cass_loses(tmp_path: Path) -> None:
                             "b": "does not hold", "c": "does not hold", "d": "does not hold", "e": "not measured"}
 
 
-def _measured(out: Path) -> dict[str, str]:
-    claims = analyse(load_records(out)).claims
-    return dict(zip(claims["key"], claims["measured"]))
-
-
 def test_f1_gain_states_seed_noise_recomputed_from_the_records(tmp_path: Path) -> None:
     records = make_records(datasets=("d1",), batch_sizes=(16,))
     out = write_records(tmp_path / "r", records)
@@ -174,18 +170,18 @@ def test_f1_gain_states_seed_noise_recomputed_from_the_records(tmp_path: Path) -
         best = max(("dino", "byol"), key=lambda m: stats.loc[(m, arch), "mean"])
         sq_errors += [stats.loc[(m, arch), "std"] ** 2 / stats.loc[(m, arch), "count"] for m in ("cass", best)]
     noise = 100 * np.sqrt(sum(sq_errors)) / 2
-    measured = _measured(out)["a@10%"]
+    measured = _claims(out, "measured")["a@10%"]
     assert f"seed noise ± {noise:.2f}" in measured and "within seed noise" not in measured
 
 
 def test_margins_smaller_than_seed_noise_are_marked(tmp_path: Path) -> None:
     close = {"cass": 0.001, "dino": 0.0, "byol": -0.001, "supervised": 0.0}
     out = write_records(tmp_path / "close", make_records(datasets=("d1",), offsets=close, slopes={"dino": 0.002}))
-    measured = _measured(out)
+    measured = _claims(out, "measured")
     assert "within seed noise" in measured["a@1%"] and "within seed noise" in measured["d"]
     one_seed = write_records(tmp_path / "one", make_records(datasets=("d1",), seeds=(0,)))
-    assert "1 seed: no noise estimate" in _measured(one_seed)["a@10%"]
-    assert "1 seed: no noise estimate" in _measured(one_seed)["d"]
+    assert "1 seed: no noise estimate" in _claims(one_seed, "measured")["a@10%"]
+    assert "1 seed: no noise estimate" in _claims(one_seed, "measured")["d"]
 
 
 def test_claims_without_their_data_are_not_measured(tmp_path: Path) -> None:
@@ -257,13 +253,14 @@ def test_collapsed_runs_are_flagged(tmp_path: Path) -> None:
 def test_plots_are_written_linked_and_show_every_method(full: tuple[Path, list[dict[str, Any]], str]) -> None:
     out = full[0]
     report = (out / "report.md").read_text()
+    linked = re.findall(r"\]\(([^)]+\.png)\)", report)
+    assert len(linked) == 3
+    for name in linked:
+        with Image.open(out / name) as image:
+            image.verify()
     plots = write_plots(analyse(load_records(out)), out)
     assert [p.note for p in plots] == [None, None, None]
-    for plot in plots:
-        path = out / plot.name
-        assert path.stat().st_size > 0 and f"]({plot.name})" in report
-        with Image.open(path) as image:
-            image.verify()
+    assert [plot.name for plot in plots] == linked
     assert set(plots[0].labels) == {"cass", "dino", "byol", "supervised"}
     for plot in plots[1:]:
         assert set(plot.labels) == {"cass (cnn+vit)", "dino (cnn)", "dino (vit)", "byol (cnn)", "byol (vit)"}

@@ -17,7 +17,7 @@ from cass_bench.config import load_config
 from cass_bench.errors import UserError
 from cass_bench.protocol import INJECT_OOM_ENV, expected_ids
 from cass_bench.results import RecordStore
-from cass_bench.sweep import expand, parse_shard
+from cass_bench.sweep import expand, parse_shard, shard_cells
 
 from .conftest import ROOT, run_cli
 
@@ -33,8 +33,9 @@ def test_grid_expansion_counts_cells_per_method() -> None:
     assert per_method == {"cass": 8, "dino": 16, "byol": 16, "supervised": 4}
     assert all(c.archs == ("cnn", "vit") for c in cells if c.method == "cass")
     assert len({c for c in cells}) == len(cells)
-    shards = [expand(cfg)[i::3] for i in range(3)]
-    assert sorted(map(repr, sum(shards, []))) == sorted(map(repr, cells))
+    shards = [shard_cells(cfg, parse_shard(f"{i}/3")) for i in range(3)]
+    assert all(shards) and sorted(map(repr, sum(shards, []))) == sorted(map(repr, cells))
+    assert not set(map(repr, shards[0])) & set(map(repr, shards[1]))
 
 
 @pytest.mark.parametrize("text", ["2/2", "a/b", "1", "-1/3"])

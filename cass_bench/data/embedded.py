@@ -6,9 +6,7 @@ import numpy as np
 from sklearn.datasets import load_digits
 
 from cass_bench.data.bundle import MULTICLASS, MULTILABEL, ArrayImages, DatasetBundle, ImageSet
-from cass_bench.data.splits import stratified_split
-
-SPLIT = (0.7, 0.1, 0.2)
+from cass_bench.data.splits import SPLIT, split_bundle, stratified_split
 
 
 def digit_images() -> tuple[np.ndarray, np.ndarray]:
@@ -29,17 +27,8 @@ def embedded(image_size: int, split_seed: int) -> DatasetBundle:
         The dataset bundle (grayscale replicated to 3 channels).
     """
     images, labels = digit_images()
-    source = ArrayImages(images, image_size)
-    everything = ImageSet(source, labels)
-    train, val, test = stratified_split(labels, SPLIT, split_seed)
-    return DatasetBundle(
-        name="embedded",
-        task=MULTICLASS,
-        class_names=tuple(str(d) for d in range(10)),
-        train=everything.subset(train),
-        val=everything.subset(val),
-        test=everything.subset(test),
-    )
+    everything = ImageSet(ArrayImages(images, image_size), labels)
+    return split_bundle("embedded", MULTICLASS, tuple(str(d) for d in range(10)), everything, None, split_seed)
 
 
 def pair_images(images: np.ndarray, left: np.ndarray, right: np.ndarray) -> np.ndarray:

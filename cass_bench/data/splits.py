@@ -6,7 +6,10 @@ import math
 
 import numpy as np
 
-from cass_bench.data.bundle import MULTILABEL
+from cass_bench.data.bundle import MULTILABEL, DatasetBundle, ImageSet
+
+SPLIT = (0.7, 0.1, 0.2)
+VAL_SHARE = 0.1
 
 
 def _strata(labels: np.ndarray) -> np.ndarray:
@@ -90,3 +93,20 @@ def class_weights(labels: np.ndarray, num_classes: int, low: float = 0.2) -> np.
     if span == 0:
         return np.ones(num_classes)
     return low + (1.0 - low) * (counts - counts.min()) / span
+
+
+def split_bundle(name: str, task: str, class_names: tuple[str, ...], train: ImageSet, test: ImageSet | None,
+                 split_seed: int) -> DatasetBundle:
+    """A bundle from a labelled set: split 70/10/20 stratified, or 90/10 into train/val when a test set is given.
+
+    Args:
+        name, task, class_names: the bundle's identity.
+        train: every labelled image (or the training images when ``test`` is given).
+        test: a separate test set, or None to split one off ``train``.
+        split_seed: seed of the stratified split.
+    """
+    if test is None:
+        tr, va, te = stratified_split(train.labels, SPLIT, split_seed)
+        return DatasetBundle(name, task, class_names, train.subset(tr), train.subset(va), train.subset(te))
+    tr, va = stratified_split(train.labels, (1 - VAL_SHARE, VAL_SHARE), split_seed)
+    return DatasetBundle(name, task, class_names, train.subset(tr), train.subset(va), test)

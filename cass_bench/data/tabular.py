@@ -15,11 +15,8 @@ import pandas as pd
 from cass_bench.data.bundle import MULTICLASS, MULTILABEL, DatasetBundle, FileImages, ImageSet
 from cass_bench.data.files import IMAGE_SUFFIXES, check_images, read_csv, require_dir
 from cass_bench.data.spec import CsvSpec, FolderSpec
-from cass_bench.data.splits import stratified_split
+from cass_bench.data.splits import split_bundle
 from cass_bench.errors import UserError
-
-SPLIT = (0.7, 0.1, 0.2)
-VAL_SHARE = 0.1
 
 
 def _natural_key(name: str) -> tuple[int, float, str]:
@@ -27,15 +24,6 @@ def _natural_key(name: str) -> tuple[int, float, str]:
         return (0, float(name), name)
     except ValueError:
         return (1, 0.0, name)
-
-
-def _bundle(name: str, task: str, class_names: tuple[str, ...], train: ImageSet, test: ImageSet | None,
-            split_seed: int) -> DatasetBundle:
-    if test is None:
-        tr, va, te = stratified_split(train.labels, SPLIT, split_seed)
-        return DatasetBundle(name, task, class_names, train.subset(tr), train.subset(va), train.subset(te))
-    tr, va = stratified_split(train.labels, (1 - VAL_SHARE, VAL_SHARE), split_seed)
-    return DatasetBundle(name, task, class_names, train.subset(tr), train.subset(va), test)
 
 
 def _column(frame: pd.DataFrame, column: str, key: str, csv: Path) -> pd.Series:
@@ -144,7 +132,7 @@ def load_csv(spec: CsvSpec, image_size: int, split_seed: int) -> DatasetBundle:
     test = None
     if spec.test_csv is not None:
         test, _ = _csv_set(spec, spec.test_csv, "test_csv", classes, image_size)
-    return _bundle(spec.name, _csv_task(spec), classes, train, test, split_seed)
+    return split_bundle(spec.name, _csv_task(spec), classes, train, test, split_seed)
 
 
 def _csv_set(spec: CsvSpec, csv: Path, key: str, classes: tuple[str, ...] | None,
@@ -211,4 +199,4 @@ def load_imagefolder(spec: FolderSpec, image_size: int, split_seed: int) -> Data
             )
         check_images([p for files in found_test.values() for p in files], f"'{spec.test_root}'")
         test = _folder_set(found_test, classes, image_size)
-    return _bundle(spec.name, MULTICLASS, classes, train, test, split_seed)
+    return split_bundle(spec.name, MULTICLASS, classes, train, test, split_seed)

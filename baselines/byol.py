@@ -42,22 +42,26 @@ class BYOL(PretrainMethod):
         image_size: side of the training images.
         seed: seed of the encoder initialisation.
         batch_size: per-device batch size; the learning rate is ``cfg.lr * batch_size / 128``.
+        init: the encoder's starting weights (``random``, ``imagenet`` or a checkpoint path, see ``build_encoder``).
     """
 
     sync_batchnorm = True
 
     def __init__(
-        self, cfg: ByolConfig, backbones: BackboneConfig, arch: str, image_size: int, seed: int, batch_size: int
+        self, cfg: ByolConfig, backbones: BackboneConfig, arch: str, image_size: int, seed: int, batch_size: int,
+        init: str = "random",
     ) -> None:
         super().__init__()
         self.cfg = cfg
         self.arch = arch
         self.batch_size = batch_size
-        backbone = build_encoder(arch, backbones, image_size, seed)
+        backbone = build_encoder(arch, backbones, image_size, seed, init=init)
         self.online = EncoderWithHead(backbone, self._projection(backbone.num_features))
         self.target = frozen_copy(
             self.online,
-            EncoderWithHead(build_encoder(arch, backbones, image_size, seed), self._projection(backbone.num_features)),
+            EncoderWithHead(
+                build_encoder(arch, backbones, image_size, seed, init=init), self._projection(backbone.num_features)
+            ),
         )
         self.predictor = BYOLPredictionHead(cfg.output_dim, cfg.hidden_dim, cfg.output_dim)
         self.criterion = NegativeCosineSimilarity()

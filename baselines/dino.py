@@ -78,20 +78,25 @@ class DINO(PretrainMethod):
         arch: the encoder this run trains (``cnn`` or ``vit``).
         image_size: side of the training images (and of the global crops).
         seed: seed of the encoder initialisation.
+        init: the encoder's starting weights (``random``, ``imagenet`` or a checkpoint path, see ``build_encoder``).
     """
 
-    def __init__(self, cfg: DinoConfig, backbones: BackboneConfig, arch: str, image_size: int, seed: int) -> None:
+    def __init__(
+        self, cfg: DinoConfig, backbones: BackboneConfig, arch: str, image_size: int, seed: int, init: str = "random"
+    ) -> None:
         super().__init__()
         if cfg.optimizer not in OPTIMIZERS:
             raise UserError(f"unknown dino.optimizer '{cfg.optimizer}'; choose from {', '.join(OPTIMIZERS)}")
         self.cfg = cfg
         self.arch = arch
         self.gradient_clip_val = cfg.gradient_clip_val
-        backbone = build_encoder(arch, backbones, image_size, seed)
+        backbone = build_encoder(arch, backbones, image_size, seed, init=init)
         self.student = EncoderWithHead(backbone, self._head(backbone.num_features))
         self.teacher = frozen_copy(
             self.student,
-            EncoderWithHead(build_encoder(arch, backbones, image_size, seed), self._head(backbone.num_features)),
+            EncoderWithHead(
+                build_encoder(arch, backbones, image_size, seed, init=init), self._head(backbone.num_features)
+            ),
         )
         self.criterion = DINOLoss(cfg.output_dim, teacher_temp=cfg.teacher_temp, student_temp=cfg.student_temp)
         self.transform = DINOTransform(

@@ -1,10 +1,11 @@
 """The harness side of the benchmarks: registry-built modules, fixed view batches, one optimiser step, a Trainer.
 
-A benchmarked *step* is what Lightning does in one ``training_step`` of the harness, without Lightning: zero the
-gradients, ``module.batch_loss(batch)``, backward, the module's ``on_after_backward`` hook, gradient clipping at
-``module.gradient_clip_val`` (as the protocol's Trainer does), the optimiser step and the per-step scheduler step.
-The optimiser and scheduler are the module's own ``configure_optimizers()``, called with a stand-in trainer that
-only tells the schedule length; the stand-in is detached afterwards, so momentum schedules use their start value.
+A benchmarked *step* is what Lightning does in one ``training_step`` of the harness, without Lightning: the module's
+``optimizer_zero_grad`` (it zeroes the gradients unless CASS's ``accumulate_gradients``), ``module.batch_loss(batch)``,
+backward, the module's ``on_after_backward`` hook, gradient clipping at ``module.gradient_clip_val`` (as the protocol's
+Trainer does), the optimiser step and the per-step scheduler step. The optimiser and scheduler are the module's own
+``configure_optimizers()``, called with a stand-in trainer that only tells the schedule length; the stand-in is
+detached afterwards, so momentum schedules use their start value.
 """
 
 from __future__ import annotations
@@ -123,11 +124,12 @@ class HarnessStep:
         self.clip = getattr(module, "gradient_clip_val", None)
         self.params = [p for group in self.optimizer.param_groups for p in group["params"]]
         self.device = next(module.parameters()).device
+        self.steps = 0
         module.train()
 
     def __call__(self) -> Tensor:
         """Takes one step; returns the (detached) loss it optimised."""
-        self.optimizer.zero_grad(set_to_none=True)
+        self.module.optimizer_zero_grad(0, self.steps, self.optimizer)
         loss = self.module.batch_loss(self.batch)
         loss.backward()
         self.module.on_after_backward()
@@ -135,6 +137,7 @@ class HarnessStep:
             torch.nn.utils.clip_grad_norm_(self.params, self.clip)
         self.optimizer.step()
         self.scheduler.step()
+        self.steps += 1
         if self.device.type == "cuda":
             synchronize()
         return loss.detach()

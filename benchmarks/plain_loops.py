@@ -3,17 +3,27 @@
 The harness exists to compare the cost of CASS with DINO and BYOL, so its Lightning machinery must not distort
 that comparison. These loops are the yardstick: each method's step written the way one would write it by hand
 (timm models from ``timm.create_model``, lightly's heads, losses and momentum utilities, a ``torch.optim``
-optimiser, ``zero_grad`` every step). Only dimensions and optimiser settings are read from the harness config,
-so both sides train the same networks with the same recipe.
+optimiser, ``zero_grad`` every step unless CASS's ``accumulate_gradients`` says otherwise). Only dimensions,
+the small-image-stem choice and optimiser/schedule settings are read from the harness config, so both sides train
+the same networks with the same recipe.
+
+Networks as the harness shapes them, built here by hand: a ResNet-like CNN gets the small-image stem (3x3
+stride-1 ``conv1``, no max-pool) when ``backbones.uses_small_stem(image_size)``; CASS puts a linear classifier of
+``cass.output_dim`` outputs on each pooled encoder output. Weights always start from a seeded random
+initialisation (not necessarily the harness's values, nor ``init: imagenet``): time and FLOPs do not depend on
+them, and the parity test loads the harness's weights into these loops before comparing steps.
 
 A step is: zero the gradients, compute the loss of one batch of views, back-propagate, apply the method's
-post-backward rule (DINO: last-layer freeze and gradient clipping), step the optimiser and its cosine schedule.
+post-backward rule (DINO: last-layer freeze and gradient clipping), step the optimiser and its schedule (CASS:
+``cass.schedule``, ``reference`` = ``CosineAnnealingLR(T_max=cass.t_max, eta_min=cass.eta_min)`` stepped every
+batch, ``cosine`` = one decay over ``total_steps``; DINO/BYOL: one cosine decay over ``total_steps``).
 """
 
 from __future__ import annotations
 
 import statistics
 import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Sequence
 
@@ -35,19 +45,38 @@ DEFAULT_TOTAL_STEPS = 1000
 def timm_encoder(arch: str, backbones: BackboneConfig, image_size: int, seed: int) -> nn.Module:
     """A timm model with pooled output, built with the same name and keyword arguments as the harness config.
 
+    A CNN with a ResNet stem (a ``Conv2d`` ``conv1`` and a ``maxpool``) gets the small-image stem when
+    ``backbones.uses_small_stem(image_size)``: ``conv1`` becomes a 3x3 stride-1 convolution with the same channels
+    and bias (Kaiming-normal fan-out, as timm initialises ResNets) and the max-pool is dropped.
+
     Args:
         arch: ``cnn`` or ``vit``.
-        backbones: timm names and ViT patch size.
+        backbones: timm names, ViT patch size and small-image-stem choice.
         image_size: side of the training images (the ViT is built for it, with dynamic image size).
         seed: initialisation seed.
     """
     torch.manual_seed(seed)
     if arch == "cnn":
-        return timm.create_model(backbones.cnn, num_classes=0)
+        model = timm.create_model(backbones.cnn, num_classes=0)
+        if (backbones.uses_small_stem(image_size) and isinstance(getattr(model, "conv1", None), nn.Conv2d)
+                and hasattr(model, "maxpool")):
+            old = model.conv1
+            model.conv1 = nn.Conv2d(old.in_channels, old.out_channels, kernel_size=3, stride=1, padding=1,
+                                    bias=old.bias is not None)
+            nn.init.kaiming_normal_(model.conv1.weight, mode="fan_out", nonlinearity="relu")
+            if model.conv1.bias is not None:
+                nn.init.zeros_(model.conv1.bias)
+            model.maxpool = nn.Identity()
+        return model
     kwargs: dict[str, object] = {"img_size": image_size, "dynamic_img_size": True}
     if backbones.vit_patch_size is not None:
         kwargs["patch_size"] = backbones.vit_patch_size
     return timm.create_model(backbones.vit, num_classes=0, **kwargs)
+
+
+def _with_head(backbone: nn.Module, head: nn.Module) -> nn.Sequential:
+    """``head(backbone(x))``, with the submodules named ``backbone`` and ``head``."""
+    return nn.Sequential(OrderedDict([("backbone", backbone), ("head", head)]))
 
 
 def _frozen_copy_of(source: nn.Module, fresh: nn.Module) -> nn.Module:
@@ -65,6 +94,7 @@ class PlainMethod(nn.Module):
 
     optimizer: torch.optim.Optimizer
     clip_norm: float | None = None
+    zero_grads: bool = True
 
     def _schedule(self, total_steps: int) -> None:
         self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, T_max=max(1, total_steps))
@@ -78,7 +108,8 @@ class PlainMethod(nn.Module):
 
     def train_step(self, views: Sequence[Tensor]) -> Tensor:
         """One full training step on a batch of views; returns the (detached) loss."""
-        self.optimizer.zero_grad(set_to_none=True)
+        if self.zero_grads:
+            self.optimizer.zero_grad(set_to_none=True)
         loss = self.loss(views)
         loss.backward()
         self.after_backward()
@@ -91,7 +122,11 @@ class PlainMethod(nn.Module):
 
 
 class PlainCass(PlainMethod):
-    """CASS: a CNN and a ViT with linear heads; loss ``2 - 2 cos`` between their outputs; Adam per network."""
+    """CASS: a CNN and a ViT, each with a linear classifier; loss ``2 - 2 cos`` between their outputs; Adam per network.
+
+    The learning rate follows ``cass.schedule`` (``reference``: cycling ``CosineAnnealingLR(T_max=t_max,
+    eta_min=eta_min)``, ``cosine``: one decay over ``total_steps``); ``cass.accumulate_gradients`` skips zeroing.
+    """
 
     def __init__(self, cfg: BenchConfig, seed: int = 0, total_steps: int = DEFAULT_TOTAL_STEPS) -> None:
         super().__init__()
@@ -105,7 +140,14 @@ class PlainCass(PlainMethod):
              {"params": [*self.vit.parameters(), *self.vit_head.parameters()]}],
             lr=c.lr, weight_decay=c.weight_decay,
         )
-        self._schedule(total_steps)
+        self.zero_grads = not c.accumulate_gradients
+        if c.schedule == "reference":
+            self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, T_max=c.t_max,
+                                                                        eta_min=c.eta_min)
+        elif c.schedule == "cosine":
+            self._schedule(total_steps)
+        else:
+            raise ValueError(f"unknown cass.schedule '{c.schedule}'; choose reference or cosine")
 
     def loss(self, views: Sequence[Tensor]) -> Tensor:
         x = views[0]
@@ -143,7 +185,7 @@ class PlainDino(PlainMethod):
         backbone = timm_encoder(arch, cfg.backbones, cfg.image_size, seed)
         head = DINOProjectionHead(backbone.num_features, d.hidden_dim, d.bottleneck_dim, d.output_dim,
                                   batch_norm=d.batch_norm, freeze_last_layer=d.freeze_last_layer)
-        return nn.Sequential(backbone, head)
+        return _with_head(backbone, head)
 
     def loss(self, views: Sequence[Tensor]) -> Tensor:
         update_momentum(self.student, self.teacher, m=self.cfg.momentum_start)
@@ -156,7 +198,7 @@ class PlainDino(PlainMethod):
         return self.criterion(teacher_out, student_out, epoch=self.epoch)
 
     def after_backward(self) -> None:
-        self.student[1].cancel_last_layer_gradients(current_epoch=self.epoch)
+        self.student.head.cancel_last_layer_gradients(current_epoch=self.epoch)
 
 
 class PlainByol(PlainMethod):
@@ -179,8 +221,8 @@ class PlainByol(PlainMethod):
 
     def _network(self, cfg: BenchConfig, arch: str, seed: int) -> nn.Sequential:
         backbone = timm_encoder(arch, cfg.backbones, cfg.image_size, seed)
-        return nn.Sequential(backbone, BYOLProjectionHead(backbone.num_features, self.cfg.hidden_dim,
-                                                          self.cfg.output_dim))
+        return _with_head(backbone, BYOLProjectionHead(backbone.num_features, self.cfg.hidden_dim,
+                                                       self.cfg.output_dim))
 
     def loss(self, views: Sequence[Tensor]) -> Tensor:
         update_momentum(self.online, self.target, m=self.cfg.momentum_start)
@@ -200,7 +242,7 @@ def build_plain(name: str, cfg: BenchConfig, seed: int = 0, batch_size: int = 16
         cfg: the harness config the dimensions and optimiser settings come from.
         seed: initialisation seed.
         batch_size: batch size (BYOL scales its learning rate by it).
-        total_steps: length of the cosine learning-rate schedule.
+        total_steps: length of the cosine learning-rate schedule (not used by CASS's ``reference`` schedule).
     """
     if name == "cass":
         return PlainCass(cfg, seed, total_steps)
@@ -267,8 +309,6 @@ def time_epoch(method: PlainMethod, batches: Sequence[Sequence[Tensor]], epoch: 
         _sync(device)
         times.append(time.perf_counter() - start)
     return times
-
-
 
 
 def count_flops(method: PlainMethod, views: Sequence[Tensor]) -> int:

@@ -77,7 +77,7 @@ def test_finetune_step(benchmark: Any, arch: str, cfg: BenchConfig, images: Imag
     dev = device()
     ft = cfg.finetune
     batch_size = ft.batch_size
-    encoder = build_encoder(arch, cfg.backbones, cfg.image_size, seed=0)
+    encoder = build_encoder(arch, cfg.backbones, cfg.image_size, seed=0, init=cfg.init)
     num_classes = 10
     module = FinetuneModule(encoder, num_classes, "multiclass", np.ones(num_classes, dtype=np.float32),
                             ft.lr, ft.focal_alpha, ft.focal_gamma).to(dev)
@@ -114,7 +114,7 @@ def test_loader_batch(benchmark: Any, method: str, cfg: BenchConfig, images: Ima
 
     _run(benchmark, one_batch)
     views = result["batch"][0]
-    median = benchmark.stats.stats.median
+    median = benchmark.stats.stats.median if benchmark.stats is not None else None  # None: --benchmark-disable
     benchmark.extra_info.update({
         "kind": "loader_batch", "key": f"loader-{method}", "method": method, "archs": [],
         "flops_per_step": None, "flops_per_image": None, "num_workers": cfg.num_workers,

@@ -1,222 +1,301 @@
-"""Checks of the CASS paper's claims against the measured records.
+"""Checks of the CASS paper's claims against the records, as paired intervals rather than point comparisons.
 
-Each check ends as "holds", "does not hold" or "not measured" (the records lack what it needs) at the scale of the
-run; the paper's number is shown beside the measured one and is not itself the bar, except for (b):
-
-- (a) F1 gain at 1 / 10 / 100 % labels: holds iff CASS's macro-F1 minus the best of DINO and BYOL (same dataset,
-  encoder and label fraction; means over seeds; in points, 100 x F1), averaged over datasets and encoders, is > 0.
-- (b) 69 % less pretraining time than DINO: holds iff 1 - t(CASS) / (t(DINO-cnn) + t(DINO-vit)) >= 64 % (the
-  claim less a 5-point tolerance); t is the time per pretraining epoch, averaged over every dataset x batch size x
-  epochs setting that has all three runs.
-- (c) "twice as computationally efficient": holds iff CASS's FLOPs per image and time per epoch are each at most
-  0.5 x those of DINO-cnn + DINO-vit (whichever of the two are measured), averaged as in (b).
-- (d) more robust to batch size: holds iff CASS's F1 spread (max - min over the batch sizes every compared method
-  finished; mean over datasets, encoders and label fractions) is smaller than DINO's and BYOL's; needs >= 2 sizes.
-- (e) more robust to pretraining epochs: as (d), over pretraining epoch counts.
-
-With two or more seeds, (a), (d) and (e) also state the seed noise: the standard error of the averaged F1 gain
-for (a), and the mean standard error of one cell's mean F1 for (d) and (e). A margin smaller than twice that
-noise is marked "within seed noise": the status still follows the rule, but the measurement cannot tell the
-methods apart. With one seed the text says that there is no noise estimate.
+One row per claim and comparator (DINO and BYOL each, never the better of the two, which would be chosen after
+looking at the means). The rule of every claim is written once in :data:`RULES`, which the report quotes; the
+constants below are the ones the code uses. Statistics are in :mod:`cass_bench.stats`.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+import math
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from cass_bench.chance import score_macro_f1 as macro_f1
 from cass_bench.render import fraction_text
+from cass_bench.stats import (CONTRADICTED, INCONCLUSIVE, SUPPORTED, Interval, bootstrap_differences, holm,
+                              outcome, paired_interval, percentile_interval, slope)
 
-HOLDS, FAILS, UNMEASURED = "holds", "does not hold", "not measured"
-OTHER_SSL = ("dino", "byol")
+COMPARATORS = ("dino", "byol")
 PAPER_GAINS = {0.01: 3.8, 0.1: 5.9, 1.0: 10.13}
 CLAIMED_REDUCTION = 0.69
 REDUCTION_TOLERANCE = 0.05
+TIME_BOUND = round(1 - CLAIMED_REDUCTION + REDUCTION_TOLERANCE, 4)
 EFFICIENCY_BAR = 0.5
+MAIN_EVAL = "finetune"
+LEVEL = 0.95
+ALPHA = 0.05
+MIN_SEEDS = 3
+N_BOOT = 1000
+CHANCE_SHARE = 0.5
+NOT_MEASURED = "not measured"
+ALL_AT_CHANCE = "not testable: every cell at chance"
+RUN_KEYS = ["dataset", "method", "encoders", "batch_size", "pretrain_epochs", "seed"]
+COLUMNS = ["key", "claim", "comparator", "eval", "paper", "measured", "estimate", "low", "high", "n", "p_holm",
+           "status"]
 
 RULES = (
-    "(a) holds iff CASS's macro-F1 minus the best of DINO/BYOL (same dataset, encoder, label fraction; means over "
-    "seeds; 100 x F1), averaged over datasets and encoders, is > 0; the paper's gain is shown, not required.",
-    f"(b) holds iff 1 - t(CASS) / (t(DINO-cnn) + t(DINO-vit)) >= {CLAIMED_REDUCTION - REDUCTION_TOLERANCE:.0%} "
-    f"(the claimed {CLAIMED_REDUCTION:.0%} less a {REDUCTION_TOLERANCE * 100:.0f}-point tolerance), t = time per "
-    "pretraining epoch, averaged over the settings (dataset, batch size, epochs) that have all three runs.",
-    f"(c) holds iff CASS's FLOPs per image and time per epoch are each <= {EFFICIENCY_BAR} x DINO-cnn + DINO-vit "
-    "(whichever are measured), averaged as in (b).",
-    "(d) holds iff CASS's F1 spread (max - min over the batch sizes every compared method finished; mean over "
-    "datasets, encoders, label fractions) is smaller than DINO's and BYOL's; needs >= 2 batch sizes.",
-    "(e) as (d), over pretraining epoch counts.",
-    "Seed noise (two or more seeds): (a) shows the standard error of the averaged gain, (d) and (e) the mean "
-    "standard error of a cell's mean F1; a margin under twice that noise is marked \"within seed noise\".",
+    f"All claims: finished records only. F1 is macro-F1 in points (100 x F1) after {MAIN_EVAL} at the main "
+    "pretraining setting. CASS is compared with DINO and with BYOL separately, paired by seed (same label subset, "
+    f"head init and test set). Interval: {LEVEL:.0%} t interval (n - 1 df) over seeds of the per-seed difference "
+    "(averaged over the cells within a seed first); with one seed a paired bootstrap over test images "
+    f"({N_BOOT} resamples, percentile), which ignores seed noise.",
+    f"(a), (d), (e) need >= {MIN_SEEDS} seeds, else \"inconclusive — too few seeds (n)\" (interval still shown). "
+    "Their two-sided p-values (paired t test; bootstrap with one seed) are Holm-adjusted over all (a), (d), (e) "
+    f"rows; supported / contradicted also need p_holm < {ALPHA}, else inconclusive.",
+    "Gates, before any verdict: \"not testable\" if any CASS pretraining run behind the row collapsed. A cell "
+    "(dataset, method, arch, label fraction, eval, and sweep level for (d), (e)) is at chance when fewer than "
+    f"{CHANCE_SHARE:.0%} of its seeds' records are significantly above chance; comparisons touching such a cell "
+    f"are left out (count shown), and a row left with none is \"{ALL_AT_CHANCE}\".",
+    "(a) F1 gain at 1 / 10 / 100 % labels: supported iff the interval of CASS - comparator lies above 0, "
+    "contradicted iff below 0; the text says whether the paper's gain lies inside the interval.",
+    "(b) less pretraining time: per (dataset, batch size, epochs, seed), r = t(CASS) / (t(X-cnn) + t(X-vit)), "
+    f"t = time per pretraining epoch; supported iff the interval of r lies at or below {TIME_BOUND:g} "
+    f"(1 - {CLAIMED_REDUCTION:g} + a {REDUCTION_TOLERANCE:g} tolerance), contradicted iff its lower bound is "
+    "above; one run: its value against the bound. X = DINO is the paper's claim; X = BYOL asks the same question.",
+    f"(c) twice as efficient: supported iff the FLOPs-per-image ratio (deterministic) and the time ratio's interval "
+    f"are both <= {EFFICIENCY_BAR:g} x DINO-cnn + DINO-vit; contradicted iff either lies above; measured ones only.",
+    "(d) robustness to batch size: per method, seed and (dataset, arch, label fraction), the F1 change from the "
+    "largest to the smallest batch size (at the main epochs; negative = the method loses F1 when the batch shrinks) "
+    "and the least-squares slope per doubling; supported iff CASS's change minus the comparator's has an interval "
+    "above 0 (CASS loses less), contradicted iff below; needs >= 2 batch sizes, else not measured.",
+    "(e) robustness to pretraining epochs: as (d), from the most to the fewest epochs, at the main batch size.",
 )
-NOISE_FACTOR = 2.0
 
 
-@dataclass(frozen=True)
-class Claim:
-    """One checked claim.
-
-    Attributes:
-        key: short id, e.g. ``a@1%``.
-        claim: the claim in words.
-        paper: the paper's figure.
-        measured: the figure measured here, in words.
-        status: ``holds``, ``does not hold`` or ``not measured``.
-    """
-
-    key: str
-    claim: str
-    paper: str
-    measured: str
-    status: str
+def _row(base: dict[str, Any], status: str, measured: str, iv: Interval | None = None) -> dict[str, Any]:
+    iv = iv or Interval(math.nan, math.nan, math.nan, 0, "none")
+    return {**base, "measured": measured, "estimate": iv.mean, "low": iv.low, "high": iv.high, "n": iv.n, "p": iv.p,
+            "status": status}
 
 
-def standard_errors(stats: pd.DataFrame) -> pd.Series:
-    """Standard error of each cell's mean over seeds (std / sqrt(n)); NaN where there is one seed.
-
-    Args:
-        stats: statistics with ``std`` and ``n`` columns, as ``report.metric_stats`` gives them.
-    """
-    return stats["std"] / np.sqrt(stats["n"])
-
-
-def _noise_text(margin: float, noise: float) -> str:
-    if not np.isfinite(noise):
-        return "1 seed: no noise estimate"
-    verdict = "; within seed noise" if abs(margin) < NOISE_FACTOR * noise else ""
-    return f"seed noise ± {noise:.2f}{verdict}"
+def _prepare(records: pd.DataFrame) -> pd.DataFrame:
+    df = records[records["status"] == "ok"].copy()
+    defaults = {"eval": MAIN_EVAL, "above_chance": True, "init": "unknown",
+                "collapsed": df.get("embedding_collapsed", False)}
+    df = df.assign(**{column: value for column, value in defaults.items() if column not in df})
+    df["encoders"] = df["encoders"].fillna(df["arch"]) if "encoders" in df else df["arch"]
+    df["chance_ok"] = df["above_chance"].eq(True).astype(float)  # unknown (None) counts as not above chance
+    for column in ("f1_macro", "batch_size", "pretrain_epochs", "label_fraction", "pretrain_epoch_time_s",
+                   "flops_per_image"):
+        df[column] = pd.to_numeric(df[column], errors="coerce") if column in df else math.nan
+    df["f1"] = 100 * df["f1_macro"]
+    return df
 
 
-def f1_gain_claims(f1: pd.DataFrame) -> list[Claim]:
-    """Claim (a) at each of the paper's label fractions.
+def _interval_text(iv: Interval, unit: str = "") -> str:
+    how = "t" if iv.method == "t" else "paired bootstrap over test images"
+    return f"{iv.mean:+.2f}{unit} " + (f"[{iv.low:+.2f}, {iv.high:+.2f}] ({iv.level:.0%}, {how}, {iv.n} seed"
+                                      f"{'s' * (iv.n != 1)})" if iv.bounded else f"({iv.n} seed: no interval)")
 
-    Args:
-        f1: macro-F1 statistics indexed by (dataset, method, arch, label_fraction) with a ``mean`` column.
-    """
-    means = f1["mean"].unstack("method") if not f1.empty else pd.DataFrame()
-    errors = standard_errors(f1).unstack("method") if not f1.empty else pd.DataFrame()
-    others = [m for m in OTHER_SSL if m in means]
-    claims = []
+
+def _collapse_gate(cass: pd.DataFrame) -> str | None:
+    runs = cass.groupby(RUN_KEYS, dropna=False)["collapsed"].agg(lambda s: bool(s.eq(True).any()))
+    if not runs.any():
+        return None
+    init = ", ".join(sorted({str(v) for v in cass["init"].dropna()})) or "unknown"
+    return (f"not testable: CASS collapsed in {int(runs.sum())}/{len(runs)} runs; init {init}; "
+            "the reference starts from ImageNet weights")
+
+
+def _cell_name(index: tuple[Any, ...]) -> str:
+    return "/".join(fraction_text(p) if isinstance(p, float) else str(p) for p in index)
+
+
+def _paired(base: dict[str, Any], diff: pd.Series, left_out: list[str], extra: Any = "",
+            bootstrap: Any = None) -> dict[str, Any]:
+    """The row of a paired comparison: ``diff`` holds CASS - comparator per cell and seed (last index level)."""
+    note = f"; {len(left_out)} cell(s) left out at chance ({', '.join(left_out)})" if left_out else ""
+    if diff.empty:
+        return _row(base, ALL_AT_CHANCE, f"nothing left to compare{note}")
+    wide = diff.unstack("seed")
+    kept = wide[wide.notna().mean(axis=1) >= 0.5]
+    complete = kept.loc[:, kept.notna().all()]
+    dropped = len(wide) - len(kept), wide.shape[1] - complete.shape[1]
+    if any(dropped):
+        note += f"; incomplete: {dropped[0]} cell(s), {dropped[1]} seed(s) dropped"
+    if complete.empty:
+        return _row(base, NOT_MEASURED, f"no seed has every compared cell{note}")
+    iv = paired_interval(complete.mean().to_numpy(), LEVEL)
+    if iv.n == 1 and bootstrap is not None:
+        iv = bootstrap(complete.index, complete.columns[0])
+        if isinstance(iv, str):
+            note += f"; no bootstrap: {iv}"
+            iv = paired_interval(complete.mean().to_numpy(), LEVEL)
+    cells = ", ".join(f"{_cell_name(i)} {v:+.2f}" for i, v in complete.mean(axis=1).items())
+    measured = f"{_interval_text(iv, ' F1 points')}{extra(iv) if callable(extra) else extra}; per cell: {cells}{note}"
+    return _row(base, outcome(iv, 0.0, True, MIN_SEEDS), measured, iv)
+
+
+def _compatible(iv: Interval, gain: float) -> str:
+    if not iv.bounded:
+        return f"; paper's +{gain} not assessable (no interval)"
+    inside = iv.low <= gain <= iv.high
+    return f"; paper's +{gain} " + ("inside the interval (compatible)" if inside else
+                                    "outside the interval (not compatible)")
+
+
+def _bootstrapper(pair: pd.DataFrame, comp: str, predictions: Path | None) -> Any:
+    def run(cells: pd.Index, seed: Any) -> Interval | str:
+        if predictions is None:
+            return "no predictions folder"
+        ids = pair[pair["seed"] == seed].pivot_table(index=["dataset", "arch"], columns="method", values="record_id",
+                                                     aggfunc="first")
+        datasets = sorted(ids.index.get_level_values("dataset").unique())
+        points, draws = [], []
+        for cell in cells:
+            files = [Path(predictions) / f"{ids.at[cell, m]}.npz" for m in ("cass", comp)]
+            if missing := [f.name for f in files if not f.exists()]:
+                return f"missing {missing[0]}"
+            a, b = (np.load(f) for f in files)
+            if not np.array_equal(a["y_true"], b["y_true"]):
+                return f"{_cell_name(cell)}: the two methods' test labels differ"
+            y, sa, sb = a["y_true"], a["y_score"], b["y_score"]
+            points.append(100 * (macro_f1(y, sa) - macro_f1(y, sb)))
+            # one seed per dataset: the archs of a dataset share their resampled test images
+            draws.append(100 * bootstrap_differences(y, sa, sb, macro_f1, N_BOOT, datasets.index(cell[0])))
+        return percentile_interval(float(np.mean(points)), np.mean(draws, axis=0), LEVEL)
+    return run
+
+
+def _gain_rows(df: pd.DataFrame, batch_size: int | None, epochs: int | None,
+               predictions: Path | None) -> list[dict[str, Any]]:
+    main = df[(df["eval"] == MAIN_EVAL) & (df["batch_size"] == batch_size) & (df["pretrain_epochs"] == epochs)]
+    rows = []
     for fraction, paper_gain in PAPER_GAINS.items():
+        at = main[np.isclose(main["label_fraction"], fraction)]
         label = fraction_text(fraction)
-        key, claim, paper = f"a@{label}", f"F1 gain over the best other SSL method at {label} labels", \
-            f"+{paper_gain} F1 points"
-        at = means[np.isclose(means.index.get_level_values("label_fraction"), fraction)] if not means.empty \
-            else means
-        if "cass" not in at or not others:
-            claims.append(Claim(key, claim, paper, "no CASS and DINO/BYOL results at this fraction", UNMEASURED))
+        for comp in COMPARATORS:
+            base = dict(key=f"a@{label} vs {comp}", claim=f"F1 gain over {comp.upper()} at {label} labels",
+                        comparator=comp, eval=MAIN_EVAL, paper=f"+{paper_gain} F1 points")
+            pair = at[at["method"].isin(["cass", comp])]
+            wide = pair.pivot_table(index=["dataset", "arch", "seed"], columns="method", values="f1").dropna()
+            if wide.empty or "cass" not in wide or comp not in wide:
+                rows.append(_row(base, NOT_MEASURED, f"no paired CASS and {comp} records at {label} labels"))
+                continue
+            paired = pair[pd.MultiIndex.from_frame(pair[["dataset", "arch", "seed"]]).isin(wide.index)]
+            if gate := _collapse_gate(paired[paired["method"] == "cass"]):
+                rows.append(_row(base, gate, "not compared: CASS pretraining collapsed"))
+                continue
+            chance = paired.groupby(["dataset", "arch", "method"])["chance_ok"].mean() < CHANCE_SHARE
+            bad = chance[chance].index
+            left_out = [f"{_cell_name(i[:2])} {i[2]}" for i in bad]
+            diff = (wide["cass"] - wide[comp])[~wide.index.droplevel("seed").isin(bad.droplevel("method"))]
+            rows.append(_paired(base, diff, left_out, lambda iv, g=paper_gain: _compatible(iv, g),
+                                _bootstrapper(paired, comp, predictions)))
+    return rows
+
+
+def _robust_rows(df: pd.DataFrame, factor: str, fixed: str, value: int | None, letter: str,
+                 words: str) -> list[dict[str, Any]]:
+    cells = ["dataset", "arch", "label_fraction"]
+    sweep = df[(df["eval"] == MAIN_EVAL) & (df[fixed] == value) & df["batch_size"].notna()]
+    fewer = "smallest batch size" if factor == "batch_size" else "fewest epochs"
+    at = f"{fixed.replace('_', ' ')} {value if value is None else f'{value:g}'}"
+    rows = []
+    for comp in COMPARATORS:
+        base = dict(key=f"{letter} vs {comp}", claim=f"more robust to {words} than {comp.upper()}", comparator=comp,
+                    eval=MAIN_EVAL, paper=f"smaller F1 loss at the {fewer}")
+        pair = sweep[sweep["method"].isin(["cass", comp])]
+        f1 = pair.pivot_table(index=[*cells, "seed", factor], columns="method", values="f1").dropna()
+        levels = sorted(f1.index.get_level_values(factor).unique()) if {"cass", comp} <= set(f1.columns) else []
+        if len(levels) < 2:
+            found = ", ".join(f"{v:g}" for v in levels) or "none"
+            rows.append(_row(base, NOT_MEASURED, f"needs >= 2 {words} finished by CASS and {comp} at {at} "
+                             f"(found: {found})"))
             continue
-        compared = at[["cass", *others]].dropna(subset=["cass"]).dropna(subset=others, how="all")
-        if compared.empty:
-            claims.append(Claim(key, claim, paper, "no CASS and DINO/BYOL results at this fraction", UNMEASURED))
+        if gate := _collapse_gate(pair[pair["method"] == "cass"]):
+            rows.append(_row(base, gate, "not compared: CASS pretraining collapsed"))
             continue
-        best = compared[others].idxmax(axis=1)
-        gains = 100 * (compared["cass"] - compared[others].max(axis=1))
-        cell_errors = errors.loc[compared.index]
-        best_errors = pd.Series([cell_errors.at[i, m] for i, m in best.items()], index=compared.index)
-        noise = 100 * np.sqrt((cell_errors["cass"] ** 2 + best_errors ** 2).sum(skipna=False)) / len(gains)
-        per_arch = gains.groupby(level="arch").mean()
-        detail = ", ".join(f"{arch} {gain:+.2f}" for arch, gain in per_arch.items())
-        n_sets = gains.index.get_level_values("dataset").nunique()
-        measured = (f"{gains.mean():+.2f} F1 points ({detail}; {n_sets} dataset{'s' * (n_sets > 1)}; "
-                    f"{_noise_text(gains.mean(), noise)})")
-        claims.append(Claim(key, claim, paper, measured, HOLDS if gains.mean() > 0 else FAILS))
-    return claims
+        chance = (pair.groupby([*cells, "method", factor])["chance_ok"].mean() < CHANCE_SHARE).groupby(cells).any()
+        bad = chance[chance].index
+        left_out = [_cell_name(i) for i in bad]
+        f1 = f1[~f1.index.droplevel(["seed", factor]).isin(bad)]
+        if f1.empty:
+            rows.append(_paired(base, pd.Series(dtype=float), left_out))
+            continue
+        changes, slopes = {}, {}
+        for method in ("cass", comp):
+            wide = f1[method].unstack(factor).sort_index(axis=1)
+            wide = wide[wide.notna().sum(axis=1) >= 2]
+            changes[method] = wide.bfill(axis=1).iloc[:, 0] - wide.ffill(axis=1).iloc[:, -1]
+            x = np.log2(wide.columns.to_numpy(dtype=float))
+            slopes[method] = pd.Series([slope(x, r) for r in wide.to_numpy()], index=wide.index, dtype=float)
+        extra = "; change " + ", ".join(f"{m} {c.mean():+.2f}" for m, c in changes.items()) + \
+            "; slope per doubling " + ", ".join(f"{m} {s.mean():+.2f}" for m, s in slopes.items()) + \
+            f" ({words} {', '.join(f'{v:g}' for v in levels)} at {at})"
+        rows.append(_paired(base, (changes["cass"] - changes[comp]).dropna(), left_out, extra))
+    return rows
 
 
-def _cass_ratios(costs: pd.DataFrame, column: str) -> pd.Series:
-    if costs.empty or column not in costs:
-        return pd.Series(dtype=float)
-    cass = costs[(costs.index.get_level_values("method") == "cass")]
-    return cass[column].dropna()
+def _cost_rows(df: pd.DataFrame) -> list[dict[str, Any]]:
+    runs = df[df["batch_size"].notna()].groupby(RUN_KEYS)[["pretrain_epoch_time_s", "flops_per_image"]].first()
+    wide = runs.unstack(["method", "encoders"]) if len(runs) else runs
+
+    def ratio(column: str, comp: str) -> pd.Series:
+        need = [(column, "cass", "cnn+vit"), (column, comp, "cnn"), (column, comp, "vit")]
+        if not all(c in wide.columns for c in need):
+            return pd.Series(dtype=float)
+        return (wide[need[0]] / (wide[need[1]] + wide[need[2]])).dropna()
+
+    def describe(iv: Interval, what: str) -> str:
+        plain = f"{iv.n} run{'s' * (iv.n != 1)}" + (", deterministic" if what == "FLOPs" else ": no interval")
+        return f"{what} ratio {iv.mean:.2f} " + (f"[{iv.low:.2f}, {iv.high:.2f}] ({iv.level:.0%} t, {iv.n} runs)"
+                                                 if iv.bounded else f"({plain})")
+
+    rows = []
+    for comp in COMPARATORS:
+        paper = "69% less (DINO 26 h 21 m, CASS 7 h 11 m)" if comp == "dino" else "not a paper claim: same question"
+        base = dict(key=f"b vs {comp}", claim=f"less pretraining time than {comp.upper()}", comparator=comp,
+                    eval="pretraining", paper=paper)
+        r = ratio("pretrain_epoch_time_s", comp)
+        if r.empty:
+            rows.append(_row(base, NOT_MEASURED, f"no CASS run with both {comp}-cnn and {comp}-vit runs beside it"))
+            continue
+        iv = paired_interval(r.to_numpy(), LEVEL)
+        measured = f"{describe(iv, 'time')}, i.e. {1 - iv.mean:.0%} less time per epoch; bound {TIME_BOUND:g}"
+        rows.append(_row(base, outcome(iv, TIME_BOUND, False, needs_seeds=False), measured, iv))
+    base = dict(key="c vs dino", claim="twice as computationally efficient as DINO", comparator="dino",
+                eval="pretraining", paper=f"<= {EFFICIENCY_BAR:g} x DINO's cost")
+    flops, time = ratio("flops_per_image", "dino"), ratio("pretrain_epoch_time_s", "dino")
+    if flops.empty and time.empty:
+        return [*rows, _row(base, NOT_MEASURED, "no CASS run with both DINO-cnn and DINO-vit runs beside it")]
+    measured = [(what, paired_interval(r.to_numpy(), LEVEL) if what == "time" else
+                 Interval(float(r.mean()), math.nan, math.nan, len(r), "none"))
+                for what, r in (("FLOPs", flops), ("time", time)) if not r.empty]
+    verdicts = {outcome(iv, EFFICIENCY_BAR, False, needs_seeds=False) for _, iv in measured}
+    status = CONTRADICTED if CONTRADICTED in verdicts else SUPPORTED if verdicts == {SUPPORTED} else INCONCLUSIVE
+    text = "; ".join(describe(iv, what) for what, iv in measured) + f"; bound {EFFICIENCY_BAR:g}"
+    return [*rows, _row(base, status, text, measured[-1][1])]
 
 
-def time_claim(costs: pd.DataFrame) -> Claim:
-    """Claim (b): pretraining time of CASS against DINO-cnn + DINO-vit.
-
-    Args:
-        costs: efficiency statistics indexed by (dataset, batch_size, pretrain_epochs, method, encoders) with a
-            ``pretrain_epoch_time_s_ratio`` column (ratio to DINO with the same encoders).
-    """
-    claim, paper = "less pretraining time than DINO", "69% less (DINO 26 h 21 m, CASS 7 h 11 m)"
-    ratios = _cass_ratios(costs, "pretrain_epoch_time_s_ratio")
-    if ratios.empty:
-        return Claim("b", claim, paper, "no CASS run with both DINO-cnn and DINO-vit runs beside it", UNMEASURED)
-    reduction = 1 - ratios.mean()
-    spread = f", range {1 - ratios.max():.0%} to {1 - ratios.min():.0%}" if np.ptp(ratios) > 0.005 else ""
-    measured = f"{reduction:.0%} less time per epoch ({len(ratios)} setting{'s' * (len(ratios) > 1)}{spread})"
-    holds = reduction >= CLAIMED_REDUCTION - REDUCTION_TOLERANCE
-    return Claim("b", claim, paper, measured, HOLDS if holds else FAILS)
-
-
-def compute_claim(costs: pd.DataFrame) -> Claim:
-    """Claim (c): FLOPs per image and time per epoch of CASS at most half those of DINO-cnn + DINO-vit.
-
-    Args:
-        costs: as for :func:`time_claim`, with ``flops_per_image_ratio`` too.
-    """
-    claim, paper = "twice as computationally efficient as DINO", f"<= {EFFICIENCY_BAR} x DINO's cost"
-    ratios = {name: _cass_ratios(costs, column) for name, column in
-              (("FLOPs", "flops_per_image_ratio"), ("time", "pretrain_epoch_time_s_ratio"))}
-    measured = {name: r.mean() for name, r in ratios.items() if not r.empty}
-    if not measured:
-        return Claim("c", claim, paper, "no CASS run with both DINO-cnn and DINO-vit runs beside it", UNMEASURED)
-    text = ", ".join(f"{name} {value:.2f} x DINO-cnn+vit" for name, value in measured.items())
-    holds = all(value <= EFFICIENCY_BAR for value in measured.values())
-    return Claim("c", claim, paper, text, HOLDS if holds else FAILS)
-
-
-def robustness_claim(stats: pd.DataFrame, factor: str, key: str, claim: str, levels: str) -> Claim:
-    """Claims (d) and (e): CASS's F1 spread across a factor against DINO's and BYOL's.
-
-    Args:
-        stats: macro-F1 statistics indexed by (dataset, method, arch, label_fraction, factor) with a ``mean`` column.
-        factor: ``batch_size`` or ``pretrain_epochs``.
-        key: the claim's id.
-        claim: the claim in words.
-        levels: the factor's values in words, plural, e.g. "batch sizes".
-    """
-    paper = f"smaller F1 change across {levels}"
-    means = stats["mean"].unstack("method") if not stats.empty else pd.DataFrame()
-    methods = [m for m in ("cass", *OTHER_SSL) if m in means]
-    if "cass" not in methods or len(methods) < 2:
-        return Claim(key, claim, paper, "needs CASS and DINO or BYOL results", UNMEASURED)
-    common = means[methods].dropna()
-    groups = common.groupby(level=["dataset", "arch", "label_fraction"])
-    spreads = (groups.max() - groups.min())[groups.size() >= 2]
-    if spreads.empty:
-        have = ", ".join(f"{v:g}" for v in sorted(set(stats.index.get_level_values(factor)))) or "none"
-        return Claim(key, claim, paper, f"needs >= 2 {levels} finished by every method (have: {have})", UNMEASURED)
-    mean_spread = 100 * spreads.mean()
-    values = ", ".join(f"{v:g}" for v in sorted(set(common.index.get_level_values(factor))))
-    text = ", ".join(f"{m} {mean_spread[m]:.2f}" for m in methods)
-    noise = 100 * standard_errors(stats).unstack("method")[methods].loc[common.index].stack(future_stack=True).mean(
-        skipna=False)
-    margin = min(mean_spread[m] for m in methods if m != "cass") - mean_spread["cass"]
-    measured = f"F1 spread in points: {text} ({levels} {values}; {_noise_text(margin, noise)})"
-    holds = margin > 0
-    return Claim(key, claim, paper, measured, HOLDS if holds else FAILS)
-
-
-def check_claims(f1: pd.DataFrame, costs: pd.DataFrame, batch_stats: pd.DataFrame,
-                 epoch_stats: pd.DataFrame) -> pd.DataFrame:
-    """Every claim of the paper, measured.
+def check_claims(records: pd.DataFrame, batch_size: int | None, epochs: int | None,
+                 predictions: Path | None) -> pd.DataFrame:
+    """Every claim of the paper against every comparator, measured (rules: :data:`RULES`).
 
     Args:
-        f1: macro-F1 statistics of the main setting (see :func:`f1_gain_claims`).
-        costs: efficiency statistics with ratios to DINO (see :func:`time_claim`).
-        batch_stats: macro-F1 statistics across batch sizes (see :func:`robustness_claim`).
-        epoch_stats: macro-F1 statistics across pretraining epochs.
+        records: the full records frame, one row per record; only ``status == "ok"`` rows count. Missing ``eval`` /
+            ``above_chance`` / ``init`` columns default to finetune / true / unknown, a missing ``collapsed`` to
+            ``embedding_collapsed``; an ``above_chance`` of None counts as not above chance.
+        batch_size: the main batch size (F1 claims; the anchor of the epoch sweep).
+        epochs: the main pretraining epoch count (F1 claims; the anchor of the batch-size sweep).
+        predictions: folder with ``<record_id>.npz`` (``y_true``, ``y_score``) for the one-seed bootstrap, or None.
 
     Returns:
-        One row per claim: key, claim, paper, measured, status.
+        One row per claim and comparator with columns ``COLUMNS``.
     """
-    claims = [
-        *f1_gain_claims(f1),
-        time_claim(costs),
-        compute_claim(costs),
-        robustness_claim(batch_stats, "batch_size", "d", "more robust to batch size", "batch sizes"),
-        robustness_claim(epoch_stats, "pretrain_epochs", "e", "more robust to pretraining epochs", "epoch counts"),
-    ]
-    return pd.DataFrame([asdict(c) for c in claims])
+    df = _prepare(records)
+    rows = [*_gain_rows(df, batch_size, epochs, predictions), *_cost_rows(df),
+            *_robust_rows(df, "batch_size", "pretrain_epochs", epochs, "d", "batch sizes"),
+            *_robust_rows(df, "pretrain_epochs", "batch_size", batch_size, "e", "pretraining epochs")]
+    out = pd.DataFrame(rows)
+    family = out["key"].str[0].isin(["a", "d", "e"]) & out["p"].notna()
+    out["p_holm"] = math.nan
+    out.loc[family, "p_holm"] = holm(out.loc[family, "p"].tolist())
+    decided = family & out["status"].isin([SUPPORTED, CONTRADICTED]) & ~(out["p_holm"] < ALPHA)
+    out.loc[decided, "measured"] = out.loc[decided, "measured"] + f"; not significant after Holm (p_holm >= {ALPHA})"
+    out.loc[decided, "status"] = INCONCLUSIVE
+    return out[COLUMNS]

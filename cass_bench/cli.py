@@ -36,7 +36,10 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--batch-sizes", type=_list_of(int, "whole numbers"), help="pretraining batch sizes, e.g. 16,32")
     run.add_argument("--seeds", type=_list_of(int, "whole numbers"), help="e.g. 0,1")
     run.add_argument("--pretrain-epochs", type=_list_of(int, "whole numbers"), help="one or more, e.g. 10,20")
-    run.add_argument("--finetune-epochs", type=int)
+    run.add_argument("--finetune-steps", type=int, help="fine-tuning optimiser steps (finetune.budget: steps)")
+    run.add_argument("--finetune-epochs", type=int, help="fine-tuning epochs (finetune.budget: epochs)")
+    run.add_argument("--init", help="starting weights of every encoder: random, imagenet or a checkpoint path")
+    run.add_argument("--evals", type=_list_of(str, "evaluations"), help="finetune,linear,knn (default: all three)")
     run.add_argument("--image-size", type=int)
     run.add_argument("--data-dir", help="folder of MedMNIST .npz files (default ~/.medmnist)")
     run.add_argument("--out", help="results folder (default from the config)")
@@ -53,6 +56,8 @@ def _parser() -> argparse.ArgumentParser:
     report = sub.add_parser("report", help="regenerate the report of a results folder from its records")
     report.add_argument("dir", help="results folder holding records.jsonl")
     report.add_argument("--format", default="markdown", choices=["markdown", "github", "latex", "csv"])
+    report.add_argument("--batch-size", type=int, help="main setting's pretraining batch size (default: 16 if run)")
+    report.add_argument("--epochs", type=int, help="main setting's pretraining epochs (default: the most run)")
 
     sub.add_parser("list", help="name the methods and datasets")
 
@@ -73,6 +78,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         "methods": args.methods, "datasets": args.datasets, "archs": args.archs,
         "label_fractions": args.label_fractions, "batch_sizes": args.batch_sizes, "seeds": args.seeds,
         "pretrain_epochs": args.pretrain_epochs, "finetune.epochs": args.finetune_epochs,
+        "finetune.steps": args.finetune_steps, "init": args.init, "eval.evals": args.evals,
         "image_size": args.image_size, "data_dir": args.data_dir, "out": args.out, "precision": args.precision,
         "accelerator": args.accelerator, "devices": args.devices, "num_nodes": args.num_nodes,
         "strategy": args.strategy, "num_workers": args.num_workers,
@@ -124,7 +130,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.command == "report":
             from cass_bench.report import write_report
 
-            print(write_report(Path(args.dir), args.format))
+            print(write_report(Path(args.dir), args.format, args.batch_size, args.epochs))
         elif args.command == "list":
             _list()
         elif args.command == "bench-compare":

@@ -19,6 +19,9 @@ from cass_bench.errors import UserError
 
 ARCHS = ("cnn", "vit")
 PRECISIONS = ("32", "32-true", "bf16-mixed", "16-mixed")
+EVALS = ("finetune", "linear", "knn")
+INITS = ("random", "imagenet")
+STEM_CHOICES = ("auto", "true", "false")
 
 
 @dataclass(frozen=True)
@@ -30,31 +33,46 @@ class BackboneConfig:
         vit: timm name of the ViT encoder.
         vit_patch_size: patch size the ViT is built with (None keeps the model's own); small images need
             small patches to have more than a handful of tokens.
-        pretrained: start from timm's ImageNet weights (hub when online, or ``weights_dir``).
-        weights_dir: folder holding ``<timm name>.safetensors|.pth`` files for offline ImageNet init.
+        weights_dir: folder holding ``<timm name>.safetensors|.pth`` files for offline ImageNet init
+            (``init: imagenet``); unset, timm fetches the weights from the hub.
+        small_input_stem: ``auto`` (below 64 px), ``true`` or ``false``: replace a ResNet's 7x7 stride-2
+            convolution and max-pool by a 3x3 stride-1 convolution, as lightly and solo-learn do for small images.
     """
 
     cnn: str = "resnet18"
     vit: str = "vit_tiny_patch16_224"
     vit_patch_size: int | None = 8
-    pretrained: bool = False
     weights_dir: str | None = None
+    small_input_stem: str = "auto"
+
+    def uses_small_stem(self, image_size: int) -> bool:
+        """Whether the CNN gets the small-image stem at ``image_size`` (``auto``: below 64 px)."""
+        choice = self.small_input_stem.lower()
+        return image_size < 64 if choice == "auto" else choice == "true"
 
 
 @dataclass(frozen=True)
 class CassConfig:
-    """CASS recipe (reference code): Adam lr 1e-3 per net, cosine schedule, 1000-d head outputs.
+    """CASS recipe as the reference code runs it.
 
     Attributes:
         lr, weight_decay: Adam settings, one parameter group per network.
-        output_dim: width of each network's linear head (the outputs the loss compares).
-        gaussian_blur: blur probability of the single augmented view.
+        output_dim: width of each network's classifier head (the outputs the loss compares): timm's own
+            ImageNet head with ``init: imagenet`` (1000 classes), a random linear layer of this width otherwise.
+        schedule: ``reference`` (``CosineAnnealingLR(T_max=t_max, eta_min=eta_min)`` stepped every batch, so the
+            learning rate cycles every ``2 * t_max`` steps) or ``cosine`` (one decay over the whole run).
+        t_max, eta_min: the reference schedule's half-period in steps and floor.
+        accumulate_gradients: never zero gradients, exactly as the reference loop (which never calls
+            ``zero_grad``); the default zeroes them every step.
     """
 
     lr: float = 1e-3
     weight_decay: float = 0.0
     output_dim: int = 1000
-    gaussian_blur: float = 0.1
+    schedule: str = "reference"
+    t_max: int = 16
+    eta_min: float = 1e-6
+    accumulate_gradients: bool = False
 
 
 @dataclass(frozen=True)
@@ -125,19 +143,57 @@ class FinetuneConfig:
     """The downstream recipe shared by every method (CASS reference: Adam 3e-4, cosine, focal loss).
 
     Attributes:
-        epochs: fine-tuning epochs.
-        lr: Adam learning rate (cosine-annealed over ``epochs``).
-        batch_size: fine-tuning batch size, capped at the size of the labelled subset.
+        budget: ``steps`` (default: ``steps`` optimiser steps at every label fraction, batches drawn with
+            replacement from the labelled subset) or ``epochs`` (the reference's ``epochs`` passes over the subset,
+            stopped early after ``patience`` validations without improvement when ``patience`` > 0).
+        steps: optimiser steps with ``budget: steps``.
+        epochs: epochs with ``budget: epochs``.
+        select: ``last`` (the final model is reported) or ``best_val`` (the model with the best validation
+            macro-F1; the validation set is then cut to at most the labelled subset's size).
+        val_every: optimiser steps between validations with ``budget: steps`` and ``select: best_val``.
+        patience: validations without improvement before stopping (0: never stop early).
+        lr: Adam learning rate, cosine-annealed over the budget.
+        batch_size: fine-tuning batch size (``budget: epochs`` caps it at the labelled subset's size).
         focal_alpha, focal_gamma: sigmoid focal loss parameters.
         min_class_weight: class counts are min-max scaled to ``[min_class_weight, 1]``.
     """
 
+    budget: str = "steps"
+    steps: int = 300
     epochs: int = 50
+    select: str = "last"
+    val_every: int = 50
+    patience: int = 0
     lr: float = 3e-4
     batch_size: int = 32
     focal_alpha: float = 1.0
     focal_gamma: float = 2.0
     min_class_weight: float = 0.2
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """Evaluations run on every pretrained encoder at every label fraction, and the chance test.
+
+    Attributes:
+        evals: any of ``finetune`` (end-to-end), ``linear`` (logistic regression on frozen pooled features, its
+            inverse regularisation ``C`` chosen by cross-validation inside the labelled subset) and ``knn``
+            (lightly's weighted kNN vote on frozen, L2-normalised features).
+        knn_k, knn_temperature: kNN neighbours and vote temperature (solo-learn's defaults).
+        linear_c_grid: the values of ``C`` the linear probe's cross-validation chooses from.
+        linear_folds: cross-validation folds (fewer when a class has fewer examples; with one example per
+            class the middle of the grid is used).
+        chance_permutations: permutations of the one-sided test that a record's test F1 is above chance.
+        chance_alpha: its significance level.
+    """
+
+    evals: tuple[str, ...] = EVALS
+    knn_k: int = 20
+    knn_temperature: float = 0.07
+    linear_c_grid: tuple[float, ...] = (0.001, 0.01, 0.1, 1.0, 10.0, 100.0)
+    linear_folds: int = 5
+    chance_permutations: int = 1000
+    chance_alpha: float = 0.05
 
 
 @dataclass(frozen=True)
@@ -160,6 +216,10 @@ class BenchConfig:
         accelerator, devices, num_nodes, strategy: Lightning Trainer placement for pretraining.
         channels_last: use channels-last memory format.
         out: output folder for records, predictions, checkpoints and the report.
+        init: the encoders' starting weights, the same for every method in a cell: ``random`` (seeded),
+            ``imagenet`` (timm's weights: the hub, or ``backbones.weights_dir`` offline) or the path of an encoder
+            checkpoint the harness wrote (``checkpoints/<key>.pt``) or a folder of ``cnn.safetensors`` /
+            ``vit.safetensors``.
     """
 
     methods: tuple[str, ...] = ("cass",)
@@ -180,11 +240,13 @@ class BenchConfig:
     strategy: str = "auto"
     channels_last: bool = False
     out: str = "runs/latest"
+    init: str = "random"
     backbones: BackboneConfig = field(default_factory=BackboneConfig)
     cass: CassConfig = field(default_factory=CassConfig)
     dino: DinoConfig = field(default_factory=DinoConfig)
     byol: ByolConfig = field(default_factory=ByolConfig)
     finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
 
 
 def _coerce(value: Any, hint: Any, key: str) -> Any:
@@ -218,7 +280,7 @@ def _coerce(value: Any, hint: Any, key: str) -> Any:
         if hint is float:
             return float(value)
         if hint is str or text.startswith("str"):
-            return str(value)
+            return str(value).lower() if isinstance(value, bool) else str(value)
     except (TypeError, ValueError):
         raise UserError(f"config key '{key}' has an invalid value {value!r} (expected {text})") from None
     return value
@@ -305,8 +367,37 @@ def validate(cfg: BenchConfig) -> None:
     for arch in cfg.archs:
         if arch not in ARCHS:
             raise UserError(f"unknown arch '{arch}'; choose from {', '.join(ARCHS)}")
-    if cfg.finetune.epochs < 1:
-        raise UserError("finetune.epochs must be >= 1")
+    ft = cfg.finetune
+    if ft.budget not in ("steps", "epochs"):
+        raise UserError(f"unknown finetune.budget '{ft.budget}'; choose steps or epochs")
+    if ft.select not in ("last", "best_val"):
+        raise UserError(f"unknown finetune.select '{ft.select}'; choose last or best_val")
+    for key, value in (("steps", ft.steps), ("epochs", ft.epochs), ("val_every", ft.val_every)):
+        if value < 1:
+            raise UserError(f"finetune.{key} must be >= 1, got {value}")
+    if ft.patience < 0:
+        raise UserError(f"finetune.patience must be >= 0, got {ft.patience}")
+    for name in cfg.eval.evals:
+        if name not in EVALS:
+            raise UserError(f"unknown evaluation '{name}' in eval.evals; choose from {', '.join(EVALS)}")
+    if not cfg.eval.evals:
+        raise UserError("'eval.evals' is empty; give at least one of " + ", ".join(EVALS))
+    if cfg.eval.knn_k < 1 or cfg.eval.knn_temperature <= 0:
+        raise UserError("eval.knn_k must be >= 1 and eval.knn_temperature > 0")
+    if not cfg.eval.linear_c_grid or min(cfg.eval.linear_c_grid) <= 0 or cfg.eval.linear_folds < 2:
+        raise UserError("eval.linear_c_grid needs positive values and eval.linear_folds must be >= 2")
+    if cfg.eval.chance_permutations < 99 or not 0 < cfg.eval.chance_alpha < 1:
+        raise UserError("eval.chance_permutations must be >= 99 and eval.chance_alpha in (0, 1)")
+    if cfg.backbones.small_input_stem.lower() not in STEM_CHOICES:
+        raise UserError(f"backbones.small_input_stem must be one of {', '.join(STEM_CHOICES)}, "
+                        f"got '{cfg.backbones.small_input_stem}'")
+    if cfg.cass.schedule not in ("reference", "cosine"):
+        raise UserError(f"unknown cass.schedule '{cfg.cass.schedule}'; choose reference or cosine")
+    if cfg.cass.t_max < 1:
+        raise UserError("cass.t_max must be >= 1")
+    if cfg.init not in INITS and not Path(cfg.init).expanduser().exists():
+        raise UserError(f"init '{cfg.init}' is neither random, imagenet nor an existing checkpoint path; "
+                        "pass --init random|imagenet|PATH")
     if cfg.finetune.batch_size < 1:
         raise UserError(f"finetune batch size {cfg.finetune.batch_size} is impossible; use a whole number >= 1")
     if cfg.image_size < 8:

@@ -1,8 +1,9 @@
-"""The downstream stage, identical for every method: a new linear head, focal loss, selection on validation.
+"""The downstream stage, identical for every method: a new zero-initialised linear head, focal loss, a step budget.
 
 Recipe (CASS reference): end-to-end fine-tuning, Adam lr 3e-4 with a cosine schedule, sigmoid focal loss
-(alpha 1, gamma 2) multiplied by class weights (class counts min-max scaled to [0.2, 1]). The epoch with the best
-validation macro-F1 is kept and its test metrics are reported.
+(alpha 1, gamma 2) multiplied by class weights (class counts min-max scaled to [0.2, 1]). The budget is counted in
+optimiser steps, the same at every label fraction (as SimCLR's semi-supervised protocol, the head starts at zero),
+and the final model is reported; the reference's epochs with best-validation selection remain a config choice.
 """
 
 from __future__ import annotations
@@ -16,12 +17,13 @@ import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.utils.data import DataLoader, RandomSampler
 from torchmetrics import functional as tmf
 from torchvision.ops import sigmoid_focal_loss
 
 from cass_bench.config import BenchConfig
-from cass_bench.data.bundle import MULTILABEL, DatasetBundle
-from cass_bench.data.loaders import eval_transform, finetune_train_transform, make_loader
+from cass_bench.data.bundle import MULTILABEL, DatasetBundle, ImageSet
+from cass_bench.data.loaders import TransformDataset, eval_transform, finetune_train_transform, make_loader
 from cass_bench.data.splits import class_weights, label_fraction_indices
 from cass_bench.errors import DivergedError
 from cass_bench.measure import EpochClock, StepFlops
@@ -103,6 +105,8 @@ class FinetuneModule(pl.LightningModule):
         super().__init__()
         self.encoder = encoder
         self.head = nn.Linear(encoder.num_features, num_classes)
+        nn.init.zeros_(self.head.weight)
+        nn.init.zeros_(self.head.bias)
         self.task, self.lr, self.alpha, self.gamma = task, lr, alpha, gamma
         self.register_buffer("class_weights", torch.as_tensor(weights, dtype=torch.float32))
         self._scores: list[Tensor] = []
@@ -163,29 +167,48 @@ class FinetuneModule(pl.LightningModule):
 
 @dataclass(frozen=True)
 class FinetuneResult:
-    """Test metrics of the selected epoch and what produced them.
+    """Test metrics of the reported model and what produced them.
 
     Attributes:
         metrics: the values named in ``METRICS``.
         y_true: test labels, ``(N,)`` class indices or ``(N, L)`` 0/1.
         y_score: ``(N, C)`` sigmoid scores.
-        best_epoch: the epoch chosen on validation macro-F1 (0-based).
+        steps: optimiser steps taken.
+        selected_step: the optimiser step of the reported model (the last one with ``select: last``).
         n_labelled: training examples used.
-        epoch_time_s: median fine-tuning epoch time (first epoch apart).
+        time_s: wall time of the training loop.
         flops_per_image: FLOPs of one fine-tuning step per image.
     """
 
     metrics: dict[str, float]
     y_true: np.ndarray
     y_score: np.ndarray
-    best_epoch: int
+    steps: int
+    selected_step: int
     n_labelled: int
-    epoch_time_s: float | None
+    time_s: float | None
     flops_per_image: float | None
 
 
+def _step_sampler(n: int, steps: int, batch_size: int, seed: int) -> RandomSampler:
+    generator = torch.Generator().manual_seed(seed)
+    return RandomSampler(range(n), replacement=True, num_samples=steps * batch_size, generator=generator)
+
+
+def selection_subset(val: ImageSet, size: int, seed: int, task: str) -> ImageSet:
+    """The validation images used to select a model: at most ``size`` of them, stratified and seeded."""
+    if len(val) <= size:
+        return val
+    return val.subset(label_fraction_indices(val.labels, size / len(val), seed, task)[:size])
+
+
 def finetune(encoder: nn.Module, bundle: DatasetBundle, fraction: float, seed: int, cfg: BenchConfig) -> FinetuneResult:
-    """Fine-tunes ``encoder`` on ``fraction`` of the training labels and tests the best validation epoch.
+    """Fine-tunes ``encoder`` with a zero-initialised head on ``fraction`` of the training labels and tests it.
+
+    With ``finetune.budget: steps`` every label fraction gets the same number of optimiser steps, batches drawn
+    with replacement from the labelled subset; with ``epochs`` it gets passes over the subset. The final model is
+    tested (``select: last``) or the one with the best validation macro-F1 (``select: best_val``; the
+    validation set is then no larger than the labelled subset).
 
     Args:
         encoder: the pretrained (or freshly initialised) encoder; it is trained in place.
@@ -195,39 +218,62 @@ def finetune(encoder: nn.Module, bundle: DatasetBundle, fraction: float, seed: i
         cfg: the benchmark config (fine-tuning recipe, image size, precision, workers).
 
     Returns:
-        The test metrics of the selected epoch, with the labels and scores behind them.
+        The test metrics of the reported model, with the labels and scores behind them.
     """
     ft = cfg.finetune
     pl.seed_everything(seed, workers=True, verbose=False)
     indices = label_fraction_indices(bundle.train.labels, fraction, seed, bundle.task)
     labelled = bundle.train.subset(indices)
-    batch_size = min(ft.batch_size, len(labelled))
-    drop_last = len(labelled) > batch_size and len(labelled) % batch_size == 1
     weights = class_weights(labelled.labels, bundle.num_classes, ft.min_class_weight)
     module = FinetuneModule(encoder, bundle.num_classes, bundle.task, weights, ft.lr, ft.focal_alpha, ft.focal_gamma)
     if cfg.channels_last:
         module = module.to(memory_format=torch.channels_last)
-    train = make_loader(labelled, finetune_train_transform(cfg.image_size), batch_size, True, cfg.num_workers, drop_last)
-    val = make_loader(bundle.val, eval_transform(), ft.batch_size, False, cfg.num_workers)
+    train_transform = finetune_train_transform(cfg.image_size)
+    selecting = ft.select == "best_val"
+    limits: dict[str, Any]
+    if ft.budget == "steps":
+        train = DataLoader(TransformDataset(labelled, train_transform), batch_size=ft.batch_size,
+                           sampler=_step_sampler(len(labelled), ft.steps, ft.batch_size, seed),
+                           num_workers=cfg.num_workers, pin_memory=torch.cuda.is_available())
+        limits = {"max_steps": ft.steps, "max_epochs": 1, "val_check_interval": min(ft.val_every, ft.steps)}
+    else:
+        batch_size = min(ft.batch_size, len(labelled))
+        drop_last = len(labelled) > batch_size and len(labelled) % batch_size == 1
+        train = make_loader(labelled, train_transform, batch_size, True, cfg.num_workers, drop_last)
+        limits = {"max_epochs": ft.epochs}
+    val = make_loader(selection_subset(bundle.val, len(labelled), seed, bundle.task), eval_transform(),
+                      ft.batch_size, False, cfg.num_workers) if selecting else None
     test = make_loader(bundle.test, eval_transform(), ft.batch_size, False, cfg.num_workers)
     clock, flops = EpochClock(), StepFlops()
     with tempfile.TemporaryDirectory(prefix="cass-bench-ft-") as tmp:
-        best = pl.callbacks.ModelCheckpoint(dirpath=tmp, monitor="val_f1_macro", mode="max", save_top_k=1,
-                                            save_weights_only=True)
+        callbacks: list[pl.Callback] = [clock, flops]
+        best = None
+        if selecting:
+            best = pl.callbacks.ModelCheckpoint(dirpath=tmp, monitor="val_f1_macro", mode="max", save_top_k=1,
+                                                save_weights_only=True)
+            callbacks.append(best)
+            if ft.patience > 0:
+                callbacks.append(pl.callbacks.EarlyStopping(monitor="val_f1_macro", mode="max", patience=ft.patience))
         trainer = pl.Trainer(
-            max_epochs=ft.epochs, accelerator=cfg.accelerator, devices=1, precision=cfg.precision,
-            logger=False, callbacks=[best, clock, flops], enable_model_summary=False,
-            num_sanity_val_steps=0, default_root_dir=tmp,
+            accelerator=cfg.accelerator, devices=1, precision=cfg.precision, logger=False, callbacks=callbacks,
+            enable_model_summary=False, enable_checkpointing=selecting, enable_progress_bar=False,
+            num_sanity_val_steps=0, default_root_dir=tmp, limit_val_batches=1.0 if selecting else 0, **limits,
         )
         trainer.fit(module, train, val)
-        trainer.test(module, test, ckpt_path=best.best_model_path, verbose=False, weights_only=True)
-        best_epoch = int(torch.load(best.best_model_path, map_location="cpu", weights_only=True)["epoch"])
+        steps = trainer.global_step
+        selected_step = steps
+        if best is not None and best.best_model_path:
+            selected_step = int(torch.load(best.best_model_path, map_location="cpu", weights_only=True)["global_step"])
+            trainer.test(module, test, ckpt_path=best.best_model_path, verbose=False, weights_only=True)
+        else:
+            trainer.test(module, test, verbose=False)
     return FinetuneResult(
         metrics=module.test_metrics,
         y_true=module.test_targets,
         y_score=module.test_scores,
-        best_epoch=best_epoch,
+        steps=steps,
+        selected_step=selected_step,
         n_labelled=len(labelled),
-        epoch_time_s=clock.summary()["epoch_time_s"],
+        time_s=clock.summary()["total_time_s"],
         flops_per_image=flops.flops_per_image,
     )

@@ -148,3 +148,52 @@ class StepFlops(pl.Callback):
         if self.flops_per_step is None:
             self.flops_per_step = count_step_flops(pl_module, lambda: pl_module.batch_loss(batch))
             self.flops_per_image = self.flops_per_step / batch_size_of(batch)
+
+
+def effective_rank(features: Tensor) -> float:
+    """RankMe (Garrido et al. 2023): exp of the entropy of the normalised singular values of ``(N, D)`` features."""
+    singular = torch.linalg.svdvals(features.double())
+    p = singular / singular.sum().clamp_min(1e-12) + 1e-12
+    return float(torch.exp(-(p * p.log()).sum()))
+
+
+def feature_spread(features: Tensor) -> float:
+    """Mean per-dimension standard deviation of the L2-normalised features (0 when every image maps to one point)."""
+    return float(torch.nn.functional.normalize(features.double(), dim=1).std(dim=0).mean())
+
+
+class FeatureCollapse(pl.Callback):
+    """The spread and effective rank of each encoder's pooled features on a fixed probe batch, per epoch.
+
+    Measured before the first epoch and after each epoch, off the epoch clock (put it after :class:`EpochClock`),
+    in eval mode without gradients, on the features that fine-tuning starts from (not the projection outputs).
+    The module must offer ``encoders() -> dict[str, nn.Module]``.
+
+    Args:
+        images: the probe batch (already transformed), e.g. 256 training images.
+
+    Attributes:
+        std_history, rank_history: per arch, one value before training and one per epoch.
+    """
+
+    def __init__(self, images: Tensor) -> None:
+        self.images = images
+        self.std_history: dict[str, list[float]] = {}
+        self.rank_history: dict[str, list[float]] = {}
+
+    def _measure(self, pl_module: pl.LightningModule) -> None:
+        images = self.images.to(pl_module.device)
+        for arch, encoder in pl_module.encoders().items():  # type: ignore[operator]
+            was_training = encoder.training
+            encoder.eval()
+            with torch.no_grad():
+                features = torch.cat([encoder(chunk).float() for chunk in images.split(128)])
+            encoder.train(was_training)
+            self.std_history.setdefault(arch, []).append(feature_spread(features))
+            self.rank_history.setdefault(arch, []).append(effective_rank(features))
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._measure(pl_module)
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._measure(pl_module)

@@ -145,3 +145,36 @@ def cost_plot(costs: pd.DataFrame, column: str, ylabel: str, name: str, epochs: 
     labels = plot_lines(data, out / name, panels=["dataset"], series="series", x="batch_size",
                         xlabel="batch size", ylabel=ylabel, log_base=2)
     return Plot(name, caption, tuple(labels))
+
+
+def collapse_plot(runs: pd.DataFrame, out: Path) -> Plot:
+    """Feature spread and effective rank of each pretrained encoder per epoch (epoch 0: before pretraining).
+
+    Args:
+        runs: one row per pretrained encoder with ``method``, ``arch``, ``seed``, ``feature_std_history`` and
+            ``feature_rank_history`` (lists), as :func:`cass_bench.validity.collapse_runs` gives them.
+        out: folder of the report.
+    """
+    name, caption = "collapse_curves.png", "Collapse curves: spread and effective rank of the pooled features per epoch"
+    if runs.empty:
+        return _skip(out, name, caption, "Collapse plot skipped: no run recorded its feature histories.")
+    fig = Figure(figsize=(11, 3.8), layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(1, 2)
+    labels: dict[str, object] = {}
+    for _, run in runs.iterrows():
+        label = f"{run['method']} ({run['arch']})"
+        style = {"color": METHOD_COLORS.get(run["method"], "tab:purple"),
+                 "linestyle": ENCODER_STYLES.get(run["arch"], ":")}
+        for ax, column in zip(axes, ("feature_std_history", "feature_rank_history")):
+            values = run[column]
+            (line,) = ax.plot(range(len(values)), values, marker="o", markersize=3, alpha=0.8, **style)
+        labels.setdefault(label, line)
+    for ax, ylabel in zip(axes, ("spread of L2-normalised features", "effective rank (RankMe)")):
+        ax.set_xlabel("pretraining epoch (0 = before)")
+        ax.set_ylabel(ylabel)
+        ax.set_ylim(bottom=0)
+        ax.grid(alpha=0.3)
+    fig.legend(list(labels.values()), list(labels), loc="outside right upper")
+    fig.savefig(out / name, dpi=100)
+    return Plot(name, caption, tuple(labels))

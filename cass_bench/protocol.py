@@ -15,18 +15,22 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytorch_lightning as pl
 import torch
 from torch import nn
 
+from cass_bench.chance import above_chance_pvalue, majority_f1, random_f1
 from cass_bench.config import BenchConfig, stable_hash, to_dict
 from cass_bench.data.bundle import DatasetBundle
-from cass_bench.data.loaders import make_loader
+from cass_bench.data.loaders import eval_transform, make_loader
 from cass_bench.data.sources import load_dataset
-from cass_bench.encoders import backbone_name, build_encoder
+from cass_bench.data.splits import class_counts, label_fraction_indices
+from cass_bench.encoders import backbone_name, build_encoder, small_stem_applied
 from cass_bench.errors import DivergedError
-from cass_bench.finetune import METRICS, finetune
-from cass_bench.measure import EpochClock, PeakMemory, StepFlops
+from cass_bench.finetune import METRICS, compute_metrics, finetune
+from cass_bench.measure import EpochClock, FeatureCollapse, PeakMemory, StepFlops
+from cass_bench.probes import extract_features, knn_scores, linear_probe_scores
 from cass_bench.method import PretrainMethod
 from cass_bench.registry import PretrainSetup, get_method
 from cass_bench.results import RecordStore, device_name, git_commit, versions
@@ -65,7 +69,8 @@ def _shared_settings(cfg: BenchConfig) -> dict[str, Any]:
     return {
         "image_size": cfg.image_size, "split_seed": cfg.split_seed, "precision": cfg.precision,
         "channels_last": cfg.channels_last, "devices": cfg.devices, "num_nodes": cfg.num_nodes,
-        "strategy": cfg.strategy, "backbones": to_dict(cfg.backbones),
+        "strategy": cfg.strategy, "backbones": to_dict(cfg.backbones), "init": cfg.init,
+        "small_input_stem": cfg.backbones.uses_small_stem(cfg.image_size), "device": device_name(cfg.accelerator),
     }
 
 
@@ -77,7 +82,7 @@ def _method_section(cfg: BenchConfig, method: str) -> dict[str, Any]:
 def config_hash(cfg: BenchConfig, method: str) -> str:
     """Hash of every setting a method's records depend on besides the cell identity."""
     return stable_hash({"shared": _shared_settings(cfg), "method": _method_section(cfg, method),
-                        "finetune": to_dict(cfg.finetune)})
+                        "finetune": to_dict(cfg.finetune), "eval": to_dict(cfg.eval)})
 
 
 def pretrain_key(cell: Cell, cfg: BenchConfig) -> str:
@@ -86,15 +91,20 @@ def pretrain_key(cell: Cell, cfg: BenchConfig) -> str:
                         "method": _method_section(cfg, cell.method)})
 
 
-def record_id(cell: Cell, arch: str, fraction: float, cfg: BenchConfig) -> str:
-    """Id of the record of one (cell, encoder, label fraction)."""
-    return stable_hash({"cell": dataclasses.asdict(cell), "arch": arch, "fraction": fraction,
+def record_id(cell: Cell, arch: str, fraction: float, evaluation: str, cfg: BenchConfig) -> str:
+    """Id of the record of one (cell, encoder, label fraction, evaluation)."""
+    return stable_hash({"cell": dataclasses.asdict(cell), "arch": arch, "fraction": fraction, "eval": evaluation,
                         "config": config_hash(cfg, cell.method)}, length=16)
+
+
+def record_keys(cell: Cell, cfg: BenchConfig) -> list[tuple[str, float, str]]:
+    """Every (arch, label fraction, evaluation) a cell writes a record for."""
+    return [(a, f, e) for a in cell.archs for f in cfg.label_fractions for e in cfg.eval.evals]
 
 
 def expected_ids(cell: Cell, cfg: BenchConfig) -> list[str]:
     """Ids of every record a cell writes."""
-    return [record_id(cell, a, f, cfg) for a in cell.archs for f in cfg.label_fractions]
+    return [record_id(cell, a, f, e, cfg) for a, f, e in record_keys(cell, cfg)]
 
 
 @dataclass
@@ -132,6 +142,17 @@ def pretrain_trainer(module: PretrainMethod, cfg: BenchConfig, epochs: int, call
     )
 
 
+PROBE_IMAGES = 256
+COLLAPSE_RANK = 2.0
+"""A run is collapsed when its encoder's pooled features end with an effective rank below this (see README)."""
+
+
+def probe_batch(bundle: DatasetBundle, size: int = PROBE_IMAGES) -> torch.Tensor:
+    """The fixed batch on which feature collapse is measured: the first ``size`` training images, eval transform."""
+    transform = eval_transform()
+    return torch.stack([transform(bundle.train.images.load(i)) for i in range(min(size, len(bundle.train)))])
+
+
 def pretrain(cell: Cell, cfg: BenchConfig, bundle: DatasetBundle, cache_dir: Path) -> Pretrained | None:
     """Runs (or loads from cache) the pretraining of a cell.
 
@@ -159,7 +180,8 @@ def pretrain(cell: Cell, cfg: BenchConfig, bundle: DatasetBundle, cache_dir: Pat
         module = module.to(memory_format=torch.channels_last)
     loader = make_loader(bundle.train, module.transform, cell.batch_size, True, cfg.num_workers, drop_last=True)
     clock, memory, flops = EpochClock(), PeakMemory(), StepFlops()
-    trainer = pretrain_trainer(module, cfg, cell.pretrain_epochs, [clock, memory, flops])
+    collapse = FeatureCollapse(probe_batch(bundle))
+    trainer = pretrain_trainer(module, cfg, cell.pretrain_epochs, [clock, collapse, memory, flops])
     trainer.fit(module, loader)
     if not trainer.is_global_zero:
         return None
@@ -180,6 +202,8 @@ def pretrain(cell: Cell, cfg: BenchConfig, bundle: DatasetBundle, cache_dir: Pat
         "embedding_std": module.embedding_std_history[-1] if module.embedding_std_history else None,
         "embedding_std_history": module.embedding_std_history,
         "embedding_dim": module.embedding_dim,
+        "feature_std_history": collapse.std_history,
+        "feature_rank_history": collapse.rank_history,
         "world_size": trainer.world_size,
         "effective_batch_size": cell.batch_size * trainer.world_size,
     }
@@ -202,19 +226,26 @@ def failure_status(exc: BaseException) -> tuple[str, str]:
     return "error", text
 
 
-def _identity(cell: Cell, arch: str, fraction: float, cfg: BenchConfig, bundle_task: str | None) -> dict[str, Any]:
+def _identity(cell: Cell, arch: str, fraction: float, evaluation: str, cfg: BenchConfig,
+              bundle_task: str | None) -> dict[str, Any]:
     return {
-        "record_id": record_id(cell, arch, fraction, cfg),
+        "record_id": record_id(cell, arch, fraction, evaluation, cfg),
         "dataset": cell.dataset,
         "task": bundle_task,
         "method": cell.method,
         "arch": arch,
+        "eval": evaluation,
         "encoders": "+".join(cell.archs),
         "backbone": backbone_name(arch, cfg.backbones),
+        "init": cfg.init,
+        "small_input_stem": small_stem_applied(arch, cfg.backbones, cfg.image_size),
         "label_fraction": fraction,
         "batch_size": cell.batch_size,
         "pretrain_epochs": cell.pretrain_epochs,
-        "finetune_epochs": cfg.finetune.epochs,
+        "finetune_budget": cfg.finetune.budget,
+        "finetune_steps": cfg.finetune.steps if cfg.finetune.budget == "steps" else None,
+        "finetune_epochs": cfg.finetune.epochs if cfg.finetune.budget == "epochs" else None,
+        "finetune_select": cfg.finetune.select,
         "image_size": cfg.image_size,
         "seed": cell.seed,
         "precision": cfg.precision,
@@ -225,6 +256,7 @@ def _identity(cell: Cell, arch: str, fraction: float, cfg: BenchConfig, bundle_t
 def _environment(cfg: BenchConfig) -> dict[str, Any]:
     return {
         "device": device_name(cfg.accelerator),
+        "torch_threads": torch.get_num_threads(),
         "versions": versions(),
         "git_commit": git_commit(),
         "created_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
@@ -233,19 +265,114 @@ def _environment(cfg: BenchConfig) -> dict[str, Any]:
 
 def _empty_results() -> dict[str, Any]:
     keys = list(METRICS) + ["pretrain_epoch_time_s", "pretrain_time_s", "images_per_s", "peak_gpu_mem_mb",
-                            "peak_rss_mb", "flops_per_image"]
+                            "peak_rss_mb", "flops_per_image", "above_chance", "collapsed"]
     return dict.fromkeys(keys)
 
 
-def failure_record(cell: Cell, arch: str, fraction: float, cfg: BenchConfig, status: str, error: str,
-                   task: str | None = None) -> dict[str, Any]:
-    """A complete record for a (cell, encoder, fraction) that did not finish."""
-    return {**_identity(cell, arch, fraction, cfg, task), "status": status, "error": error, **_empty_results(),
-            **_environment(cfg)}
+def failure_record(cell: Cell, arch: str, fraction: float, evaluation: str, cfg: BenchConfig, status: str,
+                   error: str, task: str | None = None) -> dict[str, Any]:
+    """A complete record for a (cell, encoder, fraction, evaluation) that did not finish."""
+    return {**_identity(cell, arch, fraction, evaluation, cfg, task), "status": status, "error": error,
+            **_empty_results(), **_environment(cfg)}
+
+
+def collapsed(rank_history: list[float] | None) -> bool | None:
+    """True when the pooled features end with an effective rank under ``COLLAPSE_RANK`` (None: not measured)."""
+    if not rank_history:
+        return None
+    return bool(rank_history[-1] < COLLAPSE_RANK)
+
+
+def _run_measures(pretrained: Pretrained, arch: str) -> dict[str, Any]:
+    """The pretraining run's figures as one encoder's record holds them (its own feature histories)."""
+    measures = {k: v for k, v in pretrained.measures.items() if k not in ("feature_std_history", "feature_rank_history")}
+    if not pretrained.measures:
+        return measures
+    ranks = pretrained.measures.get("feature_rank_history", {}).get(arch)
+    stds = pretrained.measures.get("feature_std_history", {}).get(arch)
+    return {**measures, "feature_std_history": stds, "feature_rank_history": ranks,
+            "feature_std": stds[-1] if stds else None, "feature_rank": ranks[-1] if ranks else None,
+            "collapsed": collapsed(ranks), "embedding_collapsed": _collapsed(pretrained.measures)}
+
+
+@dataclass
+class Evaluated:
+    """One evaluation's test predictions and what it cost."""
+
+    y_true: np.ndarray
+    y_score: np.ndarray
+    extra: dict[str, Any]
+
+
+class EncoderEvaluator:
+    """Evaluates one encoder of a cell at each label fraction: fine-tuning, linear probe and kNN.
+
+    Frozen features are extracted once per encoder and shared by the fractions; fine-tuning starts from a fresh
+    copy of the encoder each time.
+    """
+
+    def __init__(self, cell: Cell, arch: str, cfg: BenchConfig, bundle: DatasetBundle, state: dict | None) -> None:
+        self.cell, self.arch, self.cfg, self.bundle, self.state = cell, arch, cfg, bundle, state
+        self._features: tuple[np.ndarray, np.ndarray] | None = None
+        self.params = param_count(self.encoder())
+
+    def encoder(self) -> nn.Module:
+        """A fresh copy of the encoder as pretraining left it (or as initialised, for ``supervised``)."""
+        init = "random" if self.state is not None else self.cfg.init
+        encoder = build_encoder(self.arch, self.cfg.backbones, self.cfg.image_size, self.cell.seed, init=init)
+        if self.state is not None:
+            encoder.load_state_dict(self.state)
+        return encoder
+
+    def features(self) -> tuple[np.ndarray, np.ndarray]:
+        """Frozen pooled features of the training and test images."""
+        if self._features is None:
+            encoder = self.encoder()
+            device = torch.device("cuda" if torch.cuda.is_available() and self.cfg.accelerator != "cpu" else "cpu")
+            self._features = (extract_features(encoder, self.bundle.train, device=device),
+                              extract_features(encoder, self.bundle.test, device=device))
+        return self._features
+
+    def run(self, fraction: float, evaluation: str) -> Evaluated:
+        """Test labels and scores of one evaluation at one label fraction."""
+        bundle, ev, seed = self.bundle, self.cfg.eval, self.cell.seed
+        if evaluation == "finetune":
+            result = finetune(self.encoder(), bundle, fraction, seed, self.cfg)
+            extra = {"n_labelled": result.n_labelled, "finetune_steps_taken": result.steps,
+                     "selected_step": result.selected_step, "finetune_time_s": result.time_s,
+                     "finetune_flops_per_image": result.flops_per_image}
+            return Evaluated(result.y_true, result.y_score, extra)
+        indices = label_fraction_indices(bundle.train.labels, fraction, seed, bundle.task)
+        train_x, test_x = self.features()
+        labels = bundle.train.labels[indices]
+        extra: dict[str, Any] = {"n_labelled": len(indices)}
+        if evaluation == "knn":
+            scores = knn_scores(train_x[indices], labels, test_x, bundle.num_classes, bundle.task, ev.knn_k,
+                                ev.knn_temperature)
+            extra["knn_k"] = min(ev.knn_k, len(indices))
+        else:
+            scores, c = linear_probe_scores(train_x[indices], labels, test_x, bundle.num_classes, bundle.task,
+                                            ev.linear_c_grid, ev.linear_folds, seed)
+            extra["linear_c"] = c
+        return Evaluated(bundle.test.labels, scores, extra)
+
+
+def chance_figures(bundle: DatasetBundle, fraction: float, seed: int, y_true: np.ndarray, y_score: np.ndarray,
+                   cfg: BenchConfig) -> dict[str, Any]:
+    """The chance levels of a record's test set and whether its predictions are significantly above them."""
+    labels = bundle.train.labels[label_fraction_indices(bundle.train.labels, fraction, seed, bundle.task)]
+    p = above_chance_pvalue(y_true, y_score, bundle.task, cfg.eval.chance_permutations, seed)
+    return {
+        "chance_f1_majority": majority_f1(y_true, bundle.num_classes, bundle.task, labels),
+        "chance_f1_random": random_f1(y_true, bundle.num_classes, bundle.task, labels, seed=seed),
+        "above_chance_p": p,
+        "above_chance": bool(p < cfg.eval.chance_alpha),
+        "labelled_per_class": class_counts(labels, bundle.num_classes).astype(int).tolist(),
+    }
 
 
 def run_cell(cell: Cell, cfg: BenchConfig, store: RecordStore) -> None:
-    """Pretrains a cell (or loads its checkpoint) and writes one record per missing (encoder, fraction).
+    """Pretrains a cell (or loads its checkpoint) and writes one record per missing (encoder, fraction, evaluation).
 
     Failures become records (``oom``, ``diverged``, ``error``) rather than exceptions.
 
@@ -255,7 +382,7 @@ def run_cell(cell: Cell, cfg: BenchConfig, store: RecordStore) -> None:
         store: where records and predictions go.
     """
     done = store.ids()
-    todo = [(a, f) for a in cell.archs for f in cfg.label_fractions if record_id(cell, a, f, cfg) not in done]
+    todo = [k for k in record_keys(cell, cfg) if record_id(cell, *k, cfg) not in done]
     if not todo:
         return
     bundle = load_dataset(cell.dataset, cfg.image_size, cfg.data_dir, cfg.split_seed)
@@ -263,33 +390,28 @@ def run_cell(cell: Cell, cfg: BenchConfig, store: RecordStore) -> None:
         pretrained = pretrain(cell, cfg, bundle, store.out / "checkpoints")
     except Exception as exc:  # noqa: BLE001 - every failure becomes a record
         status, error = failure_status(exc)
-        for arch, fraction in todo:
-            store.append(failure_record(cell, arch, fraction, cfg, status, error, bundle.task))
+        for key in todo:
+            store.append(failure_record(cell, *key, cfg, status, error, bundle.task))
         return
     if pretrained is None:
         return
-    plain = dataclasses.replace(cfg.backbones, pretrained=False) if pretrained.states else cfg.backbones
-    for arch, fraction in todo:
+    evaluators: dict[str, EncoderEvaluator] = {}
+    for arch, fraction, evaluation in todo:
+        evaluator = evaluators.setdefault(arch, EncoderEvaluator(cell, arch, cfg, bundle, pretrained.states.get(arch)))
         try:
-            encoder = build_encoder(arch, plain, cfg.image_size, cell.seed)
-            if pretrained.states:
-                encoder.load_state_dict(pretrained.states[arch])
-            result = finetune(encoder, bundle, fraction, cell.seed, cfg)
+            result = evaluator.run(fraction, evaluation)
+            metrics = compute_metrics(torch.as_tensor(result.y_score), torch.as_tensor(result.y_true), bundle.task)
+            chance = chance_figures(bundle, fraction, cell.seed, result.y_true, result.y_score, cfg)
         except Exception as exc:  # noqa: BLE001 - every failure becomes a record
             status, error = failure_status(exc)
-            store.append(failure_record(cell, arch, fraction, cfg, status, error, bundle.task))
+            store.append(failure_record(cell, arch, fraction, evaluation, cfg, status, error, bundle.task))
             continue
-        ident = _identity(cell, arch, fraction, cfg, bundle.task)
+        ident = _identity(cell, arch, fraction, evaluation, cfg, bundle.task)
         store.save_predictions(ident["record_id"], result.y_true, result.y_score)
-        measures = {k: v for k, v in pretrained.measures.items() if k != "embedding_std_history"}
         record = {
-            **ident, "status": "ok", "error": None, **_empty_results(), **result.metrics, **measures,
-            "encoder_params": param_count(encoder),
-            "best_epoch": result.best_epoch,
-            "n_labelled": result.n_labelled,
-            "finetune_epoch_time_s": result.epoch_time_s,
-            "finetune_flops_per_image": result.flops_per_image,
-            "embedding_collapsed": _collapsed(pretrained.measures),
+            **ident, "status": "ok", "error": None, **_empty_results(), **metrics, **chance,
+            **_run_measures(pretrained, arch), **result.extra,
+            "encoder_params": evaluator.params,
             **_environment(cfg),
         }
         store.append(record)

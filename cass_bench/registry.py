@@ -47,21 +47,22 @@ class MethodSpec:
 def _cass(setup: PretrainSetup) -> PretrainMethod:
     from cass_bench.cass import CASS
 
-    return CASS(setup.cfg.cass, setup.cfg.backbones, setup.cfg.image_size, setup.seed)
+    return CASS(setup.cfg.cass, setup.cfg.backbones, setup.cfg.image_size, setup.seed, setup.cfg.init)
 
 
 def _dino(setup: PretrainSetup) -> PretrainMethod:
     from baselines.dino import DINO
 
     (arch,) = setup.archs
-    return DINO(setup.cfg.dino, setup.cfg.backbones, arch, setup.cfg.image_size, setup.seed)
+    return DINO(setup.cfg.dino, setup.cfg.backbones, arch, setup.cfg.image_size, setup.seed, setup.cfg.init)
 
 
 def _byol(setup: PretrainSetup) -> PretrainMethod:
     from baselines.byol import BYOL
 
     (arch,) = setup.archs
-    return BYOL(setup.cfg.byol, setup.cfg.backbones, arch, setup.cfg.image_size, setup.seed, setup.batch_size)
+    return BYOL(setup.cfg.byol, setup.cfg.backbones, arch, setup.cfg.image_size, setup.seed, setup.batch_size,
+                setup.cfg.init)
 
 
 _REGISTRY: dict[str, MethodSpec] = {

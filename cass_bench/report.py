@@ -1,15 +1,12 @@
 """The report of a results folder, regenerated from ``<out>/records.jsonl`` alone.
 
-``report.md`` (plus ``report.tex`` or ``report_<table>.csv`` on request) holds: the scale of the run, the claim
-checks, (1) downstream macro-F1 at one pretraining setting with micro-F1, balanced accuracy, ``f1_seed_code`` and
-AUROC companions, (2) pretraining efficiency with ratios to DINO, (3) batch-size and (4) pretraining-epoch
-robustness, (5) failures, (6) collapsed runs and (7) PNG plots beside it. Cells are the mean ± sample std over seeds,
-with n shown when n > 1.
-
-Claim rules (full text in :mod:`cass_bench.claims`): (a) F1 gain holds iff CASS beats the best of DINO/BYOL on
-average (> 0 points); (b) less time holds iff the reduction against DINO-cnn + DINO-vit is >= 64 % (69 % less a
-5-point tolerance); (c) twice as efficient holds iff FLOPs and time ratios are <= 0.5; (d, e) robustness holds iff
-CASS's F1 spread across batch sizes / epoch counts is the smallest; anything without its data is "not measured".
+``report.md`` (plus ``report.tex`` or ``report_<table>.csv`` on request) holds: the scale of the run (device,
+initialisation, fine-tuning budget, evaluations), the claim checks (:mod:`cass_bench.claims`: paired intervals and
+supported / contradicted / inconclusive / not testable), (1) downstream macro-F1 at the main pretraining setting
+for each evaluation (fine-tuned, linear probe, kNN) with chance levels and companion metrics, cells at chance (†)
+and from collapsed runs (‡) marked, (2) pretraining efficiency with ratios to DINO, (3) batch-size and (4)
+pretraining-epoch robustness, (5) failures, (6) collapse and (7) PNG plots beside it. Cells are the mean ± sample
+std over seeds, with n shown when n > 1.
 """
 
 from __future__ import annotations
@@ -24,17 +21,23 @@ import pandas as pd
 
 from cass_bench.claims import RULES, check_claims
 from cass_bench.errors import UserError
-from cass_bench.plots import Plot, cost_plot, f1_plot
+from cass_bench.plots import Plot, collapse_plot, cost_plot, f1_plot
 from cass_bench.render import STYLES, Section, Table, fraction_text, render_latex, render_markdown, write_csv
 from cass_bench.results import RECORD_FIELDS, RecordStore
+from cass_bench.validity import COLLAPSE_RULE, chance_table, collapse_runs, collapse_table, ssl_helped_lines
 
 EXTRA_FIELDS = ("encoders", "backbone", "precision", "finetune_epochs", "pretrain_params", "encoder_params", "embedding_std",
-                "embedding_collapsed")
+                "embedding_collapsed", "eval", "init", "above_chance", "collapsed", "finetune_budget", "finetune_steps",
+                "feature_rank", "feature_std", "chance_f1_majority", "chance_f1_random", "labelled_per_class")
 NUMERIC_FIELDS = ("label_fraction", "batch_size", "pretrain_epochs", "image_size", "seed", "finetune_epochs",
                   "f1_macro", "f1_micro", "f1_seed_code", "balanced_accuracy", "auroc", "accuracy",
                   "pretrain_epoch_time_s", "pretrain_time_s", "images_per_s", "peak_gpu_mem_mb", "peak_rss_mb",
-                  "flops_per_image", "pretrain_params", "encoder_params", "embedding_std")
+                  "flops_per_image", "pretrain_params", "encoder_params", "embedding_std", "finetune_steps",
+                  "feature_rank", "feature_std", "chance_f1_majority", "chance_f1_random")
 METHOD_ORDER = ("cass", "dino", "byol", "supervised")
+EVAL_ORDER = ("finetune", "linear", "knn")
+EVAL_TITLES = {"finetune": "fine-tuned end to end", "linear": "linear probe on frozen features",
+               "knn": "kNN on frozen features"}
 ENCODER_ORDER = ("cnn", "vit", "cnn+vit")
 CELL = ["dataset", "method", "arch"]
 RUN_KEYS = ["dataset", "method", "encoders", "batch_size", "pretrain_epochs", "seed"]
@@ -114,6 +117,8 @@ def load_records(out: Path) -> pd.DataFrame:
     df = df.reindex(columns=list(dict.fromkeys([*RECORD_FIELDS, *EXTRA_FIELDS, *df.columns])))
     for column in NUMERIC_FIELDS:
         df[column] = pd.to_numeric(df[column], errors="coerce")
+    df["eval"] = df["eval"].fillna("finetune")
+    df["init"] = df["init"].fillna("random")
     return df
 
 
@@ -169,14 +174,25 @@ def _finished_pretraining(df: pd.DataFrame) -> pd.DataFrame:
     return ok[_is_pretrained(ok)]
 
 
-def main_setting(df: pd.DataFrame) -> Setting:
-    """The (batch size, epochs) pair with the most finished records; ties go to more epochs, then larger batches."""
+PAPER_BATCH_SIZE = 16
+
+
+def main_setting(df: pd.DataFrame, batch_size: float | None = None, epochs: float | None = None) -> Setting:
+    """The pretraining setting of the main tables and the F1 claims, chosen, not tie-broken.
+
+    The given ``batch_size`` / ``epochs`` when set; otherwise the paper's batch size 16 when any run finished at
+    it (else the most common batch size) and the largest epoch count finished at that batch size.
+    """
     ok = _finished_pretraining(df)
     if ok.empty:
         return Setting(None, None)
-    counts = ok.groupby(["batch_size", "pretrain_epochs"]).size().rename("n").reset_index()
-    best = counts.sort_values(["n", "pretrain_epochs", "batch_size"]).iloc[-1]
-    return Setting(float(best["batch_size"]), float(best["pretrain_epochs"]))
+    sizes = ok["batch_size"]
+    if batch_size is None:
+        batch_size = PAPER_BATCH_SIZE if (sizes == PAPER_BATCH_SIZE).any() else float(sizes.mode().max())
+    if epochs is None:
+        at = ok.loc[sizes == batch_size, "pretrain_epochs"]
+        epochs = float(at.max()) if not at.empty else float(ok["pretrain_epochs"].max())
+    return Setting(float(batch_size), float(epochs))
 
 
 def select_setting(df: pd.DataFrame, setting: Setting) -> pd.DataFrame:
@@ -198,13 +214,28 @@ def metric_stats(rows: pd.DataFrame, metric: str, keys: list[str] | None = None)
         Columns ``mean``, ``std``, ``n`` indexed by ``keys``.
     """
     keys = keys or [*CELL, "label_fraction"]
-    rows = rows[rows[metric].notna()]
-    return _sorted(rows.groupby(keys)[metric].agg(mean="mean", std="std", n="count"))
+    rows = rows[rows[metric].notna()].assign(
+        _above=rows["above_chance"].astype("boolean").astype(float) if "above_chance" in rows else np.nan,
+        _collapsed=rows["collapsed"].eq(True).astype(float) if "collapsed" in rows else 0.0)
+    grouped = rows.groupby(keys)
+    stats = grouped[metric].agg(mean="mean", std="std", n="count")
+    stats["at_chance"] = grouped["_above"].mean() < 0.5
+    stats["collapsed"] = grouped["_collapsed"].max() > 0
+    return _sorted(stats)
+
+
+AT_CHANCE_MARK, COLLAPSED_MARK = " †", " ‡"
+MARKS_NOTE = ("† at chance: fewer than half of the cell's seeds are significantly above chance (permutation test, "
+              "section 1d); ‡ the pretraining run behind it collapsed (section 6). Marked cells are left out of the "
+              "claims.")
 
 
 def _stat_cells(stats: pd.DataFrame, fmt: str = ".3f") -> pd.Series:
-    return pd.Series([stat_text(m, s, n, fmt) for m, s, n in stats[["mean", "std", "n"]].itertuples(index=False)],
-                     index=stats.index, dtype=object)
+    def text(row: pd.Series) -> str:
+        marks = (AT_CHANCE_MARK if bool(row.get("at_chance", False)) else "") + \
+            (COLLAPSED_MARK if bool(row.get("collapsed", False)) else "")
+        return stat_text(row["mean"], row["std"], row["n"], fmt) + marks
+    return pd.Series([text(row) for _, row in stats.iterrows()], index=stats.index, dtype=object)
 
 
 def metric_table(stats: pd.DataFrame) -> Table:
@@ -290,16 +321,6 @@ def cost_table(costs: pd.DataFrame, memory: str, setting: Setting) -> Table:
     return Table(table, data=costs.reset_index(), terminal=terminal, terminal_rows=list(at))
 
 
-def sweep_anchor(df: pd.DataFrame, factor: str, other: str, default: float | None) -> float | None:
-    """The value of ``other`` at which the most values of ``factor`` finished (``default`` among ties)."""
-    ok = _finished_pretraining(df)
-    if ok.empty:
-        return default
-    levels = ok.groupby(other)[factor].nunique()
-    ties = levels[levels == levels.max()].index
-    return default if default in ties else float(ties.max())
-
-
 def robustness_stats(df: pd.DataFrame, factor: str, other: str, value: float | None) -> pd.DataFrame:
     """Macro-F1 statistics per (dataset, method, arch, label fraction, ``factor``) at ``other == value``."""
     ok = _finished_pretraining(df)
@@ -329,14 +350,6 @@ def failure_table(df: pd.DataFrame) -> Table:
     return Table(_with_keys(cells), data=failed.reset_index())
 
 
-def collapse_table(runs: pd.DataFrame) -> Table:
-    """Pretraining runs whose embeddings collapsed (``embedding_collapsed`` true)."""
-    collapsed = runs[runs["embedding_collapsed"].eq(True)]
-    collapsed = _sorted(collapsed.set_index(RUN_KEYS))[["embedding_std"]]
-    cells = collapsed.map(lambda v: _number_text(v, ".2e"))
-    return Table(_with_keys(cells), data=collapsed.reset_index())
-
-
 def _values_text(series: pd.Series) -> str:
     values = series.dropna().unique()
     return ", ".join(_key_text(v) for v in sorted(values, key=lambda v: (isinstance(v, str), v))) or MISSING
@@ -352,7 +365,11 @@ def scale_lines(df: pd.DataFrame) -> list[str]:
         ("backbones", ", ".join(f"{a}={b}" for a, b in backbones.itertuples(index=False)) or MISSING),
         ("pretraining epochs", _values_text(pretrained["pretrain_epochs"])),
         ("batch sizes", _values_text(pretrained["batch_size"])),
-        ("fine-tune epochs", _values_text(df["finetune_epochs"])),
+        ("initialisation", _values_text(df["init"])),
+        ("small-image CNN stem", _values_text(df.loc[df["arch"] == "cnn", "small_input_stem"])
+         if "small_input_stem" in df else MISSING),
+        ("fine-tuning", _finetune_text(df)),
+        ("evaluations", ", ".join(e for e in EVAL_ORDER if (df["eval"] == e).any())),
         ("precision", _values_text(df["precision"])),
         ("seeds", _values_text(df["seed"])),
         ("datasets", _values_text(df["dataset"])),
@@ -368,6 +385,13 @@ def scale_lines(df: pd.DataFrame) -> list[str]:
     return lines
 
 
+def _finetune_text(df: pd.DataFrame) -> str:
+    steps = _values_text(df["finetune_steps"])
+    if steps != MISSING:
+        return f"{steps} optimiser steps at every label fraction, final model"
+    return f"{_values_text(df['finetune_epochs'])} epochs"
+
+
 def _method_order(df: pd.DataFrame) -> list[str]:
     methods = list(df["method"].dropna().unique())
     return sorted(methods, key=lambda m: (METHOD_ORDER.index(m) if m in METHOD_ORDER else len(METHOD_ORDER), m))
@@ -381,6 +405,7 @@ class Analysis:
     setting: Setting
     main_rows: pd.DataFrame
     f1: pd.DataFrame
+    eval_stats: dict[str, pd.DataFrame]
     runs: pd.DataFrame
     memory: str
     costs: pd.DataFrame
@@ -391,21 +416,36 @@ class Analysis:
     claims: pd.DataFrame
 
 
-def analyse(df: pd.DataFrame) -> Analysis:
-    """Computes the statistics, efficiency figures and claim checks of a records frame."""
-    setting = main_setting(df)
+def _finetuned(df: pd.DataFrame) -> pd.DataFrame:
+    return df[df["eval"] == "finetune"]
+
+
+def analyse(df: pd.DataFrame, out: Path | None = None, batch_size: float | None = None,
+            epochs: float | None = None) -> Analysis:
+    """Computes the statistics, efficiency figures and claim checks of a records frame.
+
+    Args:
+        df: :func:`load_records`.
+        out: the results folder (its ``predictions/`` serve the one-seed bootstrap), or None.
+        batch_size, epochs: the main setting; None chooses it (:func:`main_setting`).
+    """
+    setting = main_setting(df, batch_size, epochs)
     main_rows = select_setting(df, setting)
-    f1 = metric_stats(main_rows, "f1_macro")
+    eval_stats = {name: metric_stats(main_rows[main_rows["eval"] == name], "f1_macro") for name in EVAL_ORDER
+                  if (main_rows["eval"] == name).any()}
+    f1 = eval_stats.get("finetune", metric_stats(main_rows.iloc[:0], "f1_macro"))
     runs = pretrain_runs(df)
     memory = memory_column(runs)
     costs = cost_stats(runs, memory)
-    batch_epochs = sweep_anchor(df, "batch_size", "pretrain_epochs", setting.pretrain_epochs)
-    epoch_batch = sweep_anchor(df, "pretrain_epochs", "batch_size", setting.batch_size)
-    batch_stats = robustness_stats(df, "batch_size", "pretrain_epochs", batch_epochs)
-    epoch_stats = robustness_stats(df, "pretrain_epochs", "batch_size", epoch_batch)
-    claims = check_claims(f1, costs, batch_stats, epoch_stats)
-    return Analysis(df, setting, main_rows, f1, runs, memory, costs, batch_epochs, batch_stats, epoch_batch, epoch_stats,
-                    claims)
+    tuned = _finetuned(df)
+    batch_epochs = setting.pretrain_epochs
+    epoch_batch = setting.batch_size
+    batch_stats = robustness_stats(tuned, "batch_size", "pretrain_epochs", batch_epochs)
+    epoch_stats = robustness_stats(tuned, "pretrain_epochs", "batch_size", epoch_batch)
+    predictions = out / "predictions" if out is not None else None
+    claims = check_claims(df, setting.batch_size, setting.pretrain_epochs, predictions)
+    return Analysis(df, setting, main_rows, f1, eval_stats, runs, memory, costs, batch_epochs, batch_stats,
+                    epoch_batch, epoch_stats, claims)
 
 
 def write_plots(analysis: Analysis, out: Path) -> list[Plot]:
@@ -417,28 +457,46 @@ def write_plots(analysis: Analysis, out: Path) -> list[Plot]:
                   analysis.batch_epochs, out),
         cost_plot(analysis.costs, analysis.memory, memory_label, "memory_vs_batch_size.png", analysis.batch_epochs,
                   out),
+        collapse_plot(collapse_runs(analysis.records), out),
     ]
 
 
 def _claims_section(analysis: Analysis) -> Section:
-    cells = analysis.claims.rename(columns={"key": "#", "measured": "measured here"})
+    shown = ["key", "claim", "eval", "paper", "measured", "status"]
+    cells = analysis.claims[[c for c in shown if c in analysis.claims]].rename(
+        columns={"key": "#", "measured": "measured here (95% interval)"})
     rules = ["What the status means (each claim's rule):", *(f"- {rule}" for rule in RULES)]
     return Section("claims", "Claim checks", table=Table(cells.astype(str), data=analysis.claims), notes=rules)
 
 
 def _f1_sections(analysis: Analysis) -> list[Section]:
+    setting = analysis.setting
     f1_lines = [
-        f"Setting: {analysis.setting.describe()} (the batch size and epoch count with the most finished records; "
-        "ties go to more epochs, then the larger batch); supervised rows have no pretraining. Other settings: "
-        "sections 3 and 4.",
+        f"Setting: {setting.describe()} (the paper's batch size 16 when present, and the most pretraining epochs "
+        "finished at it; `report --batch-size N --epochs E` chooses another); supervised rows have no pretraining. "
+        "Other settings: sections 3 and 4.",
         "Cells: mean ± sample std over seeds, with n when n > 1. Bold: the best mean per dataset, encoder and "
-        "label fraction.",
+        "label fraction. " + MARKS_NOTE,
     ]
-    sections = [Section("f1_macro", "1. Downstream macro-F1", f1_lines, metric_table(analysis.f1))]
-    rows = analysis.main_rows
-    for letter, (metric, words) in zip("abcdefgh", COMPANIONS.items()):
-        sections.append(Section(metric, f"1{letter}. {words[0].upper()}{words[1:]}",
+    sections = [Section("f1_macro", "1. Downstream macro-F1, fine-tuned end to end", f1_lines,
+                        metric_table(analysis.f1))]
+    letters = iter("abcdefghij")
+    for name, stats in analysis.eval_stats.items():
+        if name == "finetune":
+            continue
+        sections.append(Section(f"f1_macro_{name}", f"1{next(letters)}. Macro-F1, {EVAL_TITLES[name]}",
+                                table=metric_table(stats), level=3))
+    sections.append(Section("chance", f"1{next(letters)}. Chance levels and labelled examples", [
+        "Macro-F1 of always predicting the labelled subset's majority class, and of guessing with its class "
+        "frequencies. A record is above chance when a one-sided permutation test of its test macro-F1 (the "
+        "predictions shuffled against the labels 1,000 times) gives p < 0.05."], chance_table(analysis.records),
+        level=3))
+    rows = _finetuned(analysis.main_rows)
+    for metric, words in COMPANIONS.items():
+        sections.append(Section(metric, f"1{next(letters)}. {words[0].upper()}{words[1:]} (fine-tuned)",
                                 table=metric_table(metric_stats(rows, metric)), level=3))
+    sections.append(Section("ssl_helped", f"1{next(letters)}. Did self-supervision help?",
+                            ssl_helped_lines(analysis.records), level=3))
     return sections
 
 
@@ -478,11 +536,12 @@ def _failure_sections(analysis: Analysis) -> list[Section]:
     n_failed = int((df["status"] != "ok").sum())
     failures = Section("failures", "5. Failures", ["Every record whose status is not ok."] if n_failed else
                        ["None: every record finished."], failure_table(df) if n_failed else None)
-    collapsed = collapse_table(analysis.runs)
-    n_collapsed = len(collapsed.cells)
-    collapse = Section("collapsed", "6. Collapsed runs",
-                       ["Pretraining runs whose last-epoch embedding spread fell under 5% of 1/sqrt(dim)."]
-                       if n_collapsed else ["None flagged."], collapsed if n_collapsed else None)
+    runs = collapse_runs(df)
+    n_collapsed = int(runs["collapsed"].eq(True).sum())
+    collapse = Section("collapsed", "6. Collapse", [
+        COLLAPSE_RULE, f"{n_collapsed} of {len(runs)} pretrained encoders collapsed. Rank and spread per epoch: "
+        "`collapse_curves.png`; the per-epoch values are in each record (`feature_rank_history`, "
+        "`feature_std_history`, `embedding_std_history`)."], collapse_table(df))
     return [failures, collapse]
 
 
@@ -506,12 +565,14 @@ def build_sections(analysis: Analysis, plots: list[Plot]) -> list[Section]:
     ]
 
 
-def write_report(out: Path, fmt: str = "markdown") -> str:
+def write_report(out: Path, fmt: str = "markdown", batch_size: float | None = None,
+                 epochs: float | None = None) -> str:
     """Regenerates ``<out>/report.md``, its plots and (by ``fmt``) ``report.tex`` or ``report_<table>.csv``.
 
     Args:
         out: results folder holding ``records.jsonl``.
         fmt: ``markdown`` or ``github`` (the Markdown table style), ``latex`` or ``csv`` (written besides).
+        batch_size, epochs: the main setting of the F1 tables and claims (None: chosen by :func:`main_setting`).
 
     Returns:
         The main tables (scale, claims, macro-F1, efficiency) as Markdown for the terminal, and the files written.
@@ -522,7 +583,7 @@ def write_report(out: Path, fmt: str = "markdown") -> str:
     if fmt not in (*STYLES, "csv"):
         raise UserError(f"unknown report format '{fmt}'; use markdown, github, latex or csv")
     out = Path(out)
-    analysis = analyse(load_records(out))
+    analysis = analyse(load_records(out), out, batch_size, epochs)
     plots = write_plots(analysis, out)
     sections = build_sections(analysis, plots)
     style = STYLES["github" if fmt == "github" else "markdown"]

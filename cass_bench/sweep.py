@@ -15,11 +15,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from cass_bench.config import BenchConfig, config_from_dict, stable_hash, to_dict
+from cass_bench.config import ARCHS, BenchConfig, config_from_dict, stable_hash, to_dict
 from cass_bench.data.sources import check_dataset, load_dataset
 from cass_bench.encoders import check_backbones
 from cass_bench.errors import UserError
-from cass_bench.protocol import Cell, expected_ids, failure_record, run_cell
+from cass_bench.protocol import Cell, expected_ids, failure_record, record_keys, run_cell
 from cass_bench.registry import get_method
 from cass_bench.results import RecordStore
 
@@ -65,7 +65,11 @@ def preflight(cfg: BenchConfig) -> None:
     """Checks every name, file and size before anything is written; raises UserError on the first problem."""
     for method in cfg.methods:
         get_method(method)
-    check_backbones(cfg.backbones, cfg.archs)
+    joint = any(get_method(m).joint for m in cfg.methods)
+    check_backbones(cfg.backbones, ARCHS if joint else cfg.archs, cfg.init)
+    if cfg.init == "imagenet" and "cass" in cfg.methods and cfg.cass.output_dim != 1000:
+        raise UserError(f"cass.output_dim is {cfg.cass.output_dim}, but with init imagenet CASS compares the "
+                        "ImageNet classifier heads (1000 outputs); set cass.output_dim=1000 or use init random")
     for name in cfg.datasets:
         bundle = load_dataset(name, cfg.image_size, cfg.data_dir, cfg.split_seed)
         check_dataset(bundle)
@@ -127,11 +131,9 @@ def run_sweep(cfg: BenchConfig, shard: tuple[int, int] = (0, 1)) -> int:
             code = subprocess.run([sys.executable, "-m", "cass_bench", "_cell", str(spec)]).returncode
             if code != 0:
                 written = store.ids()
-                for arch in cell.archs:
-                    for fraction in cfg.label_fractions:
-                        record = failure_record(cell, arch, fraction, cfg, "error",
-                                                f"cell process exited with status {code}")
-                        if record["record_id"] not in written:
-                            store.append(record)
+                for key in record_keys(cell, cfg):
+                    record = failure_record(cell, *key, cfg, "error", f"cell process exited with status {code}")
+                    if record["record_id"] not in written:
+                        store.append(record)
     print(f"[sweep] finished {len(pending)} cells in {_clock(time.perf_counter() - start)}", flush=True)
     return len(pending)

@@ -172,6 +172,26 @@ def one_bad_dataset_in_a_list(tmp: Path) -> list[str]:
     return ["--dataset", f"embedded,{tmp / 'absent.yaml'}"]
 
 
+def imagenet_weights_missing(tmp: Path) -> list[str]:
+    return ["--init", "imagenet", "--set", f"backbones.weights_dir={tmp}"]
+
+
+def init_path_missing(tmp: Path) -> list[str]:
+    return ["--init", str(tmp / "no_such_checkpoint.pt")]
+
+
+def unknown_evaluation(tmp: Path) -> list[str]:
+    return ["--evals", "finetune,svm"]
+
+
+def unknown_finetune_budget(tmp: Path) -> list[str]:
+    return ["--set", "finetune.budget=forever"]
+
+
+def zero_finetune_steps(tmp: Path) -> list[str]:
+    return ["--finetune-steps", "0"]
+
+
 CASES: list[tuple[str, Builder, str]] = [
     ("missing train CSV", missing_train_csv, "nope.csv' (dataset key 'train_csv') not found"),
     ("missing image folder", missing_image_dir, "image folder"),
@@ -201,6 +221,11 @@ CASES: list[tuple[str, Builder, str]] = [
     ("unknown method", unknown_method, "unknown method 'simclr'"),
     ("unknown backbone", unknown_backbone, "unknown timm backbone 'resnet_nonexistent'"),
     ("one bad dataset in a list", one_bad_dataset_in_a_list, "absent.yaml' not found"),
+    ("ImageNet weights missing offline", imagenet_weights_missing, "resnet18.safetensors"),
+    ("init checkpoint missing", init_path_missing, "no_such_checkpoint.pt"),
+    ("unknown evaluation", unknown_evaluation, "unknown evaluation 'svm'"),
+    ("unknown fine-tuning budget", unknown_finetune_budget, "unknown finetune.budget 'forever'"),
+    ("zero fine-tuning steps", zero_finetune_steps, "finetune.steps must be >= 1"),
 ]
 
 IN_SUBPROCESS = ("corrupt image", "YAML missing required key", "MedMNIST npz missing keys", "unknown method",

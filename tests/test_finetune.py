@@ -1,15 +1,19 @@
-"""The shared fine-tuning stage: focal loss, class weights and metric definitions."""
+"""The shared fine-tuning stage: step budget, zero-initialised head, focal loss, class weights and metrics."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
+import pytorch_lightning as pl
 import torch
 from sklearn.metrics import balanced_accuracy_score, f1_score, roc_auc_score
 from torchvision.ops import sigmoid_focal_loss
 
 from cass_bench.data.splits import class_weights
-from cass_bench.finetune import compute_metrics, weighted_focal_loss
+from cass_bench.encoders import build_encoder
+from cass_bench.finetune import compute_metrics, finetune, selection_subset, weighted_focal_loss
 
 
 def test_focal_loss_matches_torchvision_with_weights() -> None:
@@ -63,3 +67,58 @@ def test_multilabel_metrics_match_scikit_learn() -> None:
     assert got["balanced_accuracy"] == pytest.approx(np.mean(per_label), abs=1e-5)
     assert got["accuracy"] == pytest.approx((pred == y).all(1).mean(), abs=1e-5)
     assert got["f1_seed_code"] == pytest.approx(got["f1_micro"], abs=1e-6)
+
+
+def _tiny_setup(steps: int, select: str = "last") -> tuple[Any, Any]:
+    from cass_bench.config import load_config
+    from cass_bench.data.sources import load_dataset
+
+    cfg = load_config(None, {"image_size": 16, "backbones.vit_patch_size": 4, "finetune.steps": steps,
+                             "finetune.batch_size": 8, "finetune.select": select, "finetune.val_every": 2})
+    return cfg, load_dataset("embedded", 16, cfg.data_dir, cfg.split_seed)
+
+
+class _StepCounter(pl.Callback):
+    def __init__(self) -> None:
+        self.optimizer_steps = 0
+        self.first_head: torch.Tensor | None = None
+
+    def on_train_batch_start(self, trainer: pl.Trainer, module: pl.LightningModule, batch: Any, idx: int) -> None:
+        if self.first_head is None:
+            self.first_head = torch.cat([module.head.weight.detach().flatten(), module.head.bias.detach()]).clone()
+
+    def on_before_optimizer_step(self, trainer: pl.Trainer, module: pl.LightningModule, optimizer: Any) -> None:
+        self.optimizer_steps += 1
+
+
+def test_step_budget_is_the_same_at_every_fraction_and_the_head_starts_at_zero(monkeypatch: pytest.MonkeyPatch) -> None:
+    cfg, bundle = _tiny_setup(steps=6)
+    counters: list[_StepCounter] = []
+    original = pl.Trainer.__init__
+
+    def with_counter(self: pl.Trainer, *args: Any, **kwargs: Any) -> None:
+        counters.append(_StepCounter())
+        kwargs["callbacks"] = [*kwargs.get("callbacks", []), counters[-1]]
+        original(self, *args, **kwargs)
+
+    monkeypatch.setattr(pl.Trainer, "__init__", with_counter)
+    results = {}
+    for fraction in (0.01, 0.1, 1.0):
+        encoder = build_encoder("cnn", cfg.backbones, 16, seed=0)
+        results[fraction] = finetune(encoder, bundle, fraction, 0, cfg)
+    assert [c.optimizer_steps for c in counters] == [6, 6, 6]
+    assert all(r.steps == r.selected_step == 6 for r in results.values())
+    assert [r.n_labelled for r in results.values()] == sorted(r.n_labelled for r in results.values())
+    assert results[0.01].n_labelled == 10 < 8 * 6  # 1% is 10 images, drawn with replacement for 6 batches of 8
+    for counter in counters:
+        assert counter.first_head is not None and torch.count_nonzero(counter.first_head) == 0
+    for result in results.values():
+        assert result.y_score.shape == (len(bundle.test), 10) and 0 <= result.metrics["f1_macro"] <= 1
+
+
+def test_best_validation_selection_uses_a_validation_set_no_larger_than_the_labelled_subset() -> None:
+    cfg, bundle = _tiny_setup(steps=4, select="best_val")
+    subset = selection_subset(bundle.val, 10, seed=0, task=bundle.task)
+    assert len(subset) == 10 and len(np.unique(subset.labels)) == 10
+    result = finetune(build_encoder("cnn", cfg.backbones, 16, seed=0), bundle, 0.01, 0, cfg)
+    assert result.steps == 4 and result.selected_step in (2, 4)

@@ -1,4 +1,5 @@
-"""Measurement callbacks and failure statuses: clocks, data wait, FLOP counting, memory fallbacks, divergence."""
+"""Measurement callbacks and failure statuses: clocks, data wait, FLOP counting, memory fallbacks, feature collapse,
+divergence."""
 
 from __future__ import annotations
 
@@ -12,7 +13,9 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 from cass_bench.errors import DivergedError
-from cass_bench.measure import EpochClock, PeakMemory, StepFlops, count_step_flops
+from cass_bench.measure import (
+    EpochClock, FeatureCollapse, PeakMemory, StepFlops, count_step_flops, effective_rank, feature_spread,
+)
 from cass_bench.protocol import failure_status
 
 
@@ -89,6 +92,61 @@ def test_peak_memory_on_cpu_reports_rss_and_no_gpu_figures() -> None:
     _fit(_Tiny(), DataLoader(TensorDataset(torch.randn(8, 10), torch.zeros(8)), batch_size=4), 1, memory)
     assert memory.allocated_mb == [] and memory.reserved_mb == []
     assert PeakMemory.peak_rss_mb() > 50
+
+
+def test_effective_rank_of_rank_one_and_isotropic_features() -> None:
+    generator = torch.Generator().manual_seed(0)
+    rank_one = torch.randn(256, 1, generator=generator) @ torch.randn(1, 8, generator=generator)
+    assert effective_rank(rank_one) == pytest.approx(1.0, abs=1e-6)
+    isotropic = effective_rank(torch.randn(256, 8, generator=generator))
+    assert 7.5 < isotropic <= 8 + 1e-6
+
+
+class _TwoEncoders(pl.LightningModule):
+    """A varying encoder and a constant-output one; records whether the encoders train in every step."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.varying = nn.Sequential(nn.Flatten(), nn.Linear(3 * 4 * 4, 8))
+        self.constant = nn.Sequential(nn.Flatten(), nn.Linear(3 * 4 * 4, 8))
+        with torch.no_grad():
+            self.constant[1].weight.zero_()
+            self.constant[1].bias.fill_(1.0)
+        self.constant.requires_grad_(False)
+        self.step_modes: list[bool] = []
+
+    def encoders(self) -> dict[str, nn.Module]:
+        return {"cnn": self.varying, "vit": self.constant}
+
+    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        self.step_modes.append(self.varying.training and self.constant.training)
+        return self.varying(batch[0]).pow(2).mean()
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.SGD(self.varying.parameters(), lr=0.01)
+
+
+def test_feature_collapse_tracks_every_epoch_in_eval_and_sees_a_constant_encoder() -> None:
+    epochs = 3
+    probe = torch.randn(64, 3, 4, 4, generator=torch.Generator().manual_seed(0))
+    collapse = FeatureCollapse(probe)
+    module = _TwoEncoders()
+    probe_calls: list[tuple[bool, bool]] = []
+    module.varying.register_forward_pre_hook(
+        lambda m, args: probe_calls.append((m.training, torch.is_grad_enabled())) if len(args[0]) == 64 else None)
+    loader = DataLoader(TensorDataset(torch.randn(8, 3, 4, 4), torch.zeros(8)), batch_size=4)
+    _fit(module, loader, epochs, collapse)
+    assert probe_calls == [(False, False)] * (epochs + 1)
+    for history in (collapse.std_history, collapse.rank_history):
+        assert set(history) == {"cnn", "vit"}
+        assert all(len(values) == epochs + 1 for values in history.values())
+    assert module.step_modes == [True] * (2 * epochs)
+    assert module.varying.training and module.constant.training
+    assert collapse.std_history["vit"] == [0.0] * (epochs + 1)
+    assert collapse.rank_history["vit"] == pytest.approx([1.0] * (epochs + 1), abs=1e-6)
+    assert all(std > 0 for std in collapse.std_history["cnn"])
+    assert all(rank > 1 for rank in collapse.rank_history["cnn"])
+    assert feature_spread(torch.ones(5, 8)) == 0.0
 
 
 @pytest.mark.parametrize(("exc", "status"), [

@@ -2,11 +2,15 @@
 
 The harness's FLOPs per step (``count_step_flops`` on the registry-built module's ``batch_loss``, with a batch of
 views from the method's own transform at the smoke size) must equal ``FlopCounterMode``'s count of one step of the
-plain loop in ``benchmarks/plain_loops.py`` on the same views. For CASS the plain loop, given the harness's
-weights, must also compute the same loss and take the same optimiser steps.
+plain loop in ``benchmarks/plain_loops.py`` on the same views. Given the harness's weights, every plain loop must
+also compute the same loss and take the same optimiser steps (same parameters, buffers and learning rates after two
+steps): CASS under both of its schedules and with gradient accumulation, DINO and BYOL on each encoder.
 """
 
 from __future__ import annotations
+
+import dataclasses
+from typing import Any
 
 import pytest
 import torch
@@ -56,13 +60,26 @@ def test_cass_flops_ratio_matches_the_plain_loop(step_flops: dict[str, tuple[int
     assert harness < 1
 
 
-def test_plain_cass_takes_the_harness_steps(cfg: BenchConfig) -> None:
-    module = build_method("cass", cfg, BATCH)
+STEP_CASES = {
+    "cass": ("cass", {}),
+    "cass-cosine-accumulate": ("cass", {"schedule": "cosine", "accumulate_gradients": True}),
+    "dino-cnn": ("dino-cnn", {}),
+    "dino-vit": ("dino-vit", {}),
+    "byol-cnn": ("byol-cnn", {}),
+    "byol-vit": ("byol-vit", {}),
+}
+
+
+@pytest.mark.parametrize(("key", "cass_overrides"), list(STEP_CASES.values()), ids=list(STEP_CASES))
+def test_plain_loop_takes_the_harness_steps(cfg: BenchConfig, key: str, cass_overrides: dict[str, Any]) -> None:
+    cfg = dataclasses.replace(cfg, cass=dataclasses.replace(cfg.cass, **cass_overrides))
+    module = build_method(key, cfg, BATCH)
     (batch,) = fixed_batches(module.transform, train_images(cfg), BATCH, 1)
-    plain = build_plain("cass", cfg, total_steps=SCHEDULE_STEPS)
+    plain = build_plain(key, cfg, batch_size=BATCH, total_steps=SCHEDULE_STEPS)
     plain.load_state_dict(module.state_dict())
     step = HarnessStep(module, batch)
     for _ in range(2):
         torch.testing.assert_close(plain.train_step(batch[0]), step())
+    assert [g["lr"] for g in plain.optimizer.param_groups] == [g["lr"] for g in step.optimizer.param_groups]
     for name, value in module.state_dict().items():
         torch.testing.assert_close(plain.state_dict()[name], value, msg=lambda m, n=name: f"{n}: {m}")

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from sklearn.metrics import balanced_accuracy_score, f1_score
 
 from cass_bench.results import RECORD_FIELDS
@@ -20,21 +21,31 @@ def _records(out: Path) -> list[dict]:
 
 def test_smoke_run_writes_every_record_complete(smoke_run: Path) -> None:
     records = _records(smoke_run)
-    keys = {(r["method"], r["arch"], r["label_fraction"]) for r in records}
-    expected = {(m, a, f) for m in ("cass", "supervised") for a in ("cnn", "vit") for f in (0.01, 0.1, 1.0)}
+    keys = {(r["method"], r["arch"], r["label_fraction"], r["eval"]) for r in records}
+    expected = {(m, a, f, e) for m in ("cass", "supervised") for a in ("cnn", "vit") for f in (0.01, 0.1, 1.0)
+                for e in ("finetune", "linear", "knn")}
     assert keys == expected and len(records) == len(expected)
     for record in records:
         assert set(RECORD_FIELDS) <= set(record), set(RECORD_FIELDS) - set(record)
         assert record["status"] == "ok" and record["error"] is None
         for metric in METRICS:
             assert 0.0 <= record[metric] <= 1.0, (metric, record[metric])
-        assert record["finetune_epoch_time_s"] > 0
-        assert record["peak_gpu_mem_mb"] is None
-        assert record["versions"]["torch"] and record["device"]
+        if not torch.cuda.is_available():
+            assert record["peak_gpu_mem_mb"] is None
+        assert record["versions"]["torch"] and record["device"] and record["init"] == "random"
+        assert 0 < record["above_chance_p"] <= 1 and record["above_chance"] == (record["above_chance_p"] < 0.05)
+        assert 0 <= record["chance_f1_majority"] < 0.2 and 0 < record["chance_f1_random"] < 0.2
+        assert sum(record["labelled_per_class"]) == record["n_labelled"]
+        assert record["small_input_stem"] == (record["arch"] == "cnn")
+    for record in (r for r in records if r["eval"] == "finetune"):
+        assert record["finetune_time_s"] > 0 and record["finetune_steps_taken"] == record["finetune_steps"] == 5
     for record in (r for r in records if r["method"] == "cass"):
         assert record["pretrain_epoch_time_s"] > 0 and record["pretrain_time_s"] > 0
-        assert record["images_per_s"] > 0 and record["flops_per_image"] > 0 and record["peak_rss_mb"] > 0
+        assert record["images_per_s"] > 0 and record["flops_per_image"] > 0
         assert record["embedding_std"] > 0
+        assert len(record["feature_rank_history"]) == len(record["feature_std_history"]) == 2
+        assert all(1 <= rank <= 256 for rank in record["feature_rank_history"])
+        assert record["collapsed"] == (record["feature_rank_history"][-1] < 2)
 
 
 def test_smoke_run_leaves_only_results_in_its_folder(smoke_run: Path) -> None:

@@ -21,7 +21,7 @@ from cass_bench.sweep import expand, parse_shard, shard_cells
 
 from .conftest import ROOT, run_cli
 
-TINY = ["--config", "configs/smoke.yaml", "--image-size", "16", "--label-fractions", "0.1,1",
+TINY = ["--config", "configs/smoke.yaml", "--image-size", "16", "--label-fractions", "0.1,1", "--evals", "finetune",
         "--set", "backbones.vit_patch_size=4"]
 
 
@@ -68,7 +68,7 @@ def test_sigkill_at_random_moments_then_resume_gives_each_record_once(tmp_path: 
     records = _records(out)
     cfg = load_config(ROOT / "configs/smoke.yaml", {"methods": "cass,supervised", "image_size": 16,
                                                    "label_fractions": "0.1,1", "backbones.vit_patch_size": 4,
-                                                   "out": str(out)})
+                                                   "eval.evals": "finetune", "out": str(out)})
     expected = {rid for cell in expand(cfg) for rid in expected_ids(cell, cfg)}
     ids = [r["record_id"] for r in records]
     assert sorted(ids) == sorted(expected)
@@ -104,3 +104,14 @@ def test_ddp_on_two_cpu_processes_records_the_effective_batch(tmp_path: Path) ->
     for record in records:
         assert record["status"] == "ok", record["error"]
         assert record["world_size"] == 2 and record["effective_batch_size"] == 16 and record["batch_size"] == 8
+
+
+def test_init_and_evaluation_are_part_of_every_record_id(tmp_path: Path) -> None:
+    cfg = load_config(ROOT / "configs/smoke.yaml", {"methods": "cass,supervised"})
+    checkpoint = tmp_path / "encoders.pt"
+    checkpoint.write_bytes(b"")
+    other = load_config(ROOT / "configs/smoke.yaml", {"methods": "cass,supervised", "init": str(checkpoint)})
+    for cell in expand(cfg):
+        ids = expected_ids(cell, cfg)
+        assert len(ids) == len(set(ids)) == len(cell.archs) * 3 * 3  # archs x label fractions x evaluations
+        assert not set(ids) & set(expected_ids(cell, other))

@@ -1,0 +1,105 @@
+"""What decides whether a measured number may enter a verdict: chance levels, collapse, and whether SSL helped.
+
+Every table here is built from the records alone: the chance levels and the above-chance test are stored in each
+record (:mod:`cass_bench.chance`), the feature spread and effective rank per epoch in each pretrained encoder's
+record (:class:`cass_bench.measure.FeatureCollapse`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from cass_bench.protocol import COLLAPSE_RANK
+from cass_bench.render import Table, fraction_text
+
+RUN_KEYS = ["dataset", "method", "encoders", "arch", "batch_size", "pretrain_epochs", "seed"]
+
+
+def per_class_text(counts: object) -> str:
+    """Labelled examples per class in words, e.g. ``1 per class`` or ``1–3 per class``."""
+    if not isinstance(counts, (list, tuple)) or not counts:
+        return "—"
+    low, high = min(counts), max(counts)
+    return f"{low} per class" if low == high else f"{low}–{high} per class"
+
+
+def chance_table(df: pd.DataFrame) -> Table:
+    """Per dataset and label fraction: labelled examples, and the macro-F1 of two chance predictors.
+
+    Majority: always the most frequent class of the labelled subset. Random: classes drawn with the labelled
+    subset's frequencies (expected value). Means over seeds (the subsets differ by seed).
+    """
+    ok = df[(df["status"] == "ok") & df["chance_f1_majority"].notna()]
+    if ok.empty:
+        return Table(pd.DataFrame({"": ["no record holds chance levels"]}))
+    rows = []
+    for (dataset, fraction), group in ok.groupby(["dataset", "label_fraction"]):
+        first = group.drop_duplicates("seed")
+        rows.append({
+            "dataset": dataset, "labels": fraction_text(fraction),
+            "labelled (seed 0 or first)": f"{int(first['n_labelled'].iloc[0])} = "
+                                          f"{per_class_text(first['labelled_per_class'].iloc[0])}",
+            "majority macro-F1": f"{first['chance_f1_majority'].mean():.3f}",
+            "random macro-F1": f"{first['chance_f1_random'].mean():.3f}",
+            "records above chance": f"{int(group['above_chance'].eq(True).sum())}/{len(group)}",
+        })
+    return Table(pd.DataFrame(rows))
+
+
+def collapse_runs(df: pd.DataFrame) -> pd.DataFrame:
+    """One row per pretrained encoder (a CASS run gives two) with its collapse figures."""
+    ok = df[(df["status"] == "ok") & df["batch_size"].notna()]
+    if ok.empty or "feature_rank_history" not in ok:
+        return pd.DataFrame(columns=[*RUN_KEYS, "feature_rank_history", "feature_std_history", "collapsed"])
+    runs = ok.drop_duplicates(RUN_KEYS)
+    runs = runs[runs["feature_rank_history"].map(lambda h: isinstance(h, list) and len(h) > 0)]
+    return runs[[*RUN_KEYS, "init", "feature_rank_history", "feature_std_history", "embedding_std", "collapsed"]]
+
+
+def collapse_table(df: pd.DataFrame) -> Table:
+    """Every pretrained encoder: effective rank and spread of its pooled features before and after pretraining."""
+    runs = collapse_runs(df)
+    if runs.empty:
+        return Table(pd.DataFrame({"": ["no pretraining run recorded its feature histories"]}))
+    table = pd.DataFrame({
+        "dataset": runs["dataset"], "method": runs["method"], "arch": runs["arch"],
+        "batch size": runs["batch_size"].map(lambda v: f"{v:g}"), "epochs": runs["pretrain_epochs"].map(lambda v: f"{v:g}"),
+        "seed": runs["seed"].map(lambda v: f"{v:g}"), "init": runs["init"],
+        "rank before → after": [f"{h[0]:.1f} → {h[-1]:.1f}" for h in runs["feature_rank_history"]],
+        "spread after": [f"{h[-1]:.3f}" for h in runs["feature_std_history"]],
+        "head-output std": runs["embedding_std"].map(lambda v: "—" if pd.isna(v) else f"{v:.1e}"),
+        "collapsed": runs["collapsed"].map(lambda v: "yes" if v is True else "no"),
+    })
+    return Table(table.reset_index(drop=True), data=runs.reset_index(drop=True))
+
+
+COLLAPSE_RULE = (f"A pretrained encoder is collapsed when the effective rank (RankMe: exp of the entropy of the "
+                 f"normalised singular values) of its L2-normalised pooled features on 256 fixed training images "
+                 f"ends below {COLLAPSE_RANK:g}, i.e. its features span fewer than about {COLLAPSE_RANK:g} "
+                 "directions; the rule reads the features fine-tuning starts from, not the projection outputs, so it "
+                 "does not depend on any head's width.")
+
+
+def ssl_helped_lines(df: pd.DataFrame, fraction: float = 0.1) -> list[str]:
+    """Whether self-supervised pretraining beat the randomly initialised encoder on kNN at ``fraction`` labels."""
+    ok = df[(df["status"] == "ok") & (df["eval"] == "knn") & np.isclose(df["label_fraction"], fraction)]
+    if ok.empty or "supervised" not in set(ok["method"]):
+        return [f"No kNN records at {fraction_text(fraction)} labels with a supervised (no pretraining) reference."]
+    means = ok.groupby(["dataset", "arch", "method"])["f1_macro"].mean()
+    lines, helped = [], False
+    for (dataset, arch), group in means.groupby(level=["dataset", "arch"]):
+        group = group.droplevel(["dataset", "arch"])
+        if "supervised" not in group:
+            continue
+        base = group["supervised"]
+        parts = []
+        for method, value in group.drop("supervised").items():
+            parts.append(f"{method} {value:.3f} ({value - base:+.3f})")
+            helped |= bool(value > base)
+        lines.append(f"- {dataset} {arch}: no pretraining {base:.3f}; " + ", ".join(parts))
+    verdict = ("Self-supervision helped at least one encoder over no pretraining (kNN macro-F1, "
+               f"{fraction_text(fraction)} labels, mean over seeds):" if helped else
+               "Self-supervision did not help at this scale: no pretrained encoder beat the same encoder without "
+               f"pretraining on kNN macro-F1 at {fraction_text(fraction)} labels (mean over seeds):")
+    return [verdict, *lines]

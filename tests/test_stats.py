@@ -1,0 +1,105 @@
+"""The statistics behind the claim checks, against hand computations and scipy."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from scipy import stats as sps
+
+from cass_bench.chance import score_macro_f1 as macro_f1
+from cass_bench.stats import (Interval, bootstrap_interval, bootstrap_pvalue, holm, outcome,
+                              paired_interval, paired_t_pvalue, slope)
+
+
+def test_paired_interval_is_the_t_interval_with_n_minus_1_df() -> None:
+    d = np.array([1.0, 3.0, 2.0, 6.0])
+    iv = paired_interval(d)
+    half = sps.t.ppf(0.975, 3) * d.std(ddof=1) / 2
+    assert (iv.mean, iv.low, iv.high, iv.n, iv.method) == pytest.approx((3.0, 3 - half, 3 + half, 4, "t"))
+    assert iv.p == pytest.approx(sps.ttest_1samp(d, 0).pvalue)
+    two = paired_interval([1.0, 2.0])
+    assert two.high - two.low == pytest.approx(2 * 12.706 * 0.5, rel=1e-3)  # sd 0.707, se 0.5
+
+
+def test_one_difference_has_no_t_interval() -> None:
+    iv = paired_interval([2.5])
+    assert iv.mean == 2.5 and iv.n == 1 and iv.method == "none" and math.isnan(iv.low) and math.isnan(iv.high)
+    assert math.isnan(iv.p) and not iv.bounded
+    assert paired_interval([]).n == 0
+
+
+def test_paired_t_pvalue_matches_scipy_ttest_rel() -> None:
+    rng = np.random.default_rng(1)
+    a, b = rng.normal(0, 1, 6), rng.normal(0.5, 1, 6)
+    assert paired_t_pvalue(a - b) == pytest.approx(sps.ttest_rel(a, b).pvalue)
+    assert paired_t_pvalue([1.0, 1.0, 1.0]) == 0.0 and paired_t_pvalue([0.0, 0.0]) == 1.0
+    assert math.isnan(paired_t_pvalue([1.0]))
+
+
+def test_holm_against_a_hand_computed_example() -> None:
+    # sorted: 0.01 x 3 = 0.03; 0.02 x 2 = 0.04; 0.04 x 1 = 0.04 (monotone); input order kept
+    assert holm([0.04, 0.01, 0.02]) == pytest.approx([0.04, 0.03, 0.04])
+    # monotone: 0.01 x 3 = 0.03; 0.011 x 2 = 0.022 -> raised to 0.03; 0.5 x 1 = 0.5
+    assert holm([0.5, 0.011, 0.01]) == pytest.approx([0.5, 0.03, 0.03])
+    assert holm([0.5, 0.6, 0.7]) == pytest.approx([1.0, 1.0, 1.0])
+    adjusted = holm([0.01, float("nan"), 0.04])
+    assert adjusted[0] == pytest.approx(0.02) and math.isnan(adjusted[1]) and adjusted[2] == pytest.approx(0.04)
+
+
+def test_bootstrap_of_identical_scores_is_zero() -> None:
+    rng = np.random.default_rng(0)
+    y, scores = rng.integers(0, 3, 200), rng.random((200, 3))
+    iv = bootstrap_interval(y, scores, scores.copy(), macro_f1, n_boot=200)
+    assert (iv.mean, iv.low, iv.high, iv.n, iv.method) == (0.0, 0.0, 0.0, 1, "bootstrap")
+    assert iv.p == 1.0
+
+
+def test_bootstrap_of_perfect_against_random_is_above_zero() -> None:
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 3, 200)
+    perfect, random = np.eye(3)[y], rng.random((200, 3))
+    iv = bootstrap_interval(y, perfect, random, macro_f1, n_boot=300, seed=1)
+    assert 0 < iv.low < iv.mean < iv.high <= 1 and iv.mean == pytest.approx(1 - macro_f1(y, random))
+    assert iv.p < 0.01
+    assert bootstrap_interval(y, perfect, random, macro_f1, n_boot=300, seed=1) == iv  # seeded
+    assert bootstrap_pvalue(np.array([-1.0, 1.0])) == 1.0
+
+
+def test_macro_f1_multiclass_and_multilabel() -> None:
+    y = np.array([0, 0, 1, 2])
+    scores = np.eye(3)[[0, 1, 1, 2]]
+    assert macro_f1(y, scores) == pytest.approx(np.mean([2 / 3, 2 / 3, 1.0]))
+    labels = np.array([[1, 0], [1, 1], [0, 1]])
+    assert macro_f1(labels, np.array([[0.9, 0.1], [0.9, 0.2], [0.1, 0.8]])) == pytest.approx(np.mean([1.0, 2 / 3]))
+
+
+@pytest.mark.parametrize("low, high, n, higher, bound, expected", [
+    (0.5, 2.0, 5, True, 0.0, "supported"),
+    (-2.0, -0.5, 5, True, 0.0, "contradicted"),
+    (-0.5, 2.0, 5, True, 0.0, "inconclusive"),
+    (0.5, 2.0, 2, True, 0.0, "inconclusive — too few seeds (2)"),
+    (0.20, 0.36, 2, False, 0.36, "supported"),
+    (0.37, 0.50, 5, False, 0.36, "contradicted"),
+    (0.30, 0.40, 5, False, 0.36, "inconclusive"),
+])
+def test_outcome(low: float, high: float, n: int, higher: bool, bound: float, expected: str) -> None:
+    iv = Interval((low + high) / 2, low, high, n, "t")
+    assert outcome(iv, bound, higher, needs_seeds=higher) == expected
+
+
+def test_outcome_of_one_cost_run_compares_the_point() -> None:
+    one = Interval(0.2, math.nan, math.nan, 1, "none")
+    assert outcome(one, 0.36, False, needs_seeds=False) == "supported"
+    assert outcome(Interval(0.5, math.nan, math.nan, 1, "none"), 0.36, False, needs_seeds=False) == "contradicted"
+    assert outcome(one, 0.0) == "inconclusive — too few seeds (1)"
+    assert outcome(Interval(0.2, math.nan, math.nan, 4, "none"), 0.0) == "inconclusive"
+
+
+def test_slope_is_the_least_squares_slope() -> None:
+    x = np.log2([8, 16, 32])
+    assert slope(x, [1.0, 2.0, 3.0]) == pytest.approx(1.0)
+    assert slope(x, [1.0, 3.0, 2.0]) == pytest.approx(np.polyfit(x, [1.0, 3.0, 2.0], 1)[0])
+    assert slope([1, np.nan, 3], [2.0, 5.0, 6.0]) == pytest.approx(2.0)
+    assert math.isnan(slope([4.0, 4.0], [1.0, 2.0]))

@@ -46,7 +46,8 @@ RULES = (
     f"(a), (d), (e) need >= {MIN_SEEDS} seeds, else \"inconclusive — too few seeds (n)\" (interval still shown). "
     "Their two-sided p-values (paired t test; bootstrap with one seed) are Holm-adjusted over all (a), (d), (e) "
     f"rows; supported / contradicted also need p_holm < {ALPHA}, else inconclusive.",
-    "Gates, before any verdict: \"not testable\" if any CASS pretraining run behind the row collapsed. A cell "
+    "Gates, before any verdict: \"not testable\" if any CASS pretraining run behind the row collapsed (either of "
+    "its two encoders, whichever the row compares). A cell "
     "(dataset, method, arch, label fraction, eval, and sweep level for (d), (e)) is at chance when fewer than "
     f"{CHANCE_SHARE:.0%} of its seeds' records are significantly above chance; comparisons touching such a cell "
     f"are left out (count shown), and a row left with none is \"{ALL_AT_CHANCE}\".",
@@ -83,6 +84,8 @@ def _prepare(records: pd.DataFrame) -> pd.DataFrame:
                    "flops_per_image"):
         df[column] = pd.to_numeric(df[column], errors="coerce") if column in df else math.nan
     df["f1"] = 100 * df["f1_macro"]
+    flagged = df["collapsed"].eq(True)
+    df["run_collapsed"] = flagged.groupby([df[k].fillna(-1) for k in RUN_KEYS]).transform("any")
     return df
 
 
@@ -93,12 +96,20 @@ def _interval_text(iv: Interval, unit: str = "") -> str:
 
 
 def _collapse_gate(cass: pd.DataFrame) -> str | None:
-    runs = cass.groupby(RUN_KEYS, dropna=False)["collapsed"].agg(lambda s: bool(s.eq(True).any()))
+    """A run counts as collapsed when any of its encoders did, whichever encoder the claim row compares."""
+    runs = cass.groupby(RUN_KEYS, dropna=False)["run_collapsed"].agg(lambda s: bool(s.eq(True).any()))
     if not runs.any():
         return None
     init = ", ".join(sorted({str(v) for v in cass["init"].dropna()})) or "unknown"
     return (f"not testable: CASS collapsed in {int(runs.sum())}/{len(runs)} runs; init {init}; "
             "the reference starts from ImageNet weights")
+
+
+def _gated(row: dict[str, Any], gate: str | None) -> dict[str, Any]:
+    """The row with its verdict replaced by the collapse gate (the measurement is kept, out of the Holm family)."""
+    if gate is None or row["status"] == NOT_MEASURED:
+        return row
+    return {**row, "status": gate, "p": math.nan, "measured": "measured, but no verdict: " + row["measured"]}
 
 
 def _cell_name(index: tuple[Any, ...]) -> str:
@@ -177,15 +188,13 @@ def _gain_rows(df: pd.DataFrame, batch_size: int | None, epochs: int | None,
                 rows.append(_row(base, NOT_MEASURED, f"no paired CASS and {comp} records at {label} labels"))
                 continue
             paired = pair[pd.MultiIndex.from_frame(pair[["dataset", "arch", "seed"]]).isin(wide.index)]
-            if gate := _collapse_gate(paired[paired["method"] == "cass"]):
-                rows.append(_row(base, gate, "not compared: CASS pretraining collapsed"))
-                continue
             chance = paired.groupby(["dataset", "arch", "method"])["chance_ok"].mean() < CHANCE_SHARE
             bad = chance[chance].index
             left_out = [f"{_cell_name(i[:2])} {i[2]}" for i in bad]
             diff = (wide["cass"] - wide[comp])[~wide.index.droplevel("seed").isin(bad.droplevel("method"))]
-            rows.append(_paired(base, diff, left_out, lambda iv, g=paper_gain: _compatible(iv, g),
-                                _bootstrapper(paired, comp, predictions)))
+            rows.append(_gated(_paired(base, diff, left_out, lambda iv, g=paper_gain: _compatible(iv, g),
+                                       _bootstrapper(paired, comp, predictions)),
+                               _collapse_gate(paired[paired["method"] == "cass"])))
     return rows
 
 
@@ -207,15 +216,13 @@ def _robust_rows(df: pd.DataFrame, factor: str, fixed: str, value: int | None, l
             rows.append(_row(base, NOT_MEASURED, f"needs >= 2 {words} finished by CASS and {comp} at {at} "
                              f"(found: {found})"))
             continue
-        if gate := _collapse_gate(pair[pair["method"] == "cass"]):
-            rows.append(_row(base, gate, "not compared: CASS pretraining collapsed"))
-            continue
+        gate = _collapse_gate(pair[pair["method"] == "cass"])
         chance = (pair.groupby([*cells, "method", factor])["chance_ok"].mean() < CHANCE_SHARE).groupby(cells).any()
         bad = chance[chance].index
         left_out = [_cell_name(i) for i in bad]
         f1 = f1[~f1.index.droplevel(["seed", factor]).isin(bad)]
         if f1.empty:
-            rows.append(_paired(base, pd.Series(dtype=float), left_out))
+            rows.append(_gated(_paired(base, pd.Series(dtype=float), left_out), gate))
             continue
         changes, slopes = {}, {}
         for method in ("cass", comp):
@@ -227,7 +234,7 @@ def _robust_rows(df: pd.DataFrame, factor: str, fixed: str, value: int | None, l
         extra = "; change " + ", ".join(f"{m} {c.mean():+.2f}" for m, c in changes.items()) + \
             "; slope per doubling " + ", ".join(f"{m} {s.mean():+.2f}" for m, s in slopes.items()) + \
             f" ({words} {', '.join(f'{v:g}' for v in levels)} at {at})"
-        rows.append(_paired(base, (changes["cass"] - changes[comp]).dropna(), left_out, extra))
+        rows.append(_gated(_paired(base, (changes["cass"] - changes[comp]).dropna(), left_out, extra), gate))
     return rows
 
 

@@ -119,6 +119,9 @@ def load_records(out: Path) -> pd.DataFrame:
         df[column] = pd.to_numeric(df[column], errors="coerce")
     df["eval"] = df["eval"].fillna("finetune")
     df["init"] = df["init"].fillna("random")
+    df["encoders"] = df["encoders"].fillna(df["arch"])
+    flagged = df["collapsed"].eq(True)
+    df["run_collapsed"] = flagged.groupby([df[k].fillna(-1) for k in RUN_KEYS]).transform("any")
     return df
 
 
@@ -216,7 +219,7 @@ def metric_stats(rows: pd.DataFrame, metric: str, keys: list[str] | None = None)
     keys = keys or [*CELL, "label_fraction"]
     rows = rows[rows[metric].notna()].assign(
         _above=rows["above_chance"].astype("boolean").astype(float) if "above_chance" in rows else np.nan,
-        _collapsed=rows["collapsed"].eq(True).astype(float) if "collapsed" in rows else 0.0)
+        _collapsed=rows["run_collapsed"].eq(True).astype(float) if "run_collapsed" in rows else 0.0)
     grouped = rows.groupby(keys)
     stats = grouped[metric].agg(mean="mean", std="std", n="count")
     stats["at_chance"] = grouped["_above"].mean() < 0.5
@@ -226,8 +229,9 @@ def metric_stats(rows: pd.DataFrame, metric: str, keys: list[str] | None = None)
 
 AT_CHANCE_MARK, COLLAPSED_MARK = " †", " ‡"
 MARKS_NOTE = ("† at chance: fewer than half of the cell's seeds are significantly above chance (permutation test, "
-              "section 1d); ‡ the pretraining run behind it collapsed (section 6). Marked cells are left out of the "
-              "claims.")
+              "see the chance table); ‡ a pretraining run behind it collapsed (either encoder of a CASS run; section "
+              "6). Cells at chance are left out of the claims; a claim resting on a collapsed CASS run is not "
+              "testable.")
 
 
 def _stat_cells(stats: pd.DataFrame, fmt: str = ".3f") -> pd.Series:

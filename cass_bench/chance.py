@@ -66,6 +66,12 @@ def macro_f1(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int, task: str
     return float(_batched_macro_f1(y_true, np.asarray(y_pred)[None], num_classes, task)[0])
 
 
+def is_above_chance(f1: float, p_value: float, majority: float, random: float, alpha: float = 0.05) -> bool:
+    """Above chance: the permutation test is significant (``p_value < alpha``) and the macro-F1 beats both chance
+    levels. The test alone can call a degenerate predictor significant while it scores below random guessing."""
+    return bool(p_value < alpha and f1 > max(majority, random))
+
+
 def score_macro_f1(y_true: np.ndarray, y_score: np.ndarray) -> float:
     """Macro-F1 of ``(N, C)`` scores as the records compute it: arg-max for ``(N,)`` class indices, ``> 0.5`` per
     label for ``(N, L)`` 0/1 labels (the task follows from the labels' shape)."""

@@ -50,6 +50,10 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--strategy", help="Lightning strategy, e.g. ddp")
     run.add_argument("--num-workers", type=int, help="DataLoader workers")
     run.add_argument("--shard", help="run shard i of n (i/n, 0-based) of the sweep")
+    run.add_argument("--dry-run", action="store_true",
+                     help="print the grid, what is done, failed or pending and the time left; write nothing")
+    run.add_argument("--retry-failed", action="store_true",
+                     help="run failed records again in place (the checkpoint cache is kept)")
     run.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
                      help="any config value by dotted key, e.g. --set dino.n_local_views=2 (repeatable)")
 
@@ -98,12 +102,22 @@ def _quiet_lightning() -> None:
 
 def _run(args: argparse.Namespace) -> None:
     from cass_bench.config import load_config
+    from cass_bench.plan import plan_sweep, render_plan
     from cass_bench.report import write_report
+    from cass_bench.results import RecordStore
     from cass_bench.sweep import parse_shard, preflight, run_sweep
 
     cfg = load_config(args.config or DEFAULT_CONFIG, _overrides(args))
     shard = parse_shard(args.shard)
     preflight(cfg)
+    store = RecordStore(cfg.out)
+    if args.dry_run:
+        records = store.load()
+        print(render_plan(plan_sweep(cfg, records, shard), records))
+        return
+    if args.retry_failed:
+        failed = {i for plan in plan_sweep(cfg, store.load(), shard) for i in plan.failed}
+        print(f"[sweep] retrying {store.remove(failed)} failed record(s)", flush=True)
     run_sweep(cfg, shard)
     print(write_report(Path(cfg.out)))
 

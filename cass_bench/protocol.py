@@ -20,7 +20,7 @@ import pytorch_lightning as pl
 import torch
 from torch import nn
 
-from cass_bench.chance import above_chance_pvalue, majority_f1, random_f1
+from cass_bench.chance import above_chance_pvalue, is_above_chance, majority_f1, random_f1, score_macro_f1
 from cass_bench.config import BenchConfig, stable_hash, to_dict
 from cass_bench.data.bundle import DatasetBundle
 from cass_bench.data.loaders import eval_transform, make_loader
@@ -362,11 +362,13 @@ def chance_figures(bundle: DatasetBundle, fraction: float, seed: int, y_true: np
     """The chance levels of a record's test set and whether its predictions are significantly above them."""
     labels = bundle.train.labels[label_fraction_indices(bundle.train.labels, fraction, seed, bundle.task)]
     p = above_chance_pvalue(y_true, y_score, bundle.task, cfg.eval.chance_permutations, seed)
+    majority = majority_f1(y_true, bundle.num_classes, bundle.task, labels)
+    random = random_f1(y_true, bundle.num_classes, bundle.task, labels, seed=seed)
     return {
-        "chance_f1_majority": majority_f1(y_true, bundle.num_classes, bundle.task, labels),
-        "chance_f1_random": random_f1(y_true, bundle.num_classes, bundle.task, labels, seed=seed),
+        "chance_f1_majority": majority,
+        "chance_f1_random": random,
         "above_chance_p": p,
-        "above_chance": bool(p < cfg.eval.chance_alpha),
+        "above_chance": is_above_chance(score_macro_f1(y_true, y_score), p, majority, random, cfg.eval.chance_alpha),
         "labelled_per_class": class_counts(labels, bundle.num_classes).astype(int).tolist(),
     }
 

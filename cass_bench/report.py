@@ -19,6 +19,7 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 
+from cass_bench.chance import is_above_chance
 from cass_bench.claims import RULES, check_claims
 from cass_bench.errors import UserError
 from cass_bench.plots import Plot, collapse_plot, cost_plot, f1_plot
@@ -28,12 +29,13 @@ from cass_bench.validity import COLLAPSE_RULE, chance_table, collapse_runs, coll
 
 EXTRA_FIELDS = ("encoders", "backbone", "precision", "finetune_epochs", "pretrain_params", "encoder_params", "embedding_std",
                 "embedding_collapsed", "eval", "init", "above_chance", "collapsed", "finetune_budget", "finetune_steps",
-                "feature_rank", "feature_std", "chance_f1_majority", "chance_f1_random", "labelled_per_class")
+                "feature_rank", "feature_std", "chance_f1_majority", "chance_f1_random", "labelled_per_class",
+                "above_chance_p")
 NUMERIC_FIELDS = ("label_fraction", "batch_size", "pretrain_epochs", "image_size", "seed", "finetune_epochs",
                   "f1_macro", "f1_micro", "f1_seed_code", "balanced_accuracy", "auroc", "accuracy",
                   "pretrain_epoch_time_s", "pretrain_time_s", "images_per_s", "peak_gpu_mem_mb", "peak_rss_mb",
                   "flops_per_image", "pretrain_params", "encoder_params", "embedding_std", "finetune_steps",
-                  "feature_rank", "feature_std", "chance_f1_majority", "chance_f1_random")
+                  "feature_rank", "feature_std", "chance_f1_majority", "chance_f1_random", "above_chance_p")
 METHOD_ORDER = ("cass", "dino", "byol", "supervised")
 EVAL_ORDER = ("finetune", "linear", "knn")
 EVAL_TITLES = {"finetune": "fine-tuned end to end", "linear": "linear probe on frozen features",
@@ -117,6 +119,11 @@ def load_records(out: Path) -> pd.DataFrame:
     df = df.reindex(columns=list(dict.fromkeys([*RECORD_FIELDS, *EXTRA_FIELDS, *df.columns])))
     for column in NUMERIC_FIELDS:
         df[column] = pd.to_numeric(df[column], errors="coerce")
+    known = df[["f1_macro", "above_chance_p", "chance_f1_majority", "chance_f1_random"]].notna().all(axis=1)
+    if known.any():
+        df["above_chance"] = df["above_chance"].astype(object)
+        df.loc[known, "above_chance"] = [is_above_chance(*row) for row in df.loc[known, [
+            "f1_macro", "above_chance_p", "chance_f1_majority", "chance_f1_random"]].itertuples(index=False)]
     df["eval"] = df["eval"].fillna("finetune")
     df["init"] = df["init"].fillna("random")
     df["encoders"] = df["encoders"].fillna(df["arch"])
@@ -493,7 +500,8 @@ def _f1_sections(analysis: Analysis) -> list[Section]:
     sections.append(Section("chance", f"1{next(letters)}. Chance levels and labelled examples", [
         "Macro-F1 of always predicting the labelled subset's majority class, and of guessing with its class "
         "frequencies. A record is above chance when a one-sided permutation test of its test macro-F1 (the "
-        "predictions shuffled against the labels 1,000 times) gives p < 0.05."], chance_table(analysis.records),
+        "predictions shuffled against the labels, 1,000 times by default) gives p < 0.05 and its macro-F1 beats "
+        "both chance levels."], chance_table(analysis.records),
         level=3))
     rows = _finetuned(analysis.main_rows)
     for metric, words in COMPANIONS.items():

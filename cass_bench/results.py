@@ -91,6 +91,24 @@ class RecordStore:
             os.fsync(fd)
         return True
 
+    def remove(self, ids: set[str]) -> int:
+        """Drops the records with these ids (to run them again); the file is replaced whole under the lock.
+
+        Do not remove while another process writes to the same folder: its next append would go to the old file.
+
+        Returns:
+            The number of records removed.
+        """
+        if not ids or not self.path.exists():
+            return 0
+        with self._locked() as fd:
+            lines = os.pread(fd, os.fstat(fd).st_size, 0).split(b"\n")[:-1]
+            kept = [line for line in lines if line.strip() and json.loads(line).get("record_id") not in ids]
+            tmp = self.path.with_suffix(".tmp")
+            tmp.write_bytes(b"".join(line + b"\n" for line in kept))
+            os.replace(tmp, self.path)
+        return len(lines) - len(kept)
+
     def save_predictions(self, record_id: str, y_true: np.ndarray, y_score: np.ndarray) -> Path:
         """Writes ``predictions/<record_id>.npz`` atomically (``y_true``, ``y_score``)."""
         folder = self.out / PREDICTIONS

@@ -67,7 +67,7 @@ def collapse_table(df: pd.DataFrame) -> Table:
         "batch size": runs["batch_size"].map(lambda v: f"{v:g}"), "epochs": runs["pretrain_epochs"].map(lambda v: f"{v:g}"),
         "seed": runs["seed"].map(lambda v: f"{v:g}"), "init": runs["init"],
         "rank before → after": [f"{h[0]:.1f} → {h[-1]:.1f}" for h in runs["feature_rank_history"]],
-        "spread after": [f"{h[-1]:.3f}" for h in runs["feature_std_history"]],
+        "spread before → after": [f"{h[0]:.2g} → {h[-1]:.2g}" for h in runs["feature_std_history"]],
         "head-output std": runs["embedding_std"].map(lambda v: "—" if pd.isna(v) else f"{v:.1e}"),
         "collapsed": runs["collapsed"].map(lambda v: "yes" if v is True else "no"),
     })

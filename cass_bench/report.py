@@ -372,6 +372,7 @@ def scale_lines(df: pd.DataFrame) -> list[str]:
     backbones = df[["arch", "backbone"]].dropna().drop_duplicates().sort_values("arch")
     items = [
         ("device", _values_text(df["device"])),
+        ("torch threads per process", _values_text(df["torch_threads"]) if "torch_threads" in df else MISSING),
         ("image size (px)", _values_text(df["image_size"])),
         ("backbones", ", ".join(f"{a}={b}" for a, b in backbones.itertuples(index=False)) or MISSING),
         ("pretraining epochs", _values_text(pretrained["pretrain_epochs"])),

@@ -36,12 +36,19 @@ class MethodSpec:
         summary: one line for ``list``.
         joint: True if one run trains every architecture together (CASS); False runs it once per arch.
         build: builds the pretraining module, or None for the no-pretraining reference.
+        color: matplotlib colour of the method in every plot.
     """
 
     name: str
     summary: str
     joint: bool
     build: Callable[[PretrainSetup], PretrainMethod] | None
+    color: str = "tab:purple"
+
+    @property
+    def is_reference(self) -> bool:
+        """True for the no-pretraining reference (``supervised``): the one way it is told apart."""
+        return self.build is None
 
 
 def _cass(setup: PretrainSetup) -> PretrainMethod:
@@ -68,10 +75,14 @@ def _byol(setup: PretrainSetup) -> PretrainMethod:
 _REGISTRY: dict[str, MethodSpec] = {
     spec.name: spec
     for spec in (
-        MethodSpec("cass", "CASS: CNN + ViT trained together with a cosine loss between their outputs", True, _cass),
-        MethodSpec("dino", "DINO (lightly): self-distillation with multi-crop, one encoder per run", False, _dino),
-        MethodSpec("byol", "BYOL (lightly): online/target networks with a predictor, one encoder per run", False, _byol),
-        MethodSpec("supervised", "no pretraining: the same initial encoder fine-tuned directly", False, None),
+        MethodSpec("cass", "CASS: CNN + ViT trained together with a cosine loss between their outputs", True, _cass,
+                   "tab:red"),
+        MethodSpec("dino", "DINO (lightly): self-distillation with multi-crop, one encoder per run", False, _dino,
+                   "tab:blue"),
+        MethodSpec("byol", "BYOL (lightly): online/target networks with a predictor, one encoder per run", False, _byol,
+                   "tab:green"),
+        MethodSpec("supervised", "no pretraining: the same initial encoder fine-tuned directly", False, None,
+                   "tab:gray"),
     )
 }
 
@@ -87,3 +98,28 @@ def get_method(name: str) -> MethodSpec:
         return _REGISTRY[name]
     except KeyError:
         raise UserError(f"unknown method '{name}'; known methods: {', '.join(_REGISTRY)}") from None
+
+
+PROPOSED = "cass"
+
+
+def comparators() -> list[str]:
+    """Self-supervised methods the proposed method is compared against, in registration order."""
+    return [name for name, spec in _REGISTRY.items() if name != PROPOSED and not spec.is_reference]
+
+
+def reference_methods() -> list[str]:
+    """Methods that do no pretraining (the fine-tuned-from-initialisation reference)."""
+    return [name for name, spec in _REGISTRY.items() if spec.is_reference]
+
+
+def method_order(methods: list[str] | set[str] | tuple[str, ...]) -> list[str]:
+    """Sorts method names by registration order; unregistered names go last, alphabetically."""
+    known = method_names()
+    return sorted(methods, key=lambda m: (known.index(m) if m in known else len(known), m))
+
+
+def method_color(name: str) -> str:
+    """Plot colour of a method (a neutral colour for unregistered names)."""
+    spec = _REGISTRY.get(name)
+    return spec.color if spec else "tab:purple"

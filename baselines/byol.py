@@ -7,6 +7,8 @@ similarity is minimised and no gradient flows into the target.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from lightly.loss import NegativeCosineSimilarity
 from lightly.models.modules import BYOLPredictionHead, BYOLProjectionHead
@@ -14,10 +16,34 @@ from lightly.models.utils import update_momentum
 from lightly.transforms import BYOLTransform, BYOLView1Transform, BYOLView2Transform
 from torch import Tensor, nn
 
-from baselines.dino import EncoderWithHead, blur_sigmas, frozen_copy
-from cass_bench.config import BackboneConfig, ByolConfig
+from cass_bench.config import BackboneConfig, MethodRecipe
 from cass_bench.encoders import build_encoder
-from cass_bench.method import PretrainMethod, cosine_annealing
+from cass_bench.method import PretrainMethod
+from cass_bench.method_parts import EncoderWithHead, blur_sigmas, ema_momentum, frozen_copy
+from cass_bench.registry import MethodSpec, PretrainSetup
+from cass_bench.training import Optimization
+
+
+@dataclass(frozen=True)
+class ByolConfig(MethodRecipe):
+    """BYOL recipe, lightly's CIFAR-10 benchmark settings.
+
+    Attributes:
+        hidden_dim, output_dim: projection/prediction head widths (Linear-BN-ReLU-Linear).
+        lr: base SGD learning rate, scaled by batch_size / 128.
+        momentum, weight_decay: SGD settings.
+        momentum_start, momentum_end: target-network EMA momentum, cosine per step.
+        gaussian_blur: blur probability of the two views (view 1, view 2).
+    """
+
+    hidden_dim: int = 1024
+    output_dim: int = 256
+    lr: float = 0.06
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    momentum_start: float = 0.99
+    momentum_end: float = 1.0
+    gaussian_blur: tuple[float, float] = (0.5, 0.1)
 
 
 def byol_transform(cfg: ByolConfig, image_size: int) -> BYOLTransform:
@@ -74,8 +100,8 @@ class BYOL(PretrainMethod):
         return {self.arch: self.online.backbone}
 
     def target_momentum(self) -> float:
-        """EMA momentum of this step (see :meth:`PretrainMethod.ema_momentum`)."""
-        return self.ema_momentum(self.cfg.momentum_start, self.cfg.momentum_end)
+        """EMA momentum of this step (cosine over the run, see :func:`ema_momentum`)."""
+        return ema_momentum(self.cfg.momentum_start, self.cfg.momentum_end, self.progress)
 
     def pretrain_loss(self, views: list[Tensor]) -> tuple[Tensor, Tensor]:
         update_momentum(self.online, self.target, m=self.target_momentum())
@@ -87,12 +113,22 @@ class BYOL(PretrainMethod):
         loss = 0.5 * (self.criterion(p0, t1) + self.criterion(p1, t0))
         return loss, z0
 
-    def configure_optimizers(self) -> dict[str, object]:
+    def build_optimizer(self, total_steps: int) -> Optimization:
+        """SGD on the online network and predictor at ``cfg.lr * batch_size / 128``, cosine over ``total_steps``."""
         optimizer = torch.optim.SGD(
             [*self.online.parameters(), *self.predictor.parameters()],
             lr=self.cfg.lr * self.batch_size / 128,
             momentum=self.cfg.momentum,
             weight_decay=self.cfg.weight_decay,
         )
-        scheduler = cosine_annealing(optimizer, self.trainer.estimated_stepping_batches)
-        return {"optimizer": optimizer, "lr_scheduler": scheduler}
+        return Optimization.cosine(optimizer, total_steps)
+
+
+def _build(setup: PretrainSetup) -> BYOL:
+    (arch,) = setup.archs
+    cfg = setup.cfg
+    return BYOL(cfg.recipe(ByolConfig), cfg.backbones, arch, cfg.image_size, setup.seed, setup.batch_size, cfg.init)
+
+
+METHOD = MethodSpec("byol", "BYOL (lightly): online/target networks with a predictor, one encoder per run",
+                    joint=False, build=_build, color="tab:green", recipe=ByolConfig)

@@ -8,28 +8,85 @@ As in the reference ``MultiCropWrapper``, crops of the same resolution go throug
 
 from __future__ import annotations
 
-from typing import TypeVar
+from dataclasses import dataclass
 
 import torch
 from lightly.loss import DINOLoss
 from lightly.models.modules import DINOProjectionHead
-from lightly.models.utils import deactivate_requires_grad, update_momentum
+from lightly.models.utils import update_momentum
 from lightly.transforms import DINOTransform
 from torch import Tensor, nn
 
-from cass_bench.config import BackboneConfig, DinoConfig
+from cass_bench.config import BackboneConfig, MethodRecipe
 from cass_bench.encoders import build_encoder
 from cass_bench.errors import UserError
-from cass_bench.method import PretrainMethod, cosine_annealing
+from cass_bench.method import PretrainMethod
+from cass_bench.method_parts import EncoderWithHead, blur_sigmas, ema_momentum, frozen_copy
+from cass_bench.registry import MethodSpec, PretrainSetup
+from cass_bench.training import Optimization
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
-M = TypeVar("M", bound=nn.Module)
 
 
-def blur_sigmas(image_size: int, min_scale: float = 0.25) -> tuple[float, float]:
-    """The blur sigma range of lightly's 224 px recipes, scaled to ``image_size`` (scale floored at ``min_scale``)."""
-    scale = max(image_size / 224, min_scale)
-    return 0.1 * scale, 2.0 * scale
+@dataclass(frozen=True)
+class DinoConfig(MethodRecipe):
+    """DINO recipe, lightly's small-GPU settings scaled to small images.
+
+    Attributes:
+        hidden_dim, bottleneck_dim, output_dim, batch_norm: DINOProjectionHead shape. Batch norm in the head is
+            lightly's small-image (CIFAR-10) setting; without it the head collapses at batch 16 on 32 px images.
+        freeze_last_layer: epochs during which the head's last layer gets no gradient.
+        lr, weight_decay, optimizer: student optimiser (cosine-annealed).
+        momentum_start, momentum_end: teacher EMA momentum, cosine per step.
+        warmup_teacher_temp, teacher_temp, warmup_teacher_temp_epochs, student_temp: DINOLoss temperatures.
+        n_local_views: number of local crops (at ``local_crop_fraction`` of the image size).
+        global_crop_scale, local_crop_scale: RandomResizedCrop scales.
+        gaussian_blur: blur probabilities (global 1, global 2, local) as in DINOTransform.
+        solarization_prob: solarisation probability of the second global view.
+        gradient_clip_val: gradient-norm clipping.
+    """
+
+    hidden_dim: int = 512
+    bottleneck_dim: int = 64
+    output_dim: int = 2048
+    batch_norm: bool = True
+    freeze_last_layer: int = 1
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    optimizer: str = "adam"
+    momentum_start: float = 0.996
+    momentum_end: float = 1.0
+    warmup_teacher_temp: float = 0.04
+    teacher_temp: float = 0.04
+    warmup_teacher_temp_epochs: int = 5
+    student_temp: float = 0.1
+    n_local_views: int = 6
+    local_crop_fraction: float = 0.5
+    global_crop_scale: tuple[float, float] = (0.4, 1.0)
+    local_crop_scale: tuple[float, float] = (0.05, 0.4)
+    gaussian_blur: tuple[float, float, float] = (0.5, 0.1, 0.25)
+    solarization_prob: float = 0.2
+    gradient_clip_val: float = 3.0
+
+    def validate(self) -> None:
+        if self.optimizer not in OPTIMIZERS:
+            raise UserError(f"unknown dino.optimizer '{self.optimizer}'; choose from {', '.join(OPTIMIZERS)}")
+
+
+def teacher_temperature(cfg: DinoConfig, epoch: int, total_epochs: int | None) -> float:
+    """Teacher temperature of an epoch: DINOLoss's linear warm-up, cut to end before a run of ``total_epochs`` does.
+
+    Args:
+        cfg: the recipe (warm-up and final temperatures, warm-up epochs).
+        epoch: the current epoch, from 0.
+        total_epochs: epochs of the run (None: unknown, the warm-up is not cut).
+    """
+    warmup = cfg.warmup_teacher_temp_epochs
+    if total_epochs is not None:
+        warmup = min(warmup, total_epochs - 1)
+    if epoch >= warmup:
+        return cfg.teacher_temp
+    return float(torch.linspace(cfg.warmup_teacher_temp, cfg.teacher_temp, warmup)[epoch])
 
 
 def local_crop_size(cfg: DinoConfig, image_size: int, encoder: nn.Module) -> int:
@@ -40,33 +97,6 @@ def local_crop_size(cfg: DinoConfig, image_size: int, encoder: nn.Module) -> int
         return max(1, size)
     patch = patch_embed.patch_size[0]
     return max(patch, round(size / patch) * patch)
-
-
-class EncoderWithHead(nn.Module):
-    """A timm encoder followed by a projection head."""
-
-    def __init__(self, backbone: nn.Module, head: nn.Module) -> None:
-        super().__init__()
-        self.backbone = backbone
-        self.head = head
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.head(self.backbone(x))
-
-
-def frozen_copy(source: nn.Module, target: M) -> M:
-    """Loads ``source``'s weights into ``target`` (built afresh with the same shape) and freezes it.
-
-    Momentum networks are built rather than deep-copied because lightly's weight-normalised heads cannot be
-    deep-copied.
-
-    Returns:
-        ``target``, holding ``source``'s weights and without gradients.
-    """
-    target.load_state_dict(source.state_dict())
-    deactivate_requires_grad(target)
-    return target
-
 
 
 class DINO(PretrainMethod):
@@ -85,8 +115,7 @@ class DINO(PretrainMethod):
         self, cfg: DinoConfig, backbones: BackboneConfig, arch: str, image_size: int, seed: int, init: str = "random"
     ) -> None:
         super().__init__()
-        if cfg.optimizer not in OPTIMIZERS:
-            raise UserError(f"unknown dino.optimizer '{cfg.optimizer}'; choose from {', '.join(OPTIMIZERS)}")
+        cfg.validate()
         self.cfg = cfg
         self.arch = arch
         self.gradient_clip_val = cfg.gradient_clip_val
@@ -124,17 +153,12 @@ class DINO(PretrainMethod):
         return {self.arch: self.student.backbone}
 
     def teacher_momentum(self) -> float:
-        """EMA momentum of this step (see :meth:`PretrainMethod.ema_momentum`)."""
-        return self.ema_momentum(self.cfg.momentum_start, self.cfg.momentum_end)
+        """EMA momentum of this step (cosine over the run, see :func:`ema_momentum`)."""
+        return ema_momentum(self.cfg.momentum_start, self.cfg.momentum_end, self.progress)
 
     def teacher_temperature(self) -> float:
-        """Teacher temperature of this epoch: DINOLoss's linear warm-up, cut to end before a short run does."""
-        warmup = self.cfg.warmup_teacher_temp_epochs
-        if self._trainer is not None and self.trainer.max_epochs is not None and self.trainer.max_epochs > 0:
-            warmup = min(warmup, self.trainer.max_epochs - 1)
-        if self.current_epoch >= warmup:
-            return self.cfg.teacher_temp
-        return float(torch.linspace(self.cfg.warmup_teacher_temp, self.cfg.teacher_temp, warmup)[self.current_epoch])
+        """Teacher temperature of this epoch (see :func:`teacher_temperature`)."""
+        return teacher_temperature(self.cfg, self.progress.epoch, self.progress.total_epochs)
 
     def pretrain_loss(self, views: list[Tensor]) -> tuple[Tensor, Tensor]:
         update_momentum(self.student, self.teacher, m=self.teacher_momentum())
@@ -150,9 +174,10 @@ class DINO(PretrainMethod):
         return loss, student_global
 
     def on_after_backward(self) -> None:
-        self.student.head.cancel_last_layer_gradients(current_epoch=self.current_epoch)
+        self.student.head.cancel_last_layer_gradients(current_epoch=self.progress.epoch)
 
-    def configure_optimizers(self) -> dict[str, object]:
+    def build_optimizer(self, total_steps: int) -> Optimization:
+        """``cfg.optimizer`` over the student's trainable parameters, cosine-annealed over ``total_steps``."""
         params = [p for p in self.student.parameters() if p.requires_grad]
         if self.cfg.optimizer == "sgd":
             optimizer = torch.optim.SGD(params, lr=self.cfg.lr, momentum=0.9, weight_decay=self.cfg.weight_decay)
@@ -160,5 +185,14 @@ class DINO(PretrainMethod):
             optimizer = torch.optim.AdamW(params, lr=self.cfg.lr, weight_decay=self.cfg.weight_decay)
         else:
             optimizer = torch.optim.Adam(params, lr=self.cfg.lr, weight_decay=self.cfg.weight_decay)
-        scheduler = cosine_annealing(optimizer, self.trainer.estimated_stepping_batches)
-        return {"optimizer": optimizer, "lr_scheduler": scheduler}
+        return Optimization.cosine(optimizer, total_steps)
+
+
+def _build(setup: PretrainSetup) -> DINO:
+    (arch,) = setup.archs
+    cfg = setup.cfg
+    return DINO(cfg.recipe(DinoConfig), cfg.backbones, arch, cfg.image_size, setup.seed, cfg.init)
+
+
+METHOD = MethodSpec("dino", "DINO (lightly): self-distillation with multi-crop, one encoder per run", joint=False,
+                    build=_build, color="tab:blue", recipe=DinoConfig)

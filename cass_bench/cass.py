@@ -14,6 +14,7 @@ and the augmentations are the reference's torchvision pipeline. The reference lo
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Callable
 
 import torch
@@ -21,13 +22,58 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torchvision import transforms as T
 
-from cass_bench.config import BackboneConfig, CassConfig
+from cass_bench.config import BackboneConfig, BenchConfig, MethodRecipe
 from cass_bench.data.loaders import IMAGENET_NORMALIZE
 from cass_bench.encoders import build_encoder
 from cass_bench.errors import UserError
-from cass_bench.method import PretrainMethod, cosine_annealing
+from cass_bench.method import PretrainMethod
+from cass_bench.registry import MethodSpec, PretrainSetup
+from cass_bench.training import Optimization
 
 IMAGENET_CLASSES = 1000
+SCHEDULES = ("reference", "cosine")
+
+
+@dataclass(frozen=True)
+class CassConfig(MethodRecipe):
+    """CASS recipe as the reference code runs it.
+
+    Attributes:
+        lr, weight_decay: Adam settings, one parameter group per network.
+        output_dim: width of each network's classifier head (the outputs the loss compares): timm's own
+            ImageNet head with ``init: imagenet`` (1000 classes), a random linear layer of this width otherwise.
+        schedule: ``reference`` (``CosineAnnealingLR(T_max=t_max, eta_min=eta_min)`` stepped every batch, so the
+            learning rate cycles every ``2 * t_max`` steps) or ``cosine`` (one decay over the whole run).
+        t_max, eta_min: the reference schedule's half-period in steps and floor.
+        accumulate_gradients: never zero gradients, exactly as the reference loop (which never calls
+            ``zero_grad``); the default zeroes them every step.
+    """
+
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    output_dim: int = 1000
+    schedule: str = "reference"
+    t_max: int = 16
+    eta_min: float = 1e-6
+    accumulate_gradients: bool = False
+
+    def validate(self) -> None:
+        if self.schedule not in SCHEDULES:
+            raise UserError(f"unknown cass.schedule '{self.schedule}'; choose reference or cosine")
+        if self.t_max < 1:
+            raise UserError("cass.t_max must be >= 1")
+
+    def check(self, cfg: BenchConfig) -> None:
+        self.check_init(cfg.init)
+
+    def check_init(self, init: str) -> None:
+        """Raises UserError when ``init: imagenet`` meets a head width other than ImageNet's 1000 classes."""
+        if init == "imagenet" and self.output_dim != IMAGENET_CLASSES:
+            raise UserError(
+                f"cass.output_dim is {self.output_dim}, but with init: imagenet the CASS heads are the backbones' "
+                f"ImageNet classifiers ({IMAGENET_CLASSES} outputs); set cass.output_dim: {IMAGENET_CLASSES} "
+                "or use init: random"
+            )
 
 
 def cass_loss(cnn_out: Tensor, vit_out: Tensor) -> Tensor:
@@ -119,12 +165,7 @@ class CASS(PretrainMethod):
         self, cfg: CassConfig, backbones: BackboneConfig, image_size: int, seed: int, init: str = "random"
     ) -> None:
         super().__init__()
-        if init == "imagenet" and cfg.output_dim != IMAGENET_CLASSES:
-            raise UserError(
-                f"cass.output_dim is {cfg.output_dim}, but with init: imagenet the CASS heads are the backbones' "
-                f"ImageNet classifiers ({IMAGENET_CLASSES} outputs); set cass.output_dim: {IMAGENET_CLASSES} "
-                "or use init: random"
-            )
+        cfg.check_init(init)
         self.cfg = cfg
         self.cnn = build_encoder("cnn", backbones, image_size, seed, init=init, num_classes=cfg.output_dim)
         self.vit = build_encoder("vit", backbones, image_size, seed, init=init, num_classes=cfg.output_dim)
@@ -146,7 +187,8 @@ class CASS(PretrainMethod):
         if not self.cfg.accumulate_gradients:
             optimizer.zero_grad()
 
-    def configure_optimizers(self) -> dict[str, object]:
+    def build_optimizer(self, total_steps: int) -> Optimization:
+        """Adam with one parameter group per network; ``cfg.schedule`` (``reference`` ignores ``total_steps``)."""
         groups = [
             {"params": [*self.cnn.parameters(), *self.cnn_head.parameters()]},
             {"params": [*self.vit.parameters(), *self.vit_head.parameters()]},
@@ -156,6 +198,14 @@ class CASS(PretrainMethod):
             scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
                 optimizer, T_max=self.cfg.t_max, eta_min=self.cfg.eta_min
             )
-            return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
-        scheduler = cosine_annealing(optimizer, self.trainer.estimated_stepping_batches)
-        return {"optimizer": optimizer, "lr_scheduler": scheduler}
+            return Optimization(optimizer, scheduler)
+        return Optimization.cosine(optimizer, total_steps)
+
+
+def _build(setup: PretrainSetup) -> CASS:
+    cfg = setup.cfg
+    return CASS(cfg.recipe(CassConfig), cfg.backbones, cfg.image_size, setup.seed, cfg.init)
+
+
+METHOD = MethodSpec("cass", "CASS: CNN + ViT trained together with a cosine loss between their outputs", joint=True,
+                    build=_build, color="tab:red", recipe=CassConfig)

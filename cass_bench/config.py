@@ -2,6 +2,8 @@
 
 Every section is a frozen dataclass; `load_config` reads a YAML file, applies overrides given as dotted
 keys (``{"finetune.epochs": 3}``) and validates the result. Unknown keys are errors, not silently ignored.
+The shared sections are defined here; each method's recipe section (a :class:`MethodRecipe`) is defined in the
+method's own module and found through the registry, so the YAML key of a recipe is its method's name.
 """
 
 from __future__ import annotations
@@ -11,10 +13,11 @@ import hashlib
 import json
 from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
-from typing import Any, get_type_hints
+from typing import Any, TypeVar, get_type_hints
 
 import yaml
 
+from cass_bench import registry
 from cass_bench.errors import UserError
 
 ARCHS = ("cnn", "vit")
@@ -51,91 +54,26 @@ class BackboneConfig:
         return image_size < 64 if choice == "auto" else choice == "true"
 
 
-@dataclass(frozen=True)
-class CassConfig:
-    """CASS recipe as the reference code runs it.
+class MethodRecipe:
+    """Base of every method's recipe: a frozen dataclass in the method's own module, registered with the method.
 
-    Attributes:
-        lr, weight_decay: Adam settings, one parameter group per network.
-        output_dim: width of each network's classifier head (the outputs the loss compares): timm's own
-            ImageNet head with ``init: imagenet`` (1000 classes), a random linear layer of this width otherwise.
-        schedule: ``reference`` (``CosineAnnealingLR(T_max=t_max, eta_min=eta_min)`` stepped every batch, so the
-            learning rate cycles every ``2 * t_max`` steps) or ``cosine`` (one decay over the whole run).
-        t_max, eta_min: the reference schedule's half-period in steps and floor.
-        accumulate_gradients: never zero gradients, exactly as the reference loop (which never calls
-            ``zero_grad``); the default zeroes them every step.
+    Its fields are the method's config section (and part of its records' identity); subclasses add the checks no
+    type can express.
     """
 
-    lr: float = 1e-3
-    weight_decay: float = 0.0
-    output_dim: int = 1000
-    schedule: str = "reference"
-    t_max: int = 16
-    eta_min: float = 1e-6
-    accumulate_gradients: bool = False
+    def validate(self) -> None:
+        """Raises UserError, naming the key and the fix, when a value of the recipe is impossible."""
+
+    def check(self, cfg: BenchConfig) -> None:
+        """Raises UserError when the recipe cannot run with ``cfg``'s shared settings (checked for chosen methods)."""
 
 
-@dataclass(frozen=True)
-class DinoConfig:
-    """DINO recipe, lightly's small-GPU settings scaled to small images.
-
-    Attributes:
-        hidden_dim, bottleneck_dim, output_dim, batch_norm: DINOProjectionHead shape. Batch norm in the head is
-            lightly's small-image (CIFAR-10) setting; without it the head collapses at batch 16 on 32 px images.
-        freeze_last_layer: epochs during which the head's last layer gets no gradient.
-        lr, weight_decay, optimizer: student optimiser (cosine-annealed).
-        momentum_start, momentum_end: teacher EMA momentum, cosine per step.
-        warmup_teacher_temp, teacher_temp, warmup_teacher_temp_epochs, student_temp: DINOLoss temperatures.
-        n_local_views: number of local crops (at ``local_crop_fraction`` of the image size).
-        global_crop_scale, local_crop_scale: RandomResizedCrop scales.
-        gaussian_blur: blur probabilities (global 1, global 2, local) as in DINOTransform.
-        solarization_prob: solarisation probability of the second global view.
-        gradient_clip_val: gradient-norm clipping.
-    """
-
-    hidden_dim: int = 512
-    bottleneck_dim: int = 64
-    output_dim: int = 2048
-    batch_norm: bool = True
-    freeze_last_layer: int = 1
-    lr: float = 1e-3
-    weight_decay: float = 0.0
-    optimizer: str = "adam"
-    momentum_start: float = 0.996
-    momentum_end: float = 1.0
-    warmup_teacher_temp: float = 0.04
-    teacher_temp: float = 0.04
-    warmup_teacher_temp_epochs: int = 5
-    student_temp: float = 0.1
-    n_local_views: int = 6
-    local_crop_fraction: float = 0.5
-    global_crop_scale: tuple[float, float] = (0.4, 1.0)
-    local_crop_scale: tuple[float, float] = (0.05, 0.4)
-    gaussian_blur: tuple[float, float, float] = (0.5, 0.1, 0.25)
-    solarization_prob: float = 0.2
-    gradient_clip_val: float = 3.0
+R = TypeVar("R", bound=MethodRecipe)
 
 
-@dataclass(frozen=True)
-class ByolConfig:
-    """BYOL recipe, lightly's CIFAR-10 benchmark settings.
-
-    Attributes:
-        hidden_dim, output_dim: projection/prediction head widths (Linear-BN-ReLU-Linear).
-        lr: base SGD learning rate, scaled by batch_size / 128.
-        momentum, weight_decay: SGD settings.
-        momentum_start, momentum_end: target-network EMA momentum, cosine per step.
-        gaussian_blur: blur probability of the two views (view 1, view 2).
-    """
-
-    hidden_dim: int = 1024
-    output_dim: int = 256
-    lr: float = 0.06
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    momentum_start: float = 0.99
-    momentum_end: float = 1.0
-    gaussian_blur: tuple[float, float] = (0.5, 0.1)
+def default_recipes() -> dict[str, MethodRecipe]:
+    """Every registered method's recipe at its defaults, keyed by method name."""
+    return {name: kind() for name, kind in registry.recipe_classes().items()}
 
 
 @dataclass(frozen=True)
@@ -220,9 +158,12 @@ class BenchConfig:
             ``imagenet`` (timm's weights: the hub, or ``backbones.weights_dir`` offline) or the path of an encoder
             checkpoint the harness wrote (``checkpoints/<key>.pt``) or a folder of ``cnn.safetensors`` /
             ``vit.safetensors``.
+        backbones, finetune, eval: the shared sections.
+        recipes: each registered method's recipe, keyed by method name (in YAML, a top-level section named after
+            the method, e.g. ``dino: {n_local_views: 2}``).
     """
 
-    methods: tuple[str, ...] = ("cass",)
+    methods: tuple[str, ...] = (registry.PROPOSED,)
     datasets: tuple[str, ...] = ("embedded",)
     archs: tuple[str, ...] = ARCHS
     label_fractions: tuple[float, ...] = (0.01, 0.1, 1.0)
@@ -242,11 +183,30 @@ class BenchConfig:
     out: str = "runs/latest"
     init: str = "random"
     backbones: BackboneConfig = field(default_factory=BackboneConfig)
-    cass: CassConfig = field(default_factory=CassConfig)
-    dino: DinoConfig = field(default_factory=DinoConfig)
-    byol: ByolConfig = field(default_factory=ByolConfig)
     finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    recipes: dict[str, MethodRecipe] = field(default_factory=default_recipes)
+
+    def recipe(self, kind: type[R]) -> R:
+        """The recipe of type ``kind`` (each method reads its own section this way)."""
+        for recipe in self.recipes.values():
+            if type(recipe) is kind:
+                return recipe
+        raise KeyError(f"no {kind.__name__} in this config; is its method registered?")
+
+    def with_recipe(self, recipe: MethodRecipe) -> BenchConfig:
+        """A copy of this config with ``recipe`` in place of the recipe of the same type."""
+        names = [name for name, old in self.recipes.items() if type(old) is type(recipe)]
+        if not names:
+            raise KeyError(f"no {type(recipe).__name__} in this config; is its method registered?")
+        return dataclasses.replace(self, recipes={**self.recipes, names[0]: recipe})
+
+    def __getattr__(self, name: str) -> MethodRecipe:
+        """``cfg.<method name>``: that method's recipe, as its section is named in YAML and hashed in records."""
+        recipes = self.__dict__.get("recipes", {})
+        if name.startswith("_") or name not in recipes:
+            raise AttributeError(f"'BenchConfig' has no attribute or method recipe '{name}'")
+        return recipes[name]
 
 
 def _coerce(value: Any, hint: Any, key: str) -> Any:
@@ -286,16 +246,29 @@ def _coerce(value: Any, hint: Any, key: str) -> Any:
     return value
 
 
-def _build(cls: type, data: dict[str, Any], prefix: str = "") -> Any:
-    hints = get_type_hints(cls)
-    known = {f.name for f in fields(cls)}
+def _reject_unknown(data: dict[str, Any], known: set[str], prefix: str) -> None:
     unknown = sorted(set(data) - known)
     if unknown:
         raise UserError(
             f"unknown config key '{prefix}{unknown[0]}'; known keys here: {', '.join(sorted(known))}"
         )
+
+
+def _build(cls: type, data: dict[str, Any], prefix: str = "") -> Any:
+    hints = get_type_hints(cls)
+    _reject_unknown(data, {f.name for f in fields(cls)}, prefix)
     kwargs = {name: _coerce(value, hints[name], prefix + name) for name, value in data.items()}
     return cls(**kwargs)
+
+
+def _build_config(data: dict[str, Any]) -> BenchConfig:
+    """A BenchConfig from YAML-shaped data: shared keys, plus one section per registered method's recipe."""
+    kinds = registry.recipe_classes()
+    shared = {f.name for f in fields(BenchConfig)} - {"recipes"}
+    _reject_unknown(data, shared | set(kinds), "")
+    recipes = {name: _coerce(data.get(name, {}), kind, name) for name, kind in kinds.items()}
+    hints = get_type_hints(BenchConfig)
+    return BenchConfig(**{k: _coerce(v, hints[k], k) for k, v in data.items() if k in shared}, recipes=recipes)
 
 
 def _nest(overrides: dict[str, Any]) -> dict[str, Any]:
@@ -391,10 +364,8 @@ def validate(cfg: BenchConfig) -> None:
     if cfg.backbones.small_input_stem.lower() not in STEM_CHOICES:
         raise UserError(f"backbones.small_input_stem must be one of {', '.join(STEM_CHOICES)}, "
                         f"got '{cfg.backbones.small_input_stem}'")
-    if cfg.cass.schedule not in ("reference", "cosine"):
-        raise UserError(f"unknown cass.schedule '{cfg.cass.schedule}'; choose reference or cosine")
-    if cfg.cass.t_max < 1:
-        raise UserError("cass.t_max must be >= 1")
+    for recipe in cfg.recipes.values():
+        recipe.validate()
     if cfg.init not in INITS and not Path(cfg.init).expanduser().exists():
         raise UserError(f"init '{cfg.init}' is neither random, imagenet nor an existing checkpoint path; "
                         "pass --init random|imagenet|PATH")
@@ -411,8 +382,11 @@ def validate(cfg: BenchConfig) -> None:
 
 
 def to_dict(obj: Any) -> dict[str, Any]:
-    """A plain JSON-ready dict of a config (tuples become lists)."""
-    return json.loads(json.dumps(dataclasses.asdict(obj)))
+    """A plain JSON-ready dict of a config or section (tuples become lists; recipes become top-level sections)."""
+    data = json.loads(json.dumps(dataclasses.asdict(obj)))
+    if isinstance(obj, BenchConfig):
+        data.update(data.pop("recipes"))
+    return data
 
 
 def stable_hash(payload: Any, length: int = 12) -> str:
@@ -423,6 +397,6 @@ def stable_hash(payload: Any, length: int = 12) -> str:
 
 def config_from_dict(data: dict[str, Any]) -> BenchConfig:
     """Rebuilds a validated config from ``to_dict`` output."""
-    cfg = _build(BenchConfig, data)
+    cfg = _build_config(data)
     validate(cfg)
     return cfg

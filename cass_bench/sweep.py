@@ -20,7 +20,7 @@ from cass_bench.data.sources import check_dataset, load_dataset
 from cass_bench.encoders import check_backbones
 from cass_bench.errors import UserError
 from cass_bench.protocol import Cell, expected_ids, failure_record, record_keys, run_cell
-from cass_bench.registry import get_method
+from cass_bench.registry import get_method, plugin_modules, register
 from cass_bench.results import RecordStore
 
 
@@ -65,11 +65,10 @@ def preflight(cfg: BenchConfig) -> None:
     """Checks every name, file and size before anything is written; raises UserError on the first problem."""
     for method in cfg.methods:
         get_method(method)
+        if method in cfg.recipes:
+            cfg.recipes[method].check(cfg)
     joint = any(get_method(m).joint for m in cfg.methods)
     check_backbones(cfg.backbones, ARCHS if joint else cfg.archs, cfg.init)
-    if cfg.init == "imagenet" and "cass" in cfg.methods and cfg.cass.output_dim != 1000:
-        raise UserError(f"cass.output_dim is {cfg.cass.output_dim}, but with init imagenet CASS compares the "
-                        "ImageNet classifier heads (1000 outputs); set cass.output_dim=1000 or use init random")
     for name in cfg.datasets:
         bundle = load_dataset(name, cfg.image_size, cfg.data_dir, cfg.split_seed)
         check_dataset(bundle)
@@ -82,7 +81,7 @@ def preflight(cfg: BenchConfig) -> None:
 
 
 def _spec_file(folder: Path, cell: Cell, cfg: BenchConfig) -> Path:
-    payload = {"config": to_dict(cfg), "cell": dataclasses.asdict(cell)}
+    payload = {"config": to_dict(cfg), "cell": dataclasses.asdict(cell), "method_modules": plugin_modules()}
     path = folder / f"{stable_hash(payload)}.json"
     path.write_text(json.dumps(payload, indent=1))
     return path
@@ -91,6 +90,8 @@ def _spec_file(folder: Path, cell: Cell, cfg: BenchConfig) -> Path:
 def run_cell_file(path: str | Path) -> None:
     """Entry point of a cell's process: runs the cell described by a spec file written by the sweep."""
     payload = json.loads(Path(path).read_text())
+    for module in payload.get("method_modules", []):
+        register(module)
     cfg = config_from_dict(payload["config"])
     c = payload["cell"]
     cell = Cell(c["dataset"], c["method"], tuple(c["archs"]), c["batch_size"], c["pretrain_epochs"], c["seed"])

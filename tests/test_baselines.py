@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from types import SimpleNamespace
 from typing import Callable
 
 import pytest
@@ -13,13 +12,14 @@ import torch
 from PIL import Image
 from torch import Tensor
 
-from baselines.byol import BYOL
-from baselines.dino import DINO, local_crop_size
-from cass_bench.cass import CASS
-from cass_bench.config import BackboneConfig, ByolConfig, CassConfig, DinoConfig
+from baselines.byol import BYOL, ByolConfig
+from baselines.dino import DINO, DinoConfig, local_crop_size, teacher_temperature
+from cass_bench.cass import CASS, CassConfig
+from cass_bench.config import BackboneConfig, BenchConfig
 from cass_bench.data.embedded import embedded
 from cass_bench.data.loaders import make_loader
 from cass_bench.method import PretrainMethod
+from cass_bench.training import Progress, pretrain_trainer
 
 BACKBONES = BackboneConfig(cnn="test_resnet", vit="test_vit", vit_patch_size=8)
 SIZE = 16
@@ -84,24 +84,21 @@ def test_dino_teacher_moves_only_by_ema_of_the_student() -> None:
     assert moved
 
 
-def test_dino_schedules_follow_the_trainer() -> None:
+def test_dino_schedules_take_the_step_and_epoch_explicitly() -> None:
     cfg = dataclasses.replace(DINO_CFG, momentum_start=0.9, momentum_end=1.0, warmup_teacher_temp=0.02,
                               teacher_temp=0.06, warmup_teacher_temp_epochs=10)
     model = _dino(cfg=cfg)
     assert model.teacher_momentum() == 0.9
-    model.trainer = SimpleNamespace(global_step=0, estimated_stepping_batches=11, max_epochs=4, current_epoch=0)
-    assert model.teacher_momentum() == pytest.approx(0.9)
-    model.trainer.global_step = 5
-    assert model.teacher_momentum() == pytest.approx(0.95)
-    model.trainer.global_step = 10
-    assert model.teacher_momentum() == pytest.approx(1.0)
+    for step, expected in ((0, 0.9), (5, 0.95), (10, 1.0)):
+        model.progress = Progress(step=step, total_steps=11)
+        assert model.teacher_momentum() == pytest.approx(expected)
     temps = []
     for epoch in range(4):
-        model.trainer.current_epoch = epoch
+        model.progress = Progress(epoch=epoch, total_epochs=4)
         temps.append(model.teacher_temperature())
     assert temps == pytest.approx([0.02, 0.04, 0.06, 0.06])
-    model.trainer.max_epochs, model.trainer.current_epoch = 100, 4
-    assert model.teacher_temperature() == pytest.approx(0.02 + 0.04 * 4 / 9)
+    assert teacher_temperature(cfg, 4, 100) == pytest.approx(0.02 + 0.04 * 4 / 9)
+    assert teacher_temperature(cfg, 4, None) == pytest.approx(0.02 + 0.04 * 4 / 9)
 
 
 def test_dino_centre_changes_after_a_step() -> None:
@@ -182,23 +179,53 @@ def test_embedding_spread_falls_to_zero_on_a_collapsed_model(method: str) -> Non
     assert spreads["collapsed"] < 1e-3, spreads
 
 
+class _GradNorms(pl.Callback):
+    """The norm of every step's gradients as the optimiser's parameters hold them before clipping."""
+
+    def __init__(self) -> None:
+        self.norms: list[float] = []
+
+    def on_before_optimizer_step(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
+                                 optimizer: torch.optim.Optimizer) -> None:
+        grads = [p.grad for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
+        self.norms.append(float(torch.linalg.vector_norm(torch.stack([g.norm() for g in grads]))))
+
+
+def _fit(model: PretrainMethod, size: int, batches: int, callbacks: list[pl.Callback] = ()) -> pl.Trainer:
+    """One epoch of ``batches`` steps through the harness's pretraining Trainer."""
+    images = embedded(image_size=size, split_seed=0).train.subset(range(batches * BATCH))
+    loader = make_loader(images, model.transform, BATCH, True, 0, drop_last=True)
+    trainer = pretrain_trainer(model, BenchConfig(accelerator="cpu"), 1, list(callbacks))
+    trainer.fit(model, loader)
+    return trainer
+
+
+def test_gradient_clipping_bounds_the_gradient_norm_of_a_step() -> None:
+    """With SGD (no momentum history yet, no weight decay) the first step moves the weights by lr x the clipped
+    gradient, so the step's length shows the gradient norm the optimiser used."""
+    clip, lr = 1e-3, 1.0
+    cfg = dataclasses.replace(DINO_CFG, optimizer="sgd", lr=lr, weight_decay=0.0, gradient_clip_val=clip,
+                              freeze_last_layer=0)
+    model = _dino(cfg=cfg)
+    before = _params(model.student)
+    norms = _GradNorms()
+    _fit(model, SIZE, 1, [norms])
+    moved = torch.cat([(before[n] - p.detach()).flatten() for n, p in model.student.named_parameters()
+                       if p.requires_grad])
+    assert norms.norms[0] > 10 * clip
+    assert float(moved.norm()) / lr == pytest.approx(clip, rel=1e-3)
+
+
 @pytest.mark.parametrize("method,arch", [("dino", "cnn"), ("dino", "vit"), ("byol", "cnn"), ("byol", "vit")])
 def test_fits_through_lightning(method: str, arch: str) -> None:
     size = 32
     model = _dino(arch, size=size) if method == "dino" else _byol(arch, size=size)
-    images = embedded(image_size=size, split_seed=0).train.subset(range(32))
-    loader = make_loader(images, model.transform, BATCH, True, 0, drop_last=True)
-    trainer = pl.Trainer(max_epochs=1, limit_train_batches=2, logger=False, enable_checkpointing=False,
-                         accelerator="cpu", enable_progress_bar=False, enable_model_summary=False,
-                         gradient_clip_val=model.gradient_clip_val, sync_batchnorm=model.sync_batchnorm)
-    trainer.fit(model, loader)
+    trainer = _fit(model, size, 2)
     assert trainer.global_step == 2
+    assert model.progress == Progress(step=1, total_steps=2, epoch=0, total_epochs=1)
     assert len(model.embedding_std_history) == 1 and model.embedding_std_history[0] > 0
     if method == "byol":
         assert trainer.optimizers[0].param_groups[0]["initial_lr"] == pytest.approx(BYOL_CFG.lr * BATCH / 128)
-    else:
-        assert DINO_CFG.gradient_clip_val is not None
-        assert model.gradient_clip_val == DINO_CFG.gradient_clip_val
     encoders = model.encoders()
     assert list(encoders) == [arch]
     encoder = encoders[arch].eval()

@@ -17,8 +17,8 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 from torchvision import transforms as T
 
-from cass_bench.cass import CASS, cass_loss
-from cass_bench.config import BackboneConfig, CassConfig
+from cass_bench.cass import CASS, CassConfig, cass_loss
+from cass_bench.config import BackboneConfig
 from cass_bench.data.loaders import IMAGENET_NORMALIZE
 from cass_bench.encoders import build_encoder
 from cass_bench.errors import UserError
@@ -148,15 +148,15 @@ def test_accumulated_gradients_sum_over_steps_and_adam_uses_the_sum() -> None:
 
 def test_reference_schedule_cycles_every_batch() -> None:
     model = _cass()
-    config = model.configure_optimizers()
-    optimizer, scheduler = config["optimizer"], config["lr_scheduler"]
-    assert scheduler["interval"] == "step"
-    assert isinstance(scheduler["scheduler"], torch.optim.lr_scheduler.CosineAnnealingLR)
+    optimization = model.build_optimizer(total_steps=1000)
+    optimizer, scheduler = optimization.optimizer, optimization.scheduler
+    assert optimization.lightning()["lr_scheduler"]["interval"] == "step"
+    assert isinstance(scheduler, torch.optim.lr_scheduler.CosineAnnealingLR)
     assert len(optimizer.param_groups) == 2
     lrs = []
     for _ in range(32):
         optimizer.step()
-        scheduler["scheduler"].step()
+        scheduler.step()
         lrs.append([group["lr"] for group in optimizer.param_groups])
     cfg = model.cfg
     assert (cfg.schedule, cfg.t_max, cfg.eta_min, cfg.lr) == ("reference", 16, 1e-6, 1e-3)

@@ -161,8 +161,8 @@ def test_failure_status(exc: BaseException, status: str) -> None:
 
 
 def test_non_finite_pretraining_loss_raises_diverged() -> None:
-    from cass_bench.cass import CASS
-    from cass_bench.config import BackboneConfig, CassConfig
+    from cass_bench.cass import CASS, CassConfig
+    from cass_bench.config import BackboneConfig
 
     model = CASS(CassConfig(output_dim=8), BackboneConfig(vit_patch_size=8), image_size=16, seed=0)
     with torch.no_grad():

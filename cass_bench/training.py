@@ -1,0 +1,81 @@
+"""The training contract shared by the Lightning path and the benchmarks.
+
+A trainable module builds its own optimiser and learning-rate schedule for a run of known length
+(``build_optimizer(total_steps)``) and reads the run's :class:`Progress` from an attribute set before every step, so
+its momentum and temperature schedules take the step explicitly. Lightning's Trainer (built here, in one place) and
+the benchmarks' manual steps drive the same modules through this contract.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import pytorch_lightning as pl
+import torch
+from torch.optim.lr_scheduler import CosineAnnealingLR, LRScheduler
+
+if TYPE_CHECKING:
+    from cass_bench.config import BenchConfig
+    from cass_bench.method import PretrainMethod
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Where a training run stands when a step starts.
+
+    Attributes:
+        step: optimiser steps already taken.
+        total_steps: optimiser steps of the whole run (None: unknown, schedules stay at their start).
+        epoch: the current epoch, from 0.
+        total_epochs: epochs of the whole run (None: unknown).
+    """
+
+    step: int = 0
+    total_steps: int | None = None
+    epoch: int = 0
+    total_epochs: int | None = None
+
+
+@dataclass(frozen=True)
+class Optimization:
+    """An optimiser and its learning-rate schedule, stepped once per optimiser step.
+
+    Attributes:
+        optimizer: the optimiser over the trainable parameters.
+        scheduler: the per-step learning-rate schedule.
+    """
+
+    optimizer: torch.optim.Optimizer
+    scheduler: LRScheduler
+
+    @classmethod
+    def cosine(cls, optimizer: torch.optim.Optimizer, total_steps: int) -> Optimization:
+        """``optimizer`` with one cosine decay of its learning rate over ``total_steps`` steps."""
+        return cls(optimizer, CosineAnnealingLR(optimizer, T_max=max(1, int(total_steps))))
+
+    def lightning(self) -> dict[str, Any]:
+        """The ``configure_optimizers`` answer Lightning expects (the schedule stepped every step)."""
+        return {"optimizer": self.optimizer, "lr_scheduler": {"scheduler": self.scheduler, "interval": "step"}}
+
+
+def cosine_annealing(optimizer: torch.optim.Optimizer, total_steps: int) -> dict[str, Any]:
+    """A per-step cosine learning-rate schedule in Lightning's scheduler format."""
+    return Optimization.cosine(optimizer, total_steps).lightning()["lr_scheduler"]
+
+
+def pretrain_trainer(module: PretrainMethod, cfg: BenchConfig, epochs: int, callbacks: list[pl.Callback]) -> pl.Trainer:
+    """The Lightning Trainer every pretraining run uses (placement, precision, the method's clipping and sync BN).
+
+    Args:
+        module: the pretraining module (its ``gradient_clip_val`` and ``sync_batchnorm`` are applied).
+        cfg: the benchmark config (accelerator, devices, nodes, strategy, precision).
+        epochs: pretraining epochs.
+        callbacks: the measuring callbacks, in the order they run.
+    """
+    return pl.Trainer(
+        max_epochs=epochs, accelerator=cfg.accelerator, devices=cfg.devices, num_nodes=cfg.num_nodes,
+        strategy=cfg.strategy, precision=cfg.precision, logger=False, enable_checkpointing=False,
+        callbacks=callbacks, gradient_clip_val=module.gradient_clip_val, enable_model_summary=False,
+        sync_batchnorm=module.sync_batchnorm and cfg.devices * cfg.num_nodes > 1,
+    )

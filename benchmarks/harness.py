@@ -1,20 +1,17 @@
 """The harness side of the benchmarks: registry-built modules, fixed view batches, one optimiser step, a Trainer.
 
-A benchmarked *step* is what Lightning does in one ``training_step`` of the harness, without Lightning: the module's
+A benchmarked *step* is what Lightning does in one ``training_step`` of the harness, through the same training
+contract (``cass_bench.training``) and without Lightning: the module's ``progress`` is set to the step, then its
 ``optimizer_zero_grad`` (it zeroes the gradients unless CASS's ``accumulate_gradients``), ``module.batch_loss(batch)``,
-backward, the module's ``on_after_backward`` hook, gradient clipping at ``module.gradient_clip_val`` (as the protocol's
-Trainer does), the optimiser step and the per-step scheduler step. The optimiser and scheduler are the module's own
-``configure_optimizers()``, called with a stand-in trainer that only tells the schedule length; the stand-in is
-detached afterwards, so momentum schedules use their start value.
+backward, the module's ``on_after_backward`` hook, gradient clipping at ``module.gradient_clip_val`` (as the
+pretraining Trainer does), the optimiser step and the per-step scheduler step. The optimiser and scheduler are the
+module's own ``build_optimizer(SCHEDULE_STEPS)``.
 """
 
 from __future__ import annotations
 
 import os
-import statistics
-import time
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any, Sequence
 
 import pytorch_lightning as pl
@@ -23,17 +20,19 @@ from PIL import Image
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
-from cass_bench.config import BenchConfig, load_config
+from benchmarks.timing import StepIntervals
+from cass_bench.config import ARCHS, BenchConfig, load_config
 from cass_bench.data.bundle import ImageSet
 from cass_bench.data.embedded import embedded
 from cass_bench.measure import EpochClock, PeakMemory, StepFlops, synchronize
 from cass_bench.method import PretrainMethod, ViewTransform
-from cass_bench.protocol import pretrain_trainer
-from cass_bench.registry import PretrainSetup, get_method
+from cass_bench.registry import PretrainSetup, get_method, run_keys, split_run_key
+from cass_bench.training import Optimization, Progress, pretrain_trainer
 
 ROOT = Path(__file__).resolve().parent.parent
 SMOKE_CONFIG = ROOT / "configs" / "smoke.yaml"
-METHOD_KEYS = ("cass", "dino-cnn", "dino-vit", "byol-cnn", "byol-vit")
+METHOD_KEYS = tuple(run_keys(ARCHS))
+"""Every pretraining run of every registered method (a joint method: one key; the others: one per arch)."""
 SCHEDULE_STEPS = 1000
 
 ROUNDS = int(os.environ.get("CASS_BENCH_ROUNDS", "5"))
@@ -56,16 +55,15 @@ def device() -> torch.device:
 
 
 def split_key(key: str) -> tuple[str, tuple[str, ...]]:
-    """``dino-vit`` -> (``dino``, (``vit``,)); ``cass`` -> (``cass``, (``cnn``, ``vit``))."""
-    method, _, arch = key.partition("-")
-    return method, ((arch,) if arch else ("cnn", "vit"))
+    """A run key's method and the encoders it trains (see ``cass_bench.registry.split_run_key``)."""
+    return split_run_key(key, ARCHS)
 
 
 def build_method(key: str, cfg: BenchConfig, batch_size: int, seed: int = 0) -> PretrainMethod:
     """Builds a pretraining module through the registry, as the protocol does.
 
     Args:
-        key: ``cass`` or ``<method>-<arch>`` (see ``METHOD_KEYS``).
+        key: a run key (see ``METHOD_KEYS``).
         cfg: benchmark config.
         batch_size: per-device batch size.
         seed: seed of the run.
@@ -109,27 +107,36 @@ class HarnessStep:
     """One training step of a module with ``batch_loss``, using the module's own optimiser and schedule.
 
     Args:
-        module: a PretrainMethod or FinetuneModule.
+        module: a PretrainMethod (its ``build_optimizer`` and ``progress`` are used) or another module with
+            ``batch_loss``, given its ``optimization``.
         batch: the fixed batch every step trains on (already on the module's device).
+        optimization: the optimiser and schedule; None asks a PretrainMethod for ``build_optimizer(SCHEDULE_STEPS)``.
+        total_epochs: epochs of the run the schedules assume (None: unknown).
+
+    Attributes:
+        epoch: the epoch the next step belongs to (epoch-based schedules read it).
     """
 
-    def __init__(self, module: pl.LightningModule, batch: Any) -> None:
+    def __init__(self, module: pl.LightningModule, batch: Any, optimization: Optimization | None = None,
+                 total_epochs: int | None = None) -> None:
         self.module, self.batch = module, batch
-        module.trainer = SimpleNamespace(estimated_stepping_batches=SCHEDULE_STEPS, max_epochs=None,
-                                         global_step=0, current_epoch=0)
-        config = module.configure_optimizers()
-        module.trainer = None
-        self.optimizer: torch.optim.Optimizer = config["optimizer"]
-        self.scheduler = config["lr_scheduler"]["scheduler"]
+        if optimization is None:
+            assert isinstance(module, PretrainMethod), "a module without build_optimizer needs its optimization"
+            optimization = module.build_optimizer(SCHEDULE_STEPS)
+        self.optimizer = optimization.optimizer
+        self.scheduler = optimization.scheduler
         self.clip = getattr(module, "gradient_clip_val", None)
         self.params = [p for group in self.optimizer.param_groups for p in group["params"]]
-        self.device = next(module.parameters()).device
+        self.total_epochs = total_epochs
+        self.epoch = 0
         self.steps = 0
         module.train()
 
     def __call__(self) -> Tensor:
         """Takes one step; returns the (detached) loss it optimised."""
-        self.module.optimizer_zero_grad(0, self.steps, self.optimizer)
+        if isinstance(self.module, PretrainMethod):
+            self.module.progress = Progress(self.steps, SCHEDULE_STEPS, self.epoch, self.total_epochs)
+        self.module.optimizer_zero_grad(self.epoch, self.steps, self.optimizer)
         loss = self.module.batch_loss(self.batch)
         loss.backward()
         self.module.on_after_backward()
@@ -138,8 +145,7 @@ class HarnessStep:
         self.optimizer.step()
         self.scheduler.step()
         self.steps += 1
-        if self.device.type == "cuda":
-            synchronize()
+        synchronize()
         return loss.detach()
 
 
@@ -169,41 +175,9 @@ class _Batches(Dataset):
         return self.batches[index]
 
 
-class StepIntervals(pl.Callback):
-    """Seconds between consecutive ``on_train_batch_end`` calls within an epoch: whole loop iterations.
-
-    Each epoch's first step (which starts at the epoch boundary) is left out. Medians of these intervals are
-    less sensitive than epoch times to bursts of load from other processes.
-
-    Attributes:
-        epochs: intervals per epoch.
-    """
-
-    def __init__(self) -> None:
-        self.epochs: list[list[float]] = []
-        self._last: float | None = None
-
-    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self.epochs.append([])
-        self._last = None
-
-    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any,
-                           batch_idx: int) -> None:
-        synchronize()
-        now = time.perf_counter()
-        if self._last is not None:
-            self.epochs[-1].append(now - self._last)
-        self._last = now
-
-    def median_s(self) -> float:
-        """Median interval after the first epoch (all epochs if there is only one)."""
-        steady = [t for e in self.epochs[1:] for t in e] or [t for e in self.epochs for t in e]
-        return statistics.median(steady)
-
-
 def trainer_step_time(module: PretrainMethod, cfg: BenchConfig, batches: Sequence[Any], epochs: int,
                       after_epoch: Sequence[pl.Callback] = ()) -> dict[str, Any]:
-    """Trains ``module`` through the harness's pretraining Trainer (``protocol.pretrain_trainer``), timed by EpochClock.
+    """Trains ``module`` through the harness's pretraining Trainer (``training.pretrain_trainer``), timed by EpochClock.
 
     The loader hands out the fixed, already-augmented ``batches`` (no transform work), so the time is that of the
     training loop alone; the data-loader benchmarks measure the transforms.
@@ -225,7 +199,7 @@ def trainer_step_time(module: PretrainMethod, cfg: BenchConfig, batches: Sequenc
     summary = clock.summary()
     return {
         "step_s": summary["epoch_time_s"] / len(batches),
-        "median_step_s": intervals.median_s(),
+        "median_step_s": intervals.times.median_step_s,
         "first_epoch_time_s": summary["first_epoch_time_s"],
         "epoch_times_s": clock.epoch_times,
         "flops_per_step": flops.flops_per_step,

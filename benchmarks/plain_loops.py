@@ -1,30 +1,30 @@
-"""Plain-PyTorch reference training steps of CASS, DINO and BYOL, written without the harness's method classes.
+"""Plain-PyTorch reference training steps of every registered method, written without the harness's method classes.
 
 The harness exists to compare the cost of CASS with DINO and BYOL, so its Lightning machinery must not distort
 that comparison. These loops are the yardstick: each method's step written the way one would write it by hand
 (timm models from ``timm.create_model``, lightly's heads, losses and momentum utilities, a ``torch.optim``
 optimiser, ``zero_grad`` every step unless CASS's ``accumulate_gradients`` says otherwise). Only dimensions,
-the small-image-stem choice and optimiser/schedule settings are read from the harness config, so both sides train
-the same networks with the same recipe.
+the small-image-stem choice and optimiser/schedule settings are read from the harness config (each loop reads its
+method's recipe, found by the recipe's class), so both sides train the same networks with the same recipe. Step
+timing and its statistics come from ``benchmarks.timing``, shared with the harness.
 
 Networks as the harness shapes them, built here by hand: a ResNet-like CNN gets the small-image stem (3x3
 stride-1 ``conv1``, no max-pool) when ``backbones.uses_small_stem(image_size)``; CASS puts a linear classifier of
-``cass.output_dim`` outputs on each pooled encoder output. Weights always start from a seeded random
+the CASS recipe's ``output_dim`` outputs on each pooled encoder output. Weights always start from a seeded random
 initialisation (not necessarily the harness's values, nor ``init: imagenet``): time and FLOPs do not depend on
 them, and the parity test loads the harness's weights into these loops before comparing steps.
 
 A step is: zero the gradients, compute the loss of one batch of views, back-propagate, apply the method's
 post-backward rule (DINO: last-layer freeze and gradient clipping), step the optimiser and its schedule (CASS:
-``cass.schedule``, ``reference`` = ``CosineAnnealingLR(T_max=cass.t_max, eta_min=cass.eta_min)`` stepped every
-batch, ``cosine`` = one decay over ``total_steps``; DINO/BYOL: one cosine decay over ``total_steps``).
+its ``schedule``, ``reference`` = ``CosineAnnealingLR(T_max=t_max, eta_min=eta_min)`` stepped every
+batch, ``cosine`` = one decay over ``total_steps``; DINO/BYOL: one cosine decay over ``total_steps``). The EMA
+momentum of DINO and BYOL follows a cosine from its start to its end value over ``total_steps``; DINO's teacher
+temperature warms up linearly over ``warmup_teacher_temp_epochs``, cut to end before a run of ``total_epochs`` does.
 """
 
 from __future__ import annotations
 
-import statistics
-import time
 from collections import OrderedDict
-from dataclasses import dataclass, field
 from typing import Sequence
 
 import timm
@@ -33,12 +33,17 @@ import torch.nn.functional as F
 from lightly.loss import DINOLoss, NegativeCosineSimilarity
 from lightly.models.modules import BYOLPredictionHead, BYOLProjectionHead, DINOProjectionHead
 from lightly.models.utils import update_momentum
+from lightly.utils.scheduler import cosine_schedule
 from torch import Tensor, nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from cass_bench.config import BackboneConfig, BenchConfig
+from baselines.byol import ByolConfig
+from baselines.dino import DinoConfig
+from benchmarks.timing import timed
+from cass_bench.cass import CassConfig
+from cass_bench.config import ARCHS, BackboneConfig, BenchConfig
+from cass_bench.registry import get_method, split_run_key
 
-PLAIN_METHODS = ("cass", "dino-cnn", "dino-vit", "byol-cnn", "byol-vit")
 DEFAULT_TOTAL_STEPS = 1000
 
 
@@ -90,11 +95,22 @@ class PlainMethod(nn.Module):
     """One method's networks, optimiser and training step.
 
     Subclasses build ``self.optimizer`` over their trainable parameters and implement :meth:`loss`.
+
+    Attributes:
+        steps_taken: optimiser steps taken so far (step-based schedules read it).
+        epoch: the epoch the next step belongs to (epoch-based rules read it).
+        total_steps, total_epochs: the run's length the schedules assume (epochs: None when unknown).
     """
 
     optimizer: torch.optim.Optimizer
     clip_norm: float | None = None
     zero_grads: bool = True
+
+    def __init__(self, total_steps: int = DEFAULT_TOTAL_STEPS, total_epochs: int | None = None) -> None:
+        super().__init__()
+        self.total_steps, self.total_epochs = total_steps, total_epochs
+        self.steps_taken = 0
+        self.epoch = 0
 
     def _schedule(self, total_steps: int) -> None:
         self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, T_max=max(1, total_steps))
@@ -118,19 +134,24 @@ class PlainMethod(nn.Module):
             torch.nn.utils.clip_grad_norm_(params, self.clip_norm)
         self.optimizer.step()
         self.scheduler.step()
+        self.steps_taken += 1
         return loss.detach()
+
+    def momentum(self, start: float, end: float) -> float:
+        """EMA momentum of this step: cosine from ``start`` to ``end`` over ``total_steps``."""
+        return cosine_schedule(self.steps_taken, self.total_steps, start, end)
 
 
 class PlainCass(PlainMethod):
     """CASS: a CNN and a ViT, each with a linear classifier; loss ``2 - 2 cos`` between their outputs; Adam per network.
 
-    The learning rate follows ``cass.schedule`` (``reference``: cycling ``CosineAnnealingLR(T_max=t_max,
-    eta_min=eta_min)``, ``cosine``: one decay over ``total_steps``); ``cass.accumulate_gradients`` skips zeroing.
+    The learning rate follows the recipe's ``schedule`` (``reference``: cycling ``CosineAnnealingLR(T_max=t_max,
+    eta_min=eta_min)``, ``cosine``: one decay over ``total_steps``); its ``accumulate_gradients`` skips zeroing.
     """
 
     def __init__(self, cfg: BenchConfig, seed: int = 0, total_steps: int = DEFAULT_TOTAL_STEPS) -> None:
-        super().__init__()
-        c = cfg.cass
+        super().__init__(total_steps)
+        c = cfg.recipe(CassConfig)
         self.cnn = timm_encoder("cnn", cfg.backbones, cfg.image_size, seed)
         self.vit = timm_encoder("vit", cfg.backbones, cfg.image_size, seed)
         self.cnn_head = nn.Linear(self.cnn.num_features, c.output_dim)
@@ -147,7 +168,7 @@ class PlainCass(PlainMethod):
         elif c.schedule == "cosine":
             self._schedule(total_steps)
         else:
-            raise ValueError(f"unknown cass.schedule '{c.schedule}'; choose reference or cosine")
+            raise ValueError(f"unknown schedule '{c.schedule}'; choose reference or cosine")
 
     def loss(self, views: Sequence[Tensor]) -> Tensor:
         x = views[0]
@@ -159,16 +180,14 @@ class PlainCass(PlainMethod):
 class PlainDino(PlainMethod):
     """DINO on one encoder: student on every crop, EMA teacher on the two global crops, lightly's DINOLoss."""
 
-    def __init__(self, cfg: BenchConfig, arch: str, seed: int = 0, total_steps: int = DEFAULT_TOTAL_STEPS) -> None:
-        super().__init__()
-        d = cfg.dino
+    def __init__(self, cfg: BenchConfig, arch: str, seed: int = 0, total_steps: int = DEFAULT_TOTAL_STEPS,
+                 total_epochs: int | None = None) -> None:
+        super().__init__(total_steps, total_epochs)
+        d = cfg.recipe(DinoConfig)
         self.cfg = d
         self.student = self._network(cfg, arch, seed)
         self.teacher = _frozen_copy_of(self.student, self._network(cfg, arch, seed))
-        self.criterion = DINOLoss(
-            d.output_dim, warmup_teacher_temp=d.warmup_teacher_temp, teacher_temp=d.teacher_temp,
-            warmup_teacher_temp_epochs=d.warmup_teacher_temp_epochs, student_temp=d.student_temp,
-        )
+        self.criterion = DINOLoss(d.output_dim, teacher_temp=d.teacher_temp, student_temp=d.student_temp)
         params = [p for p in self.student.parameters() if p.requires_grad]
         if d.optimizer == "sgd":
             self.optimizer = torch.optim.SGD(params, lr=d.lr, momentum=0.9, weight_decay=d.weight_decay)
@@ -178,24 +197,33 @@ class PlainDino(PlainMethod):
             self.optimizer = torch.optim.Adam(params, lr=d.lr, weight_decay=d.weight_decay)
         self.clip_norm = d.gradient_clip_val
         self._schedule(total_steps)
-        self.epoch = 0
 
     def _network(self, cfg: BenchConfig, arch: str, seed: int) -> nn.Sequential:
-        d = cfg.dino
+        d = cfg.recipe(DinoConfig)
         backbone = timm_encoder(arch, cfg.backbones, cfg.image_size, seed)
         head = DINOProjectionHead(backbone.num_features, d.hidden_dim, d.bottleneck_dim, d.output_dim,
                                   batch_norm=d.batch_norm, freeze_last_layer=d.freeze_last_layer)
         return _with_head(backbone, head)
 
+    def teacher_temp(self) -> float:
+        """The teacher temperature of this epoch: linear warm-up, ending by the run's last epoch at the latest."""
+        d = self.cfg
+        warmup = d.warmup_teacher_temp_epochs
+        if self.total_epochs is not None:
+            warmup = min(warmup, self.total_epochs - 1)
+        if self.epoch >= warmup:
+            return d.teacher_temp
+        return d.warmup_teacher_temp + (d.teacher_temp - d.warmup_teacher_temp) * self.epoch / max(1, warmup - 1)
+
     def loss(self, views: Sequence[Tensor]) -> Tensor:
-        update_momentum(self.student, self.teacher, m=self.cfg.momentum_start)
+        update_momentum(self.student, self.teacher, m=self.momentum(self.cfg.momentum_start, self.cfg.momentum_end))
         globals_, locals_ = list(views[:2]), list(views[2:])
         with torch.no_grad():
             teacher_out = list(self.teacher(torch.cat(globals_)).chunk(2))
         student_out = list(self.student(torch.cat(globals_)).chunk(2))
         if locals_:
             student_out += list(self.student(torch.cat(locals_)).chunk(len(locals_)))
-        return self.criterion(teacher_out, student_out, epoch=self.epoch)
+        return self.criterion(teacher_out, student_out, teacher_temp=self.teacher_temp())
 
     def after_backward(self) -> None:
         self.student.head.cancel_last_layer_gradients(current_epoch=self.epoch)
@@ -206,8 +234,8 @@ class PlainByol(PlainMethod):
 
     def __init__(self, cfg: BenchConfig, arch: str, seed: int = 0, batch_size: int = 16,
                  total_steps: int = DEFAULT_TOTAL_STEPS) -> None:
-        super().__init__()
-        b = cfg.byol
+        super().__init__(total_steps)
+        b = cfg.recipe(ByolConfig)
         self.cfg = b
         self.online = self._network(cfg, arch, seed)
         self.target = _frozen_copy_of(self.online, self._network(cfg, arch, seed))
@@ -225,7 +253,7 @@ class PlainByol(PlainMethod):
                                                        self.cfg.output_dim))
 
     def loss(self, views: Sequence[Tensor]) -> Tensor:
-        update_momentum(self.online, self.target, m=self.cfg.momentum_start)
+        update_momentum(self.online, self.target, m=self.momentum(self.cfg.momentum_start, self.cfg.momentum_end))
         x0, x1 = views
         p0, p1 = self.predictor(self.online(x0)), self.predictor(self.online(x1))
         with torch.no_grad():
@@ -233,58 +261,33 @@ class PlainByol(PlainMethod):
         return 0.5 * (self.criterion(p0, t1) + self.criterion(p1, t0))
 
 
-def build_plain(name: str, cfg: BenchConfig, seed: int = 0, batch_size: int = 16,
-                total_steps: int = DEFAULT_TOTAL_STEPS) -> PlainMethod:
-    """Builds a plain reference loop by name.
+def build_plain(key: str, cfg: BenchConfig, seed: int = 0, batch_size: int = 16,
+                total_steps: int = DEFAULT_TOTAL_STEPS, total_epochs: int | None = None) -> PlainMethod:
+    """Builds the plain reference loop of a run key.
 
     Args:
-        name: one of ``PLAIN_METHODS`` (``cass``, ``dino-cnn``, ``dino-vit``, ``byol-cnn``, ``byol-vit``).
+        key: a run key (see ``cass_bench.registry.run_keys``); the loop is the one
+            written for the method's recipe class.
         cfg: the harness config the dimensions and optimiser settings come from.
         seed: initialisation seed.
         batch_size: batch size (BYOL scales its learning rate by it).
-        total_steps: length of the cosine learning-rate schedule (not used by CASS's ``reference`` schedule).
+        total_steps: length of the cosine learning-rate and momentum schedules (not used by CASS's ``reference``
+            learning-rate schedule).
+        total_epochs: epochs of the run (DINO's temperature warm-up ends by the last one); None: unknown.
+
+    Raises:
+        ValueError: the method has no plain loop.
     """
-    if name == "cass":
+    method, archs = split_run_key(key, ARCHS)
+    recipe = get_method(method).recipe
+    if recipe is CassConfig:
         return PlainCass(cfg, seed, total_steps)
-    method, _, arch = name.partition("-")
-    if method == "dino" and arch in ("cnn", "vit"):
-        return PlainDino(cfg, arch, seed, total_steps)
-    if method == "byol" and arch in ("cnn", "vit"):
+    (arch,) = archs
+    if recipe is DinoConfig:
+        return PlainDino(cfg, arch, seed, total_steps, total_epochs)
+    if recipe is ByolConfig:
         return PlainByol(cfg, arch, seed, batch_size, total_steps)
-    raise ValueError(f"unknown plain loop '{name}'; choose from {', '.join(PLAIN_METHODS)}")
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-@dataclass
-class StepTimes:
-    """Wall time of every step of a timed run, grouped by epoch (the first epoch is warm-up).
-
-    Attributes:
-        epochs: seconds per step, one list per epoch.
-    """
-
-    epochs: list[list[float]] = field(default_factory=list)
-
-    @property
-    def steady(self) -> list[float]:
-        """Step times after the first epoch (all of them if there is only one epoch)."""
-        rest = [t for epoch in self.epochs[1:] for t in epoch]
-        return rest or [t for epoch in self.epochs for t in epoch]
-
-    @property
-    def median_step_s(self) -> float:
-        """Median seconds per step after the first epoch."""
-        return statistics.median(self.steady)
-
-    @property
-    def epoch_step_s(self) -> float:
-        """Median over the epochs after the first of (epoch time / steps): the statistic ``EpochClock`` gives."""
-        epochs = self.epochs[1:] or self.epochs
-        return statistics.median(sum(e) / len(e) for e in epochs)
+    raise ValueError(f"no plain loop for '{key}'; write one for its recipe {recipe}")
 
 
 def time_epoch(method: PlainMethod, batches: Sequence[Sequence[Tensor]], epoch: int = 0) -> list[float]:
@@ -297,18 +300,9 @@ def time_epoch(method: PlainMethod, batches: Sequence[Sequence[Tensor]], epoch: 
         batches: batches of views, each a list of ``(B, 3, H, W)`` tensors.
         epoch: the epoch number (DINO's teacher-temperature warm-up and last-layer freeze depend on it).
     """
-    device = next(method.parameters()).device
     method.train()
-    if isinstance(method, PlainDino):
-        method.epoch = epoch
-    times = []
-    for views in batches:
-        _sync(device)
-        start = time.perf_counter()
-        method.train_step(views)
-        _sync(device)
-        times.append(time.perf_counter() - start)
-    return times
+    method.epoch = epoch
+    return [timed(lambda views=views: method.train_step(views)) for views in batches]
 
 
 def count_flops(method: PlainMethod, views: Sequence[Tensor]) -> int:

@@ -4,7 +4,8 @@ Each benchmark runs in pedantic mode (``ROUNDS`` rounds after ``WARMUP_ROUNDS`` 
 each) and stores in ``extra_info`` the FLOPs of one step (``cass_bench.measure.count_step_flops``), the peak
 memory (CUDA max allocated when on a GPU, else the process's peak RSS) and the shapes it ran on. A step is the
 one ``benchmarks.harness.HarnessStep`` defines: forward, backward and optimiser step of the module's loss on
-one fixed batch made by the method's own transform.
+one fixed batch made by the method's own transform (the fine-tuning step: Adam at ``finetune.lr``, cosine-annealed,
+as ``FinetuneModule`` configures it).
 """
 
 from __future__ import annotations
@@ -16,10 +17,10 @@ import pytest
 import torch
 
 from benchmarks.harness import (
-    METHOD_KEYS, ROUNDS, WARMUP_ROUNDS, HarnessStep, device, fixed_batches, peak_memory,
+    METHOD_KEYS, ROUNDS, SCHEDULE_STEPS, WARMUP_ROUNDS, HarnessStep, device, fixed_batches, peak_memory,
     reset_peak_memory, split_key, to_device,
 )
-from cass_bench.config import BenchConfig
+from cass_bench.config import ARCHS, BenchConfig
 from cass_bench.data.bundle import ImageSet
 from cass_bench.data.loaders import finetune_train_transform, make_loader
 from cass_bench.encoders import build_encoder
@@ -27,8 +28,11 @@ from cass_bench.finetune import FinetuneModule
 from cass_bench.measure import count_step_flops
 from cass_bench.method import PretrainMethod
 from cass_bench.protocol import param_count
+from cass_bench.registry import pretraining_methods, run_key
+from cass_bench.training import Optimization
 
-LOADER_METHODS = {"cass": "cass", "dino": "dino-cnn", "byol": "byol-cnn"}
+LOADER_METHODS = {method: run_key(method, ARCHS[:1]) for method in pretraining_methods()}
+"""Each pretraining method's first run key, whose module's transform the loader benchmark uses."""
 
 
 def _run(benchmark: Any, fn: Callable[[], Any]) -> None:
@@ -88,7 +92,8 @@ def test_finetune_step(benchmark: Any, arch: str, cfg: BenchConfig, images: Imag
     y = torch.as_tensor(images.labels[:batch_size], dtype=torch.long)
     batch = to_device((x, y), dev)
     flops = count_step_flops(module, lambda: module.batch_loss(batch))
-    step = HarnessStep(module, batch)
+    optimization = Optimization.cosine(torch.optim.Adam(module.parameters(), lr=ft.lr), SCHEDULE_STEPS)
+    step = HarnessStep(module, batch, optimization)
     reset_peak_memory(dev)
     _run(benchmark, step)
     benchmark.extra_info.update({

@@ -19,11 +19,12 @@ import pytest
 import pytorch_lightning as pl
 import torch
 
-from cass_bench.bench_ratios import OVERHEAD_KEYS, overhead_lines
 from benchmarks.harness import (
     OVERHEAD_EPOCHS, OVERHEAD_STEPS, build_method, device, fixed_batches, to_device, trainer_step_time,
 )
-from benchmarks.plain_loops import PlainMethod, StepTimes, build_plain, time_epoch
+from benchmarks.plain_loops import PlainMethod, build_plain, time_epoch
+from benchmarks.timing import StepTimes
+from cass_bench.bench_ratios import OVERHEAD_KEYS, overhead_lines, overhead_ratio
 from cass_bench.config import BenchConfig
 from cass_bench.data.bundle import ImageSet
 
@@ -70,7 +71,7 @@ def side_by_side(cfg: BenchConfig, images: ImageSet, epochs: int, steps: int) ->
         torch.manual_seed(index)
         module = build_method(key, cfg, batch_size)
         batches = fixed_batches(module.transform, images, batch_size, steps, seed=index)
-        plain = build_plain(key, cfg, batch_size=batch_size, total_steps=epochs * steps).to(dev)
+        plain = build_plain(key, cfg, batch_size=batch_size, total_steps=epochs * steps, total_epochs=epochs).to(dev)
         alongside = PlainAlongside(plain, [to_device(views, dev) for views, _ in batches])
         timed = trainer_step_time(module, cfg, batches, epochs, after_epoch=[alongside])
         harness_s[key], harness_median_s[key] = timed["step_s"], timed["median_step_s"]
@@ -78,10 +79,7 @@ def side_by_side(cfg: BenchConfig, images: ImageSet, epochs: int, steps: int) ->
         plain_s[key], plain_median_s[key] = alongside.times.epoch_step_s, alongside.times.median_step_s
         del module, plain, alongside
 
-    def ratio(per_step: dict[str, float]) -> float:
-        return per_step["cass"] / (per_step["dino-cnn"] + per_step["dino-vit"])
-
-    harness_ratio, plain_ratio = ratio(harness_s), ratio(plain_s)
+    harness_ratio, plain_ratio = overhead_ratio(harness_s), overhead_ratio(plain_s)
     return {
         "kind": "overhead",
         "epochs": epochs,
@@ -98,7 +96,7 @@ def side_by_side(cfg: BenchConfig, images: ImageSet, epochs: int, steps: int) ->
         "harness_cass_dino_time_ratio": harness_ratio,
         "plain_cass_dino_time_ratio": plain_ratio,
         "relative_difference": harness_ratio / plain_ratio - 1,
-        "median_relative_difference": ratio(harness_median_s) / ratio(plain_median_s) - 1,
+        "median_relative_difference": overhead_ratio(harness_median_s) / overhead_ratio(plain_median_s) - 1,
         "harness_overhead": {k: harness_s[k] / plain_s[k] - 1 for k in OVERHEAD_KEYS},
         "agreement_threshold": AGREEMENT,
     }

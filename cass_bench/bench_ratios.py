@@ -1,7 +1,7 @@
-"""``python -m cass_bench bench-ratios BENCHMARK_JSON``: CASS's per-step cost relative to DINO and BYOL.
+"""``python -m cass_bench bench-ratios BENCHMARK_JSON``: the proposed method's per-step cost relative to the others.
 
 CASS trains the CNN and the ViT in one step while DINO and BYOL train one encoder per run, so CASS is compared with
-the sum of the CNN and ViT steps of each baseline, and with each one alone. Times are medians of the
+the sum of the CNN and ViT steps of each comparator (the registry's), and with each one alone. Times are medians of the
 ``pretrain-step`` benchmarks; FLOPs are the ``flops_per_step`` their ``extra_info`` carries. The harness-vs-plain
 loop comparison of ``benchmarks/test_overhead.py`` is printed below the table when the file holds it.
 """
@@ -14,21 +14,43 @@ from typing import Any, Sequence
 from tabulate import tabulate
 
 from cass_bench.bench_compare import REGENERATE, flops_of, load_benchmarks
+from cass_bench.config import ARCHS
 from cass_bench.errors import UserError
+from cass_bench.registry import COST_BASELINE, PROPOSED, comparators, run_key, run_keys
 
-OVERHEAD_KEYS = ("cass", "dino-cnn", "dino-vit")
-COMPARISONS = (
-    ("CASS / (DINO-cnn + DINO-vit)", ("dino-cnn", "dino-vit")),
-    ("CASS / DINO-cnn", ("dino-cnn",)),
-    ("CASS / DINO-vit", ("dino-vit",)),
-    ("CASS / (BYOL-cnn + BYOL-vit)", ("byol-cnn", "byol-vit")),
-    ("CASS / BYOL-cnn", ("byol-cnn",)),
-    ("CASS / BYOL-vit", ("byol-vit",)),
-)
+PROPOSED_KEY = run_key(PROPOSED, ARCHS)
+BASELINE_KEYS = tuple(run_key(COST_BASELINE, (arch,)) for arch in ARCHS)
+OVERHEAD_KEYS = (PROPOSED_KEY, *BASELINE_KEYS)
+"""The runs the harness-vs-plain-loop comparison times: the proposed method and the cost baseline's."""
+
+
+def key_label(key: str) -> str:
+    """How a run key is written in the tables: the method in capitals, then the arch (``DINO-cnn``)."""
+    method, sep, arch = key.partition("-")
+    return method.upper() + sep + arch
+
+
+def _sum_label(keys: Sequence[str]) -> str:
+    return key_label(keys[0]) if len(keys) == 1 else f"({' + '.join(key_label(k) for k in keys)})"
+
+
+def comparisons() -> list[tuple[str, tuple[str, ...]]]:
+    """(row name, baseline keys) of each comparison: per comparator, its runs summed, then each run alone."""
+    rows = []
+    for method in comparators():
+        keys = tuple(k for k in run_keys(ARCHS) if k == method or k.startswith(method + "-"))
+        groups = [keys, *((k,) for k in keys)] if len(keys) > 1 else [keys]
+        rows.extend((f"{key_label(PROPOSED_KEY)} / {_sum_label(g)}", g) for g in groups)
+    return rows
+
+
+def overhead_ratio(per_step: dict[str, float]) -> float:
+    """The proposed method's time per step over the sum of the cost baseline's runs."""
+    return per_step[PROPOSED_KEY] / sum(per_step[k] for k in BASELINE_KEYS)
 
 
 def pretrain_steps(benchmarks: dict[str, dict[str, Any]]) -> dict[str, tuple[float, float | None]]:
-    """(median seconds, FLOPs) of each ``pretrain_step`` benchmark, keyed by method key (``cass``, ``dino-vit``)."""
+    """(median seconds, FLOPs) of each ``pretrain_step`` benchmark, keyed by run key (``cass``, ``dino-vit``)."""
     steps = {}
     for entry in benchmarks.values():
         info = entry.get("extra_info") or {}
@@ -42,18 +64,18 @@ def _sum(values: Sequence[float | None]) -> float | None:
 
 
 def ratio_rows(steps: dict[str, tuple[float, float | None]]) -> list[list[str]]:
-    """One row per comparison: name, CASS and baseline seconds per step, time ratio, FLOPs ratio."""
-    rows = []
-    if "cass" not in steps:
+    """One row per comparison: name, proposed and baseline seconds per step, time ratio, FLOPs ratio."""
+    rows: list[list[str]] = []
+    if PROPOSED_KEY not in steps:
         return rows
-    cass_s, cass_flops = steps["cass"]
-    for name, keys in COMPARISONS:
+    proposed_s, proposed_flops = steps[PROPOSED_KEY]
+    for name, keys in comparisons():
         if not all(k in steps for k in keys):
             continue
         base_s = sum(steps[k][0] for k in keys)
         base_flops = _sum([steps[k][1] for k in keys])
-        flops = f"{cass_flops / base_flops:.3f}" if cass_flops is not None and base_flops else "-"
-        rows.append([name, f"{cass_s:.4f}", f"{base_s:.4f}", f"{cass_s / base_s:.3f}", flops])
+        flops = f"{proposed_flops / base_flops:.3f}" if proposed_flops is not None and base_flops else "-"
+        rows.append([name, f"{proposed_s:.4f}", f"{base_s:.4f}", f"{proposed_s / base_s:.3f}", flops])
     return rows
 
 
@@ -68,7 +90,7 @@ def overhead_lines(info: dict[str, Any]) -> list[str]:
                      f" plain {info['plain_median_step_s'][key]:.4f})")
     diff = info["relative_difference"]
     verdict = "within" if abs(diff) <= info["agreement_threshold"] else "outside"
-    lines.append(f"  CASS/(DINO-cnn + DINO-vit) time ratio: harness {info['harness_cass_dino_time_ratio']:.3f}, "
+    lines.append(f"  {key_label(PROPOSED_KEY)}/{_sum_label(BASELINE_KEYS)} time ratio: harness {info['harness_cass_dino_time_ratio']:.3f}, "
                  f"plain loop {info['plain_cass_dino_time_ratio']:.3f}, relative difference {100 * diff:+.1f}% "
                  f"({verdict} the {100 * info['agreement_threshold']:.0f}% agreement band); "
                  f"on median iterations {100 * info['median_relative_difference']:+.1f}%")

@@ -4,7 +4,9 @@ The harness's FLOPs per step (``count_step_flops`` on the registry-built module'
 views from the method's own transform at the smoke size) must equal ``FlopCounterMode``'s count of one step of the
 plain loop in ``benchmarks/plain_loops.py`` on the same views. Given the harness's weights, every plain loop must
 also compute the same loss and take the same optimiser steps (same parameters, buffers and learning rates after two
-steps): CASS under both of its schedules and with gradient accumulation, DINO and BYOL on each encoder.
+steps), with the momentum schedules running: every registered method on each of its runs, CASS also under its
+cosine schedule with gradient accumulation, DINO also in the teacher-temperature warm-up of a short run (where
+lightly's own uncut warm-up would differ) and after its last-layer freeze.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import pytest
 import torch
 
 from benchmarks.harness import (
-    METHOD_KEYS, SCHEDULE_STEPS, HarnessStep, build_method, fixed_batches, smoke_config, train_images,
+    METHOD_KEYS, SCHEDULE_STEPS, HarnessStep, build_method, fixed_batches, smoke_config, split_key, train_images,
 )
 from benchmarks.plain_loops import build_plain, count_flops
 from cass_bench.config import BenchConfig
@@ -60,24 +62,30 @@ def test_cass_flops_ratio_matches_the_plain_loop(step_flops: dict[str, tuple[int
     assert harness < 1
 
 
-STEP_CASES = {
-    "cass": ("cass", {}),
-    "cass-cosine-accumulate": ("cass", {"schedule": "cosine", "accumulate_gradients": True}),
-    "dino-cnn": ("dino-cnn", {}),
-    "dino-vit": ("dino-vit", {}),
-    "byol-cnn": ("byol-cnn", {}),
-    "byol-vit": ("byol-vit", {}),
+STEP_CASES: dict[str, tuple[str, dict[str, Any], int, int | None]] = {
+    **{key: (key, {}, 0, None) for key in METHOD_KEYS},
+    "cass-cosine-accumulate": ("cass", {"schedule": "cosine", "accumulate_gradients": True}, 0, None),
+    "dino-vit-temperature-warmup": ("dino-vit", {"warmup_teacher_temp": 0.02, "teacher_temp": 0.06}, 1, 3),
+    "dino-cnn-after-freeze": ("dino-cnn", {"freeze_last_layer": 1}, 2, 2),
 }
+"""id -> (run key, recipe overrides of its method, epoch of the two steps, epochs of the run)."""
 
 
-@pytest.mark.parametrize(("key", "cass_overrides"), list(STEP_CASES.values()), ids=list(STEP_CASES))
-def test_plain_loop_takes_the_harness_steps(cfg: BenchConfig, key: str, cass_overrides: dict[str, Any]) -> None:
-    cfg = dataclasses.replace(cfg, cass=dataclasses.replace(cfg.cass, **cass_overrides))
+def test_every_run_of_every_method_is_pinned_step_for_step() -> None:
+    assert set(METHOD_KEYS) <= {key for key, *_ in STEP_CASES.values()}
+
+
+@pytest.mark.parametrize(("key", "overrides", "epoch", "total_epochs"), list(STEP_CASES.values()), ids=list(STEP_CASES))
+def test_plain_loop_takes_the_harness_steps(cfg: BenchConfig, key: str, overrides: dict[str, Any], epoch: int,
+                                           total_epochs: int | None) -> None:
+    method, _ = split_key(key)
+    cfg = cfg.with_recipe(dataclasses.replace(cfg.recipes[method], **overrides))
     module = build_method(key, cfg, BATCH)
     (batch,) = fixed_batches(module.transform, train_images(cfg), BATCH, 1)
-    plain = build_plain(key, cfg, batch_size=BATCH, total_steps=SCHEDULE_STEPS)
+    plain = build_plain(key, cfg, batch_size=BATCH, total_steps=SCHEDULE_STEPS, total_epochs=total_epochs)
     plain.load_state_dict(module.state_dict())
-    step = HarnessStep(module, batch)
+    step = HarnessStep(module, batch, total_epochs=total_epochs)
+    step.epoch = plain.epoch = epoch
     for _ in range(2):
         torch.testing.assert_close(plain.train_step(batch[0]), step())
     assert [g["lr"] for g in plain.optimizer.param_groups] == [g["lr"] for g in step.optimizer.param_groups]

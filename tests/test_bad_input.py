@@ -192,6 +192,14 @@ def zero_finetune_steps(tmp: Path) -> list[str]:
     return ["--finetune-steps", "0"]
 
 
+def unknown_method_optimizer(tmp: Path) -> list[str]:
+    return ["--methods", "dino", "--set", "dino.optimizer=lamb"]
+
+
+def unknown_method_setting(tmp: Path) -> list[str]:
+    return ["--set", "byol.learning_rate=0.1"]
+
+
 CASES: list[tuple[str, Builder, str]] = [
     ("missing train CSV", missing_train_csv, "nope.csv' (dataset key 'train_csv') not found"),
     ("missing image folder", missing_image_dir, "image folder"),
@@ -226,10 +234,12 @@ CASES: list[tuple[str, Builder, str]] = [
     ("unknown evaluation", unknown_evaluation, "unknown evaluation 'svm'"),
     ("unknown fine-tuning budget", unknown_finetune_budget, "unknown finetune.budget 'forever'"),
     ("zero fine-tuning steps", zero_finetune_steps, "finetune.steps must be >= 1"),
+    ("method recipe: impossible value", unknown_method_optimizer, "unknown dino.optimizer 'lamb'"),
+    ("method recipe: unknown key", unknown_method_setting, "unknown config key 'byol.learning_rate'"),
 ]
 
 IN_SUBPROCESS = ("corrupt image", "YAML missing required key", "MedMNIST npz missing keys", "unknown method",
-                 "batch size > training set")
+                 "batch size > training set", "method recipe: impossible value")
 SUBPROCESS_CASES = [c for c in CASES if c[0] in IN_SUBPROCESS]
 
 

@@ -3,9 +3,11 @@ divergence."""
 
 from __future__ import annotations
 
+import resource
 import statistics
 import time
 
+import numpy as np
 import pytest
 import pytorch_lightning as pl
 import torch
@@ -87,11 +89,27 @@ def test_step_flops_callback_counts_per_image() -> None:
     assert flops.flops_per_step == 1600 * 2 and flops.flops_per_image == 800
 
 
-def test_peak_memory_on_cpu_reports_rss_and_no_gpu_figures() -> None:
+def _current_rss_mb() -> float:
+    """Resident set size of this process now, in MiB (Linux ``/proc/self/statm``: pages)."""
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * resource.getpagesize() / 2**20
+
+
+def test_peak_memory_on_cpu_reports_no_gpu_figures() -> None:
     memory = PeakMemory()
     _fit(_Tiny(), DataLoader(TensorDataset(torch.randn(8, 10), torch.zeros(8)), batch_size=4), 1, memory)
     assert memory.allocated_mb == [] and memory.reserved_mb == []
-    assert PeakMemory.peak_rss_mb() > 50
+
+
+def test_peak_rss_covers_a_large_allocation_in_mib() -> None:
+    """Peak RSS is at least the resident size before plus a touched 256 MiB array, and not vastly more."""
+    size_mb = 256
+    before = _current_rss_mb()
+    block = np.ones(size_mb * 2**20, dtype=np.uint8)
+    peak = PeakMemory.peak_rss_mb()
+    assert int(block[-1]) == 1
+    assert peak >= before + 0.95 * size_mb
+    assert peak < max(before, 1.0) * 100 + size_mb
 
 
 def test_effective_rank_of_rank_one_and_isotropic_features() -> None:

@@ -10,6 +10,7 @@ import pytest
 import torch
 from sklearn.metrics import balanced_accuracy_score, f1_score
 
+from cass_bench.registry import get_method
 from cass_bench.results import RECORD_FIELDS
 
 METRICS = ("f1_macro", "f1_micro", "f1_seed_code", "balanced_accuracy", "auroc", "accuracy")
@@ -30,7 +31,10 @@ def test_smoke_run_writes_every_record_complete(smoke_run: Path) -> None:
         assert record["status"] == "ok" and record["error"] is None
         for metric in METRICS:
             assert 0.0 <= record[metric] <= 1.0, (metric, record[metric])
-        if not torch.cuda.is_available():
+        pretrained_on_gpu = torch.cuda.is_available() and not get_method(record["method"]).is_reference
+        if pretrained_on_gpu:
+            assert record["peak_gpu_mem_mb"] > 0
+        else:
             assert record["peak_gpu_mem_mb"] is None
         assert record["versions"]["torch"] and record["device"] and record["init"] == "random"
         assert 0 < record["above_chance_p"] <= 1 and record["above_chance"] == (record["above_chance_p"] < 0.05)

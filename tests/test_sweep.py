@@ -48,30 +48,61 @@ def _records(out: Path) -> list[dict]:
     return RecordStore(out).load()
 
 
-def test_sigkill_at_random_moments_then_resume_gives_each_record_once(tmp_path: Path) -> None:
+def _complete_lines(out: Path) -> list[dict]:
+    """The records of every complete line, checking that each parses (a torn last line is allowed)."""
+    path = out / "records.jsonl"
+    if not path.exists():
+        return []
+    raw = path.read_bytes()
+    return [json.loads(line) for line in raw[: raw.rfind(b"\n") + 1].splitlines()]
+
+
+def _kill(proc: subprocess.Popen) -> None:
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+
+def test_sigkill_inside_a_cell_then_resume_gives_each_record_once(tmp_path: Path) -> None:
+    """A kill at a random moment, then a kill while a cell has written some but not all of its records; resuming
+    writes exactly the missing records."""
     out = tmp_path / "out"
     args = [sys.executable, "-m", "cass_bench", "run", "--methods", "cass,supervised", *TINY, "--out", str(out)]
-    rng = random.Random(7)
-    for delay in (rng.uniform(8, 14), rng.uniform(14, 24), rng.uniform(20, 30)):
-        proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                start_new_session=True)
-        time.sleep(delay)
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-        if out.exists() and (out / "records.jsonl").exists():
-            raw = (out / "records.jsonl").read_bytes()
-            complete = raw[: raw.rfind(b"\n") + 1]
-            assert all(json.loads(line) for line in complete.splitlines())
-    final = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=900)
-    assert final.returncode == 0, final.stderr[-2000:]
-    records = _records(out)
     cfg = load_config(ROOT / "configs/smoke.yaml", {"methods": "cass,supervised", "image_size": 16,
                                                    "label_fractions": "0.1,1", "backbones.vit_patch_size": 4,
                                                    "eval.evals": "finetune", "out": str(out)})
-    expected = {rid for cell in expand(cfg) for rid in expected_ids(cell, cfg)}
+    cells = [set(expected_ids(cell, cfg)) for cell in expand(cfg)]
+    expected = set().union(*cells)
+
+    proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    time.sleep(random.Random(7).uniform(8, 14))
+    if proc.poll() is None:
+        _kill(proc)
+    _complete_lines(out)
+
+    proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    partial: list[set[str]] = []
+    deadline = time.monotonic() + 600
+    while proc.poll() is None and time.monotonic() < deadline:
+        written = {r["record_id"] for r in _complete_lines(out)}
+        partial = [ids for ids in cells if 0 < len(ids & written) < len(ids)]
+        if partial:
+            break
+        time.sleep(0.05)
+    assert proc.poll() is None, "the run ended before any cell was caught half-written"
+    _kill(proc)
+    at_kill = [r["record_id"] for r in _complete_lines(out)]
+    assert partial and 0 < len(at_kill) < len(expected)
+    assert any(0 < len(ids & set(at_kill)) < len(ids) for ids in cells), "the kill did not interrupt a cell"
+    assert len(at_kill) == len(set(at_kill))
+
+    final = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=900)
+    assert final.returncode == 0, final.stderr[-2000:]
+    records = _records(out)
     ids = [r["record_id"] for r in records]
     assert sorted(ids) == sorted(expected)
+    assert set(at_kill) <= set(ids)
     assert all(r["status"] == "ok" for r in records)
     assert (out / "records.jsonl").read_bytes().endswith(b"\n")
 

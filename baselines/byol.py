@@ -16,10 +16,11 @@ from lightly.models.utils import update_momentum
 from lightly.transforms import BYOLTransform, BYOLView1Transform, BYOLView2Transform
 from torch import Tensor, nn
 
-from cass_bench.config import BackboneConfig, MethodRecipe
+from cass_bench.config import BackboneConfig
 from cass_bench.encoders import build_encoder
 from cass_bench.method import PretrainMethod
-from cass_bench.method_parts import EncoderWithHead, blur_sigmas, ema_momentum, frozen_copy
+from cass_bench.recipe import MethodRecipe
+from cass_bench.method_parts import EncoderWithHead, blur_sigmas, ema_momentum, momentum_pair
 from cass_bench.registry import MethodSpec, PretrainSetup
 from cass_bench.training import Optimization
 
@@ -81,14 +82,12 @@ class BYOL(PretrainMethod):
         self.cfg = cfg
         self.arch = arch
         self.batch_size = batch_size
-        backbone = build_encoder(arch, backbones, image_size, seed, init=init)
-        self.online = EncoderWithHead(backbone, self._projection(backbone.num_features))
-        self.target = frozen_copy(
-            self.online,
-            EncoderWithHead(
-                build_encoder(arch, backbones, image_size, seed, init=init), self._projection(backbone.num_features)
-            ),
-        )
+
+        def network() -> EncoderWithHead:
+            backbone = build_encoder(arch, backbones, image_size, seed, init=init)
+            return EncoderWithHead(backbone, self._projection(backbone.num_features))
+
+        self.online, self.target = momentum_pair(network)
         self.predictor = BYOLPredictionHead(cfg.output_dim, cfg.hidden_dim, cfg.output_dim)
         self.criterion = NegativeCosineSimilarity()
         self.transform = byol_transform(cfg, image_size)

@@ -17,11 +17,12 @@ from lightly.models.utils import update_momentum
 from lightly.transforms import DINOTransform
 from torch import Tensor, nn
 
-from cass_bench.config import BackboneConfig, MethodRecipe
+from cass_bench.config import BackboneConfig
 from cass_bench.encoders import build_encoder
 from cass_bench.errors import UserError
 from cass_bench.method import PretrainMethod
-from cass_bench.method_parts import EncoderWithHead, blur_sigmas, ema_momentum, frozen_copy
+from cass_bench.recipe import MethodRecipe
+from cass_bench.method_parts import EncoderWithHead, blur_sigmas, ema_momentum, momentum_pair
 from cass_bench.registry import MethodSpec, PretrainSetup
 from cass_bench.training import Optimization
 
@@ -119,19 +120,17 @@ class DINO(PretrainMethod):
         self.cfg = cfg
         self.arch = arch
         self.gradient_clip_val = cfg.gradient_clip_val
-        backbone = build_encoder(arch, backbones, image_size, seed, init=init)
-        self.student = EncoderWithHead(backbone, self._head(backbone.num_features))
-        self.teacher = frozen_copy(
-            self.student,
-            EncoderWithHead(
-                build_encoder(arch, backbones, image_size, seed, init=init), self._head(backbone.num_features)
-            ),
-        )
+
+        def network() -> EncoderWithHead:
+            backbone = build_encoder(arch, backbones, image_size, seed, init=init)
+            return EncoderWithHead(backbone, self._head(backbone.num_features))
+
+        self.student, self.teacher = momentum_pair(network)
         self.criterion = DINOLoss(cfg.output_dim, teacher_temp=cfg.teacher_temp, student_temp=cfg.student_temp)
         self.transform = DINOTransform(
             global_crop_size=image_size,
             global_crop_scale=cfg.global_crop_scale,
-            local_crop_size=local_crop_size(cfg, image_size, backbone),
+            local_crop_size=local_crop_size(cfg, image_size, self.student.backbone),
             local_crop_scale=cfg.local_crop_scale,
             n_local_views=cfg.n_local_views,
             gaussian_blur=cfg.gaussian_blur,

@@ -29,7 +29,7 @@ def images(cfg: BenchConfig) -> ImageSet:
 
 @pytest.fixture(scope="session")
 def method_factory(cfg: BenchConfig) -> Callable[[str], PretrainMethod]:
-    """Builds (once per session) the registry module of a method key such as ``cass`` or ``dino-vit``."""
+    """Builds (once per session) the registry module of a run key (see ``benchmarks.harness.METHOD_KEYS``)."""
     cache: dict[str, PretrainMethod] = {}
 
     def get(key: str) -> PretrainMethod:

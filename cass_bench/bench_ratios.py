@@ -50,7 +50,7 @@ def overhead_ratio(per_step: dict[str, float]) -> float:
 
 
 def pretrain_steps(benchmarks: dict[str, dict[str, Any]]) -> dict[str, tuple[float, float | None]]:
-    """(median seconds, FLOPs) of each ``pretrain_step`` benchmark, keyed by run key (``cass``, ``dino-vit``)."""
+    """(median seconds, FLOPs) of each ``pretrain_step`` benchmark, keyed by run key."""
     steps = {}
     for entry in benchmarks.values():
         info = entry.get("extra_info") or {}

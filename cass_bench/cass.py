@@ -22,11 +22,12 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torchvision import transforms as T
 
-from cass_bench.config import BackboneConfig, BenchConfig, MethodRecipe
+from cass_bench.config import BackboneConfig, BenchConfig
 from cass_bench.data.loaders import IMAGENET_NORMALIZE
 from cass_bench.encoders import build_encoder
 from cass_bench.errors import UserError
 from cass_bench.method import PretrainMethod
+from cass_bench.recipe import MethodRecipe
 from cass_bench.registry import MethodSpec, PretrainSetup
 from cass_bench.training import Optimization
 

@@ -55,7 +55,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--retry-failed", action="store_true",
                      help="run failed records again in place (the checkpoint cache is kept)")
     run.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
-                     help="any config value by dotted key, e.g. --set dino.n_local_views=2 (repeatable)")
+                     help="any config value by dotted key, e.g. --set finetune.lr=0.001 (repeatable)")
 
     report = sub.add_parser("report", help="regenerate the report of a results folder from its records")
     report.add_argument("dir", help="results folder holding records.jsonl")

@@ -19,6 +19,7 @@ import yaml
 
 from cass_bench import registry
 from cass_bench.errors import UserError
+from cass_bench.recipe import MethodRecipe
 
 ARCHS = ("cnn", "vit")
 PRECISIONS = ("32", "32-true", "bf16-mixed", "16-mixed")
@@ -52,20 +53,6 @@ class BackboneConfig:
         """Whether the CNN gets the small-image stem at ``image_size`` (``auto``: below 64 px)."""
         choice = self.small_input_stem.lower()
         return image_size < 64 if choice == "auto" else choice == "true"
-
-
-class MethodRecipe:
-    """Base of every method's recipe: a frozen dataclass in the method's own module, registered with the method.
-
-    Its fields are the method's config section (and part of its records' identity); subclasses add the checks no
-    type can express.
-    """
-
-    def validate(self) -> None:
-        """Raises UserError, naming the key and the fix, when a value of the recipe is impossible."""
-
-    def check(self, cfg: BenchConfig) -> None:
-        """Raises UserError when the recipe cannot run with ``cfg``'s shared settings (checked for chosen methods)."""
 
 
 R = TypeVar("R", bound=MethodRecipe)
@@ -160,7 +147,7 @@ class BenchConfig:
             ``vit.safetensors``.
         backbones, finetune, eval: the shared sections.
         recipes: each registered method's recipe, keyed by method name (in YAML, a top-level section named after
-            the method, e.g. ``dino: {n_local_views: 2}``).
+            the method).
     """
 
     methods: tuple[str, ...] = (registry.PROPOSED,)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TypeVar
+from typing import Callable, TypeVar
 
 from lightly.models.utils import deactivate_requires_grad
 from lightly.utils.scheduler import cosine_schedule
@@ -37,6 +37,12 @@ def frozen_copy(source: nn.Module, target: M) -> M:
     target.load_state_dict(source.state_dict())
     deactivate_requires_grad(target)
     return target
+
+
+def momentum_pair(network: Callable[[], M]) -> tuple[M, M]:
+    """A trained network and its momentum copy: ``network()`` built twice, the second frozen with the first's weights."""
+    online = network()
+    return online, frozen_copy(online, network())
 
 
 def ema_momentum(start: float, end: float, progress: Progress) -> float:

@@ -1,6 +1,6 @@
 """Method name -> spec: the one list every other module derives methods from.
 
-Each method lives in one module that defines its recipe (a :class:`~cass_bench.config.MethodRecipe`), its
+Each method lives in one module that defines its recipe (a :class:`~cass_bench.recipe.MethodRecipe`), its
 pretraining module and ``METHOD``, its :class:`MethodSpec`. Adding a method is one new module plus its line in
 ``METHOD_MODULES``; :func:`register` adds one at run time (a plug-in, e.g. in a test). Modules are imported on
 first use, so the config, the registry and the method modules can import each other's names freely.
@@ -15,8 +15,9 @@ from typing import TYPE_CHECKING, Callable, Sequence
 from cass_bench.errors import UserError
 
 if TYPE_CHECKING:
-    from cass_bench.config import BenchConfig, MethodRecipe
+    from cass_bench.config import BenchConfig
     from cass_bench.method import PretrainMethod
+    from cass_bench.recipe import MethodRecipe
 
 METHOD_MODULES = ("cass_bench.cass", "baselines.dino", "baselines.byol")
 """The built-in methods' modules, in the order methods are listed, tabled and plotted."""

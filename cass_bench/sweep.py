@@ -1,7 +1,7 @@
 """The sweep: expand the grid into cells, run each pretraining cell in its own process, resume, shard.
 
 Grid: datasets x seeds x batch sizes x pretraining epochs x methods x encoders (CASS trains both encoders in one
-cell; ``supervised`` has no pretraining, so it has one cell per encoder and seed). Label fractions fan out inside
+cell; the reference method has no pretraining, so it has one cell per encoder and seed). Label fractions fan out inside
 a cell. A cell whose records all exist is skipped, so re-running the same command resumes.
 """
 

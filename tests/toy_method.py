@@ -13,11 +13,12 @@ from PIL import Image
 from torch import Tensor, nn
 from torchvision import transforms as T
 
-from cass_bench.config import BackboneConfig, MethodRecipe
+from cass_bench.config import BackboneConfig
 from cass_bench.data.loaders import IMAGENET_NORMALIZE
 from cass_bench.encoders import build_encoder
 from cass_bench.errors import UserError
 from cass_bench.method import PretrainMethod
+from cass_bench.recipe import MethodRecipe
 from cass_bench.registry import MethodSpec, PretrainSetup
 from cass_bench.training import Optimization
 

@@ -15,25 +15,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytorch_lightning as pl
 import torch
-from torch import nn
 
-from cass_bench.chance import above_chance_pvalue, is_above_chance, majority_f1, random_f1, score_macro_f1
 from cass_bench.config import BenchConfig, stable_hash, to_dict
 from cass_bench.data.bundle import DatasetBundle
 from cass_bench.data.loaders import eval_transform, make_loader
 from cass_bench.data.sources import load_dataset
-from cass_bench.data.splits import class_counts, label_fraction_indices
-from cass_bench.encoders import backbone_name, build_encoder, small_stem_applied
+from cass_bench.encoders import backbone_name, small_stem_applied
 from cass_bench.errors import DivergedError
-from cass_bench.finetune import compute_metrics, finetune
+from cass_bench.evaluate import EncoderEvaluator, chance_figures, param_count
+from cass_bench.finetune import compute_metrics
 from cass_bench.measure import EpochClock, FeatureCollapse, PeakMemory, StepFlops
-from cass_bench.probes import extract_features, knn_scores, linear_probe_scores
 from cass_bench.method import PretrainMethod
-from cass_bench.record import (Chance, Environment, Evaluation, Identity, Pretraining, failed_record, field_names,
-                               ok_record)
+from cass_bench.record import Environment, Identity, Pretraining, failed_record, field_names, ok_record
 from cass_bench.registry import PretrainSetup, get_method
 from cass_bench.results import RecordStore, device_name, git_commit, versions
 
@@ -127,11 +122,6 @@ def _inject_oom(cell: Cell) -> None:
         for arch in cell.archs:
             if fnmatch.fnmatch(f"{cell.method}/{arch}/{cell.batch_size}", pattern):
                 raise torch.cuda.OutOfMemoryError(f"CUDA out of memory (injected by {INJECT_OOM_ENV}={pattern})")
-
-
-def param_count(module: nn.Module) -> int:
-    """Number of parameters."""
-    return sum(p.numel() for p in module.parameters())
 
 
 def pretrain_trainer(module: PretrainMethod, cfg: BenchConfig, epochs: int, callbacks: list[pl.Callback]) -> pl.Trainer:
@@ -297,83 +287,6 @@ def _run_measures(pretrained: Pretrained, arch: str) -> Pretraining:
                        collapsed=collapsed(ranks), embedding_collapsed=_collapsed(measures))
 
 
-@dataclass
-class Evaluated:
-    """One evaluation's test predictions and what it did."""
-
-    y_true: np.ndarray
-    y_score: np.ndarray
-    evaluation: Evaluation
-
-
-class EncoderEvaluator:
-    """Evaluates one encoder of a cell at each label fraction: fine-tuning, linear probe and kNN.
-
-    Frozen features are extracted once per encoder and shared by the fractions; fine-tuning starts from a fresh
-    copy of the encoder each time.
-    """
-
-    def __init__(self, cell: Cell, arch: str, cfg: BenchConfig, bundle: DatasetBundle, state: dict | None) -> None:
-        self.cell, self.arch, self.cfg, self.bundle, self.state = cell, arch, cfg, bundle, state
-        self._features: tuple[np.ndarray, np.ndarray] | None = None
-        self.params = param_count(self.encoder())
-
-    def encoder(self) -> nn.Module:
-        """A fresh copy of the encoder as pretraining left it (or as initialised, for ``supervised``)."""
-        init = "random" if self.state is not None else self.cfg.init
-        encoder = build_encoder(self.arch, self.cfg.backbones, self.cfg.image_size, self.cell.seed, init=init)
-        if self.state is not None:
-            encoder.load_state_dict(self.state)
-        return encoder
-
-    def features(self) -> tuple[np.ndarray, np.ndarray]:
-        """Frozen pooled features of the training and test images."""
-        if self._features is None:
-            encoder = self.encoder()
-            device = torch.device("cuda" if torch.cuda.is_available() and self.cfg.accelerator != "cpu" else "cpu")
-            self._features = (extract_features(encoder, self.bundle.train, device=device),
-                              extract_features(encoder, self.bundle.test, device=device))
-        return self._features
-
-    def run(self, fraction: float, evaluation: str) -> Evaluated:
-        """Test labels and scores of one evaluation at one label fraction."""
-        bundle, ev, seed = self.bundle, self.cfg.eval, self.cell.seed
-        if evaluation == "finetune":
-            result = finetune(self.encoder(), bundle, fraction, seed, self.cfg)
-            return Evaluated(result.y_true, result.y_score, Evaluation(
-                n_labelled=result.n_labelled, finetune_steps_taken=result.steps, selected_step=result.selected_step,
-                finetune_time_s=result.time_s, finetune_flops_per_image=result.flops_per_image,
-                encoder_params=self.params))
-        indices = label_fraction_indices(bundle.train.labels, fraction, seed, bundle.task)
-        train_x, test_x = self.features()
-        labels = bundle.train.labels[indices]
-        if evaluation == "knn":
-            scores = knn_scores(train_x[indices], labels, test_x, bundle.num_classes, bundle.task, ev.knn_k,
-                                ev.knn_temperature)
-            done = Evaluation(n_labelled=len(indices), knn_k=min(ev.knn_k, len(indices)), encoder_params=self.params)
-        else:
-            scores, c = linear_probe_scores(train_x[indices], labels, test_x, bundle.num_classes, bundle.task,
-                                            ev.linear_c_grid, ev.linear_folds, seed)
-            done = Evaluation(n_labelled=len(indices), linear_c=c, encoder_params=self.params)
-        return Evaluated(bundle.test.labels, scores, done)
-
-
-def chance_figures(bundle: DatasetBundle, fraction: float, seed: int, y_true: np.ndarray, y_score: np.ndarray,
-                   cfg: BenchConfig) -> Chance:
-    """The chance levels of a record's test set and whether its predictions are significantly above them."""
-    labels = bundle.train.labels[label_fraction_indices(bundle.train.labels, fraction, seed, bundle.task)]
-    p = above_chance_pvalue(y_true, y_score, bundle.task, cfg.eval.chance_permutations, seed)
-    majority = majority_f1(y_true, bundle.num_classes, bundle.task, labels)
-    random = random_f1(y_true, bundle.num_classes, bundle.task, labels, seed=seed)
-    return Chance(
-        chance_f1_majority=majority,
-        chance_f1_random=random,
-        above_chance_p=p,
-        above_chance=is_above_chance(score_macro_f1(y_true, y_score), p, majority, random, cfg.eval.chance_alpha),
-        labelled_per_class=class_counts(labels, bundle.num_classes).astype(int).tolist(),
-    )
-
-
 def run_cell(cell: Cell, cfg: BenchConfig, store: RecordStore) -> None:
     """Pretrains a cell (or loads its checkpoint) and writes one record per missing (encoder, fraction, evaluation).
 
@@ -400,7 +313,7 @@ def run_cell(cell: Cell, cfg: BenchConfig, store: RecordStore) -> None:
         return
     evaluators: dict[str, EncoderEvaluator] = {}
     for arch, fraction, evaluation in todo:
-        evaluator = evaluators.setdefault(arch, EncoderEvaluator(cell, arch, cfg, bundle, pretrained.states.get(arch)))
+        evaluator = evaluators.setdefault(arch, EncoderEvaluator(cell.seed, arch, cfg, bundle, pretrained.states.get(arch)))
         try:
             result = evaluator.run(fraction, evaluation)
             metrics = compute_metrics(torch.as_tensor(result.y_score), torch.as_tensor(result.y_true), bundle.task)

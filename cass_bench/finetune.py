@@ -28,9 +28,7 @@ from cass_bench.data.splits import class_weights, label_fraction_indices
 from cass_bench.errors import DivergedError
 from cass_bench.measure import EpochClock, StepFlops
 from cass_bench.method import cosine_annealing
-
-METRICS = ("f1_macro", "f1_micro", "f1_seed_code", "balanced_accuracy", "auroc", "accuracy")
-
+from cass_bench.record import METRIC_FIELDS, Metrics
 
 def weighted_focal_loss(logits: Tensor, targets: Tensor, weights: Tensor, alpha: float, gamma: float) -> Tensor:
     """Sigmoid focal loss times per-class weights, mean over examples and classes.
@@ -49,7 +47,7 @@ def weighted_focal_loss(logits: Tensor, targets: Tensor, weights: Tensor, alpha:
     return alpha * (loss * weights).mean()
 
 
-def compute_metrics(scores: Tensor, targets: Tensor, task: str) -> dict[str, float]:
+def compute_metrics(scores: Tensor, targets: Tensor, task: str) -> Metrics:
     """Every reported metric from per-class sigmoid scores.
 
     Multi-class predictions are the arg-max; multi-label uses 0.5 on each label. ``f1_seed_code`` is the CASS
@@ -86,7 +84,7 @@ def compute_metrics(scores: Tensor, targets: Tensor, task: str) -> dict[str, flo
     values["f1_seed_code"] = tmf.classification.multilabel_f1_score(
         scores, one_hot, num_labels=num, average="micro", threshold=0.5
     )
-    return {k: float(v) for k, v in values.items()}
+    return Metrics(**{name: float(values[name]) for name in METRIC_FIELDS})
 
 
 class FinetuneModule(pl.LightningModule):
@@ -111,7 +109,6 @@ class FinetuneModule(pl.LightningModule):
         self.register_buffer("class_weights", torch.as_tensor(weights, dtype=torch.float32))
         self._scores: list[Tensor] = []
         self._targets: list[Tensor] = []
-        self.test_metrics: dict[str, float] = {}
         self.test_scores = np.zeros((0, num_classes), dtype=np.float32)
         self.test_targets = np.zeros(0)
 
@@ -150,14 +147,13 @@ class FinetuneModule(pl.LightningModule):
 
     def on_validation_epoch_end(self) -> None:
         scores, targets = self._gathered()
-        self.log("val_f1_macro", compute_metrics(scores, targets, self.task)["f1_macro"], prog_bar=True)
+        self.log("val_f1_macro", compute_metrics(scores, targets, self.task).f1_macro, prog_bar=True)
 
     def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
         self._collect(batch)
 
     def on_test_epoch_end(self) -> None:
         scores, targets = self._gathered()
-        self.test_metrics = compute_metrics(scores, targets, self.task)
         self.test_scores, self.test_targets = scores.numpy(), targets.numpy()
 
     def configure_optimizers(self) -> dict[str, Any]:
@@ -167,10 +163,9 @@ class FinetuneModule(pl.LightningModule):
 
 @dataclass(frozen=True)
 class FinetuneResult:
-    """Test metrics of the reported model and what produced them.
+    """Test predictions of the reported model and what produced them (metrics: :func:`compute_metrics`).
 
     Attributes:
-        metrics: the values named in ``METRICS``.
         y_true: test labels, ``(N,)`` class indices or ``(N, L)`` 0/1.
         y_score: ``(N, C)`` sigmoid scores.
         steps: optimiser steps taken.
@@ -180,7 +175,6 @@ class FinetuneResult:
         flops_per_image: FLOPs of one fine-tuning step per image.
     """
 
-    metrics: dict[str, float]
     y_true: np.ndarray
     y_score: np.ndarray
     steps: int
@@ -218,7 +212,7 @@ def finetune(encoder: nn.Module, bundle: DatasetBundle, fraction: float, seed: i
         cfg: the benchmark config (fine-tuning recipe, image size, precision, workers).
 
     Returns:
-        The test metrics of the reported model, with the labels and scores behind them.
+        The test labels and scores of the reported model, with how it was trained.
     """
     ft = cfg.finetune
     pl.seed_everything(seed, workers=True, verbose=False)
@@ -268,7 +262,6 @@ def finetune(encoder: nn.Module, bundle: DatasetBundle, fraction: float, seed: i
         else:
             trainer.test(module, test, verbose=False)
     return FinetuneResult(
-        metrics=module.test_metrics,
         y_true=module.test_targets,
         y_score=module.test_scores,
         steps=steps,

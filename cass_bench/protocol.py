@@ -15,23 +15,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytorch_lightning as pl
 import torch
-from torch import nn
 
-from cass_bench.chance import above_chance_pvalue, is_above_chance, majority_f1, random_f1, score_macro_f1
 from cass_bench.config import BenchConfig, stable_hash, to_dict
 from cass_bench.data.bundle import DatasetBundle
 from cass_bench.data.loaders import eval_transform, make_loader
 from cass_bench.data.sources import load_dataset
-from cass_bench.data.splits import class_counts, label_fraction_indices
-from cass_bench.encoders import backbone_name, build_encoder, small_stem_applied
+from cass_bench.encoders import backbone_name, small_stem_applied
 from cass_bench.errors import DivergedError
-from cass_bench.finetune import METRICS, compute_metrics, finetune
+from cass_bench.evaluate import EncoderEvaluator, chance_figures, param_count
+from cass_bench.finetune import compute_metrics
 from cass_bench.measure import EpochClock, FeatureCollapse, PeakMemory, StepFlops
-from cass_bench.probes import extract_features, knn_scores, linear_probe_scores
 from cass_bench.method import PretrainMethod
+from cass_bench.record import Environment, Identity, Pretraining, failed_record, field_names, ok_record
 from cass_bench.registry import PretrainSetup, get_method
 from cass_bench.results import RecordStore, device_name, git_commit, versions
 
@@ -127,11 +124,6 @@ def _inject_oom(cell: Cell) -> None:
                 raise torch.cuda.OutOfMemoryError(f"CUDA out of memory (injected by {INJECT_OOM_ENV}={pattern})")
 
 
-def param_count(module: nn.Module) -> int:
-    """Number of parameters."""
-    return sum(p.numel() for p in module.parameters())
-
-
 def pretrain_trainer(module: PretrainMethod, cfg: BenchConfig, epochs: int, callbacks: list[pl.Callback]) -> pl.Trainer:
     """The Lightning Trainer every pretraining run uses (placement, precision, the method's clipping and sync BN)."""
     return pl.Trainer(
@@ -166,7 +158,7 @@ def pretrain(cell: Cell, cfg: BenchConfig, bundle: DatasetBundle, cache_dir: Pat
         The encoders and measures, or None on non-zero ranks of a distributed run.
     """
     spec = get_method(cell.method)
-    if spec.build is None:
+    if spec.is_reference:
         return Pretrained(states={}, measures={})
     cache = cache_dir / f"{pretrain_key(cell, cfg)}.pt"
     if cache.exists():
@@ -227,53 +219,47 @@ def failure_status(exc: BaseException) -> tuple[str, str]:
 
 
 def _identity(cell: Cell, arch: str, fraction: float, evaluation: str, cfg: BenchConfig,
-              bundle_task: str | None) -> dict[str, Any]:
-    return {
-        "record_id": record_id(cell, arch, fraction, evaluation, cfg),
-        "dataset": cell.dataset,
-        "task": bundle_task,
-        "method": cell.method,
-        "arch": arch,
-        "eval": evaluation,
-        "encoders": "+".join(cell.archs),
-        "backbone": backbone_name(arch, cfg.backbones),
-        "init": cfg.init,
-        "small_input_stem": small_stem_applied(arch, cfg.backbones, cfg.image_size),
-        "label_fraction": fraction,
-        "batch_size": cell.batch_size,
-        "pretrain_epochs": cell.pretrain_epochs,
-        "finetune_budget": cfg.finetune.budget,
-        "finetune_steps": cfg.finetune.steps if cfg.finetune.budget == "steps" else None,
-        "finetune_epochs": cfg.finetune.epochs if cfg.finetune.budget == "epochs" else None,
-        "finetune_select": cfg.finetune.select,
-        "image_size": cfg.image_size,
-        "seed": cell.seed,
-        "precision": cfg.precision,
-        "config_hash": config_hash(cfg, cell.method),
-    }
+              bundle_task: str | None) -> Identity:
+    return Identity(
+        record_id=record_id(cell, arch, fraction, evaluation, cfg),
+        dataset=cell.dataset,
+        task=bundle_task,
+        method=cell.method,
+        arch=arch,
+        eval=evaluation,
+        encoders="+".join(cell.archs),
+        backbone=backbone_name(arch, cfg.backbones),
+        init=cfg.init,
+        small_input_stem=small_stem_applied(arch, cfg.backbones, cfg.image_size),
+        label_fraction=fraction,
+        batch_size=cell.batch_size,
+        pretrain_epochs=cell.pretrain_epochs,
+        finetune_budget=cfg.finetune.budget,
+        finetune_steps=cfg.finetune.steps if cfg.finetune.budget == "steps" else None,
+        finetune_epochs=cfg.finetune.epochs if cfg.finetune.budget == "epochs" else None,
+        finetune_select=cfg.finetune.select,
+        image_size=cfg.image_size,
+        seed=cell.seed,
+        precision=cfg.precision,
+        config_hash=config_hash(cfg, cell.method),
+    )
 
 
-def _environment(cfg: BenchConfig) -> dict[str, Any]:
-    return {
-        "device": device_name(cfg.accelerator),
-        "torch_threads": torch.get_num_threads(),
-        "versions": versions(),
-        "git_commit": git_commit(),
-        "created_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-    }
-
-
-def _empty_results() -> dict[str, Any]:
-    keys = list(METRICS) + ["pretrain_epoch_time_s", "pretrain_time_s", "images_per_s", "peak_gpu_mem_mb",
-                            "peak_rss_mb", "flops_per_image", "above_chance", "collapsed"]
-    return dict.fromkeys(keys)
+def _environment(cfg: BenchConfig) -> Environment:
+    return Environment(
+        device=device_name(cfg.accelerator),
+        torch_threads=torch.get_num_threads(),
+        versions=versions(),
+        git_commit=git_commit(),
+        created_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+    )
 
 
 def failure_record(cell: Cell, arch: str, fraction: float, evaluation: str, cfg: BenchConfig, status: str,
                    error: str, task: str | None = None) -> dict[str, Any]:
-    """A complete record for a (cell, encoder, fraction, evaluation) that did not finish."""
-    return {**_identity(cell, arch, fraction, evaluation, cfg, task), "status": status, "error": error,
-            **_empty_results(), **_environment(cfg)}
+    """A complete record (as written) for a (cell, encoder, fraction, evaluation) that did not finish."""
+    return failed_record(_identity(cell, arch, fraction, evaluation, cfg, task), status, error,
+                         _environment(cfg)).to_json()
 
 
 def collapsed(rank_history: list[float] | None) -> bool | None:
@@ -283,94 +269,22 @@ def collapsed(rank_history: list[float] | None) -> bool | None:
     return bool(rank_history[-1] < COLLAPSE_RANK)
 
 
-def _run_measures(pretrained: Pretrained, arch: str) -> dict[str, Any]:
+RUN_FIGURES = tuple(name for name in field_names(Pretraining)
+                    if name not in ("feature_std", "feature_rank", "collapsed", "embedding_collapsed"))
+"""The figures a pretraining run measures once for all its encoders (the feature histories per encoder)."""
+
+
+def _run_measures(pretrained: Pretrained, arch: str) -> Pretraining:
     """The pretraining run's figures as one encoder's record holds them (its own feature histories)."""
-    measures = {k: v for k, v in pretrained.measures.items() if k not in ("feature_std_history", "feature_rank_history")}
-    if not pretrained.measures:
-        return measures
-    ranks = pretrained.measures.get("feature_rank_history", {}).get(arch)
-    stds = pretrained.measures.get("feature_std_history", {}).get(arch)
-    return {**measures, "feature_std_history": stds, "feature_rank_history": ranks,
-            "feature_std": stds[-1] if stds else None, "feature_rank": ranks[-1] if ranks else None,
-            "collapsed": collapsed(ranks), "embedding_collapsed": _collapsed(pretrained.measures)}
-
-
-@dataclass
-class Evaluated:
-    """One evaluation's test predictions and what it cost."""
-
-    y_true: np.ndarray
-    y_score: np.ndarray
-    extra: dict[str, Any]
-
-
-class EncoderEvaluator:
-    """Evaluates one encoder of a cell at each label fraction: fine-tuning, linear probe and kNN.
-
-    Frozen features are extracted once per encoder and shared by the fractions; fine-tuning starts from a fresh
-    copy of the encoder each time.
-    """
-
-    def __init__(self, cell: Cell, arch: str, cfg: BenchConfig, bundle: DatasetBundle, state: dict | None) -> None:
-        self.cell, self.arch, self.cfg, self.bundle, self.state = cell, arch, cfg, bundle, state
-        self._features: tuple[np.ndarray, np.ndarray] | None = None
-        self.params = param_count(self.encoder())
-
-    def encoder(self) -> nn.Module:
-        """A fresh copy of the encoder as pretraining left it (or as initialised, for ``supervised``)."""
-        init = "random" if self.state is not None else self.cfg.init
-        encoder = build_encoder(self.arch, self.cfg.backbones, self.cfg.image_size, self.cell.seed, init=init)
-        if self.state is not None:
-            encoder.load_state_dict(self.state)
-        return encoder
-
-    def features(self) -> tuple[np.ndarray, np.ndarray]:
-        """Frozen pooled features of the training and test images."""
-        if self._features is None:
-            encoder = self.encoder()
-            device = torch.device("cuda" if torch.cuda.is_available() and self.cfg.accelerator != "cpu" else "cpu")
-            self._features = (extract_features(encoder, self.bundle.train, device=device),
-                              extract_features(encoder, self.bundle.test, device=device))
-        return self._features
-
-    def run(self, fraction: float, evaluation: str) -> Evaluated:
-        """Test labels and scores of one evaluation at one label fraction."""
-        bundle, ev, seed = self.bundle, self.cfg.eval, self.cell.seed
-        if evaluation == "finetune":
-            result = finetune(self.encoder(), bundle, fraction, seed, self.cfg)
-            extra = {"n_labelled": result.n_labelled, "finetune_steps_taken": result.steps,
-                     "selected_step": result.selected_step, "finetune_time_s": result.time_s,
-                     "finetune_flops_per_image": result.flops_per_image}
-            return Evaluated(result.y_true, result.y_score, extra)
-        indices = label_fraction_indices(bundle.train.labels, fraction, seed, bundle.task)
-        train_x, test_x = self.features()
-        labels = bundle.train.labels[indices]
-        extra: dict[str, Any] = {"n_labelled": len(indices)}
-        if evaluation == "knn":
-            scores = knn_scores(train_x[indices], labels, test_x, bundle.num_classes, bundle.task, ev.knn_k,
-                                ev.knn_temperature)
-            extra["knn_k"] = min(ev.knn_k, len(indices))
-        else:
-            scores, c = linear_probe_scores(train_x[indices], labels, test_x, bundle.num_classes, bundle.task,
-                                            ev.linear_c_grid, ev.linear_folds, seed)
-            extra["linear_c"] = c
-        return Evaluated(bundle.test.labels, scores, extra)
-
-
-def chance_figures(bundle: DatasetBundle, fraction: float, seed: int, y_true: np.ndarray, y_score: np.ndarray,
-                   cfg: BenchConfig) -> dict[str, Any]:
-    """The chance levels of a record's test set and whether its predictions are significantly above them."""
-    labels = bundle.train.labels[label_fraction_indices(bundle.train.labels, fraction, seed, bundle.task)]
-    p = above_chance_pvalue(y_true, y_score, bundle.task, cfg.eval.chance_permutations, seed)
-    majority = majority_f1(y_true, bundle.num_classes, bundle.task, labels)
-    random = random_f1(y_true, bundle.num_classes, bundle.task, labels, seed=seed)
-    return {
-        "chance_f1_majority": majority,
-        "chance_f1_random": random,
-        "above_chance_p": p,
-        "above_chance": is_above_chance(score_macro_f1(y_true, y_score), p, majority, random, cfg.eval.chance_alpha),
-        "labelled_per_class": class_counts(labels, bundle.num_classes).astype(int).tolist(),
-    }
+    measures = pretrained.measures
+    if not measures:
+        return Pretraining()
+    ranks = measures.get("feature_rank_history", {}).get(arch)
+    stds = measures.get("feature_std_history", {}).get(arch)
+    run = {name: measures.get(name) for name in RUN_FIGURES}
+    run.update(feature_std_history=stds, feature_rank_history=ranks)
+    return Pretraining(**run, feature_std=stds[-1] if stds else None, feature_rank=ranks[-1] if ranks else None,
+                       collapsed=collapsed(ranks), embedding_collapsed=_collapsed(measures))
 
 
 def run_cell(cell: Cell, cfg: BenchConfig, store: RecordStore) -> None:
@@ -399,7 +313,7 @@ def run_cell(cell: Cell, cfg: BenchConfig, store: RecordStore) -> None:
         return
     evaluators: dict[str, EncoderEvaluator] = {}
     for arch, fraction, evaluation in todo:
-        evaluator = evaluators.setdefault(arch, EncoderEvaluator(cell, arch, cfg, bundle, pretrained.states.get(arch)))
+        evaluator = evaluators.setdefault(arch, EncoderEvaluator(cell.seed, arch, cfg, bundle, pretrained.states.get(arch)))
         try:
             result = evaluator.run(fraction, evaluation)
             metrics = compute_metrics(torch.as_tensor(result.y_score), torch.as_tensor(result.y_true), bundle.task)
@@ -409,14 +323,10 @@ def run_cell(cell: Cell, cfg: BenchConfig, store: RecordStore) -> None:
             store.append(failure_record(cell, arch, fraction, evaluation, cfg, status, error, bundle.task))
             continue
         ident = _identity(cell, arch, fraction, evaluation, cfg, bundle.task)
-        store.save_predictions(ident["record_id"], result.y_true, result.y_score)
-        record = {
-            **ident, "status": "ok", "error": None, **_empty_results(), **metrics, **chance,
-            **_run_measures(pretrained, arch), **result.extra,
-            "encoder_params": evaluator.params,
-            **_environment(cfg),
-        }
-        store.append(record)
+        store.save_predictions(ident.record_id, result.y_true, result.y_score)
+        record = ok_record(ident, metrics, chance, _run_measures(pretrained, arch), result.evaluation,
+                           _environment(cfg))
+        store.append(record.to_json())
 
 
 def _collapsed(measures: dict[str, Any]) -> bool | None:

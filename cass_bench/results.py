@@ -1,5 +1,7 @@
 """The records store (JSON lines), saved predictions and the environment every record carries.
 
+The record's fields are defined in :mod:`cass_bench.record` (``RECORD_FIELDS`` is re-exported here).
+
 Appends are whole lines written in one ``write`` under an exclusive file lock and flushed to disk, so several
 sweep shards may share one folder and a killed process leaves at most an unterminated tail, which the next
 open removes. A record id is written at most once.
@@ -20,15 +22,12 @@ from typing import Any, Iterator
 import numpy as np
 import torch
 
+from cass_bench.record import RECORD_FIELDS
+
+__all__ = ["RECORD_FIELDS", "RecordStore", "device_name", "git_commit", "versions"]
+
 RECORDS = "records.jsonl"
 PREDICTIONS = "predictions"
-
-RECORD_FIELDS = (
-    "record_id", "dataset", "task", "method", "arch", "label_fraction", "batch_size", "pretrain_epochs",
-    "image_size", "seed", "status", "error", "f1_macro", "f1_micro", "f1_seed_code", "balanced_accuracy",
-    "auroc", "accuracy", "pretrain_epoch_time_s", "pretrain_time_s", "images_per_s", "peak_gpu_mem_mb",
-    "peak_rss_mb", "flops_per_image", "device", "versions", "git_commit", "config_hash",
-)
 
 
 class RecordStore:

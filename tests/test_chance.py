@@ -26,7 +26,7 @@ def test_macro_f1_matches_torchmetrics_multiclass(num_classes: int) -> None:
     rng = np.random.default_rng(1)
     y = rng.integers(0, num_classes - 1, 60)  # the last class never occurs in the targets
     for pred in (rng.integers(0, num_classes - 1, 60), rng.integers(0, num_classes, 60), y.copy()):
-        expected = compute_metrics(torch.tensor(one_hot(pred, num_classes)), torch.tensor(y), MULTICLASS)["f1_macro"]
+        expected = compute_metrics(torch.tensor(one_hot(pred, num_classes)), torch.tensor(y), MULTICLASS).f1_macro
         assert macro_f1(y, pred, num_classes, MULTICLASS) == pytest.approx(expected, abs=1e-6)
 
 
@@ -37,7 +37,7 @@ def test_macro_f1_matches_torchmetrics_multilabel() -> None:
     y[:, 3] = 0  # a label never true
     pred = rng.random((50, 4)) < 0.5
     pred[:, 3] = False  # and never predicted
-    expected = compute_metrics(torch.tensor(pred, dtype=torch.float32), torch.tensor(y), MULTILABEL)["f1_macro"]
+    expected = compute_metrics(torch.tensor(pred, dtype=torch.float32), torch.tensor(y), MULTILABEL).f1_macro
     assert macro_f1(y, pred, 4, MULTILABEL) == pytest.approx(expected, abs=1e-6)
 
 
@@ -47,7 +47,7 @@ def test_majority_predictor_is_at_chance() -> None:
     y = rng.integers(0, 3, 200)
     majority = int(np.bincount(train).argmax())
     scores = one_hot(np.full(len(y), majority), 3)
-    observed = compute_metrics(torch.tensor(scores), torch.tensor(y), MULTICLASS)["f1_macro"]
+    observed = compute_metrics(torch.tensor(scores), torch.tensor(y), MULTICLASS).f1_macro
     assert majority_f1(y, 3, MULTICLASS, train) == pytest.approx(observed, abs=1e-6)
     assert above_chance_pvalue(y, scores, MULTICLASS, permutations=200) > 0.05
 
@@ -58,7 +58,7 @@ def test_majority_f1_multilabel_matches_compute_metrics() -> None:
     y = (rng.random((100, 3)) < 0.5).astype(np.int64)
     majority = (train.mean(axis=0) > 0.5).astype(np.float32)
     scores = np.broadcast_to(majority, y.shape).copy()
-    observed = compute_metrics(torch.tensor(scores), torch.tensor(y), MULTILABEL)["f1_macro"]
+    observed = compute_metrics(torch.tensor(scores), torch.tensor(y), MULTILABEL).f1_macro
     assert majority_f1(y, 3, MULTILABEL, train) == pytest.approx(observed, abs=1e-6)
 
 

@@ -10,7 +10,8 @@ import pandas as pd
 import pytest
 from scipy import stats as sps
 
-from cass_bench.claims import PAPER_GAINS, RULES, TIME_BOUND, check_claims
+from cass_bench.report.claims import PAPER_GAINS, RULES, TIME_BOUND, check_claims
+from cass_bench.report.load import normalise
 
 TIMES = {("cass", "cnn+vit"): 10.0, ("dino", "cnn"): 20.0, ("dino", "vit"): 30.0, ("byol", "cnn"): 18.0,
          ("byol", "vit"): 27.0}
@@ -53,11 +54,11 @@ def make_frame(*, offsets: dict[str, float] | None = None, seeds: Iterable[int] 
 
 
 def claims(frame: pd.DataFrame, batch: int = 32, epochs: int = 10, predictions: Path | None = None) -> pd.DataFrame:
-    return check_claims(frame, batch, epochs, predictions).set_index("key")
+    return check_claims(normalise(frame), batch, epochs, predictions).set_index("key")
 
 
 def test_output_has_one_row_per_claim_and_comparator() -> None:
-    out = check_claims(make_frame(batch_sizes=(16, 32)), 32, 10, None)
+    out = check_claims(normalise(make_frame(batch_sizes=(16, 32))), 32, 10, None)
     assert list(out.columns) == ["key", "claim", "comparator", "eval", "paper", "measured", "estimate", "low", "high",
                                  "n", "p_holm", "status"]
     assert list(out["key"]) == ["a@1% vs dino", "a@1% vs byol", "a@10% vs dino", "a@10% vs byol", "a@100% vs dino",

@@ -44,15 +44,15 @@ def test_multiclass_metrics_match_scikit_learn() -> None:
     scores = np.clip(scores, 0, 1)
     got = compute_metrics(torch.tensor(scores), torch.tensor(y), "multiclass")
     pred = scores.argmax(1)
-    assert got["f1_macro"] == pytest.approx(f1_score(y, pred, average="macro"), abs=1e-5)
-    assert got["f1_micro"] == pytest.approx(f1_score(y, pred, average="micro"), abs=1e-5)
-    assert got["balanced_accuracy"] == pytest.approx(balanced_accuracy_score(y, pred), abs=1e-5)
-    assert got["accuracy"] == pytest.approx((pred == y).mean(), abs=1e-5)
+    assert got.f1_macro == pytest.approx(f1_score(y, pred, average="macro"), abs=1e-5)
+    assert got.f1_micro == pytest.approx(f1_score(y, pred, average="micro"), abs=1e-5)
+    assert got.balanced_accuracy == pytest.approx(balanced_accuracy_score(y, pred), abs=1e-5)
+    assert got.accuracy == pytest.approx((pred == y).mean(), abs=1e-5)
     onehot = np.eye(5)[y]
     seed_code = f1_score(onehot.ravel(), (scores > 0.5).ravel().astype(int))
-    assert got["f1_seed_code"] == pytest.approx(seed_code, abs=1e-5)
+    assert got.f1_seed_code == pytest.approx(seed_code, abs=1e-5)
     ovr = np.mean([roc_auc_score(onehot[:, c], scores[:, c]) for c in range(5)])
-    assert got["auroc"] == pytest.approx(ovr, abs=1e-4)
+    assert got.auroc == pytest.approx(ovr, abs=1e-4)
 
 
 def test_multilabel_metrics_match_scikit_learn() -> None:
@@ -61,12 +61,12 @@ def test_multilabel_metrics_match_scikit_learn() -> None:
     scores = np.clip(rng.random((150, 4)) * 0.6 + y * 0.3, 0, 1).astype(np.float32)
     got = compute_metrics(torch.tensor(scores), torch.tensor(y), "multilabel")
     pred = (scores > 0.5).astype(int)
-    assert got["f1_macro"] == pytest.approx(f1_score(y, pred, average="macro"), abs=1e-5)
-    assert got["f1_micro"] == pytest.approx(f1_score(y, pred, average="micro"), abs=1e-5)
+    assert got.f1_macro == pytest.approx(f1_score(y, pred, average="macro"), abs=1e-5)
+    assert got.f1_micro == pytest.approx(f1_score(y, pred, average="micro"), abs=1e-5)
     per_label = [balanced_accuracy_score(y[:, j], pred[:, j]) for j in range(4)]
-    assert got["balanced_accuracy"] == pytest.approx(np.mean(per_label), abs=1e-5)
-    assert got["accuracy"] == pytest.approx((pred == y).all(1).mean(), abs=1e-5)
-    assert got["f1_seed_code"] == pytest.approx(got["f1_micro"], abs=1e-6)
+    assert got.balanced_accuracy == pytest.approx(np.mean(per_label), abs=1e-5)
+    assert got.accuracy == pytest.approx((pred == y).all(1).mean(), abs=1e-5)
+    assert got.f1_seed_code == pytest.approx(got.f1_micro, abs=1e-6)
 
 
 def _tiny_setup(steps: int, select: str = "last") -> tuple[Any, Any]:
@@ -113,7 +113,7 @@ def test_step_budget_is_the_same_at_every_fraction_and_the_head_starts_at_zero(m
     for counter in counters:
         assert counter.first_head is not None and torch.count_nonzero(counter.first_head) == 0
     for result in results.values():
-        assert result.y_score.shape == (len(bundle.test), 10) and 0 <= result.metrics["f1_macro"] <= 1
+        assert result.y_score.shape == (len(bundle.test), 10) and 0 <= compute_metrics(torch.tensor(result.y_score), torch.tensor(result.y_true), bundle.task).f1_macro <= 1
 
 
 def test_best_validation_selection_uses_a_validation_set_no_larger_than_the_labelled_subset() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -14,7 +15,8 @@ from PIL import Image
 
 from cass_bench.cli import main
 from cass_bench.report import analyse, load_records, write_plots, write_report
-from cass_bench.results import RECORD_FIELDS
+from cass_bench.record import RECORD_FIELDS
+from cass_bench.report.costs import FLOPS, PARAMS, RATE, TIME, memory_quantity
 
 FRACTIONS = (0.01, 0.1, 1.0)
 BASE_F1 = {0.01: 0.40, 0.1: 0.60, 1.0: 0.80}
@@ -137,13 +139,13 @@ def test_f1_table_matches_an_independent_recomputation(full: tuple[Path, list[di
         rows = raw[(raw.dataset == dataset) & (raw.method == method) & (raw.arch == arch)
                    & (raw.label_fraction == fraction) & (raw.batch_size.isna() | (raw.batch_size == 16))]
         expected = rows.f1_macro.agg(["mean", "std", "count"])
-        got = analysis.f1.loc[(dataset, method, arch, fraction)]
-        assert got["n"] == expected["count"] == 2
-        assert got["mean"] == pytest.approx(expected["mean"])
-        assert got["std"] == pytest.approx(expected["std"])
+        cell = (dataset, method, arch, fraction)
+        assert analysis.f1.n[cell] == expected["count"] == 2
+        assert analysis.f1.mean[cell] == pytest.approx(expected["mean"])
+        assert analysis.f1.std[cell] == pytest.approx(expected["std"])
         assert f"{expected['mean']:.3f} ± {expected['std']:.3f} (n=2)" in report
-    best = analysis.f1.loc[("d1", "cass", "cnn", 0.1)]
-    assert f"**{best['mean']:.3f} ± {best['std']:.3f} (n=2)**" in report
+    best = ("d1", "cass", "cnn", 0.1)
+    assert f"**{analysis.f1.mean[best]:.3f} ± {analysis.f1.std[best]:.3f} (n=2)**" in report
     assert "## 1. Downstream macro-F1" in text and "Claim checks" in text
 
 
@@ -184,23 +186,30 @@ def test_epoch_robustness_is_measured_with_several_epoch_counts(tmp_path: Path) 
 def test_efficiency_ratios_to_dino(tmp_path: Path) -> None:
     out = write_records(tmp_path / "r", make_records())
     costs = analyse(load_records(out)).costs
-    cass = costs.loc[("d1", 16, 10, "cass", "cnn+vit")]
-    assert cass["pretrain_epoch_time_s_ratio"] == pytest.approx(10 / (20 + 30))
-    assert cass["flops_per_image_ratio"] == pytest.approx(1 / (2 + 3))
-    assert cass["peak_gpu_mem_mb_ratio"] == pytest.approx(500 / max(300, 400))
-    assert cass["images_per_s_ratio"] == pytest.approx(100 / (1 / (1 / 50 + 1 / 40)))
-    assert cass["pretrain_params_ratio"] == pytest.approx(17 / (25 + 12))
-    assert cass["pretrain_epoch_time_s_n"] == 2 and cass["pretrain_epoch_time_s_mean"] == pytest.approx(10.5)
-    assert costs.loc[("d2", 32, 10, "dino", "vit"), "pretrain_epoch_time_s_ratio"] == pytest.approx(1.0)
-    assert costs.loc[("d2", 32, 10, "byol", "vit"), "pretrain_epoch_time_s_ratio"] == pytest.approx(27 / 30)
-    assert len(costs) == 2 * 2 * 5
+    cass = ("d1", 16, 10, "cass", "cnn+vit")
+    assert costs.ratio(TIME)[cass] == pytest.approx(10 / (20 + 30))
+    assert costs.ratio(FLOPS)[cass] == pytest.approx(1 / (2 + 3))
+    assert costs.memory.field == "peak_gpu_mem_mb" and costs.ratio(costs.memory)[cass] == pytest.approx(500 / 400)
+    assert costs.ratio(RATE)[cass] == pytest.approx(100 / (1 / (1 / 50 + 1 / 40)))
+    assert costs.ratio(PARAMS)[cass] == pytest.approx(17 / (25 + 12))
+    assert costs.n(TIME)[cass] == 2 and costs.mean(TIME)[cass] == pytest.approx(10.5)
+    assert costs.ratio(TIME)[("d2", 32, 10, "dino", "vit")] == pytest.approx(1.0)
+    assert costs.ratio(TIME)[("d2", 32, 10, "byol", "vit")] == pytest.approx(27 / 30)
+    assert len(costs.index) == 2 * 2 * 5
+
+
+def test_a_figure_that_was_not_computed_raises_instead_of_reading_as_missing(tmp_path: Path) -> None:
+    out = write_records(tmp_path / "r", make_records(datasets=("d1",), seeds=(0,)))
+    costs = analyse(load_records(out)).costs
+    with pytest.raises(KeyError, match="peak_rss_mb"):
+        costs.ratio(memory_quantity("peak_rss_mb"))
 
 
 def test_cpu_records_report_rss_instead_of_gpu_memory(tmp_path: Path) -> None:
     out = write_records(tmp_path / "r", make_records(gpu=False, datasets=("d1",)))
     analysis = analyse(load_records(out))
-    assert analysis.memory == "peak_rss_mb"
-    rss_ratio = analysis.costs.loc[("d1", 16, 10, "cass", "cnn+vit"), "peak_rss_mb_ratio"]
+    assert analysis.costs.memory.field == "peak_rss_mb"
+    rss_ratio = analysis.costs.ratio(analysis.costs.memory)[("d1", 16, 10, "cass", "cnn+vit")]
     assert rss_ratio == pytest.approx((2000 + 500 * 1.05) / (2000 + 400 * 1.05))
     write_report(out)
     assert "peak RSS (MB, CPU: no GPU memory)" in (out / "report.md").read_text()
@@ -281,3 +290,12 @@ def test_cli_without_records_exits_2_with_one_line(tmp_path: Path, content: str 
     assert main(["report", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "records.jsonl" in err and "cass_bench run" in err
+
+
+def test_committed_default_report_regenerates_identically(tmp_path: Path) -> None:
+    committed = Path(__file__).resolve().parents[1] / "results" / "default"
+    out = tmp_path / "default"
+    out.mkdir()
+    shutil.copy(committed / "records.jsonl", out / "records.jsonl")
+    write_report(out)
+    assert (out / "report.md").read_text() == (committed / "report.md").read_text()

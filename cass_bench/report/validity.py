@@ -11,7 +11,10 @@ import numpy as np
 import pandas as pd
 
 from cass_bench.protocol import COLLAPSE_RANK
-from cass_bench.render import Table, fraction_text
+from cass_bench.record import OK
+from cass_bench.registry import reference_methods
+from cass_bench.report.load import finished_pretraining
+from cass_bench.report.render import Table, fraction_text
 
 RUN_KEYS = ["dataset", "method", "encoders", "arch", "batch_size", "pretrain_epochs", "seed"]
 
@@ -30,7 +33,7 @@ def chance_table(df: pd.DataFrame) -> Table:
     Majority: always the most frequent class of the labelled subset. Random: classes drawn with the labelled
     subset's frequencies (expected value). Means over seeds (the subsets differ by seed).
     """
-    ok = df[(df["status"] == "ok") & df["chance_f1_majority"].notna()]
+    ok = df[(df["status"] == OK) & df["chance_f1_majority"].notna()]
     if ok.empty:
         return Table(pd.DataFrame({"": ["no record holds chance levels"]}))
     rows = []
@@ -49,8 +52,8 @@ def chance_table(df: pd.DataFrame) -> Table:
 
 def collapse_runs(df: pd.DataFrame) -> pd.DataFrame:
     """One row per pretrained encoder (a CASS run gives two) with its collapse figures."""
-    ok = df[(df["status"] == "ok") & df["batch_size"].notna()]
-    if ok.empty or "feature_rank_history" not in ok:
+    ok = finished_pretraining(df)
+    if ok.empty:
         return pd.DataFrame(columns=[*RUN_KEYS, "feature_rank_history", "feature_std_history", "collapsed"])
     runs = ok.drop_duplicates(RUN_KEYS)
     runs = runs[runs["feature_rank_history"].map(lambda h: isinstance(h, list) and len(h) > 0)]
@@ -83,18 +86,19 @@ COLLAPSE_RULE = (f"A pretrained encoder is collapsed when the effective rank (Ra
 
 def ssl_helped_lines(df: pd.DataFrame, fraction: float = 0.1) -> list[str]:
     """Whether self-supervised pretraining beat the randomly initialised encoder on kNN at ``fraction`` labels."""
-    ok = df[(df["status"] == "ok") & (df["eval"] == "knn") & np.isclose(df["label_fraction"], fraction)]
-    if ok.empty or "supervised" not in set(ok["method"]):
-        return [f"No kNN records at {fraction_text(fraction)} labels with a supervised (no pretraining) reference."]
+    reference = reference_methods()[0]
+    ok = df[(df["status"] == OK) & (df["eval"] == "knn") & np.isclose(df["label_fraction"], fraction)]
+    if ok.empty or reference not in set(ok["method"]):
+        return [f"No kNN records at {fraction_text(fraction)} labels with a {reference} (no pretraining) reference."]
     means = ok.groupby(["dataset", "arch", "method"])["f1_macro"].mean()
     lines, helped = [], False
     for (dataset, arch), group in means.groupby(level=["dataset", "arch"]):
         group = group.droplevel(["dataset", "arch"])
-        if "supervised" not in group:
+        if reference not in group:
             continue
-        base = group["supervised"]
+        base = group[reference]
         parts = []
-        for method, value in group.drop("supervised").items():
+        for method, value in group.drop(reference).items():
             parts.append(f"{method} {value:.3f} ({value - base:+.3f})")
             helped |= bool(value > base)
         lines.append(f"- {dataset} {arch}: no pretraining {base:.3f}; " + ", ".join(parts))

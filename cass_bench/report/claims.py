@@ -15,11 +15,16 @@ import numpy as np
 import pandas as pd
 
 from cass_bench.chance import score_macro_f1 as macro_f1
-from cass_bench.render import fraction_text
+from cass_bench.registry import PROPOSED, comparators
+from cass_bench.report.cells import CHANCE_SHARE
+from cass_bench.report.costs import COST_REFERENCE, JOINT
+from cass_bench.report.load import PRETRAINED, RUN_COLLAPSED, RUN_KEYS, finished
+from cass_bench.report.render import Table, fraction_text
 from cass_bench.stats import (CONTRADICTED, INCONCLUSIVE, SUPPORTED, Interval, bootstrap_differences, holm,
                               outcome, paired_interval, percentile_interval, slope)
 
-COMPARATORS = ("dino", "byol")
+COMPARATORS = tuple(comparators())
+PAPER_TIME = "69% less (DINO 26 h 21 m, CASS 7 h 11 m)"
 PAPER_GAINS = {0.01: 3.8, 0.1: 5.9, 1.0: 10.13}
 CLAIMED_REDUCTION = 0.69
 REDUCTION_TOLERANCE = 0.05
@@ -30,39 +35,44 @@ LEVEL = 0.95
 ALPHA = 0.05
 MIN_SEEDS = 3
 N_BOOT = 1000
-CHANCE_SHARE = 0.5
 NOT_MEASURED = "not measured"
 ALL_AT_CHANCE = "not testable: every cell at chance"
-RUN_KEYS = ["dataset", "method", "encoders", "batch_size", "pretrain_epochs", "seed"]
 COLUMNS = ["key", "claim", "comparator", "eval", "paper", "measured", "estimate", "low", "high", "n", "p_holm",
            "status"]
+SHOWN = {"key": "#", "claim": "claim", "eval": "eval", "paper": "paper", "measured": "measured here (95% interval)",
+         "status": "status"}
+"""The columns the report's claims table shows, with their headers."""
+_P, _C = PROPOSED.upper(), [c.upper() for c in COMPARATORS]
+_REF = COST_REFERENCE.upper()
 
 RULES = (
     f"All claims: finished records only. F1 is macro-F1 in points (100 x F1) after {MAIN_EVAL} at the main "
-    "pretraining setting. CASS is compared with DINO and with BYOL separately, paired by seed (same label subset, "
+    f"pretraining setting. {_P} is compared with {' and with '.join(_C)} separately, paired by seed (same label subset, "
     f"head init and test set). Interval: {LEVEL:.0%} t interval (n - 1 df) over seeds of the per-seed difference "
     "(averaged over the cells within a seed first); with one seed a paired bootstrap over test images "
     f"({N_BOOT} resamples, percentile), which ignores seed noise.",
     f"(a), (d), (e) need >= {MIN_SEEDS} seeds, else \"inconclusive — too few seeds (n)\" (interval still shown). "
     "Their two-sided p-values (paired t test; bootstrap with one seed) are Holm-adjusted over all (a), (d), (e) "
     f"rows; supported / contradicted also need p_holm < {ALPHA}, else inconclusive.",
-    "Gates, before any verdict: \"not testable\" if any CASS pretraining run behind the row collapsed (either of "
+    f"Gates, before any verdict: \"not testable\" if any {_P} pretraining run behind the row collapsed (either of "
     "its two encoders, whichever the row compares). A cell "
     "(dataset, method, arch, label fraction, eval, and sweep level for (d), (e)) is at chance when fewer than "
     f"{CHANCE_SHARE:.0%} of its seeds' records are significantly above chance; comparisons touching such a cell "
     f"are left out (count shown), and a row left with none is \"{ALL_AT_CHANCE}\".",
-    "(a) F1 gain at 1 / 10 / 100 % labels: supported iff the interval of CASS - comparator lies above 0, "
+    f"(a) F1 gain at 1 / 10 / 100 % labels: supported iff the interval of {_P} - comparator lies above 0, "
     "contradicted iff below 0; the text says whether the paper's gain lies inside the interval.",
-    "(b) less pretraining time: per (dataset, batch size, epochs, seed), r = t(CASS) / (t(X-cnn) + t(X-vit)), "
+    f"(b) less pretraining time: per (dataset, batch size, epochs, seed), r = t({_P}) / (t(X-cnn) + t(X-vit)), "
     f"t = time per pretraining epoch; supported iff the interval of r lies at or below {TIME_BOUND:g} "
     f"(1 - {CLAIMED_REDUCTION:g} + a {REDUCTION_TOLERANCE:g} tolerance), contradicted iff its lower bound is "
-    "above; one run: its value against the bound. X = DINO is the paper's claim; X = BYOL asks the same question.",
+    f"above; one run: its value against the bound. X = {_REF} is the paper's claim; "
+    + "; ".join(f"X = {c} asks the same question" for c in _C if c != _REF) + ".",
     f"(c) twice as efficient: supported iff the FLOPs-per-image ratio (deterministic) and the time ratio's interval "
-    f"are both <= {EFFICIENCY_BAR:g} x DINO-cnn + DINO-vit; contradicted iff either lies above; measured ones only.",
+    f"are both <= {EFFICIENCY_BAR:g} x {_REF}-cnn + {_REF}-vit; contradicted iff either lies above; measured ones "
+    "only.",
     "(d) robustness to batch size: per method, seed and (dataset, arch, label fraction), the F1 change from the "
     "largest to the smallest batch size (at the main epochs; negative = the method loses F1 when the batch shrinks) "
-    "and the least-squares slope per doubling; supported iff CASS's change minus the comparator's has an interval "
-    "above 0 (CASS loses less), contradicted iff below; needs >= 2 batch sizes, else not measured.",
+    f"and the least-squares slope per doubling; supported iff {_P}'s change minus the comparator's has an interval "
+    f"above 0 ({_P} loses less), contradicted iff below; needs >= 2 batch sizes, else not measured.",
     "(e) robustness to pretraining epochs: as (d), from the most to the fewest epochs, at the main batch size.",
 )
 
@@ -74,19 +84,9 @@ def _row(base: dict[str, Any], status: str, measured: str, iv: Interval | None =
 
 
 def _prepare(records: pd.DataFrame) -> pd.DataFrame:
-    df = records[records["status"] == "ok"].copy()
-    defaults = {"eval": MAIN_EVAL, "above_chance": True, "init": "unknown",
-                "collapsed": df.get("embedding_collapsed", False)}
-    df = df.assign(**{column: value for column, value in defaults.items() if column not in df})
-    df["encoders"] = df["encoders"].fillna(df["arch"]) if "encoders" in df else df["arch"]
-    df["chance_ok"] = df["above_chance"].eq(True).astype(float)  # unknown (None) counts as not above chance
-    for column in ("f1_macro", "batch_size", "pretrain_epochs", "label_fraction", "pretrain_epoch_time_s",
-                   "flops_per_image"):
-        df[column] = pd.to_numeric(df[column], errors="coerce") if column in df else math.nan
-    df["f1"] = 100 * df["f1_macro"]
-    flagged = df["collapsed"].eq(True)
-    df["run_collapsed"] = flagged.groupby([df[k].fillna(-1) for k in RUN_KEYS]).transform("any")
-    return df
+    df = finished(records)
+    return df.assign(chance_ok=df["above_chance"].eq(True).astype(float),  # unknown (None) counts as not above
+                     f1=100 * df["f1_macro"])
 
 
 def _interval_text(iv: Interval, unit: str = "") -> str:
@@ -97,11 +97,11 @@ def _interval_text(iv: Interval, unit: str = "") -> str:
 
 def _collapse_gate(cass: pd.DataFrame) -> str | None:
     """A run counts as collapsed when any of its encoders did, whichever encoder the claim row compares."""
-    runs = cass.groupby(RUN_KEYS, dropna=False)["run_collapsed"].agg(lambda s: bool(s.eq(True).any()))
+    runs = cass.groupby(RUN_KEYS, dropna=False)[RUN_COLLAPSED].agg(lambda s: bool(s.eq(True).any()))
     if not runs.any():
         return None
     init = ", ".join(sorted({str(v) for v in cass["init"].dropna()})) or "unknown"
-    return (f"not testable: CASS collapsed in {int(runs.sum())}/{len(runs)} runs; init {init}; "
+    return (f"not testable: {_P} collapsed in {int(runs.sum())}/{len(runs)} runs; init {init}; "
             "the reference starts from ImageNet weights")
 
 
@@ -158,7 +158,7 @@ def _bootstrapper(pair: pd.DataFrame, comp: str, predictions: Path | None) -> An
         datasets = sorted(ids.index.get_level_values("dataset").unique())
         points, draws = [], []
         for cell in cells:
-            files = [Path(predictions) / f"{ids.at[cell, m]}.npz" for m in ("cass", comp)]
+            files = [Path(predictions) / f"{ids.at[cell, m]}.npz" for m in (PROPOSED, comp)]
             if missing := [f.name for f in files if not f.exists()]:
                 return f"missing {missing[0]}"
             a, b = (np.load(f) for f in files)
@@ -182,41 +182,41 @@ def _gain_rows(df: pd.DataFrame, batch_size: int | None, epochs: int | None,
         for comp in COMPARATORS:
             base = dict(key=f"a@{label} vs {comp}", claim=f"F1 gain over {comp.upper()} at {label} labels",
                         comparator=comp, eval=MAIN_EVAL, paper=f"+{paper_gain} F1 points")
-            pair = at[at["method"].isin(["cass", comp])]
+            pair = at[at["method"].isin([PROPOSED, comp])]
             wide = pair.pivot_table(index=["dataset", "arch", "seed"], columns="method", values="f1").dropna()
-            if wide.empty or "cass" not in wide or comp not in wide:
-                rows.append(_row(base, NOT_MEASURED, f"no paired CASS and {comp} records at {label} labels"))
+            if wide.empty or PROPOSED not in wide or comp not in wide:
+                rows.append(_row(base, NOT_MEASURED, f"no paired {_P} and {comp} records at {label} labels"))
                 continue
             paired = pair[pd.MultiIndex.from_frame(pair[["dataset", "arch", "seed"]]).isin(wide.index)]
             chance = paired.groupby(["dataset", "arch", "method"])["chance_ok"].mean() < CHANCE_SHARE
             bad = chance[chance].index
             left_out = [f"{_cell_name(i[:2])} {i[2]}" for i in bad]
-            diff = (wide["cass"] - wide[comp])[~wide.index.droplevel("seed").isin(bad.droplevel("method"))]
+            diff = (wide[PROPOSED] - wide[comp])[~wide.index.droplevel("seed").isin(bad.droplevel("method"))]
             rows.append(_gated(_paired(base, diff, left_out, lambda iv, g=paper_gain: _compatible(iv, g),
                                        _bootstrapper(paired, comp, predictions)),
-                               _collapse_gate(paired[paired["method"] == "cass"])))
+                               _collapse_gate(paired[paired["method"] == PROPOSED])))
     return rows
 
 
 def _robust_rows(df: pd.DataFrame, factor: str, fixed: str, value: int | None, letter: str,
                  words: str) -> list[dict[str, Any]]:
     cells = ["dataset", "arch", "label_fraction"]
-    sweep = df[(df["eval"] == MAIN_EVAL) & (df[fixed] == value) & df["batch_size"].notna()]
+    sweep = df[(df["eval"] == MAIN_EVAL) & (df[fixed] == value) & df[PRETRAINED]]
     fewer = "smallest batch size" if factor == "batch_size" else "fewest epochs"
     at = f"{fixed.replace('_', ' ')} {value if value is None else f'{value:g}'}"
     rows = []
     for comp in COMPARATORS:
         base = dict(key=f"{letter} vs {comp}", claim=f"more robust to {words} than {comp.upper()}", comparator=comp,
                     eval=MAIN_EVAL, paper=f"smaller F1 loss at the {fewer}")
-        pair = sweep[sweep["method"].isin(["cass", comp])]
+        pair = sweep[sweep["method"].isin([PROPOSED, comp])]
         f1 = pair.pivot_table(index=[*cells, "seed", factor], columns="method", values="f1").dropna()
-        levels = sorted(f1.index.get_level_values(factor).unique()) if {"cass", comp} <= set(f1.columns) else []
+        levels = sorted(f1.index.get_level_values(factor).unique()) if {PROPOSED, comp} <= set(f1.columns) else []
         if len(levels) < 2:
             found = ", ".join(f"{v:g}" for v in levels) or "none"
-            rows.append(_row(base, NOT_MEASURED, f"needs >= 2 {words} finished by CASS and {comp} at {at} "
+            rows.append(_row(base, NOT_MEASURED, f"needs >= 2 {words} finished by {_P} and {comp} at {at} "
                              f"(found: {found})"))
             continue
-        gate = _collapse_gate(pair[pair["method"] == "cass"])
+        gate = _collapse_gate(pair[pair["method"] == PROPOSED])
         chance = (pair.groupby([*cells, "method", factor])["chance_ok"].mean() < CHANCE_SHARE).groupby(cells).any()
         bad = chance[chance].index
         left_out = [_cell_name(i) for i in bad]
@@ -225,7 +225,7 @@ def _robust_rows(df: pd.DataFrame, factor: str, fixed: str, value: int | None, l
             rows.append(_gated(_paired(base, pd.Series(dtype=float), left_out), gate))
             continue
         changes, slopes = {}, {}
-        for method in ("cass", comp):
+        for method in (PROPOSED, comp):
             wide = f1[method].unstack(factor).sort_index(axis=1)
             wide = wide[wide.notna().sum(axis=1) >= 2]
             changes[method] = wide.bfill(axis=1).iloc[:, 0] - wide.ffill(axis=1).iloc[:, -1]
@@ -234,16 +234,16 @@ def _robust_rows(df: pd.DataFrame, factor: str, fixed: str, value: int | None, l
         extra = "; change " + ", ".join(f"{m} {c.mean():+.2f}" for m, c in changes.items()) + \
             "; slope per doubling " + ", ".join(f"{m} {s.mean():+.2f}" for m, s in slopes.items()) + \
             f" ({words} {', '.join(f'{v:g}' for v in levels)} at {at})"
-        rows.append(_gated(_paired(base, (changes["cass"] - changes[comp]).dropna(), left_out, extra), gate))
+        rows.append(_gated(_paired(base, (changes[PROPOSED] - changes[comp]).dropna(), left_out, extra), gate))
     return rows
 
 
 def _cost_rows(df: pd.DataFrame) -> list[dict[str, Any]]:
-    runs = df[df["batch_size"].notna()].groupby(RUN_KEYS)[["pretrain_epoch_time_s", "flops_per_image"]].first()
+    runs = df[df[PRETRAINED]].groupby(RUN_KEYS)[["pretrain_epoch_time_s", "flops_per_image"]].first()
     wide = runs.unstack(["method", "encoders"]) if len(runs) else runs
 
     def ratio(column: str, comp: str) -> pd.Series:
-        need = [(column, "cass", "cnn+vit"), (column, comp, "cnn"), (column, comp, "vit")]
+        need = [(column, PROPOSED, JOINT), *((column, comp, arch) for arch in JOINT.split("+"))]
         if not all(c in wide.columns for c in need):
             return pd.Series(dtype=float)
         return (wide[need[0]] / (wide[need[1]] + wide[need[2]])).dropna()
@@ -255,21 +255,21 @@ def _cost_rows(df: pd.DataFrame) -> list[dict[str, Any]]:
 
     rows = []
     for comp in COMPARATORS:
-        paper = "69% less (DINO 26 h 21 m, CASS 7 h 11 m)" if comp == "dino" else "not a paper claim: same question"
+        paper = PAPER_TIME if comp == COST_REFERENCE else "not a paper claim: same question"
         base = dict(key=f"b vs {comp}", claim=f"less pretraining time than {comp.upper()}", comparator=comp,
                     eval="pretraining", paper=paper)
         r = ratio("pretrain_epoch_time_s", comp)
         if r.empty:
-            rows.append(_row(base, NOT_MEASURED, f"no CASS run with both {comp}-cnn and {comp}-vit runs beside it"))
+            rows.append(_row(base, NOT_MEASURED, f"no {_P} run with both {comp}-cnn and {comp}-vit runs beside it"))
             continue
         iv = paired_interval(r.to_numpy(), LEVEL)
         measured = f"{describe(iv, 'time')}, i.e. {1 - iv.mean:.0%} less time per epoch; bound {TIME_BOUND:g}"
         rows.append(_row(base, outcome(iv, TIME_BOUND, False, needs_seeds=False), measured, iv))
-    base = dict(key="c vs dino", claim="twice as computationally efficient as DINO", comparator="dino",
-                eval="pretraining", paper=f"<= {EFFICIENCY_BAR:g} x DINO's cost")
-    flops, time = ratio("flops_per_image", "dino"), ratio("pretrain_epoch_time_s", "dino")
+    base = dict(key=f"c vs {COST_REFERENCE}", claim=f"twice as computationally efficient as {_REF}",
+                comparator=COST_REFERENCE, eval="pretraining", paper=f"<= {EFFICIENCY_BAR:g} x {_REF}'s cost")
+    flops, time = ratio("flops_per_image", COST_REFERENCE), ratio("pretrain_epoch_time_s", COST_REFERENCE)
     if flops.empty and time.empty:
-        return [*rows, _row(base, NOT_MEASURED, "no CASS run with both DINO-cnn and DINO-vit runs beside it")]
+        return [*rows, _row(base, NOT_MEASURED, f"no {_P} run with both {_REF}-cnn and {_REF}-vit runs beside it")]
     measured = [(what, paired_interval(r.to_numpy(), LEVEL) if what == "time" else
                  Interval(float(r.mean()), math.nan, math.nan, len(r), "none"))
                 for what, r in (("FLOPs", flops), ("time", time)) if not r.empty]
@@ -284,9 +284,8 @@ def check_claims(records: pd.DataFrame, batch_size: int | None, epochs: int | No
     """Every claim of the paper against every comparator, measured (rules: :data:`RULES`).
 
     Args:
-        records: the full records frame, one row per record; only ``status == "ok"`` rows count. Missing ``eval`` /
-            ``above_chance`` / ``init`` columns default to finetune / true / unknown, a missing ``collapsed`` to
-            ``embedding_collapsed``; an ``above_chance`` of None counts as not above chance.
+        records: the records frame (:func:`cass_bench.report.load.normalise`); only ``status == "ok"`` rows count,
+            and an ``above_chance`` of None counts as not above chance.
         batch_size: the main batch size (F1 claims; the anchor of the epoch sweep).
         epochs: the main pretraining epoch count (F1 claims; the anchor of the batch-size sweep).
         predictions: folder with ``<record_id>.npz`` (``y_true``, ``y_score``) for the one-seed bootstrap, or None.
@@ -306,3 +305,14 @@ def check_claims(records: pd.DataFrame, batch_size: int | None, epochs: int | No
     out.loc[decided, "measured"] = out.loc[decided, "measured"] + f"; not significant after Holm (p_holm >= {ALPHA})"
     out.loc[decided, "status"] = INCONCLUSIVE
     return out[COLUMNS]
+
+
+def rule_lines() -> tuple[str, ...]:
+    """The rule of every claim, as the report quotes it."""
+    return RULES
+
+
+def claims_table(claims: pd.DataFrame) -> Table:
+    """The claim rows as the report shows them (all columns go to CSV)."""
+    cells = claims[list(SHOWN)].rename(columns=SHOWN)
+    return Table(cells.astype(str), data=claims)

@@ -13,7 +13,10 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import NullLocator
 
-from cass_bench.render import fraction_text
+from cass_bench.registry import method_color
+from cass_bench.report.cells import CellStats
+from cass_bench.report.costs import CostStats, Quantity
+from cass_bench.report.render import fraction_text
 
 
 @dataclass(frozen=True)
@@ -33,13 +36,12 @@ class Plot:
     note: str | None = None
 
 
-METHOD_COLORS = {"cass": "tab:red", "dino": "tab:blue", "byol": "tab:green", "supervised": "tab:gray"}
 ENCODER_STYLES = {"cnn": "-", "vit": "--", "cnn+vit": "-."}
 
 
 def _series_style(label: str) -> dict[str, str]:
     method, _, rest = label.partition(" ")
-    style = {"color": METHOD_COLORS.get(method, "tab:purple"), "linestyle": "-"}
+    style = {"color": method_color(method), "linestyle": "-"}
     if rest:
         style["linestyle"] = ENCODER_STYLES.get(rest.strip("()"), ":")
     return style
@@ -108,40 +110,40 @@ def _skip(out: Path, name: str, caption: str, note: str) -> Plot:
     return Plot(name, caption, note=note)
 
 
-def f1_plot(stats: pd.DataFrame, out: Path) -> Plot:
+def f1_plot(stats: CellStats, out: Path) -> Plot:
     """Macro-F1 against label fraction, one panel per dataset and arch, one line per method.
 
     Args:
-        stats: ``mean`` and ``std`` indexed by (dataset, method, arch, label_fraction).
+        stats: macro-F1 per (dataset, method, arch, label_fraction).
         out: folder of the report.
     """
     name, caption = "f1_vs_label_fraction.png", "Macro-F1 against label fraction (main setting)"
     if stats.empty:
         return _skip(out, name, caption, "F1 plot skipped: no finished records.")
-    labels = plot_lines(stats.reset_index(), out / name, panels=["dataset", "arch"], series="method",
+    data = pd.DataFrame({"mean": stats.mean, "std": stats.std}).reset_index()
+    labels = plot_lines(data, out / name, panels=["dataset", "arch"], series="method",
                         x="label_fraction", xlabel="labelled fraction", ylabel="macro-F1")
     return Plot(name, caption, tuple(labels))
 
 
-def cost_plot(costs: pd.DataFrame, column: str, ylabel: str, name: str, epochs: float | None, out: Path) -> Plot:
+def cost_plot(costs: CostStats, quantity: Quantity, ylabel: str, name: str, epochs: float | None,
+              out: Path) -> Plot:
     """One efficiency figure against batch size, one panel per dataset, one line per method and encoders.
 
     Args:
-        costs: ``<column>_mean`` and ``<column>_std`` indexed by (dataset, batch_size, pretrain_epochs, method,
-            encoders).
-        column: the record field plotted.
+        costs: the efficiency figures per (dataset, batch_size, pretrain_epochs, method, encoders).
+        quantity: the figure plotted.
         ylabel: the field in words.
         name: PNG file name.
         epochs: the pretraining epoch count plotted.
         out: folder of the report.
     """
     caption = f"{ylabel} against batch size ({epochs or 0:g} pretraining epochs)"
-    data = costs.reset_index()
-    data = data[data["pretrain_epochs"] == epochs].dropna(subset=[f"{column}_mean"])
+    data = pd.DataFrame({"mean": costs.mean(quantity), "std": costs.std(quantity)}).reset_index()
+    data = data[data["pretrain_epochs"] == epochs].dropna(subset=["mean"])
     if data.empty:
         return _skip(out, name, caption, f"Plot of {ylabel} skipped: no pretraining run measured it.")
-    data = data.assign(series=data["method"] + " (" + data["encoders"] + ")", mean=data[f"{column}_mean"],
-                       std=data[f"{column}_std"])
+    data = data.assign(series=data["method"] + " (" + data["encoders"] + ")")
     labels = plot_lines(data, out / name, panels=["dataset"], series="series", x="batch_size",
                         xlabel="batch size", ylabel=ylabel, log_base=2)
     return Plot(name, caption, tuple(labels))
@@ -152,7 +154,7 @@ def collapse_plot(runs: pd.DataFrame, out: Path) -> Plot:
 
     Args:
         runs: one row per pretrained encoder with ``method``, ``arch``, ``seed``, ``feature_std_history`` and
-            ``feature_rank_history`` (lists), as :func:`cass_bench.validity.collapse_runs` gives them.
+            ``feature_rank_history`` (lists), as :func:`cass_bench.report.validity.collapse_runs` gives them.
         out: folder of the report.
     """
     name, caption = "collapse_curves.png", "Collapse curves: spread and effective rank of the pooled features per epoch"
@@ -164,7 +166,7 @@ def collapse_plot(runs: pd.DataFrame, out: Path) -> Plot:
     labels: dict[str, object] = {}
     for _, run in runs.iterrows():
         label = f"{run['method']} ({run['arch']})"
-        style = {"color": METHOD_COLORS.get(run["method"], "tab:purple"),
+        style = {"color": method_color(run["method"]),
                  "linestyle": ENCODER_STYLES.get(run["arch"], ":")}
         for ax, column in zip(axes, ("feature_std_history", "feature_rank_history")):
             values = run[column]

@@ -1,0 +1,79 @@
+"""The report of a results folder, regenerated from ``<out>/records.jsonl`` alone.
+
+``report.md`` (plus ``report.tex`` or ``report_<table>.csv`` on request) holds: the scale of the run (device,
+initialisation, fine-tuning budget, evaluations), the claim checks (:mod:`cass_bench.report.claims`: paired
+intervals and supported / contradicted / inconclusive / not testable), (1) downstream macro-F1 at the main
+pretraining setting for each evaluation (fine-tuned, linear probe, kNN) with chance levels and companion metrics,
+cells at chance (†) and from collapsed runs (‡) marked, (2) pretraining efficiency with ratios to DINO, (3)
+batch-size and (4) pretraining-epoch robustness, (5) failures, (6) collapse and (7) PNG plots beside it. Cells are
+the mean ± sample std over seeds, with n shown when n > 1.
+
+The pipeline: :mod:`~cass_bench.report.load` (records -> frame) -> :mod:`~cass_bench.report.analysis` (typed
+statistics) -> :mod:`~cass_bench.report.claims` (the rules) -> :mod:`~cass_bench.report.plots` and
+:mod:`~cass_bench.report.sections` -> :mod:`~cass_bench.report.render` (Markdown, LaTeX, CSV).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from cass_bench.errors import UserError
+from cass_bench.record import OK
+from cass_bench.report.analysis import Analysis, analyse
+from cass_bench.report.costs import GPU_MEMORY, TIME
+from cass_bench.report.load import load_records
+from cass_bench.report.plots import Plot, collapse_plot, cost_plot, f1_plot
+from cass_bench.report.render import STYLES, render_latex, render_markdown, write_csv
+from cass_bench.report.sections import TERMINAL_SECTIONS, build_sections
+from cass_bench.report.validity import collapse_runs
+
+__all__ = ["Analysis", "analyse", "load_records", "write_plots", "write_report"]
+
+
+def write_plots(analysis: Analysis, out: Path) -> list[Plot]:
+    """Writes the PNG plots beside the report (a skipped plot's old file is removed)."""
+    costs, epochs = analysis.costs, analysis.batch_sweep.anchor
+    memory_label = "peak GPU memory (MB)" if costs.memory.field == GPU_MEMORY else "peak RSS (MB, CPU)"
+    return [
+        f1_plot(analysis.f1, out),
+        cost_plot(costs, TIME, "time per epoch (s)", "time_per_epoch_vs_batch_size.png", epochs, out),
+        cost_plot(costs, costs.memory, memory_label, "memory_vs_batch_size.png", epochs, out),
+        collapse_plot(collapse_runs(analysis.records), out),
+    ]
+
+
+def write_report(out: Path, fmt: str = "markdown", batch_size: float | None = None,
+                 epochs: float | None = None) -> str:
+    """Regenerates ``<out>/report.md``, its plots and (by ``fmt``) ``report.tex`` or ``report_<table>.csv``.
+
+    Args:
+        out: results folder holding ``records.jsonl``.
+        fmt: ``markdown`` or ``github`` (the Markdown table style), ``latex`` or ``csv`` (written besides).
+        batch_size, epochs: the main setting of the F1 tables and claims (None: chosen by
+            :func:`cass_bench.report.analysis.main_setting`).
+
+    Returns:
+        The main tables (scale, claims, macro-F1, efficiency) as Markdown for the terminal, and the files written.
+
+    Raises:
+        UserError: no records, or an unknown format.
+    """
+    if fmt not in (*STYLES, "csv"):
+        raise UserError(f"unknown report format '{fmt}'; use markdown, github, latex or csv")
+    out = Path(out)
+    analysis = analyse(load_records(out), out, batch_size, epochs)
+    plots = write_plots(analysis, out)
+    sections = build_sections(analysis, plots)
+    style = STYLES["github" if fmt == "github" else "markdown"]
+    written = [out / "report.md"]
+    written[0].write_text(render_markdown(sections, style))
+    if fmt == "latex":
+        written.append(out / "report.tex")
+        written[-1].write_text(render_latex(sections))
+    elif fmt == "csv":
+        written.extend(write_csv(sections, out))
+    written.extend(out / p.name for p in plots if not p.note)
+    n_failed = int((analysis.records["status"] != OK).sum())
+    footer = [f"{n_failed} failed record(s): see section 5 of the report." if n_failed else "No failed records.",
+              "Written: " + ", ".join(str(p) for p in written)]
+    return render_markdown(sections, style, terminal=TERMINAL_SECTIONS) + "\n" + "\n".join(footer) + "\n"

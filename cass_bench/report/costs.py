@@ -1,0 +1,139 @@
+"""Pretraining efficiency per run setting: each figure's mean, spread and count over seeds, and its ratio to the
+reference comparator (the paper's cost claims compare with DINO, the first registered comparator)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+from cass_bench.registry import comparators
+from cass_bench.report.cells import Indexed
+from cass_bench.report.format import sort_rows
+from cass_bench.report.load import RUN_KEYS, finished_pretraining
+
+COST_KEYS = ["dataset", "batch_size", "pretrain_epochs", "method", "encoders"]
+COST_REFERENCE = comparators()[0]
+"""The method every efficiency ratio compares with."""
+JOINT = "cnn+vit"
+GPU_MEMORY, RSS = "peak_gpu_mem_mb", "peak_rss_mb"
+
+
+@dataclass(frozen=True)
+class Quantity:
+    """An efficiency figure: its record field, how it is shown, and how the reference's cnn and vit runs combine
+    to compare with a joint run (``sum``, ``max``, or ``rate``: 1 / (1/a + 1/b))."""
+
+    field: str
+    header: str
+    short: str
+    fmt: str
+    scale: float
+    combine: str
+
+
+TIME = Quantity("pretrain_epoch_time_s", "time/epoch (s)", "time", ".2f", 1.0, "sum")
+RATE = Quantity("images_per_s", "images/s", "img/s", ".1f", 1.0, "rate")
+FLOPS = Quantity("flops_per_image", "GFLOPs/image", "FLOPs", ".3g", 1e-9, "sum")
+PARAMS = Quantity("pretrain_params", "params (M)", "params", ".2f", 1e-6, "sum")
+
+
+def memory_quantity(field: str) -> Quantity:
+    """Peak GPU memory, or the process's peak RSS on CPU runs."""
+    header = "peak GPU mem (MB)" if field == GPU_MEMORY else "peak RSS (MB, CPU: no GPU memory)"
+    return Quantity(field, header, "mem", ".0f", 1.0, "max")
+
+
+_COMBINE: dict[str, Callable[[pd.Series], float]] = {
+    "sum": lambda s: s.sum(skipna=False),
+    "max": lambda s: s.max(skipna=False),
+    "rate": lambda s: 1 / (1 / s).sum(skipna=False),
+}
+_PARTS = ("mean", "std", "n", "ratio")
+
+
+@dataclass(frozen=True)
+class CostStats(Indexed):
+    """Efficiency per (dataset, batch size, epochs, method, encoders); every accessor is a Series on that index.
+
+    Attributes:
+        frame: columns (part, field) for parts mean, std, n and ratio.
+        quantities: the figures computed, in table order.
+    """
+
+    quantities: tuple[Quantity, ...]
+
+    @property
+    def memory(self) -> Quantity:
+        """The memory figure measured (GPU memory, or RSS on CPU)."""
+        return self.quantities[2]
+
+    def _part(self, part: str, quantity: Quantity) -> pd.Series:
+        if quantity not in self.quantities:
+            raise KeyError(f"efficiency figure '{quantity.field}' was not computed "
+                           f"(computed: {', '.join(q.field for q in self.quantities)})")
+        return self.frame[(part, quantity.field)]
+
+    def mean(self, quantity: Quantity) -> pd.Series:
+        """Mean over seeds."""
+        return self._part("mean", quantity)
+
+    def std(self, quantity: Quantity) -> pd.Series:
+        """Sample standard deviation over seeds."""
+        return self._part("std", quantity)
+
+    def n(self, quantity: Quantity) -> pd.Series:
+        """Runs measured."""
+        return self._part("n", quantity)
+
+    def ratio(self, quantity: Quantity) -> pd.Series:
+        """Mean over the reference comparator's mean on the same encoders (a joint run: both of its runs)."""
+        return self._part("ratio", quantity)
+
+    def data(self) -> pd.DataFrame:
+        """Flat numbers (``<field>_<part>`` columns) with the run keys as columns."""
+        flat = self.frame.copy()
+        flat.columns = [f"{field}_{part}" for part, field in flat.columns]
+        return flat.reset_index()
+
+
+def pretrain_runs(df: pd.DataFrame) -> pd.DataFrame:
+    """One row per finished pretraining run, with ``encoders`` (``cnn+vit`` for a joint run)."""
+    return finished_pretraining(df).drop_duplicates(RUN_KEYS)
+
+
+def memory_field(runs: pd.DataFrame) -> str:
+    """``peak_gpu_mem_mb`` when any run measured GPU memory, else ``peak_rss_mb`` (CPU runs)."""
+    return GPU_MEMORY if runs[GPU_MEMORY].notna().any() else RSS
+
+
+def _reference(means: pd.DataFrame, quantities: tuple[Quantity, ...]) -> pd.DataFrame:
+    lookup = means.index.droplevel("method")
+    if COST_REFERENCE not in means.index.get_level_values("method"):
+        return pd.DataFrame(np.nan, index=lookup, columns=means.columns)
+    ref = means.xs(COST_REFERENCE, level="method")
+    pair = ref[ref.index.get_level_values("encoders").isin(JOINT.split("+"))]
+    groups = pair.groupby(level=["dataset", "batch_size", "pretrain_epochs"])
+    combined = groups.agg({q.field: _COMBINE[q.combine] for q in quantities})[groups.size() == 2]
+    combined = combined.assign(encoders=JOINT).set_index("encoders", append=True)
+    return pd.concat([ref, combined]).reindex(lookup)
+
+
+def cost_stats(runs: pd.DataFrame) -> CostStats:
+    """Efficiency figures of every run setting over seeds, with ratios to the reference comparator.
+
+    The ratio compares with the reference on the same encoders; a joint (cnn+vit) run compares with the
+    reference's cnn and vit runs together: time, FLOPs and parameters summed, images/s combined as
+    1 / (1/a + 1/b), memory the larger of the two peaks.
+
+    Args:
+        runs: :func:`pretrain_runs`.
+    """
+    quantities = (TIME, RATE, memory_quantity(memory_field(runs)), FLOPS, PARAMS)
+    grouped = runs.groupby(COST_KEYS)[[q.field for q in quantities]]
+    means = grouped.mean()
+    parts = dict(zip(_PARTS, (means, grouped.std(), grouped.count(),
+                              means / _reference(means, quantities).to_numpy())))
+    return CostStats(sort_rows(pd.concat(parts, axis=1)), quantities)

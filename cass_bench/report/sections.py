@@ -1,0 +1,129 @@
+"""The report's sections in order: what each holds and the words around its table."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from cass_bench.record import OK
+from cass_bench.registry import PROPOSED, reference_methods
+from cass_bench.report.analysis import MAIN_EVAL, Analysis, Sweep, finetuned
+from cass_bench.report.cells import metric_stats
+from cass_bench.report.claims import claims_table, rule_lines
+from cass_bench.report.costs import COST_REFERENCE, GPU_MEMORY
+from cass_bench.report.format import key_text
+from cass_bench.report.plots import Plot
+from cass_bench.report.render import Section
+from cass_bench.report.tables import cost_table, failure_table, metric_table, robustness_table, scale_lines
+from cass_bench.report.validity import COLLAPSE_RULE, chance_table, collapse_runs, collapse_table, ssl_helped_lines
+
+EVAL_TITLES = {"finetune": "fine-tuned end to end", "linear": "linear probe on frozen features",
+               "knn": "kNN on frozen features"}
+COMPANIONS = {"f1_micro": "micro-F1", "balanced_accuracy": "balanced accuracy",
+              "f1_seed_code": "F1 as the reference code scores it (f1_seed_code, comparable with the paper)",
+              "auroc": "AUROC"}
+TERMINAL_SECTIONS = ("scale", "claims", "f1_macro", "efficiency")
+_NAME, _REF = PROPOSED.upper(), COST_REFERENCE.upper()
+MARKS_NOTE = ("† at chance: fewer than half of the cell's seeds are significantly above chance (permutation test, "
+              f"see the chance table); ‡ a pretraining run behind it collapsed (either encoder of a {_NAME} run; "
+              "section 6). Cells at chance are left out of the claims; a claim resting on a collapsed "
+              f"{_NAME} run is not testable.")
+
+
+def _claims_section(analysis: Analysis) -> Section:
+    rules = ["What the status means (each claim's rule):", *(f"- {rule}" for rule in rule_lines())]
+    return Section("claims", "Claim checks", table=claims_table(analysis.claims), notes=rules)
+
+
+def _f1_sections(analysis: Analysis) -> list[Section]:
+    setting = analysis.setting
+    f1_lines = [
+        f"Setting: {setting.describe()} (the paper's batch size 16 when present, and the most pretraining epochs "
+        f"finished at it; `report --batch-size N --epochs E` chooses another); {', '.join(reference_methods())} "
+        "rows have no pretraining. Other settings: sections 3 and 4.",
+        "Cells: mean ± sample std over seeds, with n when n > 1. Bold: the best mean per dataset, encoder and "
+        "label fraction. " + MARKS_NOTE,
+    ]
+    sections = [Section("f1_macro", "1. Downstream macro-F1, fine-tuned end to end", f1_lines,
+                        metric_table(analysis.f1))]
+    letters = iter("abcdefghij")
+    for name, stats in analysis.eval_stats.items():
+        if name == MAIN_EVAL:
+            continue
+        sections.append(Section(f"f1_macro_{name}", f"1{next(letters)}. Macro-F1, {EVAL_TITLES[name]}",
+                                table=metric_table(stats), level=3))
+    sections.append(Section("chance", f"1{next(letters)}. Chance levels and labelled examples", [
+        "Macro-F1 of always predicting the labelled subset's majority class, and of guessing with its class "
+        "frequencies. A record is above chance when a one-sided permutation test of its test macro-F1 (the "
+        "predictions shuffled against the labels, 1,000 times by default) gives p < 0.05 and its macro-F1 beats "
+        "both chance levels."], chance_table(analysis.records), level=3))
+    rows = finetuned(analysis.main_rows)
+    for metric, words in COMPANIONS.items():
+        sections.append(Section(metric, f"1{next(letters)}. {words[0].upper()}{words[1:]} (fine-tuned)",
+                                table=metric_table(metric_stats(rows, metric)), level=3))
+    sections.append(Section("ssl_helped", f"1{next(letters)}. Did self-supervision help?",
+                            ssl_helped_lines(analysis.records), level=3))
+    return sections
+
+
+def _efficiency_section(analysis: Analysis) -> Section:
+    if analysis.costs.empty:
+        return Section("efficiency", "2. Pretraining efficiency", ["No pretraining run finished."])
+    gpu = analysis.costs.memory.field == GPU_MEMORY
+    lines = [
+        "One row per pretraining run setting (figures repeat across the label fractions of a run and are taken once). "
+        "Time/epoch is the median epoch after the first; "
+        + ("memory is peak GPU memory allocated." if gpu else
+           "no GPU memory was measured (CPU run), so memory is the process's peak RSS."),
+        f"×{_REF}: ratio to {_REF} on the same encoders. {_NAME} trains cnn and vit in one run, so its row compares "
+        f"with {_REF}-cnn + {_REF}-vit together: time, FLOPs and parameters summed, images/s combined as "
+        "1 / (1/a + 1/b), memory the larger of the two peaks (the runs are separate; one device must hold the larger).",
+        f"The printed summary keeps the rows of the main setting ({analysis.setting.describe()}).",
+    ]
+    return Section("efficiency", "2. Pretraining efficiency", lines, cost_table(analysis.costs, analysis.setting))
+
+
+def _robustness_section(sweep: Sweep, number: int) -> Section:
+    what, fixed = (("batch size", "pretraining epochs") if sweep.factor == "batch_size" else
+                   ("pretraining epochs", "batch size"))
+    key, title = f"{sweep.factor}_robustness", f"{number}. Robustness to {what}"
+    levels = sweep.stats.index.get_level_values(sweep.factor).unique() if not sweep.stats.empty else []
+    if len(levels) < 2:
+        found = ", ".join(key_text(v) for v in levels) or "none"
+        return Section(key, title, [f"Skipped: the records hold one {what} value ({found}) at {fixed} "
+                                    f"{key_text(sweep.anchor)}."])
+    lines = [f"Macro-F1 per {what} at {fixed} {key_text(sweep.anchor)} (mean ± std over seeds); spread = max - min "
+             "of the means across the values finished."]
+    return Section(key, title, lines, robustness_table(sweep))
+
+
+def _failure_sections(df: pd.DataFrame) -> list[Section]:
+    n_failed = int((df["status"] != OK).sum())
+    failures = Section("failures", "5. Failures", ["Every record whose status is not ok."] if n_failed else
+                       ["None: every record finished."], failure_table(df) if n_failed else None)
+    runs = collapse_runs(df)
+    n_collapsed = int(runs["collapsed"].eq(True).sum())
+    collapse = Section("collapsed", "6. Collapse", [
+        COLLAPSE_RULE, f"{n_collapsed} of {len(runs)} pretrained encoders collapsed. Rank and spread per epoch: "
+        "`collapse_curves.png`; the per-epoch values are in each record (`feature_rank_history`, "
+        "`feature_std_history`, `embedding_std_history`)."], collapse_table(df))
+    return [failures, collapse]
+
+
+def _plot_section(plots: list[Plot]) -> Section:
+    lines = [p.note for p in plots if p.note]
+    images = [(p.name, p.caption) for p in plots if not p.note]
+    return Section("plots", "7. Plots", lines, images=images)
+
+
+def build_sections(analysis: Analysis, plots: list[Plot]) -> list[Section]:
+    """The report's sections in order."""
+    return [
+        Section("scale", "Scale", scale_lines(analysis.records)),
+        _claims_section(analysis),
+        *_f1_sections(analysis),
+        _efficiency_section(analysis),
+        _robustness_section(analysis.batch_sweep, 3),
+        _robustness_section(analysis.epoch_sweep, 4),
+        *_failure_sections(analysis.records),
+        _plot_section(plots),
+    ]

@@ -1,7 +1,7 @@
 """Does the harness distort the CASS/DINO time ratio? The harness and the plain loops, side by side, one run.
 
 For CASS, DINO-CNN and DINO-ViT in turn, the registry-built module trains through a Lightning Trainer built by
-``protocol.pretrain_trainer`` (timed by ``EpochClock``), and after each of its epochs the plain-PyTorch loop of the same
+``training.pretrain_trainer`` (timed by ``EpochClock``), and after each of its epochs the plain-PyTorch loop of the same
 method trains one epoch on the same fixed batches (timed step by step, summarised with the same statistic: median
 over the epochs after the first of epoch time / steps). Alternating epochs exposes both sides of a method to the
 same load from other processes, so the ratio of ratios stays meaningful on a busy machine. CASS trains both

@@ -31,6 +31,7 @@ from cass_bench.method import PretrainMethod
 from cass_bench.record import Environment, Identity, Pretraining, failed_record, field_names, ok_record
 from cass_bench.registry import PretrainSetup, get_method
 from cass_bench.results import RecordStore, device_name, git_commit, versions
+from cass_bench.training import pretrain_trainer
 
 INJECT_OOM_ENV = "CASS_BENCH_INJECT_OOM"
 """Test hook: comma-separated ``method/arch/batch_size`` patterns (``*`` allowed) whose pretraining raises OOM."""
@@ -72,8 +73,8 @@ def _shared_settings(cfg: BenchConfig) -> dict[str, Any]:
 
 
 def _method_section(cfg: BenchConfig, method: str) -> dict[str, Any]:
-    section = getattr(cfg, method, None)
-    return to_dict(section) if dataclasses.is_dataclass(section) else {}
+    recipe = cfg.recipes.get(method)
+    return to_dict(recipe) if recipe is not None else {}
 
 
 def config_hash(cfg: BenchConfig, method: str) -> str:
@@ -122,16 +123,6 @@ def _inject_oom(cell: Cell) -> None:
         for arch in cell.archs:
             if fnmatch.fnmatch(f"{cell.method}/{arch}/{cell.batch_size}", pattern):
                 raise torch.cuda.OutOfMemoryError(f"CUDA out of memory (injected by {INJECT_OOM_ENV}={pattern})")
-
-
-def pretrain_trainer(module: PretrainMethod, cfg: BenchConfig, epochs: int, callbacks: list[pl.Callback]) -> pl.Trainer:
-    """The Lightning Trainer every pretraining run uses (placement, precision, the method's clipping and sync BN)."""
-    return pl.Trainer(
-        max_epochs=epochs, accelerator=cfg.accelerator, devices=cfg.devices, num_nodes=cfg.num_nodes,
-        strategy=cfg.strategy, precision=cfg.precision, logger=False, enable_checkpointing=False,
-        callbacks=callbacks, gradient_clip_val=module.gradient_clip_val, enable_model_summary=False,
-        sync_batchnorm=module.sync_batchnorm and cfg.devices * cfg.num_nodes > 1,
-    )
 
 
 PROBE_IMAGES = 256

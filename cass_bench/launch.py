@@ -3,7 +3,7 @@
 Each pending cell becomes one job (one job array per ``run`` on SLURM) that runs the same cell code as the local
 sweep, from a spec file under ``<out>/jobs/specs/``. Jobs write one file per record (``records.d/``), so jobs on
 many nodes can share one results folder without file locks. ``<out>/jobs/cells/<key>.json`` names each cell's
-latest job; submitit keeps its pickles and logs in ``<out>/jobs/<job id>/``. A job the scheduler kills writes no
+latest job; submitit keeps its pickles and logs in ``<out>/jobs/logs/``. A job the scheduler kills writes no
 half record, and the next ``run`` submits exactly the cells whose records are missing and whose job is gone. A job
 preempted or reaching its time limit is requeued by submitit's checkpoint hook; the requeued job resumes the cell
 from its cached pretraining checkpoint when pretraining had finished, and otherwise pretrains again.
@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import shlex
 import shutil
 import sys
 import time
@@ -46,7 +47,7 @@ class Ticket:
         cell: the cell.
         job_id: the scheduler's id (the controller's process id for ``submitit-local``).
         launcher: ``submitit-local`` or ``slurm``.
-        folder: submitit's folder template (``<out>/jobs/%j``).
+        folder: submitit's folder (``<out>/jobs/logs``).
         submitted_at: submission time (seconds since the epoch).
     """
 
@@ -121,18 +122,21 @@ def read_tickets(out: str | Path) -> dict[str, Ticket]:
     return tickets
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return False
-    except OSError:
+def _controller_alive(pid: int) -> bool:
+    """Whether ``pid`` is a running (not zombie) submitit local controller; a reused pid does not count."""
+    proc = Path(f"/proc/{pid}")
+    if not Path("/proc/self").exists():
         try:
             os.kill(pid, 0)
         except ProcessLookupError:
             return False
         return True
-    return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    try:
+        state = (proc / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        command = (proc / "cmdline").read_bytes()
+    except OSError:
+        return False
+    return state not in ("Z", "X") and b"submitit" in command
 
 
 def scheduler_state(ticket: Ticket) -> str:
@@ -142,7 +146,7 @@ def scheduler_state(ticket: Ticket) -> str:
     if ticket.launcher == "slurm":
         state = submitit.SlurmJob(ticket.folder, ticket.job_id).state.split()[0].upper()
         return "active" if state in ACTIVE_SLURM_STATES else "gone"
-    return "active" if _pid_alive(int(ticket.job_id)) else "gone"
+    return "active" if _controller_alive(int(ticket.job_id)) else "gone"
 
 
 def _sbatch_memory(mem_gb: float | None) -> str | None:
@@ -168,7 +172,7 @@ def job_parameters(cfg: BenchConfig) -> dict[str, Any]:
         "gpus_per_node": gpus or None, "mem": _sbatch_memory(sl.mem_gb), "partition": sl.partition,
         "account": sl.account,
         "constraint": sl.constraint, "array_parallelism": sl.array_parallelism,
-        "setup": [*sl.setup, f"export PYTHONPATH={ROOT}${{PYTHONPATH:+:$PYTHONPATH}}"],
+        "setup": [*sl.setup, f"export PYTHONPATH={shlex.quote(str(ROOT))}${{PYTHONPATH:+:$PYTHONPATH}}"],
         "additional_parameters": dict(sl.additional_parameters) or None,
     }
     return {k: v for k, v in params.items() if v is not None}

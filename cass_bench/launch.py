@@ -292,7 +292,7 @@ def wait_for(cfg: BenchConfig, jobs: list[tuple[Cell, submitit.Job]], shard: tup
         complete = sum(not p.pending for p in plans)
         failed = sum(bool(p.failed) for p in plans)
         line = (f"[jobs] {complete}/{len(plans)} cells finished ({failed} with failed records), "
-                f"{len(mine | others)} jobs queued or running")
+                f"jobs queued or running: {len(mine | others)}")
         if line != last:
             print(f"{line} | elapsed {_clock(time.perf_counter() - start)}", flush=True)
             last = line

@@ -181,3 +181,10 @@ def test_bad_launcher_settings_exit_2_with_one_line_and_submit_nothing(
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and message in err
     assert not out.exists()
+
+
+def test_status_of_a_folder_without_jobs_needs_its_config(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["status", str(tmp_path)]) == 2
+    assert "pass the config it was run with" in capsys.readouterr().err
+    assert main(["status", str(tmp_path), "--config", str(ROOT / "configs/smoke.yaml")]) == 0
+    assert "1 cells: 0 done, 0 running, 0 failed, 1 pending" in capsys.readouterr().out

@@ -40,7 +40,7 @@ def _children(pid: int) -> list[int]:
     return found
 
 
-def _wait_for(predicate, what: str, timeout: float = 300.0):  # noqa: ANN001, ANN202 - test helper
+def _wait_for(predicate, what: str, timeout: float = 900.0):  # noqa: ANN001, ANN202 - test helper
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = predicate()
@@ -65,7 +65,7 @@ def _by_id(records: list[dict]) -> dict[str, dict]:
 
 def test_local_jobs_killed_preempted_and_resubmitted_write_the_in_process_records_once(tmp_path: Path) -> None:
     inprocess, jobs = tmp_path / "inprocess", tmp_path / "jobs"
-    proc = run_cli("run", "--launcher", "local", *GRID, "--out", str(inprocess))
+    proc = run_cli("run", "--launcher", "local", *GRID, "--out", str(inprocess), timeout=1800)
     assert proc.returncode == 0, proc.stderr[-2000:]
 
     run = [sys.executable, "-m", "cass_bench", "run", "--launcher", "submitit-local", "--wait", *GRID,
@@ -78,7 +78,7 @@ def test_local_jobs_killed_preempted_and_resubmitted_write_the_in_process_record
     killed = by_cell["embedded dino/vit bs=16 ep=1 seed=0"]
     os.kill(_wait_for(lambda: _started_pretraining(jobs, preempted.job_id), "dino/cnn pretraining"), signal.SIGUSR2)
     os.kill(_wait_for(lambda: _started_pretraining(jobs, killed.job_id), "dino/vit pretraining"), signal.SIGKILL)
-    first.wait(timeout=900)
+    first.wait(timeout=1800)
     stdout = (tmp_path / "first.out").read_text()
     assert first.returncode == 0, stdout[-2000:]
     assert "1 cell(s) ended without all their records" in stdout
@@ -89,7 +89,7 @@ def test_local_jobs_killed_preempted_and_resubmitted_write_the_in_process_record
     assert "4 cells: 3 done, 0 running, 1 failed, 0 pending" in status.stdout
     assert f"job {killed.job_id} ended without a result" in status.stdout
 
-    again = run_cli("run", "--launcher", "submitit-local", "--wait", *GRID, "--out", str(jobs))
+    again = run_cli("run", "--launcher", "submitit-local", "--wait", *GRID, "--out", str(jobs), timeout=1800)
     assert again.returncode == 0, again.stderr[-2000:]
     assert "3 already done, 0 queued or running, 1 to submit" in again.stdout
     assert again.stdout.count("[jobs] submitted ") == 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -10,6 +11,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
@@ -63,8 +65,21 @@ def _by_id(records: list[dict]) -> dict[str, dict]:
     return {r["record_id"]: r for r in records}
 
 
-def test_local_jobs_killed_preempted_and_resubmitted_write_the_in_process_records_once(tmp_path: Path) -> None:
-    inprocess, jobs = tmp_path / "inprocess", tmp_path / "jobs"
+@pytest.fixture()
+def jobs_out(tmp_path: Path) -> Iterator[Path]:
+    """A results folder for local jobs; jobs still running when the test ends are killed."""
+    out = tmp_path / "jobs"
+    yield out
+    for ticket in read_tickets(out).values():
+        controller = int(ticket.job_id)
+        for pid in [*_children(controller), controller]:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+
+def test_local_jobs_killed_preempted_and_resubmitted_write_the_in_process_records_once(tmp_path: Path,
+                                                                                       jobs_out: Path) -> None:
+    inprocess, jobs = tmp_path / "inprocess", jobs_out
     proc = run_cli("run", "--launcher", "local", *GRID, "--out", str(inprocess), timeout=1800)
     assert proc.returncode == 0, proc.stderr[-2000:]
 

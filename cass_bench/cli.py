@@ -1,4 +1,4 @@
-"""Command line: ``python -m cass_bench run|report|list|bench-compare|bench-ratios``. Bad input exits with status 2 and one line."""
+"""Command line: ``python -m cass_bench run|status|report|list|bench-compare|bench-ratios``. Bad input exits with status 2 and one line."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from cass_bench.config import LAUNCHERS
 from cass_bench.errors import UserError
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "default.yaml"
@@ -54,6 +55,11 @@ def _parser() -> argparse.ArgumentParser:
                      help="print the grid, what is done, failed or pending and the time left; write nothing")
     run.add_argument("--retry-failed", action="store_true",
                      help="run failed records again in place (the checkpoint cache is kept)")
+    run.add_argument("--launcher", choices=LAUNCHERS,
+                     help="local: cells one after another here (default); submitit-local: each cell a job on this "
+                          "machine; slurm: each cell a SLURM job (resources from the config's slurm section)")
+    run.add_argument("--wait", action="store_true",
+                     help="with a job launcher: follow the jobs until they end, then write the report")
     run.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
                      help="any config value by dotted key, e.g. --set finetune.lr=0.001 (repeatable)")
 
@@ -62,6 +68,11 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument("--format", default="markdown", choices=["markdown", "github", "latex", "csv"])
     report.add_argument("--batch-size", type=int, help="main setting's pretraining batch size (default: 16 if run)")
     report.add_argument("--epochs", type=int, help="main setting's pretraining epochs (default: the most run)")
+
+    status = sub.add_parser("status", help="done, running, failed and pending cells of a results folder")
+    status.add_argument("dir", help="results folder")
+    status.add_argument("--config", help="the config it was run with (default: the one its last job run saved)")
+    status.add_argument("--lines", type=int, default=5, help="stderr lines shown per failed job (default 5)")
 
     sub.add_parser("list", help="name the methods and datasets")
 
@@ -85,7 +96,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         "finetune.steps": args.finetune_steps, "init": args.init, "eval.evals": args.evals,
         "image_size": args.image_size, "data_dir": args.data_dir, "out": args.out, "precision": args.precision,
         "accelerator": args.accelerator, "devices": args.devices, "num_nodes": args.num_nodes,
-        "strategy": args.strategy, "num_workers": args.num_workers,
+        "strategy": args.strategy, "num_workers": args.num_workers, "launcher": args.launcher,
     }
     for item in args.sets:
         key, sep, value = item.partition("=")
@@ -110,6 +121,10 @@ def _run(args: argparse.Namespace) -> None:
     cfg = load_config(args.config or DEFAULT_CONFIG, _overrides(args))
     shard = parse_shard(args.shard)
     preflight(cfg)
+    if cfg.launcher != "local":
+        from cass_bench.launch import check_launcher
+
+        check_launcher(cfg)
     store = RecordStore(cfg.out)
     if args.dry_run:
         records = store.load()
@@ -118,7 +133,15 @@ def _run(args: argparse.Namespace) -> None:
     if args.retry_failed:
         failed = {i for plan in plan_sweep(cfg, store.load(), shard) for i in plan.failed}
         print(f"[sweep] retrying {store.remove(failed)} failed record(s)", flush=True)
-    run_sweep(cfg, shard)
+    if cfg.launcher != "local":
+        from cass_bench.launch import submit_sweep, wait_for
+
+        jobs = submit_sweep(cfg, shard)
+        if not args.wait:
+            return
+        wait_for(cfg, jobs, shard)
+    else:
+        run_sweep(cfg, shard)
     print(write_report(Path(cfg.out)))
 
 
@@ -145,6 +168,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from cass_bench.report import write_report
 
             print(write_report(Path(args.dir), args.format, args.batch_size, args.epochs))
+        elif args.command == "status":
+            from cass_bench.status import cell_statuses, render_status, status_config
+
+            print(render_status(cell_statuses(status_config(Path(args.dir), args.config), args.lines)))
         elif args.command == "list":
             _list()
         elif args.command == "bench-compare":

@@ -26,6 +26,7 @@ PRECISIONS = ("32", "32-true", "bf16-mixed", "16-mixed")
 EVALS = ("finetune", "linear", "knn")
 INITS = ("random", "imagenet")
 STEM_CHOICES = ("auto", "true", "false")
+LAUNCHERS = ("local", "submitit-local", "slurm")
 
 
 @dataclass(frozen=True)
@@ -122,6 +123,35 @@ class EvalConfig:
 
 
 @dataclass(frozen=True)
+class SlurmConfig:
+    """Resources of each cell's job with ``launcher: slurm`` (and the time limit of ``submitit-local`` jobs).
+
+    Attributes:
+        partition, account, constraint: ``sbatch --partition/--account/--constraint`` (unset: the cluster's default).
+        nodes: nodes per job (unset: ``num_nodes``); it must equal ``num_nodes``.
+        gpus_per_node: GPUs per node (unset: ``devices`` unless ``accelerator: cpu``); at least ``devices``.
+        cpus_per_task: CPU cores per task, i.e. per device (unset: ``num_workers + 1``).
+        mem_gb: memory per node in GB (unset: the partition's default).
+        timeout_min: the job's time limit; a job reaching it is requeued up to 3 times by submitit's checkpoint hook.
+        array_parallelism: most jobs of one array running at once.
+        setup: shell lines run before the job starts (``module load ...``, ``source venv/bin/activate``).
+        additional_parameters: any other ``sbatch`` option, e.g. ``{qos: high, mail-type: END}``.
+    """
+
+    partition: str | None = None
+    account: str | None = None
+    constraint: str | None = None
+    nodes: int | None = None
+    gpus_per_node: int | None = None
+    cpus_per_task: int | None = None
+    mem_gb: float | None = None
+    timeout_min: int = 1440
+    array_parallelism: int = 64
+    setup: tuple[str, ...] = ()
+    additional_parameters: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class BenchConfig:
     """A whole benchmark: the sweep axes, the shared settings and every method's recipe.
 
@@ -148,6 +178,9 @@ class BenchConfig:
         backbones, finetune, eval: the shared sections.
         recipes: each registered method's recipe, keyed by method name (in YAML, a top-level section named after
             the method).
+        launcher: how the sweep's cells run: ``local`` (one process after another on this machine),
+            ``submitit-local`` (each cell a submitit job on this machine) or ``slurm`` (each cell a SLURM job).
+        slurm: the jobs' resources (see :class:`SlurmConfig`).
     """
 
     methods: tuple[str, ...] = (registry.PROPOSED,)
@@ -194,6 +227,8 @@ class BenchConfig:
         if name.startswith("_") or name not in recipes:
             raise AttributeError(f"'BenchConfig' has no attribute or method recipe '{name}'")
         return recipes[name]
+    launcher: str = "local"
+    slurm: SlurmConfig = field(default_factory=SlurmConfig)
 
 
 def _coerce(value: Any, hint: Any, key: str) -> Any:
@@ -366,6 +401,32 @@ def validate(cfg: BenchConfig) -> None:
         raise UserError("finetune.min_class_weight must lie in [0, 1]")
     if cfg.devices < 1 or cfg.num_nodes < 1:
         raise UserError("devices and num_nodes must be >= 1")
+    validate_launcher(cfg)
+
+
+def validate_launcher(cfg: BenchConfig) -> None:
+    """Checks ``launcher`` and the ``slurm`` section; raises UserError with the fix on the first problem."""
+    if cfg.launcher not in LAUNCHERS:
+        raise UserError(f"unknown launcher '{cfg.launcher}'; choose from {', '.join(LAUNCHERS)}")
+    sl = cfg.slurm
+    for key in ("nodes", "gpus_per_node", "cpus_per_task", "timeout_min", "array_parallelism", "mem_gb"):
+        value = getattr(sl, key)
+        if value is not None and value < (0 if key == "gpus_per_node" else 1):
+            raise UserError(f"slurm.{key} must be >= {0 if key == 'gpus_per_node' else 1}, got {value}")
+    if sl.nodes is not None and sl.nodes != cfg.num_nodes:
+        raise UserError(f"slurm.nodes is {sl.nodes} but num_nodes is {cfg.num_nodes}; Lightning's DDP needs them "
+                        f"equal: set --num-nodes {sl.nodes} or drop slurm.nodes")
+    if sl.gpus_per_node is not None and cfg.accelerator != "cpu" and sl.gpus_per_node < cfg.devices:
+        raise UserError(f"slurm.gpus_per_node is {sl.gpus_per_node} but devices is {cfg.devices}; each task needs "
+                        f"its own GPU: set slurm.gpus_per_node >= {cfg.devices} or --devices {sl.gpus_per_node}")
+    if not isinstance(sl.additional_parameters, dict):
+        raise UserError("slurm.additional_parameters must be a mapping of sbatch options to values, "
+                        "e.g. {qos: high}")
+    named = {f.name.replace("_", "-") for f in fields(SlurmConfig)} | {"time", "mem", "ntasks-per-node"}
+    for key in sl.additional_parameters:
+        if str(key).replace("_", "-") in named:
+            raise UserError(f"slurm.additional_parameters sets '{key}', which the slurm section names itself; "
+                            f"set slurm.{str(key).replace('-', '_')} instead")
 
 
 def to_dict(obj: Any) -> dict[str, Any]:

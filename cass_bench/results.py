@@ -5,6 +5,9 @@ The record's fields are defined in :mod:`cass_bench.record` (``RECORD_FIELDS`` i
 Appends are whole lines written in one ``write`` under an exclusive file lock and flushed to disk, so several
 sweep shards may share one folder and a killed process leaves at most an unterminated tail, which the next
 open removes. A record id is written at most once.
+
+A folder that holds ``records.d/`` (created by :meth:`RecordStore.use_record_files`, as the job launchers do) gets
+one file per record instead (:mod:`cass_bench.recordfiles`: no lock, safe on NFS); readers merge both forms.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from typing import Any, Iterator
 import numpy as np
 import torch
 
+from cass_bench import recordfiles
 from cass_bench.record import RECORD_FIELDS
 
 __all__ = ["RECORD_FIELDS", "RecordStore", "device_name", "git_commit", "versions"]
@@ -40,6 +44,7 @@ class RecordStore:
     def __init__(self, out: str | Path) -> None:
         self.out = Path(out)
         self.path = self.out / RECORDS
+        self.records_dir = self.out / recordfiles.RECORDS_DIR
 
     @contextmanager
     def _locked(self) -> Iterator[int]:
@@ -64,11 +69,21 @@ class RecordStore:
         os.ftruncate(fd, data.rfind(b"\n") + 1)
 
     def load(self) -> list[dict[str, Any]]:
-        """All complete records, in file order (an unterminated last line is ignored)."""
+        """All complete records: ``records.jsonl`` in file order (an unterminated last line is ignored), then
+        the records of ``records.d/`` whose ids the file does not hold."""
+        lines = self._load_lines()
+        seen = {r["record_id"] for r in lines}
+        return lines + [r for r in recordfiles.load(self.records_dir) if r["record_id"] not in seen]
+
+    def _load_lines(self) -> list[dict[str, Any]]:
         if not self.path.exists():
             return []
         lines = self.path.read_bytes().split(b"\n")
         return [json.loads(line) for line in lines[:-1] if line.strip()]
+
+    def use_record_files(self) -> None:
+        """From now on, appends to this folder (from any process) write one file per record under ``records.d/``."""
+        self.records_dir.mkdir(parents=True, exist_ok=True)
 
     def ids(self) -> set[str]:
         """Ids of the records already written."""
@@ -81,6 +96,10 @@ class RecordStore:
             True if written, False if a record with that id existed.
         """
         line = (json.dumps(record, sort_keys=False, default=_json_default) + "\n").encode()
+        if self.records_dir.is_dir():
+            if any(r["record_id"] == record["record_id"] for r in self._load_lines()):
+                return False
+            return recordfiles.publish(self.records_dir, record["record_id"], line)
         with self._locked() as fd:
             size = os.fstat(fd).st_size
             existing = os.pread(fd, size, 0).split(b"\n")
@@ -98,15 +117,18 @@ class RecordStore:
         Returns:
             The number of records removed.
         """
-        if not ids or not self.path.exists():
+        if not ids:
             return 0
+        from_files = recordfiles.remove(self.records_dir, ids)
+        if not self.path.exists():
+            return from_files
         with self._locked() as fd:
             lines = os.pread(fd, os.fstat(fd).st_size, 0).split(b"\n")[:-1]
             kept = [line for line in lines if line.strip() and json.loads(line).get("record_id") not in ids]
             tmp = self.path.with_suffix(".tmp")
             tmp.write_bytes(b"".join(line + b"\n" for line in kept))
             os.replace(tmp, self.path)
-        return len(lines) - len(kept)
+        return len(lines) - len(kept) + from_files
 
     def save_predictions(self, record_id: str, y_true: np.ndarray, y_score: np.ndarray) -> Path:
         """Writes ``predictions/<record_id>.npz`` atomically (``y_true``, ``y_score``)."""

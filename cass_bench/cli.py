@@ -76,6 +76,11 @@ def _parser() -> argparse.ArgumentParser:
 
     sub.add_parser("list", help="name the methods, datasets and packaged configs")
 
+    export = sub.add_parser("export", help="write a record's pretrained encoder as .safetensors + timm arguments (JSON)")
+    export.add_argument("dir", help="results folder holding records.jsonl and checkpoints/")
+    export.add_argument("--record", required=True, help="record_id whose encoder (its arch) is exported")
+    export.add_argument("dest", help="folder to write <arch>.safetensors and <arch>.json to (created)")
+
     bench = sub.add_parser("bench-compare", help="per-benchmark NEW/OLD time and FLOPs ratios of two benchmark JSONs")
     bench.add_argument("old", help="pytest-benchmark JSON of the reference run, e.g. results/ci/benchmark.json")
     bench.add_argument("new", help="pytest-benchmark JSON of the run to compare")
@@ -113,7 +118,7 @@ def _quiet_lightning() -> None:
 
 def _run(args: argparse.Namespace) -> None:
     from cass_bench.config import load_config
-    from cass_bench.config_files import resolve_config
+    from cass_bench.config_files import resolve_config, write_resolved
     from cass_bench.plan import plan_sweep, render_plan
     from cass_bench.report import write_report
     from cass_bench.results import RecordStore
@@ -130,6 +135,7 @@ def _run(args: argparse.Namespace) -> None:
     if args.retry_failed:
         failed = {i for plan in plan_sweep(cfg, store.load(), shard) for i in plan.failed}
         print(f"[sweep] retrying {store.remove(failed)} failed record(s)", flush=True)
+    write_resolved(cfg, cfg.out)
     run_sweep(cfg, shard)
     print(write_report(Path(cfg.out)))
 
@@ -162,6 +168,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(write_report(Path(args.dir), args.format, args.batch_size, args.epochs))
         elif args.command == "list":
             _list()
+        elif args.command == "export":
+            from cass_bench.export import export_encoder
+
+            print("Written: " + ", ".join(str(p) for p in export_encoder(args.dir, args.record, args.dest)))
         elif args.command == "bench-compare":
             from cass_bench.bench_compare import compare_files
 

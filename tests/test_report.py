@@ -324,3 +324,11 @@ def test_committed_default_report_regenerates_identically(tmp_path: Path) -> Non
     shutil.copy(committed / "records.jsonl", out / "records.jsonl")
     write_report(out)
     assert (out / "report.md").read_text() == (committed / "report.md").read_text()
+
+
+def test_every_committed_png_is_linked_from_its_report() -> None:
+    reports = list((Path(__file__).resolve().parents[1] / "results").rglob("report.md"))
+    assert reports
+    for report in reports:
+        linked = set(re.findall(r"\]\(([^)]+\.png)\)", report.read_text()))
+        assert linked == {path.name for path in report.parent.glob("*.png")}, report

@@ -11,6 +11,7 @@ module's own ``build_optimizer(SCHEDULE_STEPS)``.
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -24,6 +25,7 @@ from benchmarks.timing import StepIntervals
 from cass_bench.config import ARCHS, BenchConfig, load_config
 from cass_bench.data.bundle import ImageSet
 from cass_bench.data.embedded import embedded
+from cass_bench.logs import PRETRAIN, run_loggers
 from cass_bench.measure import EpochClock, PeakMemory, StepFlops, synchronize
 from cass_bench.method import PretrainMethod, ViewTransform
 from cass_bench.registry import PretrainSetup, get_method, run_keys, split_run_key
@@ -177,7 +179,8 @@ class _Batches(Dataset):
 
 def trainer_step_time(module: PretrainMethod, cfg: BenchConfig, batches: Sequence[Any], epochs: int,
                       after_epoch: Sequence[pl.Callback] = ()) -> dict[str, Any]:
-    """Trains ``module`` through the harness's pretraining Trainer (``training.pretrain_trainer``), timed by EpochClock.
+    """Trains ``module`` through the harness's pretraining Trainer (``training.pretrain_trainer``), timed by EpochClock,
+    with the curves logged as a run logs them (to a temporary folder).
 
     The loader hands out the fixed, already-augmented ``batches`` (no transform work), so the time is that of the
     training loop alone; the data-loader benchmarks measure the transforms.
@@ -194,8 +197,10 @@ def trainer_step_time(module: PretrainMethod, cfg: BenchConfig, batches: Sequenc
         iteration), ``first_epoch_time_s``, ``epoch_times_s`` and the harness's ``flops_per_step`` (StepFlops).
     """
     clock, memory, flops, intervals = EpochClock(), PeakMemory(), StepFlops(), StepIntervals()
-    trainer = pretrain_trainer(module, cfg, epochs, [clock, memory, flops, intervals, *after_epoch])
-    trainer.fit(module, DataLoader(_Batches(batches), batch_size=None, shuffle=False))
+    with tempfile.TemporaryDirectory(prefix="cass-bench-logs-") as logs:
+        trainer = pretrain_trainer(module, cfg, epochs, [clock, memory, flops, intervals, *after_epoch],
+                                   run_loggers(Path(logs), PRETRAIN, "benchmark"))
+        trainer.fit(module, DataLoader(_Batches(batches), batch_size=None, shuffle=False))
     summary = clock.summary()
     return {
         "step_s": summary["epoch_time_s"] / len(batches),

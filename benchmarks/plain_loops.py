@@ -37,8 +37,8 @@ from lightly.utils.scheduler import cosine_schedule
 from torch import Tensor, nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from baselines.byol import ByolConfig
-from baselines.dino import DinoConfig
+from cass_bench.baselines.byol import ByolConfig
+from cass_bench.baselines.dino import DinoConfig
 from benchmarks.timing import timed
 from cass_bench.cass import CassConfig
 from cass_bench.config import ARCHS, BackboneConfig, BenchConfig

@@ -1,4 +1,5 @@
-"""Command line: ``python -m cass_bench run|status|report|list|bench-compare|bench-ratios``. Bad input exits with status 2 and one line."""
+"""Command line: ``cass-bench`` (or ``python -m cass_bench``) ``run|status|report|list|export|bench-compare|
+bench-ratios``. Bad input exits with status 2 and one line."""
 
 from __future__ import annotations
 
@@ -8,10 +9,18 @@ import sys
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from cass_bench import __version__
+from cass_bench.config_files import DEFAULT, packaged_configs
 from cass_bench.config import LAUNCHERS
 from cass_bench.errors import UserError
 
-DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "default.yaml"
+MODULE_PROGRAM = "python -m cass_bench"
+
+
+def program_name(argv0: str | None = None) -> str:
+    """The name the CLI was called by: ``cass-bench`` for the console script, ``python -m cass_bench`` for the module."""
+    name = Path(sys.argv[0] if argv0 is None else argv0).name
+    return MODULE_PROGRAM if name in ("", "__main__.py", "-c") else name
 
 
 def _list_of(kind: Callable[[str], Any], what: str) -> Callable[[str], tuple[Any, ...]]:
@@ -24,11 +33,13 @@ def _list_of(kind: Callable[[str], Any], what: str) -> Callable[[str], tuple[Any
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m cass_bench", description=__doc__)
+    parser = argparse.ArgumentParser(prog=program_name(), description=__doc__)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="pretrain, fine-tune and record every cell of the sweep, then report")
-    run.add_argument("--config", help=f"YAML config (default: {DEFAULT_CONFIG.relative_to(DEFAULT_CONFIG.parents[1])})")
+    run.add_argument("--config", help=f"YAML file, or a packaged config's name: {', '.join(packaged_configs())} "
+                                      f"(default: {DEFAULT})")
     run.add_argument("--methods", type=_list_of(str, "method names"), help="e.g. cass,dino,byol,supervised")
     run.add_argument("--dataset", "--datasets", dest="datasets", type=_list_of(str, "dataset names"),
                      help="embedded, embedded-multilabel, medmnist:<flag> or a dataset YAML; comma-separated")
@@ -74,7 +85,12 @@ def _parser() -> argparse.ArgumentParser:
     status.add_argument("--config", help="the config it was run with (default: the one its last job run saved)")
     status.add_argument("--lines", type=int, default=5, help="stderr lines shown per failed job (default 5)")
 
-    sub.add_parser("list", help="name the methods and datasets")
+    sub.add_parser("list", help="name the methods, datasets and packaged configs")
+
+    export = sub.add_parser("export", help="write a record's pretrained encoder as .safetensors + timm arguments (JSON)")
+    export.add_argument("dir", help="results folder holding records.jsonl and checkpoints/")
+    export.add_argument("--record", required=True, help="record_id whose encoder (its arch) is exported")
+    export.add_argument("dest", help="folder to write <arch>.safetensors and <arch>.json to (created)")
 
     bench = sub.add_parser("bench-compare", help="per-benchmark NEW/OLD time and FLOPs ratios of two benchmark JSONs")
     bench.add_argument("old", help="pytest-benchmark JSON of the reference run, e.g. results/ci/benchmark.json")
@@ -113,12 +129,13 @@ def _quiet_lightning() -> None:
 
 def _run(args: argparse.Namespace) -> None:
     from cass_bench.config import load_config
+    from cass_bench.config_files import resolve_config, write_resolved
     from cass_bench.plan import plan_sweep, render_plan
     from cass_bench.report import write_report
     from cass_bench.results import RecordStore
     from cass_bench.sweep import parse_shard, preflight, run_sweep
 
-    cfg = load_config(args.config or DEFAULT_CONFIG, _overrides(args))
+    cfg = load_config(resolve_config(args.config), _overrides(args))
     shard = parse_shard(args.shard)
     preflight(cfg)
     if cfg.launcher != "local":
@@ -133,6 +150,7 @@ def _run(args: argparse.Namespace) -> None:
     if args.retry_failed:
         failed = {i for plan in plan_sweep(cfg, store.load(), shard) for i in plan.failed}
         print(f"[sweep] retrying {store.remove(failed)} failed record(s)", flush=True)
+    write_resolved(cfg, cfg.out)
     if cfg.launcher != "local":
         from cass_bench.launch import submit_sweep, wait_for
 
@@ -155,6 +173,9 @@ def _list() -> None:
     print("datasets:")
     for name in dataset_names():
         print(f"  {name}")
+    print("configs (--config NAME):")
+    for name in packaged_configs():
+        print(f"  {name}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -174,6 +195,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(render_status(cell_statuses(status_config(Path(args.dir), args.config), args.lines)))
         elif args.command == "list":
             _list()
+        elif args.command == "export":
+            from cass_bench.export import export_encoder
+
+            print("Written: " + ", ".join(str(p) for p in export_encoder(args.dir, args.record, args.dest)))
         elif args.command == "bench-compare":
             from cass_bench.bench_compare import compare_files
 

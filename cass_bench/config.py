@@ -12,6 +12,7 @@ import dataclasses
 import hashlib
 import json
 from dataclasses import dataclass, field, fields, is_dataclass
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any, TypeVar, get_type_hints
 
@@ -314,11 +315,12 @@ def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
-def load_config(path: str | Path | None, overrides: dict[str, Any] | None = None) -> BenchConfig:
+def load_config(path: str | Path | Traversable | None, overrides: dict[str, Any] | None = None) -> BenchConfig:
     """Reads a YAML config, applies dotted-key overrides and validates the result.
 
     Args:
-        path: YAML file; None uses only the defaults.
+        path: YAML file (a path, or a packaged config from :func:`cass_bench.config_files.resolve_config`); None
+            uses only the defaults.
         overrides: values keyed by dotted field names, e.g. ``{"finetune.epochs": 2}``; None values are skipped.
 
     Returns:
@@ -329,7 +331,7 @@ def load_config(path: str | Path | None, overrides: dict[str, Any] | None = None
     """
     data: dict[str, Any] = {}
     if path is not None:
-        p = Path(path)
+        p = Path(path) if isinstance(path, str) else path
         if not p.is_file():
             raise UserError(f"config file '{p}' not found; pass an existing YAML file with --config")
         try:

@@ -127,7 +127,7 @@ def small_stem_applied(arch: str, backbones: BackboneConfig, image_size: int) ->
     return _wants_small_stem(arch, backbones, image_size, model)
 
 
-def _swap_small_stem(model: nn.Module, seed: int) -> None:
+def swap_small_stem(model: nn.Module, seed: int) -> None:
     """Replaces ``conv1`` by a seeded 3x3 stride-1 convolution (same channels and bias) and ``maxpool`` by Identity."""
     old = model.conv1
     generator = torch.Generator().manual_seed(_derived_seed(seed, "small_stem"))
@@ -236,12 +236,12 @@ def build_encoder(
     if init == "imagenet":
         model = _imagenet_model(name, backbones, seed, num_classes, kwargs)
         if _wants_small_stem(arch, backbones, image_size, model):
-            _swap_small_stem(model, seed)
+            swap_small_stem(model, seed)
         return model
     with _seeded(seed):
         model = timm.create_model(name, num_classes=0, **kwargs)
     if _wants_small_stem(arch, backbones, image_size, model):
-        _swap_small_stem(model, seed)
+        swap_small_stem(model, seed)
     if init != "random":
         state, file = _checkpoint_state(init, arch)
         _load_encoder_state(model, state, file, arch)

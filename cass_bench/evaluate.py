@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from pytorch_lightning.loggers import Logger
 from torch import nn
 
 from cass_bench.chance import above_chance_pvalue, is_above_chance, majority_f1, random_f1, score_macro_f1
@@ -62,11 +63,11 @@ class EncoderEvaluator:
                               extract_features(encoder, self.bundle.test, device=device))
         return self._features
 
-    def run(self, fraction: float, evaluation: str) -> Evaluated:
-        """Test labels and scores of one evaluation at one label fraction."""
+    def run(self, fraction: float, evaluation: str, loggers: list[Logger] | None = None) -> Evaluated:
+        """Test labels and scores of one evaluation at one label fraction (``loggers``: the fine-tune's curves)."""
         bundle, ev, seed = self.bundle, self.cfg.eval, self.seed
         if evaluation == "finetune":
-            result = finetune(self.encoder(), bundle, fraction, seed, self.cfg)
+            result = finetune(self.encoder(), bundle, fraction, seed, self.cfg, loggers)
             return Evaluated(result.y_true, result.y_score, Evaluation(
                 n_labelled=result.n_labelled, finetune_steps_taken=result.steps, selected_step=result.selected_step,
                 finetune_time_s=result.time_s, finetune_flops_per_image=result.flops_per_image,

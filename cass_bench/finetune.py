@@ -16,6 +16,7 @@ import numpy as np
 import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
+from pytorch_lightning.loggers import Logger
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, RandomSampler
 from torchmetrics import functional as tmf
@@ -26,6 +27,7 @@ from cass_bench.data.bundle import MULTILABEL, DatasetBundle, ImageSet
 from cass_bench.data.loaders import TransformDataset, eval_transform, finetune_train_transform, make_loader
 from cass_bench.data.splits import class_weights, label_fraction_indices
 from cass_bench.errors import DivergedError
+from cass_bench.logs import LOG_EVERY_N_STEPS, learning_rate_monitor
 from cass_bench.measure import EpochClock, StepFlops
 from cass_bench.method import cosine_annealing
 from cass_bench.record import METRIC_FIELDS, Metrics
@@ -196,7 +198,8 @@ def selection_subset(val: ImageSet, size: int, seed: int, task: str) -> ImageSet
     return val.subset(label_fraction_indices(val.labels, size / len(val), seed, task)[:size])
 
 
-def finetune(encoder: nn.Module, bundle: DatasetBundle, fraction: float, seed: int, cfg: BenchConfig) -> FinetuneResult:
+def finetune(encoder: nn.Module, bundle: DatasetBundle, fraction: float, seed: int, cfg: BenchConfig,
+             loggers: list[Logger] | None = None) -> FinetuneResult:
     """Fine-tunes ``encoder`` with a zero-initialised head on ``fraction`` of the training labels and tests it.
 
     With ``finetune.budget: steps`` every label fraction gets the same number of optimiser steps, batches drawn
@@ -210,6 +213,8 @@ def finetune(encoder: nn.Module, bundle: DatasetBundle, fraction: float, seed: i
         fraction: share of training labels used.
         seed: seed of the label subset, the head and the data order.
         cfg: the benchmark config (fine-tuning recipe, image size, precision, workers).
+        loggers: where the loss, learning rate and validation macro-F1 curves go
+            (:func:`cass_bench.logs.run_loggers`), or None for no logging.
 
     Returns:
         The test labels and scores of the reported model, with how it was trained.
@@ -240,7 +245,7 @@ def finetune(encoder: nn.Module, bundle: DatasetBundle, fraction: float, seed: i
     test = make_loader(bundle.test, eval_transform(), ft.batch_size, False, cfg.num_workers)
     clock, flops = EpochClock(), StepFlops()
     with tempfile.TemporaryDirectory(prefix="cass-bench-ft-") as tmp:
-        callbacks: list[pl.Callback] = [clock, flops]
+        callbacks: list[pl.Callback] = [clock, flops, *([learning_rate_monitor()] if loggers else [])]
         best = None
         if selecting:
             best = pl.callbacks.ModelCheckpoint(dirpath=tmp, monitor="val_f1_macro", mode="max", save_top_k=1,
@@ -249,7 +254,8 @@ def finetune(encoder: nn.Module, bundle: DatasetBundle, fraction: float, seed: i
             if ft.patience > 0:
                 callbacks.append(pl.callbacks.EarlyStopping(monitor="val_f1_macro", mode="max", patience=ft.patience))
         trainer = pl.Trainer(
-            accelerator=cfg.accelerator, devices=1, precision=cfg.precision, logger=False, callbacks=callbacks,
+            accelerator=cfg.accelerator, devices=1, precision=cfg.precision, logger=loggers or False,
+            log_every_n_steps=LOG_EVERY_N_STEPS, callbacks=callbacks,
             enable_model_summary=False, enable_checkpointing=selecting, enable_progress_bar=False,
             num_sanity_val_steps=0, default_root_dir=tmp, limit_val_batches=1.0 if selecting else 0, **limits,
         )

@@ -166,7 +166,8 @@ class FeatureCollapse(pl.Callback):
     """The spread and effective rank of each encoder's pooled features on a fixed probe batch, per epoch.
 
     Measured before the first epoch and after each epoch, off the epoch clock (put it after :class:`EpochClock`),
-    in eval mode without gradients, on the features that fine-tuning starts from (not the projection outputs).
+    in eval mode without gradients, on the features that fine-tuning starts from (not the projection outputs), and
+    written to the trainer's loggers (``collapse/<arch>_rank``, ``collapse/<arch>_std``).
     The module must offer ``encoders() -> dict[str, nn.Module]``.
 
     Args:
@@ -181,7 +182,7 @@ class FeatureCollapse(pl.Callback):
         self.std_history: dict[str, list[float]] = {}
         self.rank_history: dict[str, list[float]] = {}
 
-    def _measure(self, pl_module: pl.LightningModule) -> None:
+    def _measure(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         images = self.images.to(pl_module.device)
         for arch, encoder in pl_module.encoders().items():  # type: ignore[operator]
             was_training = encoder.training
@@ -191,9 +192,18 @@ class FeatureCollapse(pl.Callback):
             encoder.train(was_training)
             self.std_history.setdefault(arch, []).append(feature_spread(features))
             self.rank_history.setdefault(arch, []).append(effective_rank(features))
+        self._log(trainer)
+
+    def _log(self, trainer: pl.Trainer) -> None:
+        """Writes the latest values to the trainer's loggers, ``collapse_epoch`` 0 being before training."""
+        metrics = {f"collapse/{arch}_{what}": history[-1] for what, histories in
+                   (("rank", self.rank_history), ("std", self.std_history)) for arch, history in histories.items()}
+        metrics["collapse_epoch"] = len(next(iter(self.rank_history.values()), [])) - 1
+        for logger in trainer.loggers:
+            logger.log_metrics(metrics, step=trainer.global_step)
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self._measure(pl_module)
+        self._measure(trainer, pl_module)
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self._measure(pl_module)
+        self._measure(trainer, pl_module)

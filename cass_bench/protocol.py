@@ -28,7 +28,8 @@ from cass_bench.evaluate import EncoderEvaluator, chance_figures, param_count
 from cass_bench.finetune import compute_metrics
 from cass_bench.measure import EpochClock, FeatureCollapse, PeakMemory, StepFlops
 from cass_bench.method import PretrainMethod
-from cass_bench.record import Environment, Identity, Pretraining, failed_record, field_names, ok_record
+from cass_bench.logs import FINETUNE, PRETRAIN, log_dir, run_loggers
+from cass_bench.record import Environment, Files, Identity, Pretraining, failed_record, field_names, ok_record
 from cass_bench.registry import PretrainSetup, get_method
 from cass_bench.results import RecordStore, device_name, git_commit, versions
 from cass_bench.training import pretrain_trainer
@@ -136,7 +137,8 @@ def probe_batch(bundle: DatasetBundle, size: int = PROBE_IMAGES) -> torch.Tensor
     return torch.stack([transform(bundle.train.images.load(i)) for i in range(min(size, len(bundle.train)))])
 
 
-def pretrain(cell: Cell, cfg: BenchConfig, bundle: DatasetBundle, cache_dir: Path) -> Pretrained | None:
+def pretrain(cell: Cell, cfg: BenchConfig, bundle: DatasetBundle, cache_dir: Path,
+             out: Path | None = None) -> Pretrained | None:
     """Runs (or loads from cache) the pretraining of a cell.
 
     Args:
@@ -144,6 +146,7 @@ def pretrain(cell: Cell, cfg: BenchConfig, bundle: DatasetBundle, cache_dir: Pat
         cfg: benchmark config.
         bundle: the dataset (its training split is used without labels).
         cache_dir: folder of cached checkpoints.
+        out: results folder whose ``logs/pretrain/<checkpoint key>/`` receives the curves (None: not logged).
 
     Returns:
         The encoders and measures, or None on non-zero ranks of a distributed run.
@@ -151,7 +154,8 @@ def pretrain(cell: Cell, cfg: BenchConfig, bundle: DatasetBundle, cache_dir: Pat
     spec = get_method(cell.method)
     if spec.is_reference:
         return Pretrained(states={}, measures={})
-    cache = cache_dir / f"{pretrain_key(cell, cfg)}.pt"
+    key = pretrain_key(cell, cfg)
+    cache = cache_dir / f"{key}.pt"
     if cache.exists():
         saved = torch.load(cache, map_location="cpu", weights_only=True)
         return Pretrained(states=saved["states"], measures=saved["measures"])
@@ -164,7 +168,8 @@ def pretrain(cell: Cell, cfg: BenchConfig, bundle: DatasetBundle, cache_dir: Pat
     loader = make_loader(bundle.train, module.transform, cell.batch_size, True, cfg.num_workers, drop_last=True)
     clock, memory, flops = EpochClock(), PeakMemory(), StepFlops()
     collapse = FeatureCollapse(probe_batch(bundle))
-    trainer = pretrain_trainer(module, cfg, cell.pretrain_epochs, [clock, collapse, memory, flops])
+    loggers = run_loggers(out, PRETRAIN, key) if out is not None else None
+    trainer = pretrain_trainer(module, cfg, cell.pretrain_epochs, [clock, collapse, memory, flops], loggers)
     trainer.fit(module, loader)
     if not trainer.is_global_zero:
         return None
@@ -246,11 +251,24 @@ def _environment(cfg: BenchConfig) -> Environment:
     )
 
 
+def _files(cell: Cell, cfg: BenchConfig, out: Path | None = None, finetune_version: str | None = None) -> Files:
+    """The record's checkpoint key and the log folders that exist in ``out``."""
+    if get_method(cell.method).is_reference:
+        key = pretrain_dir = None
+    else:
+        key = pretrain_key(cell, cfg)
+        pretrain_dir = log_dir(PRETRAIN, key)
+    finetune_dir = log_dir(FINETUNE, finetune_version) if finetune_version else None
+    present = [d if d is not None and out is not None and (out / d).is_dir() else None
+               for d in (pretrain_dir, finetune_dir)]
+    return Files(key, *present)
+
+
 def failure_record(cell: Cell, arch: str, fraction: float, evaluation: str, cfg: BenchConfig, status: str,
                    error: str, task: str | None = None) -> dict[str, Any]:
     """A complete record (as written) for a (cell, encoder, fraction, evaluation) that did not finish."""
     return failed_record(_identity(cell, arch, fraction, evaluation, cfg, task), status, error,
-                         _environment(cfg)).to_json()
+                         _environment(cfg), _files(cell, cfg)).to_json()
 
 
 def collapsed(rank_history: list[float] | None) -> bool | None:
@@ -294,7 +312,7 @@ def run_cell(cell: Cell, cfg: BenchConfig, store: RecordStore) -> None:
         return
     bundle = load_dataset(cell.dataset, cfg.image_size, cfg.data_dir, cfg.split_seed)
     try:
-        pretrained = pretrain(cell, cfg, bundle, store.out / "checkpoints")
+        pretrained = pretrain(cell, cfg, bundle, store.out / "checkpoints", store.out)
     except Exception as exc:  # noqa: BLE001 - every failure becomes a record
         status, error = failure_status(exc)
         for key in todo:
@@ -305,8 +323,10 @@ def run_cell(cell: Cell, cfg: BenchConfig, store: RecordStore) -> None:
     evaluators: dict[str, EncoderEvaluator] = {}
     for arch, fraction, evaluation in todo:
         evaluator = evaluators.setdefault(arch, EncoderEvaluator(cell.seed, arch, cfg, bundle, pretrained.states.get(arch)))
+        rid = record_id(cell, arch, fraction, evaluation, cfg)
+        loggers = run_loggers(store.out, FINETUNE, rid) if evaluation == "finetune" else None
         try:
-            result = evaluator.run(fraction, evaluation)
+            result = evaluator.run(fraction, evaluation, loggers)
             metrics = compute_metrics(torch.as_tensor(result.y_score), torch.as_tensor(result.y_true), bundle.task)
             chance = chance_figures(bundle, fraction, cell.seed, result.y_true, result.y_score, cfg)
         except Exception as exc:  # noqa: BLE001 - every failure becomes a record
@@ -316,7 +336,7 @@ def run_cell(cell: Cell, cfg: BenchConfig, store: RecordStore) -> None:
         ident = _identity(cell, arch, fraction, evaluation, cfg, bundle.task)
         store.save_predictions(ident.record_id, result.y_true, result.y_score)
         record = ok_record(ident, metrics, chance, _run_measures(pretrained, arch), result.evaluation,
-                           _environment(cfg))
+                           _environment(cfg), _files(cell, cfg, store.out, rid if loggers else None))
         store.append(record.to_json())
 
 

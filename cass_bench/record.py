@@ -1,7 +1,7 @@
 """The record: one JSON line per (cell, encoder, label fraction, evaluation), defined once here.
 
 A :class:`Record` is made of typed parts (identity, metrics, chance, pretraining figures, evaluation figures,
-environment); it is written flat, every field of every part in this order, null where not measured. Every other
+environment, files); it is written flat, every field of every part in this order, null where not measured. Every other
 module (the protocol that writes records, the report that reads them, the README's field table) takes its field
 list from these classes.
 """
@@ -139,7 +139,16 @@ class Outcome:
     error: str | None = _doc("the failure in one line (null when ok)")
 
 
-PARTS: tuple[type, ...] = (Identity, Outcome, Metrics, Chance, Pretraining, Evaluation, Environment)
+@dataclass(frozen=True)
+class Files:
+    """Where the record's run left its files, relative to the results folder (null where there is none)."""
+
+    checkpoint_key: str | None = _opt("pretraining checkpoint key: `checkpoints/<key>.pt` (null without one)")
+    pretrain_log_dir: str | None = _opt("pretraining curves: loss, lr, collapse per epoch (`metrics.csv`)")
+    finetune_log_dir: str | None = _opt("fine-tuning curves: loss, lr, validation macro-F1 (`finetune` only)")
+
+
+PARTS: tuple[type, ...] = (Identity, Outcome, Metrics, Chance, Pretraining, Evaluation, Environment, Files)
 
 
 @dataclass(frozen=True)
@@ -153,6 +162,7 @@ class Record:
     pretraining: Pretraining
     evaluation: Evaluation
     environment: Environment
+    files: Files = field(default_factory=Files)
 
     def to_json(self) -> dict[str, Any]:
         """The record as one flat JSON object."""
@@ -160,18 +170,21 @@ class Record:
 
     def _parts(self) -> tuple[Any, ...]:
         return (self.identity, self.outcome, self.metrics, self.chance, self.pretraining, self.evaluation,
-                self.environment)
+                self.environment, self.files)
 
 
 def ok_record(identity: Identity, metrics: Metrics, chance: Chance, pretraining: Pretraining,
-              evaluation: Evaluation, environment: Environment) -> Record:
+              evaluation: Evaluation, environment: Environment, files: Files | None = None) -> Record:
     """A finished record."""
-    return Record(identity, Outcome(OK, None), metrics, chance, pretraining, evaluation, environment)
+    return Record(identity, Outcome(OK, None), metrics, chance, pretraining, evaluation, environment,
+                  files or Files())
 
 
-def failed_record(identity: Identity, status: str, error: str, environment: Environment) -> Record:
-    """A record that did not finish: its identity, why, and nothing measured."""
-    return Record(identity, Outcome(status, error), Metrics(), Chance(), Pretraining(), Evaluation(), environment)
+def failed_record(identity: Identity, status: str, error: str, environment: Environment,
+                  files: Files | None = None) -> Record:
+    """A record that did not finish: its identity, why, where its files are, and nothing measured."""
+    return Record(identity, Outcome(status, error), Metrics(), Chance(), Pretraining(), Evaluation(), environment,
+                  files or Files())
 
 
 def field_names(part: type) -> tuple[str, ...]:

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from cass_bench.method import PretrainMethod
     from cass_bench.recipe import MethodRecipe
 
-METHOD_MODULES = ("cass_bench.cass", "baselines.dino", "baselines.byol")
+METHOD_MODULES = ("cass_bench.cass", "cass_bench.baselines.dino", "cass_bench.baselines.byol")
 """The built-in methods' modules, in the order methods are listed, tabled and plotted."""
 
 PROPOSED = "cass"

@@ -13,7 +13,10 @@ from typing import TYPE_CHECKING, Any
 
 import pytorch_lightning as pl
 import torch
+from pytorch_lightning.loggers import Logger
 from torch.optim.lr_scheduler import CosineAnnealingLR, LRScheduler
+
+from cass_bench.logs import LOG_EVERY_N_STEPS, learning_rate_monitor
 
 if TYPE_CHECKING:
     from cass_bench.config import BenchConfig
@@ -64,7 +67,8 @@ def cosine_annealing(optimizer: torch.optim.Optimizer, total_steps: int) -> dict
     return Optimization.cosine(optimizer, total_steps).lightning()["lr_scheduler"]
 
 
-def pretrain_trainer(module: PretrainMethod, cfg: BenchConfig, epochs: int, callbacks: list[pl.Callback]) -> pl.Trainer:
+def pretrain_trainer(module: PretrainMethod, cfg: BenchConfig, epochs: int, callbacks: list[pl.Callback],
+                     loggers: list[Logger] | None = None) -> pl.Trainer:
     """The Lightning Trainer every pretraining run uses (placement, precision, the method's clipping and sync BN).
 
     Args:
@@ -72,10 +76,14 @@ def pretrain_trainer(module: PretrainMethod, cfg: BenchConfig, epochs: int, call
         cfg: the benchmark config (accelerator, devices, nodes, strategy, precision).
         epochs: pretraining epochs.
         callbacks: the measuring callbacks, in the order they run.
+        loggers: where the curves go (:func:`cass_bench.logs.run_loggers`; the learning rate is logged too), or
+            None for no logging.
     """
+    if loggers:
+        callbacks = [*callbacks, learning_rate_monitor()]
     return pl.Trainer(
         max_epochs=epochs, accelerator=cfg.accelerator, devices=cfg.devices, num_nodes=cfg.num_nodes,
-        strategy=cfg.strategy, precision=cfg.precision, logger=False, enable_checkpointing=False,
+        strategy=cfg.strategy, precision=cfg.precision, logger=loggers or False, enable_checkpointing=False,
         callbacks=callbacks, gradient_clip_val=module.gradient_clip_val, enable_model_summary=False,
-        sync_batchnorm=module.sync_batchnorm and cfg.devices * cfg.num_nodes > 1,
+        sync_batchnorm=module.sync_batchnorm and cfg.devices * cfg.num_nodes > 1, log_every_n_steps=LOG_EVERY_N_STEPS,
     )

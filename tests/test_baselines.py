@@ -12,8 +12,8 @@ import torch
 from PIL import Image
 from torch import Tensor
 
-from baselines.byol import BYOL, ByolConfig
-from baselines.dino import DINO, DinoConfig, local_crop_size, teacher_temperature
+from cass_bench.baselines.byol import BYOL, ByolConfig
+from cass_bench.baselines.dino import DINO, DinoConfig, local_crop_size, teacher_temperature
 from cass_bench.cass import CASS, CassConfig
 from cass_bench.config import BackboneConfig, BenchConfig
 from cass_bench.data.embedded import embedded

@@ -19,6 +19,7 @@ from cass_bench.record import RECORD_FIELDS
 from cass_bench.report.costs import FLOPS, PARAMS, RATE, TIME, memory_quantity
 
 FRACTIONS = (0.01, 0.1, 1.0)
+GPU, CPU = "NVIDIA H100", "CPU (x86_64, 2 cores)"
 BASE_F1 = {0.01: 0.40, 0.1: 0.60, 1.0: 0.80}
 WIN_OFFSETS = {"cass": 0.06, "dino": 0.0, "byol": -0.02, "supervised": -0.05}
 LOSE_OFFSETS = {"cass": -0.06, "dino": 0.0, "byol": -0.02, "supervised": -0.05}
@@ -80,7 +81,7 @@ def _record(dataset: str, method: str, arch: str, fraction: float, batch: int | 
         label_fraction=fraction, batch_size=batch, pretrain_epochs=epochs, finetune_epochs=5, image_size=32,
         seed=seed, precision="32", status="ok", f1_macro=f1, f1_micro=f1 + 0.05, f1_seed_code=f1 + 0.02,
         balanced_accuracy=f1 + 0.03, auroc=0.9, accuracy=f1 + 0.05, config_hash=f"h-{method}",
-        device="NVIDIA H100" if gpu else "CPU (x86_64, 2 cores)", versions={"torch": "2"}, git_commit="abc",
+        device=GPU if gpu else CPU, versions={"torch": "2"}, git_commit="abc",
         embedding_collapsed=None if cost is None else False, encoder_params=1e6, eval="finetune", init="random",
         above_chance=True, collapsed=None if cost is None else False, finetune_steps=300,
     )
@@ -186,15 +187,15 @@ def test_epoch_robustness_is_measured_with_several_epoch_counts(tmp_path: Path) 
 def test_efficiency_ratios_to_dino(tmp_path: Path) -> None:
     out = write_records(tmp_path / "r", make_records())
     costs = analyse(load_records(out)).costs
-    cass = ("d1", 16, 10, "cass", "cnn+vit")
+    cass = ("d1", GPU, 16, 10, "cass", "cnn+vit")
     assert costs.ratio(TIME)[cass] == pytest.approx(10 / (20 + 30))
     assert costs.ratio(FLOPS)[cass] == pytest.approx(1 / (2 + 3))
     assert costs.memory.field == "peak_gpu_mem_mb" and costs.ratio(costs.memory)[cass] == pytest.approx(500 / 400)
     assert costs.ratio(RATE)[cass] == pytest.approx(100 / (1 / (1 / 50 + 1 / 40)))
     assert costs.ratio(PARAMS)[cass] == pytest.approx(17 / (25 + 12))
     assert costs.n(TIME)[cass] == 2 and costs.mean(TIME)[cass] == pytest.approx(10.5)
-    assert costs.ratio(TIME)[("d2", 32, 10, "dino", "vit")] == pytest.approx(1.0)
-    assert costs.ratio(TIME)[("d2", 32, 10, "byol", "vit")] == pytest.approx(27 / 30)
+    assert costs.ratio(TIME)[("d2", GPU, 32, 10, "dino", "vit")] == pytest.approx(1.0)
+    assert costs.ratio(TIME)[("d2", GPU, 32, 10, "byol", "vit")] == pytest.approx(27 / 30)
     assert len(costs.index) == 2 * 2 * 5
 
 
@@ -209,7 +210,7 @@ def test_cpu_records_report_rss_instead_of_gpu_memory(tmp_path: Path) -> None:
     out = write_records(tmp_path / "r", make_records(gpu=False, datasets=("d1",)))
     analysis = analyse(load_records(out))
     assert analysis.costs.memory.field == "peak_rss_mb"
-    rss_ratio = analysis.costs.ratio(analysis.costs.memory)[("d1", 16, 10, "cass", "cnn+vit")]
+    rss_ratio = analysis.costs.ratio(analysis.costs.memory)[("d1", CPU, 16, 10, "cass", "cnn+vit")]
     assert rss_ratio == pytest.approx((2000 + 500 * 1.05) / (2000 + 400 * 1.05))
     write_report(out)
     assert "peak RSS (MB, CPU: no GPU memory)" in (out / "report.md").read_text()
@@ -242,20 +243,44 @@ def test_collapsed_runs_are_flagged(tmp_path: Path) -> None:
     assert "2 of " in section
 
 
-def test_plots_are_written_linked_and_show_every_method(full: tuple[Path, list[dict[str, Any]], str]) -> None:
+def test_every_png_is_linked_and_every_plot_shows_its_series(full: tuple[Path, list[dict[str, Any]], str]) -> None:
     out = full[0]
     report = (out / "report.md").read_text()
     linked = re.findall(r"\]\(([^)]+\.png)\)", report)
-    assert len(linked) == 3  # the collapse plot is skipped: these records hold no feature histories
+    assert sorted(linked) == sorted(path.name for path in out.glob("*.png"))
     for name in linked:
         with Image.open(out / name) as image:
             image.verify()
     plots = write_plots(analyse(load_records(out)), out)
-    assert [p.note is None for p in plots] == [True, True, True, False]
-    assert [plot.name for plot in plots[:3]] == linked
-    assert set(plots[0].labels) == {"cass", "dino", "byol", "supervised"}
-    for plot in plots[1:3]:
-        assert set(plot.labels) == {"cass (cnn+vit)", "dino (cnn)", "dino (vit)", "byol (cnn)", "byol (vit)"}
+    drawn = {plot.name: set(plot.labels) for plot in plots if plot.note is None}
+    assert list(drawn) == linked
+    # one epoch count and no feature histories in these records
+    assert {plot.name for plot in plots if plot.note} == {"f1_vs_pretrain_epochs.png", "collapse_curves.png"}
+    runs = {"cass (cnn+vit)", "dino (cnn)", "dino (vit)", "byol (cnn)", "byol (vit)"}
+    encoders = {f"{m} ({a})" for m in ("cass", "dino", "byol") for a in ("cnn", "vit")}
+    assert drawn["f1_gain_vs_label_fraction.png"] == {"cass − dino", "cass − byol", "paper's gain"}
+    assert drawn["pretraining_time_stacked.png"] == runs
+    assert drawn["f1_vs_batch_size.png"] == encoders
+    assert drawn["cost_vs_f1.png"] == encoders | {"supervised (cnn)", "supervised (vit)"}
+    assert drawn["f1_vs_label_fraction.png"] == {"cass", "dino", "byol", "supervised"}
+    assert drawn["time_per_epoch_vs_batch_size.png"] == drawn["memory_vs_batch_size.png"] == runs
+
+
+def test_cost_ratios_are_taken_within_a_device_never_across(tmp_path: Path) -> None:
+    slower = {run: {**figures, "pretrain_epoch_time_s": 3 * figures["pretrain_epoch_time_s"]}
+              for run, figures in WIN_COSTS.items()}
+    gpu = make_records(datasets=("d1",), batch_sizes=(16,))
+    cpu = [{**r, "record_id": f"{r['record_id']}-cpu"}
+           for r in make_records(datasets=("d1",), batch_sizes=(16,), costs=slower, gpu=False)]
+    both = analyse(load_records(write_records(tmp_path / "both", gpu + cpu)))
+    for device in (GPU, CPU):
+        assert both.costs.ratio(TIME)[("d1", device, 16, 10, "cass", "cnn+vit")] == pytest.approx(10 / 50)
+    assert dict(zip(both.claims["key"], both.claims["n"]))["b vs dino"] == 4  # 2 seeds on each device
+    apart = [r for r in gpu if r["method"] in ("cass", "supervised")] + [r for r in cpu if r["method"] in ("dino", "byol")]
+    split = analyse(load_records(write_records(tmp_path / "apart", apart)))
+    assert np.isnan(split.costs.ratio(TIME)[("d1", GPU, 16, 10, "cass", "cnn+vit")])
+    claims = dict(zip(split.claims["key"], split.claims["measured"]))
+    assert claims["b vs dino"].endswith("on the same device") and claims["c vs dino"].endswith("on the same device")
 
 
 def test_supervised_only_records_skip_the_efficiency_plots(tmp_path: Path) -> None:
@@ -299,3 +324,11 @@ def test_committed_default_report_regenerates_identically(tmp_path: Path) -> Non
     shutil.copy(committed / "records.jsonl", out / "records.jsonl")
     write_report(out)
     assert (out / "report.md").read_text() == (committed / "report.md").read_text()
+
+
+def test_every_committed_png_is_linked_from_its_report() -> None:
+    reports = list((Path(__file__).resolve().parents[1] / "results").rglob("report.md"))
+    assert reports
+    for report in reports:
+        linked = set(re.findall(r"\]\(([^)]+\.png)\)", report.read_text()))
+        assert linked == {path.name for path in report.parent.glob("*.png")}, report

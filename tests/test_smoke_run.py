@@ -6,8 +6,10 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
+import yaml
 from sklearn.metrics import balanced_accuracy_score, f1_score
 
 from cass_bench.registry import get_method
@@ -54,7 +56,29 @@ def test_smoke_run_writes_every_record_complete(smoke_run: Path) -> None:
 
 def test_smoke_run_leaves_only_results_in_its_folder(smoke_run: Path) -> None:
     names = {path.name for path in smoke_run.iterdir() if path.suffix != ".png"}
-    assert names == {"records.jsonl", "report.md", "predictions", "checkpoints"}
+    assert names == {"records.jsonl", "report.md", "predictions", "checkpoints", "logs", "config.yaml"}
+
+
+def test_smoke_run_logs_curves_and_each_record_names_its_files(smoke_run: Path) -> None:
+    config = yaml.safe_load((smoke_run / "config.yaml").read_text())
+    assert config["methods"] == ["cass", "supervised"] and config["out"] == str(smoke_run)
+    for record in _records(smoke_run):
+        if record["method"] == "cass":
+            assert (smoke_run / "checkpoints" / f"{record['checkpoint_key']}.pt").is_file()
+            assert record["pretrain_log_dir"] == f"logs/pretrain/{record['checkpoint_key']}"
+            curves = pd.read_csv(smoke_run / record["pretrain_log_dir"] / "metrics.csv")
+            assert curves["pretrain_loss_step"].notna().any() and curves["pretrain_loss_epoch"].notna().sum() == 1
+            assert any(column.startswith("lr-") for column in curves.columns)
+            ranks = curves[f"collapse/{record['arch']}_rank"].dropna().tolist()
+            assert ranks == pytest.approx(record["feature_rank_history"])
+        else:
+            assert record["checkpoint_key"] is record["pretrain_log_dir"] is None
+        if record["eval"] == "finetune":
+            assert record["finetune_log_dir"] == f"logs/finetune/{record['record_id']}"
+            curves = pd.read_csv(smoke_run / record["finetune_log_dir"] / "metrics.csv")
+            assert curves["finetune_loss"].notna().any() and any(c.startswith("lr-") for c in curves.columns)
+        else:
+            assert record["finetune_log_dir"] is None
 
 
 def test_predictions_recompute_recorded_metrics(smoke_run: Path) -> None:

@@ -20,6 +20,7 @@ from pathlib import Path
 from cass_bench.errors import UserError
 from cass_bench.record import OK
 from cass_bench.report.analysis import Analysis, analyse
+from cass_bench.report.claim_plots import cost_f1_plot, gain_plot, stacked_time_plot, sweep_plot
 from cass_bench.report.costs import GPU_MEMORY, TIME
 from cass_bench.report.load import load_records
 from cass_bench.report.plots import Plot, collapse_plot, cost_plot, f1_plot
@@ -31,10 +32,15 @@ __all__ = ["Analysis", "analyse", "load_records", "write_plots", "write_report"]
 
 
 def write_plots(analysis: Analysis, out: Path) -> list[Plot]:
-    """Writes the PNG plots beside the report (a skipped plot's old file is removed)."""
+    """Writes the PNG plots beside the report, the claims' first (a skipped plot's old file is removed)."""
     costs, epochs = analysis.costs, analysis.batch_sweep.anchor
     memory_label = "peak GPU memory (MB)" if costs.memory.field == GPU_MEMORY else "peak RSS (MB, CPU)"
     return [
+        gain_plot(analysis, out),
+        stacked_time_plot(analysis, out),
+        sweep_plot(analysis.batch_sweep, out),
+        sweep_plot(analysis.epoch_sweep, out),
+        cost_f1_plot(analysis, out),
         f1_plot(analysis.f1, out),
         cost_plot(costs, TIME, "time per epoch (s)", "time_per_epoch_vs_batch_size.png", epochs, out),
         cost_plot(costs, costs.memory, memory_label, "memory_vs_batch_size.png", epochs, out),

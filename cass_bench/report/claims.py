@@ -61,7 +61,7 @@ RULES = (
     f"are left out (count shown), and a row left with none is \"{ALL_AT_CHANCE}\".",
     f"(a) F1 gain at 1 / 10 / 100 % labels: supported iff the interval of {_P} - comparator lies above 0, "
     "contradicted iff below 0; the text says whether the paper's gain lies inside the interval.",
-    f"(b) less pretraining time: per (dataset, batch size, epochs, seed), r = t({_P}) / (t(X-cnn) + t(X-vit)), "
+    f"(b) less pretraining time: per (dataset, device, batch size, epochs, seed), r = t({_P}) / (t(X-cnn) + t(X-vit)), "
     f"t = time per pretraining epoch; supported iff the interval of r lies at or below {TIME_BOUND:g} "
     f"(1 - {CLAIMED_REDUCTION:g} + a {REDUCTION_TOLERANCE:g} tolerance), contradicted iff its lower bound is "
     f"above; one run: its value against the bound. X = {_REF} is the paper's claim; "
@@ -260,7 +260,8 @@ def _cost_rows(df: pd.DataFrame) -> list[dict[str, Any]]:
                     eval="pretraining", paper=paper)
         r = ratio("pretrain_epoch_time_s", comp)
         if r.empty:
-            rows.append(_row(base, NOT_MEASURED, f"no {_P} run with both {comp}-cnn and {comp}-vit runs beside it"))
+            rows.append(_row(base, NOT_MEASURED, f"no {_P} run with both {comp}-cnn and {comp}-vit runs beside it "
+                             "on the same device"))
             continue
         iv = paired_interval(r.to_numpy(), LEVEL)
         measured = f"{describe(iv, 'time')}, i.e. {1 - iv.mean:.0%} less time per epoch; bound {TIME_BOUND:g}"
@@ -269,7 +270,8 @@ def _cost_rows(df: pd.DataFrame) -> list[dict[str, Any]]:
                 comparator=COST_REFERENCE, eval="pretraining", paper=f"<= {EFFICIENCY_BAR:g} x {_REF}'s cost")
     flops, time = ratio("flops_per_image", COST_REFERENCE), ratio("pretrain_epoch_time_s", COST_REFERENCE)
     if flops.empty and time.empty:
-        return [*rows, _row(base, NOT_MEASURED, f"no {_P} run with both {_REF}-cnn and {_REF}-vit runs beside it")]
+        return [*rows, _row(base, NOT_MEASURED, f"no {_P} run with both {_REF}-cnn and {_REF}-vit runs beside it "
+                                               "on the same device")]
     measured = [(what, paired_interval(r.to_numpy(), LEVEL) if what == "time" else
                  Interval(float(r.mean()), math.nan, math.nan, len(r), "none"))
                 for what, r in (("FLOPs", flops), ("time", time)) if not r.empty]

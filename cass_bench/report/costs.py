@@ -1,5 +1,6 @@
-"""Pretraining efficiency per run setting: each figure's mean, spread and count over seeds, and its ratio to the
-reference comparator (the paper's cost claims compare with DINO, the first registered comparator)."""
+"""Pretraining efficiency per run setting and device: each figure's mean, spread and count over seeds, and its ratio
+to the reference comparator on the same device (the paper's cost claims compare with DINO, the first registered
+comparator); a ratio is never taken across devices."""
 
 from __future__ import annotations
 
@@ -14,7 +15,9 @@ from cass_bench.report.cells import Indexed
 from cass_bench.report.format import sort_rows
 from cass_bench.report.load import RUN_KEYS, finished_pretraining
 
-COST_KEYS = ["dataset", "batch_size", "pretrain_epochs", "method", "encoders"]
+COST_KEYS = ["dataset", "device", "batch_size", "pretrain_epochs", "method", "encoders"]
+SETTING_KEYS = [key for key in COST_KEYS if key not in ("method", "encoders")]
+"""What a ratio holds fixed: the runs compared share the dataset, device, batch size and epochs."""
 COST_REFERENCE = comparators()[0]
 """The method every efficiency ratio compares with."""
 JOINT = "cnn+vit"
@@ -56,7 +59,8 @@ _PARTS = ("mean", "std", "n", "ratio")
 
 @dataclass(frozen=True)
 class CostStats(Indexed):
-    """Efficiency per (dataset, batch size, epochs, method, encoders); every accessor is a Series on that index.
+    """Efficiency per (dataset, device, batch size, epochs, method, encoders); every accessor is a Series on that
+    index.
 
     Attributes:
         frame: columns (part, field) for parts mean, std, n and ratio.
@@ -89,7 +93,7 @@ class CostStats(Indexed):
         return self._part("n", quantity)
 
     def ratio(self, quantity: Quantity) -> pd.Series:
-        """Mean over the reference comparator's mean on the same encoders (a joint run: both of its runs)."""
+        """Mean over the reference comparator's mean on the same encoders and device (a joint run: both of its runs)."""
         return self._part("ratio", quantity)
 
     def data(self) -> pd.DataFrame:
@@ -115,7 +119,7 @@ def _reference(means: pd.DataFrame, quantities: tuple[Quantity, ...]) -> pd.Data
         return pd.DataFrame(np.nan, index=lookup, columns=means.columns)
     ref = means.xs(COST_REFERENCE, level="method")
     pair = ref[ref.index.get_level_values("encoders").isin(JOINT.split("+"))]
-    groups = pair.groupby(level=["dataset", "batch_size", "pretrain_epochs"])
+    groups = pair.groupby(level=SETTING_KEYS)
     combined = groups.agg({q.field: _COMBINE[q.combine] for q in quantities})[groups.size() == 2]
     combined = combined.assign(encoders=JOINT).set_index("encoders", append=True)
     return pd.concat([ref, combined]).reindex(lookup)
@@ -124,7 +128,8 @@ def _reference(means: pd.DataFrame, quantities: tuple[Quantity, ...]) -> pd.Data
 def cost_stats(runs: pd.DataFrame) -> CostStats:
     """Efficiency figures of every run setting over seeds, with ratios to the reference comparator.
 
-    The ratio compares with the reference on the same encoders; a joint (cnn+vit) run compares with the
+    The ratio compares with the reference on the same encoders, dataset, device, batch size and epochs (NaN when
+    the reference did not run there); a joint (cnn+vit) run compares with the
     reference's cnn and vit runs together: time, FLOPs and parameters summed, images/s combined as
     1 / (1/a + 1/b), memory the larger of the two peaks.
 

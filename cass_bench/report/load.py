@@ -15,8 +15,9 @@ from cass_bench.record import NUMERIC_FIELDS, OK, RECORD_FIELDS
 from cass_bench.registry import reference_methods
 from cass_bench.results import RecordStore
 
-RUN_KEYS = ["dataset", "method", "encoders", "batch_size", "pretrain_epochs", "seed"]
-"""The fields that identify one pretraining run (a CASS run gives the records of two encoders)."""
+RUN_KEYS = ["dataset", "method", "encoders", "batch_size", "pretrain_epochs", "seed", "device"]
+"""The fields that identify one pretraining run (a CASS run gives the records of two encoders); the same settings
+on another device are another run."""
 RUN_COLLAPSED = "run_collapsed"
 PRETRAINED = "pretrained"
 _CHANCE_INPUTS = ["f1_macro", "above_chance_p", "chance_f1_majority", "chance_f1_random"]

@@ -47,10 +47,10 @@ def _series_style(label: str) -> dict[str, str]:
     return style
 
 
-def _draw_panel(ax: Axes, data: pd.DataFrame, series: str, x: str, log_base: float) -> None:
+def _draw_panel(ax: Axes, data: pd.DataFrame, series: str, x: str, log_base: float, err: str) -> None:
     for label, line in data.groupby(series, sort=False):
         line = line.sort_values(x)
-        ax.errorbar(line[x], line["mean"], yerr=line["std"].fillna(0), label=str(label), marker="o",
+        ax.errorbar(line[x], line["mean"], yerr=line[err].fillna(0), label=str(label), marker="o",
                     markersize=4, capsize=3, **_series_style(str(label)))
     ticks = np.sort(data[x].unique())
     ax.set_xscale("log", base=log_base)
@@ -64,8 +64,8 @@ def _tick_text(value: float, x: str) -> str:
 
 
 def plot_lines(data: pd.DataFrame, path: Path, *, panels: Sequence[str], series: str, x: str, xlabel: str,
-               ylabel: str, log_base: float = 10) -> list[str]:
-    """One panel per value of ``panels``, one line (mean with std error bars) per value of ``series``.
+               ylabel: str, log_base: float = 10, err: str = "std", y_from_zero: bool = False) -> list[str]:
+    """One panel per value of ``panels``, one line (mean with error bars) per value of ``series``.
 
     Args:
         data: long frame with the ``panels`` columns, ``series``, ``x``, ``mean`` and ``std``.
@@ -76,6 +76,8 @@ def plot_lines(data: pd.DataFrame, path: Path, *, panels: Sequence[str], series:
         xlabel: x axis label.
         ylabel: y axis label.
         log_base: base of the logarithmic x axis.
+        err: column holding the error bars' half-width (``std`` by default).
+        y_from_zero: start the y axis at zero (for costs).
 
     Returns:
         The legend's labels, one per line drawn, in legend order.
@@ -93,7 +95,9 @@ def plot_lines(data: pd.DataFrame, path: Path, *, panels: Sequence[str], series:
                 mask &= data[panels[1]] == col
             ax.set_title(" / ".join(str(v) for v in (row, col) if v is not None), fontsize=10)
             if mask.any():
-                _draw_panel(ax, data[mask], series, x, log_base)
+                _draw_panel(ax, data[mask], series, x, log_base, err)
+            if y_from_zero:
+                ax.set_ylim(bottom=0)
             ax.set_xlabel(xlabel)
             ax.set_ylabel(ylabel)
     handles: dict[str, object] = {}
@@ -105,7 +109,8 @@ def plot_lines(data: pd.DataFrame, path: Path, *, panels: Sequence[str], series:
     return [text.get_text() for text in legend.get_texts()]
 
 
-def _skip(out: Path, name: str, caption: str, note: str) -> Plot:
+def skip_plot(out: Path, name: str, caption: str, note: str) -> Plot:
+    """A plot not drawn, with why; an old file of its name is removed so the folder holds only linked plots."""
     (out / name).unlink(missing_ok=True)
     return Plot(name, caption, note=note)
 
@@ -119,7 +124,7 @@ def f1_plot(stats: CellStats, out: Path) -> Plot:
     """
     name, caption = "f1_vs_label_fraction.png", "Macro-F1 against label fraction (main setting)"
     if stats.empty:
-        return _skip(out, name, caption, "F1 plot skipped: no finished records.")
+        return skip_plot(out, name, caption, "F1 plot skipped: no finished records.")
     data = pd.DataFrame({"mean": stats.mean, "std": stats.std}).reset_index()
     labels = plot_lines(data, out / name, panels=["dataset", "arch"], series="method",
                         x="label_fraction", xlabel="labelled fraction", ylabel="macro-F1")
@@ -128,7 +133,8 @@ def f1_plot(stats: CellStats, out: Path) -> Plot:
 
 def cost_plot(costs: CostStats, quantity: Quantity, ylabel: str, name: str, epochs: float | None,
               out: Path) -> Plot:
-    """One efficiency figure against batch size, one panel per dataset, one line per method and encoders.
+    """One efficiency figure against batch size (y from zero), one panel per dataset and device, one line per method
+    and encoders.
 
     Args:
         costs: the efficiency figures per (dataset, batch_size, pretrain_epochs, method, encoders).
@@ -142,10 +148,10 @@ def cost_plot(costs: CostStats, quantity: Quantity, ylabel: str, name: str, epoc
     data = pd.DataFrame({"mean": costs.mean(quantity), "std": costs.std(quantity)}).reset_index()
     data = data[data["pretrain_epochs"] == epochs].dropna(subset=["mean"])
     if data.empty:
-        return _skip(out, name, caption, f"Plot of {ylabel} skipped: no pretraining run measured it.")
+        return skip_plot(out, name, caption, f"Plot of {ylabel} skipped: no pretraining run measured it.")
     data = data.assign(series=data["method"] + " (" + data["encoders"] + ")")
-    labels = plot_lines(data, out / name, panels=["dataset"], series="series", x="batch_size",
-                        xlabel="batch size", ylabel=ylabel, log_base=2)
+    labels = plot_lines(data, out / name, panels=["dataset", "device"], series="series", x="batch_size",
+                        xlabel="batch size", ylabel=ylabel, log_base=2, y_from_zero=True)
     return Plot(name, caption, tuple(labels))
 
 
@@ -159,7 +165,7 @@ def collapse_plot(runs: pd.DataFrame, out: Path) -> Plot:
     """
     name, caption = "collapse_curves.png", "Collapse curves: spread and effective rank of the pooled features per epoch"
     if runs.empty:
-        return _skip(out, name, caption, "Collapse plot skipped: no run recorded its feature histories.")
+        return skip_plot(out, name, caption, "Collapse plot skipped: no run recorded its feature histories.")
     fig = Figure(figsize=(11, 3.8), layout="constrained")
     FigureCanvasAgg(fig)
     axes = fig.subplots(1, 2)

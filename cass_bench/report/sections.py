@@ -74,7 +74,8 @@ def _efficiency_section(analysis: Analysis) -> Section:
         "Time/epoch is the median epoch after the first; "
         + ("memory is peak GPU memory allocated." if gpu else
            "no GPU memory was measured (CPU run), so memory is the process's peak RSS."),
-        f"×{_REF}: ratio to {_REF} on the same encoders. {_NAME} trains cnn and vit in one run, so its row compares "
+        f"×{_REF}: ratio to {_REF} on the same encoders and device (never across devices: a row without {_REF} "
+        f"beside it on its device has none). {_NAME} trains cnn and vit in one run, so its row compares "
         f"with {_REF}-cnn + {_REF}-vit together: time, FLOPs and parameters summed, images/s combined as "
         "1 / (1/a + 1/b), memory the larger of the two peaks (the runs are separate; one device must hold the larger).",
         f"The printed summary keeps the rows of the main setting ({analysis.setting.describe()}).",

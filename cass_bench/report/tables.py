@@ -123,6 +123,10 @@ def scale_lines(df: pd.DataFrame) -> list[str]:
     n_ok = int((df["status"] == OK).sum())
     lines = ["Scale of this run: " + "; ".join(f"{k} {v}" for k, v in items) + ".",
              f"{len(df)} records: {n_ok} finished, {len(df) - n_ok} failed.", PAPER_SCALE]
+    devices = df["device"].dropna().unique()
+    if len(devices) > 1:
+        lines.append(f"The records come from {len(devices)} devices: efficiency figures, their ratios and the cost "
+                     "claims are per device (never compared across devices); F1 pools the seeds of every device.")
     hashes = df.groupby("method")["config_hash"].nunique()
     if (hashes > 1).any():
         lines.append("Warning: records of " + ", ".join(hashes[hashes > 1].index) + " come from several configs "

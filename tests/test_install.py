@@ -1,0 +1,52 @@
+"""The project installs as a tool: a wheel built from the checkout runs the smoke config from an empty folder."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SOURCES = ("pyproject.toml", "README.md", "cass_bench", "baselines", "configs")
+
+
+def _run(*args: str | Path, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run([str(a) for a in args], cwd=cwd, env=env, capture_output=True, text=True, timeout=1200)
+    assert proc.returncode == 0, (args, proc.stdout[-2000:], proc.stderr[-3000:])
+    return proc
+
+
+@pytest.mark.slow
+def test_wheel_installs_and_runs_the_packaged_smoke_config_from_an_empty_folder(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    source = tmp_path / "source"  # a copy, so the build leaves nothing in the checkout
+    for name in SOURCES:
+        copy = shutil.copytree if (ROOT / name).is_dir() else shutil.copy2
+        copy(ROOT / name, source / name, **({"symlinks": True, "ignore": shutil.ignore_patterns("__pycache__")}
+                                          if (ROOT / name).is_dir() else {}))
+    _run(sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index", "-q", "-w",
+         tmp_path / "wheels", source, cwd=tmp_path, env=env)
+    (wheel,) = (tmp_path / "wheels").glob("cass_bench-*.whl")
+    venv = tmp_path / "venv"
+    _run(sys.executable, "-m", "venv", "--system-site-packages", venv, cwd=tmp_path, env=env)
+    _run(venv / "bin" / "python", "-m", "pip", "install", "--no-deps", "--no-index", "--ignore-installed", "-q", wheel,
+         cwd=tmp_path, env=env)
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    where = _run(venv / "bin" / "python", "-c", "import cass_bench.baselines.dino as m; print(m.__file__)",
+                 cwd=empty, env=env)
+    assert Path(where.stdout.strip()).is_relative_to(venv)
+    assert _run(venv / "bin" / "cass-bench", "--help", cwd=empty, env=env).stdout.startswith("usage: cass-bench ")
+    assert _run(venv / "bin" / "cass-bench", "--version", cwd=empty, env=env).stdout.split() == ["cass-bench", "0.1.0"]
+
+    _run(venv / "bin" / "cass-bench", "run", "--config", "smoke", "--methods", "cass", cwd=empty, env=env)
+    out = empty / "runs" / "smoke"
+    records = [json.loads(line) for line in (out / "records.jsonl").read_text().splitlines()]
+    assert len(records) == 18 and all(r["status"] == "ok" and r["method"] == "cass" for r in records)
+    assert (out / "report.md").is_file() and (out / "config.yaml").is_file() and (out / "logs" / "pretrain").is_dir()

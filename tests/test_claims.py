@@ -49,6 +49,7 @@ def make_frame(*, offsets: dict[str, float] | None = None, seeds: Iterable[int] 
                             label_fraction=fraction, batch_size=float(batch), pretrain_epochs=float(n_epochs),
                             seed=seed, status="ok", f1_macro=f1 / 100, above_chance=method not in at_chance,
                             collapsed=collapsed and method == "cass", init="random", config_hash=f"h-{method}",
+                            device="CPU (test)",
                             pretrain_epoch_time_s=time, flops_per_image=FLOPS[(method, encoders)]))
     return pd.DataFrame(rows)
 

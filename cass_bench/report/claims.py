@@ -239,7 +239,7 @@ def _robust_rows(df: pd.DataFrame, factor: str, fixed: str, value: int | None, l
 
 
 def _cost_rows(df: pd.DataFrame) -> list[dict[str, Any]]:
-    runs = df[df[PRETRAINED]].groupby(RUN_KEYS)[["pretrain_epoch_time_s", "flops_per_image"]].first()
+    runs = df[df[PRETRAINED]].groupby(RUN_KEYS, dropna=False)[["pretrain_epoch_time_s", "flops_per_image"]].first()
     wide = runs.unstack(["method", "encoders"]) if len(runs) else runs
 
     def ratio(column: str, comp: str) -> pd.Series:

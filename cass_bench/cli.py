@@ -109,7 +109,7 @@ def _run(args: argparse.Namespace) -> None:
 
     cfg = load_config(args.config or DEFAULT_CONFIG, _overrides(args))
     shard = parse_shard(args.shard)
-    preflight(cfg)
+    preflight(cfg, write=not args.dry_run)
     store = RecordStore(cfg.out)
     if args.dry_run:
         records = store.load()

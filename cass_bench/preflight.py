@@ -13,6 +13,7 @@ from pathlib import Path
 
 import timm
 import torch
+from pytorch_lightning.strategies import StrategyRegistry
 
 from cass_bench.config import BackboneConfig, BenchConfig
 from cass_bench.encoders import backbone_name
@@ -56,8 +57,6 @@ def check_device(cfg: BenchConfig) -> None:
     if device == "cuda" and cfg.precision == "bf16-mixed" and not torch.cuda.is_bf16_supported():
         raise UserError(f"precision bf16-mixed is not supported by {torch.cuda.get_device_name(0)}; "
                         "use --precision 16-mixed or 32")
-    from pytorch_lightning.strategies import StrategyRegistry
-
     known = ["auto", *StrategyRegistry.available_strategies()]
     if cfg.strategy not in known:
         raise UserError(f"unknown strategy '{cfg.strategy}'; use auto, ddp or another Lightning strategy name")
@@ -72,34 +71,36 @@ def encoder_bytes(backbones: BackboneConfig, arch: str) -> int:
 
 
 def check_output(out: Path, needed_bytes: int) -> None:
-    """Checks the free disk space, then creates the output folder and opens its records file for append.
+    """Creates the output folder, opens its records file for append and checks the free disk space.
 
     Args:
         out: the results folder.
         needed_bytes: what the pending cells will write (their checkpoints), before the safety margin.
 
     Raises:
-        UserError: ``out`` is a file, its disk lacks the space, or it cannot be created or written (a folder
-            created here is removed again).
+        UserError: ``out`` is a file, cannot be created or written, or its disk lacks the space; whatever this
+            check created is removed again.
     """
     if out.exists() and not out.is_dir():
         raise UserError(f"--out '{out}' is an existing file, not a folder; pass a folder path for the results")
     created = _missing_parents(out)
-    existing = created[-1].parent if created else out
-    free = shutil.disk_usage(existing).free
+    records = out / RECORDS
+    new_records = not records.exists()
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with open(records, "ab"):
+            pass
+    except OSError as exc:
+        _remove(created, None)
+        raise UserError(f"cannot write to output folder '{out}' ({exc.strerror or type(exc).__name__}); "
+                        "pass a writable folder with --out") from None
+    free = shutil.disk_usage(out).free
     if free < needed_bytes * DISK_MARGIN:
+        _remove(created, records if new_records else None)
         raise UserError(
             f"only {free / MB:.0f} MB free on the disk of '{out}', and the pending cells' checkpoints need about "
             f"{needed_bytes * DISK_MARGIN / MB:.0f} MB; free disk space or pass another --out"
         )
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        with open(out / RECORDS, "ab"):
-            pass
-    except OSError as exc:
-        _remove(created)
-        raise UserError(f"cannot write to output folder '{out}' ({exc.strerror or type(exc).__name__}); "
-                        "pass a writable folder with --out") from None
 
 
 def _missing_parents(path: Path) -> list[Path]:
@@ -112,11 +113,10 @@ def _missing_parents(path: Path) -> list[Path]:
     return missing
 
 
-def _remove(created: list[Path]) -> None:
-    """Removes the folders this check created (deepest first), with the empty records file it opened."""
-    if not created:
-        return
-    (created[0] / RECORDS).unlink(missing_ok=True)
+def _remove(created: list[Path], records: Path | None) -> None:
+    """Removes what this check created: the empty records file, then the folders (deepest first)."""
+    if records is not None:
+        records.unlink(missing_ok=True)
     for folder in created:
         try:
             os.rmdir(folder)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 from dataclasses import dataclass, field, fields, is_dataclass
 from importlib.resources.abc import Traversable
 from pathlib import Path
@@ -28,6 +29,11 @@ EVALS = ("finetune", "linear", "knn")
 INITS = ("random", "imagenet")
 STEM_CHOICES = ("auto", "true", "false")
 LAUNCHERS = ("local", "submitit-local", "slurm")
+ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps")
+MAX_IMAGE_SIZE = 1024
+"""The largest image side accepted (the paper's largest input is 384 px)."""
+SEED_MAX = 2**32 - 1
+"""Seeds must lie in ``[0, SEED_MAX]``, the range numpy and Lightning seed with."""
 
 
 @dataclass(frozen=True)
@@ -335,10 +341,13 @@ def load_config(path: str | Path | Traversable | None, overrides: dict[str, Any]
         if not p.is_file():
             raise UserError(f"config file '{p}' not found; pass an existing YAML file with --config")
         try:
-            data = yaml.safe_load(p.read_text()) or {}
+            data = yaml.safe_load(p.read_text())
         except yaml.YAMLError as exc:
             first = str(exc).splitlines()[0]
             raise UserError(f"config file '{p}' is not valid YAML ({first}); fix its syntax") from None
+        if data is None:
+            raise UserError(f"config file '{p}' is empty; write the settings in it, or leave out --config to "
+                            "use configs/default.yaml")
         if not isinstance(data, dict):
             raise UserError(f"config file '{p}' must hold a mapping of keys to values")
     clean = {k: v for k, v in (overrides or {}).items() if v is not None}
@@ -404,6 +413,7 @@ def validate(cfg: BenchConfig) -> None:
     if cfg.devices < 1 or cfg.num_nodes < 1:
         raise UserError("devices and num_nodes must be >= 1")
     validate_launcher(cfg)
+    _check_ranges(cfg)
 
 
 def validate_launcher(cfg: BenchConfig) -> None:
@@ -429,6 +439,40 @@ def validate_launcher(cfg: BenchConfig) -> None:
         if str(key).replace("_", "-") in named:
             raise UserError(f"slurm.additional_parameters sets '{key}', which the slurm section names itself; "
                             f"set slurm.{str(key).replace('-', '_')} instead")
+
+
+def _check_ranges(cfg: BenchConfig) -> None:
+    """Seeds, worker count, image size, accelerator name, and every real number of every section."""
+    for name, seed in [*(("seed", s) for s in cfg.seeds), ("split_seed", cfg.split_seed)]:
+        if not 0 <= seed <= SEED_MAX:
+            raise UserError(f"{name} {seed} is impossible; use whole numbers from 0 to {SEED_MAX}")
+    if cfg.num_workers < 0:
+        raise UserError(f"num_workers {cfg.num_workers} is impossible; use 0 (load in the main process) or more")
+    if cfg.image_size > MAX_IMAGE_SIZE:
+        raise UserError(f"image size {cfg.image_size} is above the limit of {MAX_IMAGE_SIZE} pixels; "
+                        f"use at most {MAX_IMAGE_SIZE}")
+    if cfg.accelerator not in ACCELERATORS:
+        raise UserError(f"unknown accelerator '{cfg.accelerator}'; choose from {', '.join(ACCELERATORS)}")
+    sections: list[tuple[str, Any]] = [("", cfg), ("backbones.", cfg.backbones), ("finetune.", cfg.finetune),
+                                       ("eval.", cfg.eval), *((f"{n}.", r) for n, r in cfg.recipes.items())]
+    for prefix, section in sections:
+        for f in fields(section):
+            _check_real(prefix + f.name, getattr(section, f.name))
+
+
+def _check_real(key: str, value: Any) -> None:
+    """Every real number finite; learning rates positive; weight decays and focal parameters not negative."""
+    values = value if isinstance(value, tuple) else (value,)
+    for v in values:
+        if not isinstance(v, float):
+            continue
+        if not math.isfinite(v):
+            raise UserError(f"config key '{key}' is {v}; give a finite number")
+        leaf = key.rsplit(".", 1)[-1]
+        if (leaf == "lr" or leaf.endswith("_lr")) and v <= 0:
+            raise UserError(f"learning rate {key}={v} is impossible; give a positive number, e.g. 0.001")
+        if leaf in ("weight_decay", "focal_gamma", "focal_alpha") and v < 0:
+            raise UserError(f"config key '{key}' is {v}; it must be >= 0")
 
 
 def to_dict(obj: Any) -> dict[str, Any]:

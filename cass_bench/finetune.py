@@ -22,6 +22,7 @@ from torch.utils.data import DataLoader, RandomSampler
 from torchmetrics import functional as tmf
 from torchvision.ops import sigmoid_focal_loss
 
+from cass_bench.auroc import macro_auroc
 from cass_bench.config import BenchConfig
 from cass_bench.data.bundle import MULTILABEL, DatasetBundle, ImageSet
 from cass_bench.data.loaders import TransformDataset, eval_transform, finetune_train_transform, make_loader
@@ -54,6 +55,7 @@ def compute_metrics(scores: Tensor, targets: Tensor, task: str) -> Metrics:
 
     Multi-class predictions are the arg-max; multi-label uses 0.5 on each label. ``f1_seed_code`` is the CASS
     reference notebook's score: sigmoid > 0.5 on every class, TP/FP/FN pooled (a micro-F1, even for multi-class).
+    ``auroc`` averages over the classes present in ``targets`` (:func:`cass_bench.auroc.macro_auroc`).
 
     Args:
         scores: ``(N, C)`` sigmoid scores.
@@ -69,7 +71,7 @@ def compute_metrics(scores: Tensor, targets: Tensor, task: str) -> Metrics:
             "f1_macro": tmf.classification.multilabel_f1_score(scores, t, num_labels=num, average="macro"),
             "f1_micro": tmf.classification.multilabel_f1_score(scores, t, num_labels=num, average="micro"),
             "balanced_accuracy": (recall + specificity) / 2,
-            "auroc": tmf.classification.multilabel_auroc(scores, t, num_labels=num, average="macro"),
+            "auroc": macro_auroc(scores, t, task),
             "accuracy": tmf.classification.multilabel_exact_match(scores, t, num_labels=num),
         }
         one_hot = t
@@ -79,14 +81,14 @@ def compute_metrics(scores: Tensor, targets: Tensor, task: str) -> Metrics:
             "f1_macro": tmf.classification.multiclass_f1_score(scores, t, num_classes=num, average="macro"),
             "f1_micro": tmf.classification.multiclass_f1_score(scores, t, num_classes=num, average="micro"),
             "balanced_accuracy": tmf.classification.multiclass_recall(scores, t, num_classes=num, average="macro"),
-            "auroc": tmf.classification.multiclass_auroc(scores, t, num_classes=num, average="macro"),
+            "auroc": macro_auroc(scores, t, task),
             "accuracy": tmf.classification.multiclass_accuracy(scores, t, num_classes=num, average="micro"),
         }
         one_hot = F.one_hot(t, num)
     values["f1_seed_code"] = tmf.classification.multilabel_f1_score(
         scores, one_hot, num_labels=num, average="micro", threshold=0.5
     )
-    return Metrics(**{name: float(values[name]) for name in METRIC_FIELDS})
+    return Metrics(**{name: None if values[name] is None else float(values[name]) for name in METRIC_FIELDS})
 
 
 class FinetuneModule(pl.LightningModule):

@@ -18,6 +18,7 @@ from typing import Any
 import pytorch_lightning as pl
 import torch
 
+from cass_bench.checkpoints import CheckpointCache, is_global_rank_zero
 from cass_bench.config import BenchConfig, stable_hash, to_dict
 from cass_bench.data.bundle import DatasetBundle
 from cass_bench.data.loaders import eval_transform, make_loader
@@ -84,10 +85,14 @@ def config_hash(cfg: BenchConfig, method: str) -> str:
                         "finetune": to_dict(cfg.finetune), "eval": to_dict(cfg.eval)})
 
 
+def pretrain_payload(cell: Cell, cfg: BenchConfig) -> dict[str, Any]:
+    """What a cell's checkpoint key hashes: the cell and every setting its pretraining depends on."""
+    return {"cell": dataclasses.asdict(cell), "shared": _shared_settings(cfg), "method": _method_section(cfg, cell.method)}
+
+
 def pretrain_key(cell: Cell, cfg: BenchConfig) -> str:
     """Cache key of a cell's pretraining checkpoint (independent of fine-tuning settings)."""
-    return stable_hash({"cell": dataclasses.asdict(cell), "shared": _shared_settings(cfg),
-                        "method": _method_section(cfg, cell.method)})
+    return stable_hash(pretrain_payload(cell, cfg))
 
 
 def record_id(cell: Cell, arch: str, fraction: float, evaluation: str, cfg: BenchConfig) -> str:
@@ -139,7 +144,7 @@ def probe_batch(bundle: DatasetBundle, size: int = PROBE_IMAGES) -> torch.Tensor
 
 def pretrain(cell: Cell, cfg: BenchConfig, bundle: DatasetBundle, cache_dir: Path,
              out: Path | None = None) -> Pretrained | None:
-    """Runs (or loads from cache) the pretraining of a cell.
+    """Runs (or loads from the verified cache, :class:`cass_bench.checkpoints.CheckpointCache`) a cell's pretraining.
 
     Args:
         cell: the cell.
@@ -154,11 +159,10 @@ def pretrain(cell: Cell, cfg: BenchConfig, bundle: DatasetBundle, cache_dir: Pat
     spec = get_method(cell.method)
     if spec.is_reference:
         return Pretrained(states={}, measures={})
-    key = pretrain_key(cell, cfg)
-    cache = cache_dir / f"{key}.pt"
-    if cache.exists():
-        saved = torch.load(cache, map_location="cpu", weights_only=True)
-        return Pretrained(states=saved["states"], measures=saved["measures"])
+    cache, key, payload = CheckpointCache(cache_dir), pretrain_key(cell, cfg), pretrain_payload(cell, cfg)
+    saved = cache.load(key, payload) if is_global_rank_zero() else None
+    if saved is not None:
+        return Pretrained(states=saved[0], measures=saved[1])
     _inject_oom(cell)
     assert cell.batch_size is not None
     pl.seed_everything(cell.seed, workers=True, verbose=False)
@@ -196,10 +200,7 @@ def pretrain(cell: Cell, cfg: BenchConfig, bundle: DatasetBundle, cache_dir: Pat
         "effective_batch_size": cell.batch_size * trainer.world_size,
     }
     states = {arch: {k: v.detach().cpu() for k, v in enc.state_dict().items()} for arch, enc in encoders.items()}
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    tmp = cache.with_suffix(".tmp")
-    torch.save({"states": states, "measures": measures}, tmp)
-    os.replace(tmp, cache)
+    cache.save(key, payload, states, measures)
     return Pretrained(states=states, measures=measures)
 
 
@@ -207,7 +208,9 @@ def failure_status(exc: BaseException) -> tuple[str, str]:
     """Maps an exception to a record status (``oom``, ``diverged``, ``error``) and a one-line message."""
     message = (str(exc).strip().splitlines() or [""])[0]
     text = f"{type(exc).__name__}: {message}"
-    if isinstance(exc, torch.cuda.OutOfMemoryError) or "out of memory" in message.lower():
+    lowered = message.lower()
+    if isinstance(exc, (torch.cuda.OutOfMemoryError, MemoryError)) or any(
+            phrase in lowered for phrase in ("out of memory", "can't allocate memory", "cannot allocate memory")):
         return "oom", text
     if isinstance(exc, DivergedError):
         return "diverged", text
@@ -299,17 +302,31 @@ def _run_measures(pretrained: Pretrained, arch: str) -> Pretraining:
 def run_cell(cell: Cell, cfg: BenchConfig, store: RecordStore) -> None:
     """Pretrains a cell (or loads its checkpoint) and writes one record per missing (encoder, fraction, evaluation).
 
-    Failures become records (``oom``, ``diverged``, ``error``) rather than exceptions.
+    Failures become records (``oom``, ``diverged``, ``error``) rather than exceptions. The cell's lock
+    (``checkpoints/<key>.lock``) is held throughout and the missing records are listed again once it is taken, so
+    identical runs started together pretrain once and write each record once.
 
     Args:
         cell: the cell to run.
         cfg: benchmark config.
         store: where records and predictions go.
     """
-    done = store.ids()
-    todo = [k for k in record_keys(cell, cfg) if record_id(cell, *k, cfg) not in done]
-    if not todo:
+    if not _missing(cell, cfg, store):
         return
+    with CheckpointCache(store.out / "checkpoints").lock(pretrain_key(cell, cfg)):
+        todo = _missing(cell, cfg, store)
+        if todo:
+            _run_missing(cell, cfg, store, todo)
+
+
+def _missing(cell: Cell, cfg: BenchConfig, store: RecordStore) -> list[tuple[str, float, str]]:
+    """The (arch, fraction, evaluation) keys of a cell whose records are not written yet."""
+    done = store.ids()
+    return [k for k in record_keys(cell, cfg) if record_id(cell, *k, cfg) not in done]
+
+
+def _run_missing(cell: Cell, cfg: BenchConfig, store: RecordStore, todo: list[tuple[str, float, str]]) -> None:
+    """Pretrains (or loads) a cell and writes the records of ``todo``; failures become records."""
     bundle = load_dataset(cell.dataset, cfg.image_size, cfg.data_dir, cfg.split_seed)
     try:
         pretrained = pretrain(cell, cfg, bundle, store.out / "checkpoints", store.out)
@@ -329,12 +346,12 @@ def run_cell(cell: Cell, cfg: BenchConfig, store: RecordStore) -> None:
             result = evaluator.run(fraction, evaluation, loggers)
             metrics = compute_metrics(torch.as_tensor(result.y_score), torch.as_tensor(result.y_true), bundle.task)
             chance = chance_figures(bundle, fraction, cell.seed, result.y_true, result.y_score, cfg)
+            ident = _identity(cell, arch, fraction, evaluation, cfg, bundle.task)
+            store.save_predictions(ident.record_id, result.y_true, result.y_score)
         except Exception as exc:  # noqa: BLE001 - every failure becomes a record
             status, error = failure_status(exc)
             store.append(failure_record(cell, arch, fraction, evaluation, cfg, status, error, bundle.task))
             continue
-        ident = _identity(cell, arch, fraction, evaluation, cfg, bundle.task)
-        store.save_predictions(ident.record_id, result.y_true, result.y_score)
         record = ok_record(ident, metrics, chance, _run_measures(pretrained, arch), result.evaluation,
                            _environment(cfg), _files(cell, cfg, store.out, rid if loggers else None))
         store.append(record.to_json())

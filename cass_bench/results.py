@@ -4,7 +4,8 @@ The record's fields are defined in :mod:`cass_bench.record` (``RECORD_FIELDS`` i
 
 Appends are whole lines written in one ``write`` under an exclusive file lock and flushed to disk, so several
 sweep shards may share one folder and a killed process leaves at most an unterminated tail, which the next
-open removes. A record id is written at most once.
+open removes. A record id is written at most once. A complete line that is not a JSON record is never skipped
+silently: reading the store raises UserError naming its line.
 
 A folder that holds ``records.d/`` (created by :meth:`RecordStore.use_record_files`, as the job launchers do) gets
 one file per record instead (:mod:`cass_bench.recordfiles`: no lock, safe on NFS); readers merge both forms.
@@ -26,6 +27,7 @@ import numpy as np
 import torch
 
 from cass_bench import recordfiles
+from cass_bench.errors import UserError
 from cass_bench.record import RECORD_FIELDS
 
 __all__ = ["RECORD_FIELDS", "RecordStore", "device_name", "git_commit", "versions"]
@@ -78,8 +80,26 @@ class RecordStore:
     def _load_lines(self) -> list[dict[str, Any]]:
         if not self.path.exists():
             return []
-        lines = self.path.read_bytes().split(b"\n")
-        return [json.loads(line) for line in lines[:-1] if line.strip()]
+        return [record for _, record in self._parse(self.path.read_bytes())]
+
+    def _parse(self, data: bytes) -> list[tuple[bytes, dict[str, Any]]]:
+        """Each complete, non-blank line of ``data`` with its record.
+
+        Raises:
+            UserError: naming the first line that is not JSON, or not a record (an object with a ``record_id``).
+        """
+        parsed = []
+        for number, line in enumerate(data.split(b"\n")[:-1], start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except (json.JSONDecodeError, UnicodeDecodeError):
+                raise UserError(f"{self.path} line {number} is not JSON; move it aside or fix it") from None
+            if not isinstance(record, dict) or "record_id" not in record:
+                raise UserError(f"{self.path} line {number} is not a record (no record_id); move it aside or fix it")
+            parsed.append((line, record))
+        return parsed
 
     def use_record_files(self) -> None:
         """From now on, appends to this folder (from any process) write one file per record under ``records.d/``."""
@@ -101,9 +121,8 @@ class RecordStore:
                 return False
             return recordfiles.publish(self.records_dir, record["record_id"], line)
         with self._locked() as fd:
-            size = os.fstat(fd).st_size
-            existing = os.pread(fd, size, 0).split(b"\n")
-            if any(json.loads(x).get("record_id") == record["record_id"] for x in existing if x.strip()):
+            existing = self._parse(os.pread(fd, os.fstat(fd).st_size, 0))
+            if any(r["record_id"] == record["record_id"] for _, r in existing):
                 return False
             os.write(fd, line)
             os.fsync(fd)
@@ -123,21 +142,25 @@ class RecordStore:
         if not self.path.exists():
             return from_files
         with self._locked() as fd:
-            lines = os.pread(fd, os.fstat(fd).st_size, 0).split(b"\n")[:-1]
-            kept = [line for line in lines if line.strip() and json.loads(line).get("record_id") not in ids]
+            lines = self._parse(os.pread(fd, os.fstat(fd).st_size, 0))
+            kept = [line for line, record in lines if record["record_id"] not in ids]
             tmp = self.path.with_suffix(".tmp")
             tmp.write_bytes(b"".join(line + b"\n" for line in kept))
             os.replace(tmp, self.path)
         return len(lines) - len(kept) + from_files
 
     def save_predictions(self, record_id: str, y_true: np.ndarray, y_score: np.ndarray) -> Path:
-        """Writes ``predictions/<record_id>.npz`` atomically (``y_true``, ``y_score``)."""
+        """Writes ``predictions/<record_id>.npz`` atomically (``y_true``, ``y_score``); on OSError no file is left."""
         folder = self.out / PREDICTIONS
         folder.mkdir(parents=True, exist_ok=True)
         final = folder / f"{record_id}.npz"
-        tmp = folder / f".{record_id}.tmp.npz"
-        np.savez(tmp, y_true=y_true, y_score=y_score)
-        os.replace(tmp, final)
+        tmp = folder / f".{record_id}.{os.getpid()}.tmp.npz"
+        try:
+            np.savez(tmp, y_true=y_true, y_score=y_score)
+            os.replace(tmp, final)
+        except OSError:
+            tmp.unlink(missing_ok=True)
+            raise
         return final
 
 

@@ -19,7 +19,8 @@ from cass_bench.config import ARCHS, BenchConfig, config_from_dict, stable_hash,
 from cass_bench.data.sources import check_dataset, load_dataset
 from cass_bench.encoders import check_backbones
 from cass_bench.errors import UserError
-from cass_bench.protocol import Cell, expected_ids, failure_record, record_keys, run_cell
+from cass_bench.preflight import check_device, check_output, encoder_bytes
+from cass_bench.protocol import Cell, expected_ids, failure_record, pretrain_key, record_keys, run_cell
 from cass_bench.registry import get_method, plugin_modules, register
 from cass_bench.results import RecordStore
 
@@ -61,8 +62,14 @@ def shard_cells(cfg: BenchConfig, shard: tuple[int, int]) -> list[Cell]:
     return expand(cfg)[shard[0]::shard[1]]
 
 
-def preflight(cfg: BenchConfig) -> None:
-    """Checks every name, file and size before anything is written; raises UserError on the first problem."""
+def preflight(cfg: BenchConfig, write: bool = True) -> None:
+    """Checks every name, file and size before anything is written; raises UserError on the first problem.
+
+    Args:
+        cfg: the validated config.
+        write: also create the output folder, open its records for append and check its free disk space
+            (False for a dry run, which writes nothing).
+    """
     for method in cfg.methods:
         get_method(method)
         if method in cfg.recipes:
@@ -78,6 +85,27 @@ def preflight(cfg: BenchConfig) -> None:
                     f"batch size {batch_size} is larger than the {len(bundle.train)} training images of "
                     f"'{name}' allow; use a batch size <= {len(bundle.train) // (cfg.devices * cfg.num_nodes)}"
                 )
+    check_device(cfg)
+    done = RecordStore(cfg.out).ids()
+    if write:
+        check_output(Path(cfg.out), checkpoint_bytes(cfg, done))
+
+
+def checkpoint_bytes(cfg: BenchConfig, done: set[str]) -> int:
+    """About what the checkpoints of the grid's unfinished, not yet cached pretraining cells will take on disk."""
+    folder = Path(cfg.out) / "checkpoints"
+    sizes: dict[str, int] = {}
+    total = 0
+    for cell in expand(cfg):
+        if get_method(cell.method).is_reference or set(expected_ids(cell, cfg)) <= done:
+            continue
+        if (folder / f"{pretrain_key(cell, cfg)}.pt").exists():
+            continue
+        for arch in cell.archs:
+            if arch not in sizes:
+                sizes[arch] = encoder_bytes(cfg.backbones, arch)
+            total += sizes[arch]
+    return total
 
 
 def _spec_file(folder: Path, cell: Cell, cfg: BenchConfig) -> Path:

@@ -200,6 +200,17 @@ def unknown_method_setting(tmp: Path) -> list[str]:
     return ["--set", "byol.learning_rate=0.1"]
 
 
+def empty_config(tmp: Path) -> list[str]:
+    (tmp / "empty.yaml").write_text("# nothing set\n")
+    return ["--config", str(tmp / "empty.yaml")]
+
+
+def conflicting_copies(tmp: Path) -> list[str]:
+    path = imagefolder_dataset(tmp)
+    (tmp / "train" / "circle" / "copy.png").write_bytes((tmp / "train" / "square" / "1.png").read_bytes())
+    return _dataset(path)
+
+
 CASES: list[tuple[str, Builder, str]] = [
     ("missing train CSV", missing_train_csv, "nope.csv' (dataset key 'train_csv') not found"),
     ("missing image folder", missing_image_dir, "image folder"),
@@ -236,6 +247,18 @@ CASES: list[tuple[str, Builder, str]] = [
     ("zero fine-tuning steps", zero_finetune_steps, "finetune.steps must be >= 1"),
     ("method recipe: impossible value", unknown_method_optimizer, "unknown dino.optimizer 'lamb'"),
     ("method recipe: unknown key", unknown_method_setting, "unknown config key 'byol.learning_rate'"),
+    ("negative fine-tuning lr", lambda tmp: ["--set", "finetune.lr=-1"], "learning rate finetune.lr=-1.0 is impossible"),
+    ("NaN method lr", lambda tmp: ["--set", "cass.lr=nan"], "config key 'cass.lr' is nan; give a finite number"),
+    ("infinite crop scale", lambda tmp: ["--set", "dino.global_crop_scale=0.4,inf"], "'dino.global_crop_scale' is inf"),
+    ("negative seed", lambda tmp: ["--seeds", "-1"], "seed -1 is impossible"),
+    ("seed beyond numpy", lambda tmp: ["--seeds", str(2**32)], f"seed {2**32} is impossible"),
+    ("negative split seed", lambda tmp: ["--set", "split_seed=-1"], "split_seed -1 is impossible"),
+    ("negative worker count", lambda tmp: ["--num-workers", "-3"], "num_workers -3 is impossible"),
+    ("unknown accelerator", lambda tmp: ["--accelerator", "foo"], "unknown accelerator 'foo'"),
+    ("unknown strategy", lambda tmp: ["--strategy", "foo"], "unknown strategy 'foo'"),
+    ("image size above the limit", lambda tmp: ["--image-size", "100000"], "image size 100000 is above the limit"),
+    ("empty YAML config", empty_config, "empty.yaml' is empty"),
+    ("one image in two classes", conflicting_copies, "same image twice with different labels"),
 ]
 
 IN_SUBPROCESS = ("corrupt image", "YAML missing required key", "MedMNIST npz missing keys", "unknown method",

@@ -9,6 +9,7 @@ from typing import Protocol, Sequence
 import numpy as np
 from PIL import Image
 
+from cass_bench.data.decode import decode_rgb
 from cass_bench.errors import UserError
 
 MULTICLASS = "multiclass"
@@ -24,8 +25,11 @@ class ImageSource(Protocol):
 
 
 def to_rgb(image: Image.Image, size: int) -> Image.Image:
-    """Applies the channel policy (grayscale replicated to 3 channels) and resizes to ``size`` x ``size``."""
-    rgb = image.convert("RGB")
+    """Applies the channel policy (grayscale replicated to 3 channels) and resizes to ``size`` x ``size``.
+
+    High-bit-depth, float and transparent images are decoded by :func:`cass_bench.data.decode.decode_rgb`.
+    """
+    rgb = decode_rgb(image)
     if rgb.size != (size, size):
         rgb = rgb.resize((size, size), Image.Resampling.BILINEAR)
     return rgb

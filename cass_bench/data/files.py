@@ -1,13 +1,17 @@
-"""Checks on the files a dataset points at: folders and CSVs exist, every image file exists and opens."""
+"""Checks on the files a dataset points at: folders and CSVs exist, every image file exists, opens and can be
+decoded faithfully; the content hash of each image (to find copies) comes out of the same read."""
 
 from __future__ import annotations
 
+import hashlib
+import io
 from pathlib import Path
 from typing import Sequence
 
 import pandas as pd
 from PIL import Image, UnidentifiedImageError
 
+from cass_bench.data.decode import check_mode
 from cass_bench.errors import UserError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".gif", ".webp")
@@ -41,17 +45,21 @@ def read_csv(path: Path, key: str) -> pd.DataFrame:
     return frame
 
 
-def check_images(paths: Sequence[Path], where: str) -> None:
-    """Checks that every image file exists and opens as an image, cheaply (header and PIL ``verify``).
+def check_images(paths: Sequence[Path], where: str) -> list[str]:
+    """Checks that every image file exists, opens as an image of a supported mode, and hashes its content.
 
-    Truncated JPEGs pass ``verify`` and are caught only when decoded; PNGs are checked against their checksums.
+    The check is cheap (header and PIL ``verify``): truncated JPEGs pass it and are caught only when decoded; PNGs
+    are checked against their checksums. High-bit-depth and float images are decoded to check their values.
 
     Args:
         paths: the image files.
         where: what listed them (a CSV or a folder), for the message.
 
+    Returns:
+        The SHA-256 of each file's bytes, in the order of ``paths``.
+
     Raises:
-        UserError: naming the first missing or unreadable file and how many there are.
+        UserError: naming the first missing, unreadable or unsupported file (and how many are missing).
     """
     missing = [p for p in paths if not p.is_file()]
     if missing:
@@ -59,12 +67,18 @@ def check_images(paths: Sequence[Path], where: str) -> None:
             f"{len(missing)} image file(s) listed in {where} are missing, e.g. '{missing[0]}'; "
             "fix image_dir / image_suffix or remove those rows"
         )
+    digests = []
     for path in paths:
+        data = path.read_bytes()
+        digests.append(hashlib.sha256(data).hexdigest())
         try:
-            with Image.open(path) as image:
+            with Image.open(io.BytesIO(data)) as image:
                 image.verify()
+            with Image.open(io.BytesIO(data)) as image:
+                check_mode(image, str(path))
         except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
             raise UserError(
                 f"image file '{path}' (from {where}) is corrupt or not an image ({type(exc).__name__}); "
                 "replace or remove it"
             ) from None
+    return digests

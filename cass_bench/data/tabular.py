@@ -1,6 +1,7 @@
 """Datasets described by a YAML file: ``csv`` (image names + labels in CSVs) and ``imagefolder`` (folder per class).
 
-Images stay on disk and are decoded one at a time (``FileImages``); every file is checked up front. Without a
+Images stay on disk and are decoded one at a time (``FileImages``); every file is checked up front, and copies of
+an image are found by content hash and kept once (:mod:`cass_bench.data.duplicates`) before any split. Without a
 test CSV/root the training data is split 70/10/20 (train/val/test), stratified and seeded; with one, 10% of the
 training data becomes the validation split.
 """
@@ -13,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from cass_bench.data.bundle import MULTICLASS, MULTILABEL, DatasetBundle, FileImages, ImageSet
+from cass_bench.data.duplicates import LabelledFiles, deduplicate, without
 from cass_bench.data.files import IMAGE_SUFFIXES, check_images, read_csv, require_dir
 from cass_bench.data.spec import CsvSpec, FolderSpec
 from cass_bench.data.splits import split_bundle
@@ -125,23 +127,29 @@ def load_csv(spec: CsvSpec, image_size: int, split_seed: int) -> DatasetBundle:
 
     Raises:
         UserError: missing CSV or image folder, absent column, bad label values, missing or corrupt images,
-            a test class unseen in training, no rows.
+            a test class unseen in training, no rows, one image with two different labels.
     """
     require_dir(spec.image_dir, "image_dir")
-    train, classes = _csv_set(spec, spec.train_csv, "train_csv", None, image_size)
+    train, classes = _csv_files(spec, spec.train_csv, "train_csv", None)
     test = None
     if spec.test_csv is not None:
-        test, _ = _csv_set(spec, spec.test_csv, "test_csv", classes, image_size)
-    return split_bundle(spec.name, _csv_task(spec), classes, train, test, split_seed)
+        test_files, _ = _csv_files(spec, spec.test_csv, "test_csv", classes)
+        train = without(train, test_files, f"'{spec.train_csv}'")
+        test = _image_set(test_files, image_size)
+    return split_bundle(spec.name, _csv_task(spec), classes, _image_set(train, image_size), test, split_seed)
 
 
-def _csv_set(spec: CsvSpec, csv: Path, key: str, classes: tuple[str, ...] | None,
-             image_size: int) -> tuple[ImageSet, tuple[str, ...]]:
+def _csv_files(spec: CsvSpec, csv: Path, key: str, classes: tuple[str, ...] | None
+               ) -> tuple[LabelledFiles, tuple[str, ...]]:
     frame = read_csv(csv, key)
     labels, classes = _csv_labels(frame, spec, csv, classes)
     paths = _image_paths(frame, spec, csv)
-    check_images(paths, f"'{csv}'")
-    return ImageSet(FileImages(paths, image_size), labels), classes
+    digests = check_images(paths, f"'{csv}'")
+    return deduplicate(LabelledFiles(paths, labels, digests), f"'{csv}'"), classes
+
+
+def _image_set(files: LabelledFiles, image_size: int) -> ImageSet:
+    return ImageSet(FileImages(files.paths, image_size), files.labels)
 
 
 def _folder_images(root: Path, key: str) -> dict[str, list[Path]]:
@@ -162,10 +170,10 @@ def _folder_images(root: Path, key: str) -> dict[str, list[Path]]:
     return found
 
 
-def _folder_set(found: dict[str, list[Path]], classes: tuple[str, ...], image_size: int) -> ImageSet:
+def _folder_files(found: dict[str, list[Path]], classes: tuple[str, ...], root: Path) -> LabelledFiles:
     paths = [p for c in found for p in found[c]]
     labels = np.concatenate([np.full(len(found[c]), classes.index(c), dtype=np.int64) for c in found])
-    return ImageSet(FileImages(paths, image_size), labels)
+    return deduplicate(LabelledFiles(paths, labels, check_images(paths, f"'{root}'")), f"'{root}'")
 
 
 def load_imagefolder(spec: FolderSpec, image_size: int, split_seed: int) -> DatasetBundle:
@@ -180,14 +188,14 @@ def load_imagefolder(spec: FolderSpec, image_size: int, split_seed: int) -> Data
         The multi-class bundle.
 
     Raises:
-        UserError: missing folders, empty class folders, a test class unseen in training, corrupt images.
+        UserError: missing folders, empty class folders, a test class unseen in training, corrupt images, one
+            image in two classes.
     """
     found = _folder_images(spec.root, "root")
     classes = tuple(found)
     if len(classes) < 2:
         raise UserError(f"'{spec.root}' has one class folder only; a classification dataset needs at least two")
-    check_images([p for files in found.values() for p in files], f"'{spec.root}'")
-    train = _folder_set(found, classes, image_size)
+    train = _folder_files(found, classes, spec.root)
     test = None
     if spec.test_root is not None:
         found_test = _folder_images(spec.test_root, "test_root")
@@ -197,6 +205,7 @@ def load_imagefolder(spec: FolderSpec, image_size: int, split_seed: int) -> Data
                 f"class '{unseen[0]}' appears in test_root '{spec.test_root}' but not in root '{spec.root}'; "
                 "add training images of that class or remove its test folder"
             )
-        check_images([p for files in found_test.values() for p in files], f"'{spec.test_root}'")
-        test = _folder_set(found_test, classes, image_size)
-    return split_bundle(spec.name, MULTICLASS, classes, train, test, split_seed)
+        test_files = _folder_files(found_test, classes, spec.test_root)
+        train = without(train, test_files, f"'{spec.root}'")
+        test = _image_set(test_files, image_size)
+    return split_bundle(spec.name, MULTICLASS, classes, _image_set(train, image_size), test, split_seed)

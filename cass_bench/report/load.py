@@ -4,7 +4,6 @@ analysis needs: the above-chance verdict recomputed from the stored figures, ``r
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pandas as pd
@@ -18,6 +17,8 @@ from cass_bench.results import RecordStore
 RUN_KEYS = ["dataset", "method", "encoders", "batch_size", "pretrain_epochs", "seed", "device"]
 """The fields that identify one pretraining run (a CASS run gives the records of two encoders); the same settings
 on another device are another run."""
+SETTING_KEYS = ["dataset", "method", "arch", "eval", "label_fraction", "batch_size", "pretrain_epochs"]
+"""The fields of one table cell: its finished records are the seeds of one setting, pooled in mean ± std."""
 RUN_COLLAPSED = "run_collapsed"
 PRETRAINED = "pretrained"
 _CHANCE_INPUTS = ["f1_macro", "above_chance_p", "chance_f1_majority", "chance_f1_random"]
@@ -27,18 +28,40 @@ def load_records(out: Path) -> pd.DataFrame:
     """Every record of a results folder, one row each (:func:`normalise`).
 
     Raises:
-        UserError: the records file is missing, empty or not JSON lines.
+        UserError: the records file is missing, empty or holds a line that is not a JSON record, or finished
+            records of different configurations would be pooled as seeds (:func:`refuse_pooled_configs`).
     """
     store = RecordStore(out)
-    try:
-        records = store.load()
-    except json.JSONDecodeError as exc:
-        raise UserError(f"{store.path} has a line that is not JSON ({exc.msg}); fix or remove that line") from None
+    records = store.load()
     if not records:
         state = "is empty" if store.path.exists() else "does not exist"
         raise UserError(f"{store.path} {state}: run `python -m cass_bench run --out {out}` first, "
                         f"or pass the folder that holds records.jsonl")
-    return normalise(pd.DataFrame(records))
+    frame = normalise(pd.DataFrame(records))
+    refuse_pooled_configs(frame, store.path)
+    return frame
+
+
+def refuse_pooled_configs(df: pd.DataFrame, path: Path) -> None:
+    """Refuses finished records of different configurations (``config_hash``) in one table cell.
+
+    Records that differ in a setting outside the cell's keys (a learning rate, the image size, ...) are not seeds of
+    one setting, so the report does not average them; failed records are listed whatever their configuration.
+
+    Raises:
+        UserError: naming the cell, the hashes and the fix (one results folder per configuration).
+    """
+    ok = df[df["status"] == OK]
+    hashes = ok.groupby(SETTING_KEYS, dropna=False)["config_hash"].unique()
+    mixed = hashes[hashes.map(len) > 1]
+    if mixed.empty:
+        return
+    cell = ", ".join(f"{k} {v}" for k, v in zip(SETTING_KEYS, mixed.index[0]) if not pd.isna(v))
+    raise UserError(
+        f"{path} holds finished records of {len(mixed.iloc[0])} configurations (config_hash "
+        f"{', '.join(sorted(map(str, mixed.iloc[0])))}) for one setting ({cell}), which are not seeds of one "
+        "configuration; move the records of all but one configuration to another folder (one --out per configuration)"
+    )
 
 
 def normalise(frame: pd.DataFrame) -> pd.DataFrame:

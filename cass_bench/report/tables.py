@@ -130,5 +130,5 @@ def scale_lines(df: pd.DataFrame) -> list[str]:
     hashes = df.groupby("method")["config_hash"].nunique()
     if (hashes > 1).any():
         lines.append("Warning: records of " + ", ".join(hashes[hashes > 1].index) + " come from several configs "
-                     "(config_hash differs); their seeds are pooled in the tables.")
+                     "(config_hash differs) at different settings; each table cell holds one config.")
     return lines

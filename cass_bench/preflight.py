@@ -1,7 +1,7 @@
 """Checks of the machine a sweep runs on, made before any work: the device, precision and strategy, the output
 folder and its free disk space. Each raises UserError with one line naming the problem and the fix.
 
-The config's own values are checked when it is loaded (:func:`cass_bench.config.validate`); the datasets, names
+The config's own values are checked when it is loaded (:func:`cass_bench.config_checks.validate`); the datasets, names
 and sizes by :func:`cass_bench.sweep.preflight`, which calls these last, so a refused run writes nothing.
 """
 

@@ -137,11 +137,11 @@ def _run(args: argparse.Namespace) -> None:
 
     cfg = load_config(resolve_config(args.config), _overrides(args))
     shard = parse_shard(args.shard)
-    preflight(cfg, write=not args.dry_run)
     if cfg.launcher != "local":
         from cass_bench.launch import check_launcher
 
         check_launcher(cfg)
+    preflight(cfg, write=not args.dry_run)
     store = RecordStore(cfg.out)
     if args.dry_run:
         records = store.load()

@@ -62,7 +62,7 @@ class Metrics:
     f1_micro: float | None = _opt("micro-F1")
     f1_seed_code: float | None = _opt("the reference notebook's F1 (sigmoid > 0.5 on every class, pooled)")
     balanced_accuracy: float | None = _opt("balanced accuracy")
-    auroc: float | None = _opt("macro AUROC")
+    auroc: float | None = _opt("macro AUROC over the classes present in the test split")
     accuracy: float | None = _opt("accuracy (multi-label: exact match)")
 
 

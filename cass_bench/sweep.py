@@ -14,13 +14,15 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from cass_bench.config import ARCHS, BenchConfig, config_from_dict, stable_hash, to_dict
 from cass_bench.data.sources import check_dataset, load_dataset
 from cass_bench.encoders import check_backbones
 from cass_bench.errors import UserError
 from cass_bench.preflight import check_device, check_output, encoder_bytes
-from cass_bench.protocol import Cell, expected_ids, failure_record, pretrain_key, record_keys, run_cell
+from cass_bench.protocol import (Cell, config_hash, expected_ids, failure_record, pretrain_key, record_keys,
+                                 run_cell)
 from cass_bench.registry import get_method, plugin_modules, register
 from cass_bench.results import RecordStore
 
@@ -85,10 +87,43 @@ def preflight(cfg: BenchConfig, write: bool = True) -> None:
                     f"batch size {batch_size} is larger than the {len(bundle.train)} training images of "
                     f"'{name}' allow; use a batch size <= {len(bundle.train) // (cfg.devices * cfg.num_nodes)}"
                 )
-    check_device(cfg)
-    done = RecordStore(cfg.out).ids()
+    if cfg.launcher != "slurm":  # a login node need not hold the GPUs its jobs ask for
+        check_device(cfg)
+    store = RecordStore(cfg.out)
+    check_one_configuration(cfg, store.load())
+    done = store.ids()
     if write:
         check_output(Path(cfg.out), checkpoint_bytes(cfg, done))
+
+
+def check_one_configuration(cfg: BenchConfig, records: list[dict[str, Any]]) -> None:
+    """Refuses a run whose records would sit beside finished records of another configuration of the same setting.
+
+    The report does not average records of different ``config_hash`` values as seeds (it refuses such a folder), so a
+    run that would create that mix (e.g. ``--init random`` into a folder of ``--init imagenet`` results) is stopped
+    before any work instead of after it.
+
+    Raises:
+        UserError: naming the setting, both hashes and the fix (another ``--out``).
+    """
+    mine: dict[tuple[Any, ...], str] = {}
+    for cell in expand(cfg):
+        digest = config_hash(cfg, cell.method)
+        for arch, fraction, evaluation in record_keys(cell, cfg):
+            mine[(cell.dataset, cell.method, arch, evaluation, float(fraction), cell.batch_size,
+                  cell.pretrain_epochs)] = digest
+    for record in records:
+        if record.get("status") != "ok":
+            continue
+        setting = (record.get("dataset"), record.get("method"), record.get("arch"), record.get("eval"),
+                   float(record.get("label_fraction") or 0), record.get("batch_size"), record.get("pretrain_epochs"))
+        if setting in mine and record.get("config_hash") != mine[setting]:
+            raise UserError(
+                f"{cfg.out} already holds finished records of another configuration (config_hash "
+                f"{record.get('config_hash')}; this run's is {mine[setting]}) for {record.get('method')}/"
+                f"{record.get('arch')} {record.get('eval')} at {record.get('label_fraction')} of the labels on "
+                f"{record.get('dataset')}; give this configuration its own --out (one results folder per configuration)"
+            )
 
 
 def checkpoint_bytes(cfg: BenchConfig, done: set[str]) -> int:

@@ -182,9 +182,14 @@ def test_run_with_imagenet_init_works_offline_and_records_it(imagenet, tmp_path:
     records = [json.loads(line) for line in (out / "records.jsonl").read_text().splitlines()]
     assert len(records) == 2 and {r["init"] for r in records} == {"imagenet"}
     assert all(r["status"] == "ok" for r in records)
-    random_ids = {r["record_id"] for r in records}
-    rerun = run_cli(*[a if a != "imagenet" else "random" for a in args])
+    imagenet_ids = {r["record_id"] for r in records}
+    before = (out / "records.jsonl").read_text()
+    mixed = run_cli(*[a if a != "imagenet" else "random" for a in args])  # another init is another configuration
+    assert mixed.returncode == 2 and "its own --out" in mixed.stderr.strip().splitlines()[-1], mixed.stderr[-3000:]
+    assert (out / "records.jsonl").read_text() == before
+    other = tmp_path / "random"
+    rerun = run_cli(*[a if a != "imagenet" else "random" for a in args[:-1]], str(other))
     assert rerun.returncode == 0, rerun.stderr[-3000:]
-    assert len([line for line in (out / "records.jsonl").read_text().splitlines()]) == 4  # new ids: nothing skipped
-    assert random_ids.isdisjoint(json.loads(line)["record_id"] for line in
-                                 (out / "records.jsonl").read_text().splitlines()[2:])
+    random_records = [json.loads(line) for line in (other / "records.jsonl").read_text().splitlines()]
+    assert {r["init"] for r in random_records} == {"random"}
+    assert imagenet_ids.isdisjoint(r["record_id"] for r in random_records)  # the init is part of the identity

@@ -257,7 +257,8 @@ def finetune(encoder: nn.Module, bundle: DatasetBundle, fraction: float, seed: i
                 callbacks.append(pl.callbacks.EarlyStopping(monitor="val_f1_macro", mode="max", patience=ft.patience))
         trainer = pl.Trainer(
             accelerator=cfg.accelerator, devices=1, precision=cfg.precision, logger=loggers or False,
-            log_every_n_steps=LOG_EVERY_N_STEPS, callbacks=callbacks,
+            log_every_n_steps=min(LOG_EVERY_N_STEPS, ft.steps) if ft.budget == "steps" else LOG_EVERY_N_STEPS,
+            callbacks=callbacks,
             enable_model_summary=False, enable_checkpointing=selecting, enable_progress_bar=False,
             num_sanity_val_steps=0, default_root_dir=tmp, limit_val_batches=1.0 if selecting else 0, **limits,
         )

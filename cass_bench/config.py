@@ -131,7 +131,8 @@ class SlurmConfig:
         partition, account, constraint: ``sbatch --partition/--account/--constraint`` (unset: the cluster's default).
         nodes: nodes per job (unset: ``num_nodes``); it must equal ``num_nodes``.
         gpus_per_node: GPUs per node (unset: ``devices`` unless ``accelerator: cpu``); at least ``devices``.
-        cpus_per_task: CPU cores per task, i.e. per device (unset: ``num_workers + 1``).
+        cpus_per_task: CPU cores per task, i.e. per device (unset: ``num_workers + 1``, 5 when ``num_workers`` is
+            unset).
         mem_gb: memory per node in GB (unset: the partition's default).
         timeout_min: the job's time limit; a job reaching it is requeued up to 3 times by submitit's checkpoint hook.
         array_parallelism: most jobs of one array running at once.
@@ -167,7 +168,8 @@ class BenchConfig:
         image_size: side of the square input images.
         data_dir: folder holding MedMNIST ``.npz`` files.
         split_seed: seed of the train/val/test split (fixed across seeds so test sets are shared).
-        num_workers: DataLoader workers.
+        num_workers: DataLoader workers; unset (the default), chosen from the machine by
+            :func:`cass_bench.data.loaders.loader_workers` so data loading overlaps the step.
         precision: Lightning precision (``32``, ``bf16-mixed``, ``16-mixed``).
         accelerator, devices, num_nodes, strategy: Lightning Trainer placement for pretraining.
         channels_last: use channels-last memory format.
@@ -194,7 +196,7 @@ class BenchConfig:
     image_size: int = 32
     data_dir: str = "~/.medmnist"
     split_seed: int = 0
-    num_workers: int = 0
+    num_workers: int | None = None
     precision: str = "32"
     accelerator: str = "auto"
     devices: int = 1

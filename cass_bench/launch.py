@@ -27,6 +27,7 @@ import submitit
 from submitit.core.utils import JobPaths
 
 from cass_bench.config import BenchConfig, stable_hash, to_dict
+from cass_bench.data.loaders import AUTO_WORKERS_MAX, loader_workers
 from cass_bench.errors import UserError
 from cass_bench.plan import plan_sweep
 from cass_bench.protocol import Cell, expected_ids
@@ -168,7 +169,7 @@ def job_parameters(cfg: BenchConfig) -> dict[str, Any]:
     gpus = sl.gpus_per_node if sl.gpus_per_node is not None else (0 if cfg.accelerator == "cpu" else cfg.devices)
     params: dict[str, Any] = {
         "job_name": "cass-bench", "nodes": cfg.num_nodes, "ntasks_per_node": cfg.devices,
-        "cpus_per_task": sl.cpus_per_task or cfg.num_workers + 1, "time": sl.timeout_min,
+        "cpus_per_task": sl.cpus_per_task or loader_workers(cfg.num_workers, AUTO_WORKERS_MAX + 1) + 1, "time": sl.timeout_min,
         "gpus_per_node": gpus or None, "mem": _sbatch_memory(sl.mem_gb), "partition": sl.partition,
         "account": sl.account,
         "constraint": sl.constraint, "array_parallelism": sl.array_parallelism,

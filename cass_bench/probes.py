@@ -108,6 +108,28 @@ def _fit_scores(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, nu
     return scores
 
 
+def _path_scores(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, num_classes: int, task: str,
+                 grid: Sequence[float], seed: int) -> list[np.ndarray]:
+    """Scores at each ``C`` of the ascending ``grid``, as :func:`_fit_scores` gives them.
+
+    Multi-class fits with two or more classes present run along the regularisation path, each warm-started from
+    the previous ``C``'s solution (the problem is strictly convex, so a converged fit is the same either way; one
+    that stops at ``max_iter``, as weakly regularised fits on separable features can, may differ); the rest are
+    fitted from scratch.
+    """
+    y = np.asarray(y_train).astype(np.int64)
+    if task == MULTILABEL or len(np.unique(y)) < 2:
+        return [_fit_scores(x_train, y_train, x_test, num_classes, task, c, seed) for c in grid]
+    model = LogisticRegression(max_iter=1000, random_state=seed, warm_start=True)
+    path = []
+    for c in grid:
+        model.set_params(C=c).fit(x_train, y)
+        scores = np.zeros((len(x_test), num_classes))
+        scores[:, model.classes_] = model.predict_proba(x_test)
+        path.append(scores)
+    return path
+
+
 def _hard(scores: np.ndarray, task: str) -> np.ndarray:
     return scores > 0.5 if task == MULTILABEL else scores.argmax(axis=1)
 
@@ -150,14 +172,12 @@ def choose_c(features: np.ndarray, labels: np.ndarray, num_classes: int, task: s
     splits = _cv_splits(labels, task, folds, seed) if len(grid) > 1 else []
     if not splits:
         return grid[middle]
-    means = []
-    for c in grid:
-        fold_scores = [
-            macro_f1(labels[va], _hard(_fit_scores(features[tr], labels[tr], features[va], num_classes, task, c,
-                                                   seed), task), num_classes, task)
-            for tr, va in splits
-        ]
-        means.append(float(np.mean(fold_scores)))
+    per_fold = [
+        [macro_f1(labels[va], _hard(scores, task), num_classes, task)
+         for scores in _path_scores(features[tr], labels[tr], features[va], num_classes, task, grid, seed)]
+        for tr, va in splits
+    ]
+    means = [float(m) for m in np.mean(per_fold, axis=0)]
     best = max(means)
     tied = [i for i, m in enumerate(means) if m >= best - 1e-12]
     return grid[min(tied, key=lambda i: (abs(i - middle), i))]

@@ -21,7 +21,7 @@ import torch
 from cass_bench.checkpoints import CheckpointCache, is_global_rank_zero
 from cass_bench.config import BenchConfig, stable_hash, to_dict
 from cass_bench.data.bundle import DatasetBundle
-from cass_bench.data.loaders import eval_transform, make_loader
+from cass_bench.data.loaders import eval_transform, loader_workers, make_loader
 from cass_bench.data.sources import load_dataset
 from cass_bench.encoders import backbone_name, small_stem_applied
 from cass_bench.errors import DivergedError
@@ -169,7 +169,8 @@ def pretrain(cell: Cell, cfg: BenchConfig, bundle: DatasetBundle, cache_dir: Pat
     module = spec.build(PretrainSetup(cfg=cfg, archs=cell.archs, batch_size=cell.batch_size, seed=cell.seed))
     if cfg.channels_last:
         module = module.to(memory_format=torch.channels_last)
-    loader = make_loader(bundle.train, module.transform, cell.batch_size, True, cfg.num_workers, drop_last=True)
+    loader = make_loader(bundle.train, module.transform, cell.batch_size, True, loader_workers(cfg.num_workers),
+                         drop_last=True)
     clock, memory, flops = EpochClock(), PeakMemory(), StepFlops()
     collapse = FeatureCollapse(probe_batch(bundle))
     loggers = run_loggers(out, PRETRAIN, key) if out is not None else None

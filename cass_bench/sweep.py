@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import signal
 import subprocess
 import sys
 import tempfile
@@ -167,8 +168,15 @@ def _clock(seconds: float) -> str:
     return f"{h}:{m:02d}:{s:02d}"
 
 
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
 def run_sweep(cfg: BenchConfig, shard: tuple[int, int] = (0, 1)) -> int:
     """Runs every pending cell of this shard, one process each; failures become records.
+
+    A SIGTERM to the sweep ends it and kills the running cell's process with it (``subprocess.run`` kills its
+    child on any exception), so no cell goes on alone; its pending records stay missing and a re-run resumes.
 
     Args:
         cfg: the validated config (``cfg.out`` is the results folder).
@@ -185,6 +193,7 @@ def run_sweep(cfg: BenchConfig, shard: tuple[int, int] = (0, 1)) -> int:
     print(f"[sweep] {len(cells)} cells in this shard, {len(cells) - len(pending)} already done, {len(pending)} to run",
           flush=True)
     start = time.perf_counter()
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     with tempfile.TemporaryDirectory(prefix="cass-bench-cells-") as specs:
         for k, cell in enumerate(pending):
             elapsed = time.perf_counter() - start

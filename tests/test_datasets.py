@@ -259,3 +259,13 @@ def test_end_to_end_csv_dataset_through_the_cli(tmp_path: Path) -> None:
         assert record["task"] == MULTICLASS and record["dataset"] == str(yaml_path)
         for metric in ("f1_macro", "f1_micro", "balanced_accuracy", "accuracy", "auroc"):
             assert 0.0 <= record[metric] <= 1.0, (metric, record[metric])
+
+
+def test_loader_workers_default_leaves_a_core_for_the_step_and_respects_an_explicit_count() -> None:
+    from cass_bench.data.loaders import loader_workers
+
+    assert [loader_workers(None, cores) for cores in (1, 2, 3, 8, 64)] == [0, 1, 2, 4, 4]
+    assert loader_workers(0, 64) == 0
+    assert loader_workers(6, 2) == 6
+    assert load_config(None).num_workers is None
+    assert load_config(None, {"num_workers": 3}).num_workers == 3

@@ -25,6 +25,7 @@ def _run(*args: str | Path, cwd: Path, env: dict[str, str]) -> subprocess.Comple
 def test_wheel_installs_and_runs_the_packaged_smoke_config_from_an_empty_folder(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     source = tmp_path / "source"  # a copy, so the build leaves nothing in the checkout
+    source.mkdir()
     for name in SOURCES:
         copy = shutil.copytree if (ROOT / name).is_dir() else shutil.copy2
         copy(ROOT / name, source / name, **({"symlinks": True, "ignore": shutil.ignore_patterns("__pycache__")}

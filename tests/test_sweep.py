@@ -107,6 +107,43 @@ def test_sigkill_inside_a_cell_then_resume_gives_each_record_once(tmp_path: Path
     assert (out / "records.jsonl").read_bytes().endswith(b"\n")
 
 
+def _cell_processes(pid: int) -> list[int]:
+    """The ``_cell`` child processes of ``pid``."""
+    try:
+        children = [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+        return [c for c in children if b"_cell" in Path(f"/proc/{c}/cmdline").read_bytes()]
+    except FileNotFoundError:
+        return []
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="reads child processes from Linux /proc")
+def test_sigterm_to_the_sweep_ends_its_running_cell_too(tmp_path: Path) -> None:
+    args = [sys.executable, "-m", "cass_bench", "run", "--methods", "cass", *TINY, "--out", str(tmp_path / "out")]
+    proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    try:
+        deadline = time.monotonic() + 300
+        while not _cell_processes(proc.pid) and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        (cell,) = _cell_processes(proc.pid)
+        os.kill(proc.pid, signal.SIGTERM)
+        assert proc.wait(timeout=60) == 128 + signal.SIGTERM
+        deadline = time.monotonic() + 30
+        while _alive(cell) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not _alive(cell), "the cell's process outlived the sweep"
+    finally:
+        if proc.poll() is None:
+            _kill(proc)
+
+
 def test_injected_oom_is_recorded_and_the_sweep_goes_on(tmp_path: Path) -> None:
     out = tmp_path / "out"
     env = {**os.environ, INJECT_OOM_ENV: "cass/*/*"}

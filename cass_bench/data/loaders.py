@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any, Callable
 
 import torch
@@ -41,6 +42,29 @@ def finetune_train_transform(image_size: int) -> T.Compose:
         T.ToTensor(),
         T.Normalize(**IMAGENET_NORMALIZE),
     ])
+
+
+AUTO_WORKERS_MAX = 4
+
+
+def usable_cores() -> int:
+    """CPU cores this process may run on (its affinity mask, e.g. a SLURM allocation), at least 1."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:
+        return max(1, os.cpu_count() or 1)
+
+
+def loader_workers(configured: int | None, cores: int | None = None) -> int:
+    """DataLoader workers: ``configured`` when set, else ``min(4, cores - 1)`` (0 on a single core).
+
+    Args:
+        configured: the config's ``num_workers`` (None: choose from the machine).
+        cores: usable CPU cores (default: :func:`usable_cores`).
+    """
+    if configured is not None:
+        return configured
+    return max(0, min(AUTO_WORKERS_MAX, (usable_cores() if cores is None else cores) - 1))
 
 
 def make_loader(

@@ -232,7 +232,7 @@ def finetune(encoder: nn.Module, bundle: DatasetBundle, fraction: float, seed: i
         The test labels and scores of the reported model, with how it was trained.
     """
     ft = cfg.finetune
-    workers = loader_workers(workers)
+    workers = loader_workers(cfg.num_workers)
     pl.seed_everything(seed, workers=True, verbose=False)
     indices = label_fraction_indices(bundle.train.labels, fraction, seed, bundle.task)
     labelled = bundle.train.subset(indices)

@@ -27,7 +27,7 @@ import submitit
 from submitit.core.utils import JobPaths
 
 from cass_bench.config import BenchConfig, stable_hash, to_dict
-from cass_bench.data.loaders import AUTO_WORKERS_MAX, loader_workers
+from cass_bench.data.loaders import AUTO_WORKERS_MAX, loader_workers, usable_cores
 from cass_bench.errors import UserError
 from cass_bench.plan import plan_sweep
 from cass_bench.protocol import Cell, expected_ids
@@ -69,15 +69,22 @@ class CellJob(submitit.helpers.Checkpointable):
     Args:
         spec: the cell's spec file (written by the sweep's spec writer).
         cwd: the working directory of ``run`` (relative dataset paths are resolved from it).
+        threads: torch threads of the job (None: torch's default), so jobs sharing one machine do not oversubscribe
+            its cores.
     """
 
-    def __init__(self, spec: str, cwd: str) -> None:
+    def __init__(self, spec: str, cwd: str, threads: int | None = None) -> None:
         self.spec = spec
         self.cwd = cwd
+        self.threads = threads
 
     def __call__(self) -> str:
         """Runs the cell; its records go to the results folder named in the spec."""
         os.chdir(self.cwd)
+        if self.threads is not None:
+            import torch
+
+            torch.set_num_threads(self.threads)
         run_cell_file(self.spec)
         return self.spec
 
@@ -169,7 +176,8 @@ def job_parameters(cfg: BenchConfig) -> dict[str, Any]:
     gpus = sl.gpus_per_node if sl.gpus_per_node is not None else (0 if cfg.accelerator == "cpu" else cfg.devices)
     params: dict[str, Any] = {
         "job_name": "cass-bench", "nodes": cfg.num_nodes, "ntasks_per_node": cfg.devices,
-        "cpus_per_task": sl.cpus_per_task or loader_workers(cfg.num_workers, AUTO_WORKERS_MAX + 1) + 1, "time": sl.timeout_min,
+        "cpus_per_task": sl.cpus_per_task or loader_workers(cfg.num_workers, AUTO_WORKERS_MAX + 1) + 1,
+        "time": sl.timeout_min,
         "gpus_per_node": gpus or None, "mem": _sbatch_memory(sl.mem_gb), "partition": sl.partition,
         "account": sl.account,
         "constraint": sl.constraint, "array_parallelism": sl.array_parallelism,
@@ -259,7 +267,8 @@ def submit_sweep(cfg: BenchConfig, shard: tuple[int, int] = (0, 1)) -> list[tupl
     if not pending:
         return []
     executor = make_executor(cfg, folder)
-    calls = [CellJob(str(_spec_file(folder / "specs", cell, cfg)), os.getcwd()) for cell in pending]
+    threads = max(1, usable_cores() // len(pending)) if cfg.launcher == "submitit-local" else None
+    calls = [CellJob(str(_spec_file(folder / "specs", cell, cfg)), os.getcwd(), threads) for cell in pending]
     with _importable_from_jobs():
         with executor.batch():
             jobs = [executor.submit(call) for call in calls]

@@ -254,7 +254,8 @@ def test_enospc_while_saving_a_pretraining_is_a_failure_record(tmp_path: Path, m
 def test_two_identical_runs_started_together_pretrain_once(tmp_path: Path) -> None:
     out = tmp_path / "out"
     args = [sys.executable, "-m", "cass_bench", "run", *TINY, "--out", str(out)]
-    procs = [subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}  # two processes on a small CI machine: one thread each
+    procs = [subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
              for _ in range(2)]
     outputs = [p.communicate(timeout=1200) for p in procs]
     assert [p.returncode for p in procs] == [0, 0], [e[-2000:] for _, e in outputs]

@@ -168,6 +168,8 @@ class BenchConfig:
         image_size: side of the square input images.
         data_dir: folder holding MedMNIST ``.npz`` files.
         split_seed: seed of the train/val/test split (fixed across seeds so test sets are shared).
+        pretrain_batches: pretraining batches per epoch (Lightning's ``limit_train_batches``); unset, the whole
+            training set. For smoke tests: a capped epoch is not the protocol's epoch, so it enters the record ids.
         num_workers: DataLoader workers; unset (the default), chosen from the machine by
             :func:`cass_bench.data.loaders.loader_workers` so data loading overlaps the step.
         precision: Lightning precision (``32``, ``bf16-mixed``, ``16-mixed``).
@@ -196,6 +198,7 @@ class BenchConfig:
     image_size: int = 32
     data_dir: str = "~/.medmnist"
     split_seed: int = 0
+    pretrain_batches: int | None = None
     num_workers: int | None = None
     precision: str = "32"
     accelerator: str = "auto"

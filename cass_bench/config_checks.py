@@ -113,6 +113,9 @@ def _check_ranges(cfg: BenchConfig) -> None:
     for name, seed in [*(("seed", s) for s in cfg.seeds), ("split_seed", cfg.split_seed)]:
         if not 0 <= seed <= SEED_MAX:
             raise UserError(f"{name} {seed} is impossible; use whole numbers from 0 to {SEED_MAX}")
+    if cfg.pretrain_batches is not None and cfg.pretrain_batches < 1:
+        raise UserError(f"pretrain_batches {cfg.pretrain_batches} is impossible; use 1 or more, or leave it unset "
+                        "for whole epochs")
     if cfg.num_workers is not None and cfg.num_workers < 0:
         raise UserError(f"num_workers {cfg.num_workers} is impossible; use 0 (load in the main process) or more")
     if cfg.image_size > MAX_IMAGE_SIZE:

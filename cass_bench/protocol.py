@@ -71,6 +71,7 @@ def _shared_settings(cfg: BenchConfig) -> dict[str, Any]:
         "channels_last": cfg.channels_last, "devices": cfg.devices, "num_nodes": cfg.num_nodes,
         "strategy": cfg.strategy, "backbones": to_dict(cfg.backbones), "init": cfg.init,
         "small_input_stem": cfg.backbones.uses_small_stem(cfg.image_size), "device": device_name(cfg.accelerator),
+        **({"pretrain_batches": cfg.pretrain_batches} if cfg.pretrain_batches is not None else {}),
     }
 
 

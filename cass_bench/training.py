@@ -86,4 +86,5 @@ def pretrain_trainer(module: PretrainMethod, cfg: BenchConfig, epochs: int, call
         strategy=cfg.strategy, precision=cfg.precision, logger=loggers or False, enable_checkpointing=False,
         callbacks=callbacks, gradient_clip_val=module.gradient_clip_val, enable_model_summary=False,
         sync_batchnorm=module.sync_batchnorm and cfg.devices * cfg.num_nodes > 1, log_every_n_steps=LOG_EVERY_N_STEPS,
+        limit_train_batches=cfg.pretrain_batches if cfg.pretrain_batches is not None else 1.0,
     )

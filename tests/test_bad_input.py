@@ -254,6 +254,7 @@ CASES: list[tuple[str, Builder, str]] = [
     ("seed beyond numpy", lambda tmp: ["--seeds", str(2**32)], f"seed {2**32} is impossible"),
     ("negative split seed", lambda tmp: ["--set", "split_seed=-1"], "split_seed -1 is impossible"),
     ("negative worker count", lambda tmp: ["--num-workers", "-3"], "num_workers -3 is impossible"),
+    ("empty pretraining epoch", lambda tmp: ["--set", "pretrain_batches=0"], "pretrain_batches 0 is impossible"),
     ("unknown accelerator", lambda tmp: ["--accelerator", "foo"], "unknown accelerator 'foo'"),
     ("unknown strategy", lambda tmp: ["--strategy", "foo"], "unknown strategy 'foo'"),
     ("image size above the limit", lambda tmp: ["--image-size", "100000"], "image size 100000 is above the limit"),

@@ -208,6 +208,14 @@ def _typed(predicate: Callable[[type], bool]) -> tuple[str, ...]:
 NUMERIC_FIELDS = _typed(lambda t: t in (int, float))
 """Fields holding one number (lists, flags and text are not)."""
 
+SETTING_KEYS = ("dataset", "method", "arch", "eval", "label_fraction", "batch_size", "pretrain_epochs")
+"""The fields of one setting (a results table cell): its finished records are the seeds of one configuration."""
+
+
+def setting_of(record: dict[str, Any]) -> tuple[Any, ...]:
+    """A record's values of :data:`SETTING_KEYS`, the label fraction as a float."""
+    return tuple(float(record.get(key) or 0) if key == "label_fraction" else record.get(key) for key in SETTING_KEYS)
+
 
 def field_table() -> str:
     """The README's table of record fields (Markdown), generated from the parts' docs."""

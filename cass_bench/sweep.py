@@ -24,6 +24,7 @@ from cass_bench.errors import UserError
 from cass_bench.preflight import check_device, check_output, encoder_bytes
 from cass_bench.protocol import (Cell, config_hash, expected_ids, failure_record, pretrain_key, record_keys,
                                  run_cell)
+from cass_bench.record import setting_of
 from cass_bench.registry import get_method, plugin_modules, register
 from cass_bench.results import RecordStore
 
@@ -111,13 +112,13 @@ def check_one_configuration(cfg: BenchConfig, records: list[dict[str, Any]]) -> 
     for cell in expand(cfg):
         digest = config_hash(cfg, cell.method)
         for arch, fraction, evaluation in record_keys(cell, cfg):
-            mine[(cell.dataset, cell.method, arch, evaluation, float(fraction), cell.batch_size,
-                  cell.pretrain_epochs)] = digest
+            mine[setting_of({"dataset": cell.dataset, "method": cell.method, "arch": arch, "eval": evaluation,
+                             "label_fraction": fraction, "batch_size": cell.batch_size,
+                             "pretrain_epochs": cell.pretrain_epochs})] = digest
     for record in records:
         if record.get("status") != "ok":
             continue
-        setting = (record.get("dataset"), record.get("method"), record.get("arch"), record.get("eval"),
-                   float(record.get("label_fraction") or 0), record.get("batch_size"), record.get("pretrain_epochs"))
+        setting = setting_of(record)
         if setting in mine and record.get("config_hash") != mine[setting]:
             raise UserError(
                 f"{cfg.out} already holds finished records of another configuration (config_hash "

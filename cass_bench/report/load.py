@@ -10,15 +10,13 @@ import pandas as pd
 
 from cass_bench.chance import is_above_chance
 from cass_bench.errors import UserError
-from cass_bench.record import NUMERIC_FIELDS, OK, RECORD_FIELDS
+from cass_bench.record import NUMERIC_FIELDS, OK, RECORD_FIELDS, SETTING_KEYS
 from cass_bench.registry import reference_methods
 from cass_bench.results import RecordStore
 
 RUN_KEYS = ["dataset", "method", "encoders", "batch_size", "pretrain_epochs", "seed", "device"]
 """The fields that identify one pretraining run (a CASS run gives the records of two encoders); the same settings
 on another device are another run."""
-SETTING_KEYS = ["dataset", "method", "arch", "eval", "label_fraction", "batch_size", "pretrain_epochs"]
-"""The fields of one table cell: its finished records are the seeds of one setting, pooled in mean ± std."""
 RUN_COLLAPSED = "run_collapsed"
 PRETRAINED = "pretrained"
 _CHANCE_INPUTS = ["f1_macro", "above_chance_p", "chance_f1_majority", "chance_f1_random"]
@@ -52,7 +50,7 @@ def refuse_pooled_configs(df: pd.DataFrame, path: Path) -> None:
         UserError: naming the cell, the hashes and the fix (one results folder per configuration).
     """
     ok = df[df["status"] == OK]
-    hashes = ok.groupby(SETTING_KEYS, dropna=False)["config_hash"].unique()
+    hashes = ok.groupby(list(SETTING_KEYS), dropna=False)["config_hash"].unique()
     mixed = hashes[hashes.map(len) > 1]
     if mixed.empty:
         return

@@ -85,6 +85,7 @@ def pretrain_trainer(module: PretrainMethod, cfg: BenchConfig, epochs: int, call
         max_epochs=epochs, accelerator=cfg.accelerator, devices=cfg.devices, num_nodes=cfg.num_nodes,
         strategy=cfg.strategy, precision=cfg.precision, logger=loggers or False, enable_checkpointing=False,
         callbacks=callbacks, gradient_clip_val=module.gradient_clip_val, enable_model_summary=False,
-        sync_batchnorm=module.sync_batchnorm and cfg.devices * cfg.num_nodes > 1, log_every_n_steps=LOG_EVERY_N_STEPS,
+        sync_batchnorm=module.sync_batchnorm and cfg.devices * cfg.num_nodes > 1,
+        log_every_n_steps=min(LOG_EVERY_N_STEPS, cfg.pretrain_batches or LOG_EVERY_N_STEPS),
         limit_train_batches=cfg.pretrain_batches if cfg.pretrain_batches is not None else 1.0,
     )

@@ -10,7 +10,7 @@ from sklearn.preprocessing import StandardScaler
 from torch import nn
 
 from cass_bench.data.bundle import MULTICLASS, MULTILABEL, ArrayImages, ImageSet
-from cass_bench.probes import extract_features, knn_scores, linear_probe_scores
+from cass_bench.probes import _fit_scores, _path_scores, extract_features, knn_scores, linear_probe_scores
 
 GRID = (0.01, 0.1, 1.0, 10.0, 100.0)
 
@@ -85,6 +85,18 @@ def test_linear_probe_matches_sklearn() -> None:
     np.testing.assert_allclose(scores[:, :3], direct.predict_proba(scaler.transform(test)), atol=1e-6)
     again, c_again = linear_probe_scores(features, labels, test, 4, MULTICLASS, GRID, folds=3, seed=0)
     assert c_again == c and np.array_equal(again, scores)
+
+
+def test_warm_started_path_gives_the_cold_fits_scores_when_they_converge() -> None:
+    features, labels = clusters(15, 3, spread=2.0, seed=5)
+    test, _ = clusters(5, 3, spread=2.0, seed=6)
+    x, x_test = StandardScaler().fit(features).transform(features), StandardScaler().fit(features).transform(test)
+    path = _path_scores(x, labels, x_test, 3, MULTICLASS, GRID, seed=0)
+    assert len(path) == len(GRID)
+    for c, scores in zip(GRID, path):
+        cold = _fit_scores(x, labels, x_test, 3, MULTICLASS, c, seed=0)
+        np.testing.assert_allclose(scores, cold, atol=5e-3)  # lbfgs stops within its tolerance, from either start
+        np.testing.assert_array_equal(scores.argmax(axis=1), cold.argmax(axis=1))
 
 
 def test_linear_probe_one_example_per_class_uses_middle_c() -> None:

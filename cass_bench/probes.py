@@ -113,9 +113,9 @@ def _path_scores(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, n
     """Scores at each ``C`` of the ascending ``grid``, as :func:`_fit_scores` gives them.
 
     Multi-class fits with two or more classes present run along the regularisation path, each warm-started from
-    the previous ``C``'s solution (the problem is strictly convex, so a converged fit is the same either way; one
-    that stops at ``max_iter``, as weakly regularised fits on separable features can, may differ); the rest are
-    fitted from scratch.
+    the previous ``C``'s solution. The problem is strictly convex, so both starts reach the same optimum up to the
+    solver's tolerance; weakly regularised fits on separable features, where lbfgs stops early or at ``max_iter``,
+    can differ in their probabilities (rarely in their predictions). The rest are fitted from scratch.
     """
     y = np.asarray(y_train).astype(np.int64)
     if task == MULTILABEL or len(np.unique(y)) < 2:

@@ -143,7 +143,9 @@ def count_step_flops(module: nn.Module, batch: Any, precision: Precision | None 
     """FLOPs of one training step (forward and backward of ``module.batch_loss(batch)``) on a meta-device copy.
 
     Nothing runs on the module's device and nothing is allocated there, so the count costs neither time on a
-    run's clock nor memory on its peak, and the module is left untouched. Collectives (DINO's centre all-reduce,
+    run's clock nor memory on its peak, and the module is left untouched. On the meta device attention takes the
+    composite path, whose matrix products are counted, on every device alike (a CPU run's fused attention kernel
+    has no FLOP formula and would count as nothing). Collectives (DINO's centre all-reduce,
     sync batch norm) are per-rank communication, not FLOPs, and cannot run on meta tensors: the copy runs as one
     process.
 

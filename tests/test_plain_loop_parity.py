@@ -2,9 +2,9 @@
 
 The harness's FLOPs per step (``count_step_flops``: the registry-built module's ``batch_loss`` on a meta-device copy,
 with a batch of views from the method's own transform at the smoke size) must equal ``FlopCounterMode``'s count of one
-real step of the plain loop in ``benchmarks/plain_loops.py`` on the same views. Given the harness's weights, every plain loop must
-also compute the same loss and take the same optimiser steps (same parameters, buffers and learning rates after two
-steps), with the momentum schedules running: every registered method on each of its runs, CASS also under its
+step of the plain loop in ``benchmarks/plain_loops.py`` (on a meta-device copy too) on the same views. Given the
+harness's weights, every plain loop must also compute the same loss and take the same optimiser steps (same
+parameters, buffers and learning rates after two steps), with the momentum schedules running: every registered method on each of its runs, CASS also under its
 cosine schedule with gradient accumulation, DINO also in the teacher-temperature warm-up of a short run (where
 lightly's own uncut warm-up would differ) and after its last-layer freeze.
 """

@@ -26,7 +26,7 @@ from cass_bench.config import ARCHS, BenchConfig, load_config
 from cass_bench.data.bundle import ImageSet
 from cass_bench.data.embedded import embedded
 from cass_bench.logs import PRETRAIN, run_loggers
-from cass_bench.measure import EpochClock, PeakMemory, StepFlops, synchronize
+from cass_bench.measure import EpochClock, FeatureCollapse, PeakMemory, StepFlops, synchronize
 from cass_bench.method import PretrainMethod, ViewTransform
 from cass_bench.registry import PretrainSetup, get_method, run_keys, split_run_key
 from cass_bench.training import Optimization, Progress, pretrain_trainer
@@ -40,10 +40,14 @@ SCHEDULE_STEPS = 1000
 ROUNDS = int(os.environ.get("CASS_BENCH_ROUNDS", "5"))
 """Measured rounds per step benchmark (few, so the smoke set stays within about three minutes on 2 CPU cores)."""
 WARMUP_ROUNDS = int(os.environ.get("CASS_BENCH_WARMUP_ROUNDS", "1"))
-OVERHEAD_EPOCHS = int(os.environ.get("CASS_BENCH_OVERHEAD_EPOCHS", "4"))
+OVERHEAD_EPOCHS = int(os.environ.get("CASS_BENCH_OVERHEAD_EPOCHS", "3"))
 """Epochs of the harness-vs-plain-loop comparison; the first is warm-up."""
-OVERHEAD_STEPS = int(os.environ.get("CASS_BENCH_OVERHEAD_STEPS", "8"))
-"""Steps per epoch of the harness-vs-plain-loop comparison."""
+OVERHEAD_STEPS = int(os.environ.get("CASS_BENCH_OVERHEAD_STEPS", "16"))
+"""Steps per epoch of the harness-vs-plain-loop comparison (an epoch's first step is not an interval of the harness:
+3 epochs of 16 steps give the harness 30 timed iterations after warm-up and the plain loop 32)."""
+OVERHEAD_BATCH = int(os.environ.get("CASS_BENCH_OVERHEAD_BATCH", "8"))
+"""Batch size of the harness-vs-plain-loop comparison (smaller than the smoke config's, so five methods fit the
+benchmarks' time; a smaller step makes a fixed per-step overhead weigh more, not less)."""
 
 
 def smoke_config() -> BenchConfig:
@@ -178,9 +182,10 @@ class _Batches(Dataset):
 
 
 def trainer_step_time(module: PretrainMethod, cfg: BenchConfig, batches: Sequence[Any], epochs: int,
-                      after_epoch: Sequence[pl.Callback] = ()) -> dict[str, Any]:
-    """Trains ``module`` through the harness's pretraining Trainer (``training.pretrain_trainer``), timed by EpochClock,
-    with the curves logged as a run logs them (to a temporary folder).
+                      after_epoch: Sequence[pl.Callback] = (), probe: Tensor | None = None) -> dict[str, Any]:
+    """Trains ``module`` through the harness's pretraining Trainer (``training.pretrain_trainer``) with the callbacks
+    a pretraining run has (``EpochClock``, ``FeatureCollapse`` on ``probe``, ``PeakMemory``, ``StepFlops``) and the
+    curves logged as a run logs them (to a temporary folder).
 
     The loader hands out the fixed, already-augmented ``batches`` (no transform work), so the time is that of the
     training loop alone; the data-loader benchmarks measure the transforms.
@@ -191,21 +196,26 @@ def trainer_step_time(module: PretrainMethod, cfg: BenchConfig, batches: Sequenc
         batches: ``(views, labels)`` batches, one epoch's worth.
         epochs: epochs to train; the first is warm-up.
         after_epoch: callbacks placed after the clocks, so work they do at an epoch's end is not timed.
+        probe: images of the collapse probe (None: no probe).
 
     Returns:
         ``step_s`` (EpochClock: median steady epoch time / steps per epoch), ``median_step_s`` (median loop
-        iteration), ``first_epoch_time_s``, ``epoch_times_s`` and the harness's ``flops_per_step`` (StepFlops).
+        iteration after the first epoch), ``steps_timed`` (iterations that median is over), ``first_epoch_time_s``,
+        ``epoch_times_s``, ``data_wait_share`` and the harness's ``flops_per_step`` (StepFlops).
     """
     clock, memory, flops, intervals = EpochClock(), PeakMemory(), StepFlops(), StepIntervals()
+    collapse = [FeatureCollapse(probe)] if probe is not None else []
     with tempfile.TemporaryDirectory(prefix="cass-bench-logs-") as logs:
-        trainer = pretrain_trainer(module, cfg, epochs, [clock, memory, flops, intervals, *after_epoch],
+        trainer = pretrain_trainer(module, cfg, epochs, [clock, *collapse, memory, flops, intervals, *after_epoch],
                                    run_loggers(Path(logs), PRETRAIN, "benchmark"))
         trainer.fit(module, DataLoader(_Batches(batches), batch_size=None, shuffle=False))
     summary = clock.summary()
     return {
         "step_s": summary["epoch_time_s"] / len(batches),
         "median_step_s": intervals.times.median_step_s,
+        "steps_timed": len(intervals.times.steady),
         "first_epoch_time_s": summary["first_epoch_time_s"],
         "epoch_times_s": clock.epoch_times,
+        "data_wait_share": summary["data_wait_share"],
         "flops_per_step": flops.flops_per_step,
     }

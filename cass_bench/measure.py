@@ -7,15 +7,24 @@ measured phase and read per device; process RSS is the peak resident set of this
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import resource
 import statistics
 import time
-from typing import Any, Callable
+from typing import Any
+from unittest import mock
 
 import pytorch_lightning as pl
 import torch
-from torch import Tensor
-from torch.utils.flop_counter import FlopCounterMode
+from lightning_fabric.utilities.throughput import get_available_flops
+from lightning_utilities.core.apply_func import apply_to_collection
+from pytorch_lightning.callbacks.throughput_monitor import _plugin_to_compute_dtype
+from pytorch_lightning.plugins import Precision
+from pytorch_lightning.utilities import measure_flops
+from pytorch_lightning.utilities.seed import isolate_rng
+from torch import Tensor, nn
+from torch.utils.data import DataLoader, IterableDataset
 
 
 def synchronize() -> None:
@@ -111,43 +120,133 @@ class PeakMemory(pl.Callback):
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def count_step_flops(module: torch.nn.Module, loss_fn: Callable[[], Tensor]) -> int:
-    """FLOPs of one training step (forward and backward) counted by ``torch.utils.flop_counter``.
+def to_meta(batch: Any) -> Any:
+    """``batch`` with every tensor replaced by an empty one of the same shape and dtype on the meta device."""
+    return apply_to_collection(batch, Tensor, lambda t: t.to("meta"))
 
-    The module's parameters, buffers and gradients are restored afterwards, so counting changes nothing.
+
+def meta_copy(module: nn.Module) -> nn.Module:
+    """A copy of ``module`` whose parameters, buffers and other tensor attributes live on the meta device.
+
+    The copy holds shapes and dtypes only, no memory; gradients are not copied, other attributes are deep-copied
+    (a LightningModule leaves its trainer behind).
+    """
+    memo: dict[int, Any] = {id(p): nn.Parameter(p.detach().to("meta"), requires_grad=p.requires_grad)
+                            for p in module.parameters()}
+    for tensor in (*module.buffers(), *(v for m in module.modules() for v in vars(m).values())):
+        if isinstance(tensor, Tensor) and id(tensor) not in memo:
+            memo[id(tensor)] = tensor.detach().to("meta")
+    return copy.deepcopy(module, memo)
+
+
+def count_step_flops(module: nn.Module, batch: Any, precision: Precision | None = None) -> int:
+    """FLOPs of one training step (forward and backward of ``module.batch_loss(batch)``) on a meta-device copy.
+
+    Nothing runs on the module's device and nothing is allocated there, so the count costs neither time on a
+    run's clock nor memory on its peak, and the module is left untouched. On the meta device attention takes the
+    composite path, whose matrix products are counted, on every device alike (a CPU run's fused attention kernel
+    has no FLOP formula and would count as nothing). Collectives (DINO's centre all-reduce,
+    sync batch norm) are per-rank communication, not FLOPs, and cannot run on meta tensors: the copy runs as one
+    process.
 
     Args:
-        module: the module whose state ``loss_fn`` touches.
-        loss_fn: computes the loss of one batch.
+        module: a module with ``batch_loss(batch) -> Tensor``.
+        batch: one batch (on any device; only its shapes and dtypes are used).
+        precision: the run's precision plugin: the batch is converted and the step runs in its forward context.
 
     Returns:
-        Total FLOPs of the forward and backward pass.
+        Total FLOPs of the forward and backward pass (``torch.utils.flop_counter``).
     """
-    state = {k: v.detach().clone() for k, v in module.state_dict().items()}
-    with FlopCounterMode(display=False) as counter:
-        loss_fn().backward()
-    module.zero_grad(set_to_none=True)
-    module.load_state_dict(state)
-    return int(counter.get_total_flops())
+    copied = meta_copy(module)
+    inputs = to_meta(batch)
+    context: Any = contextlib.nullcontext()
+    if precision is not None:
+        inputs, context = precision.convert_input(inputs), precision.forward_context()
+    with context, mock.patch.object(torch.distributed, "is_initialized", return_value=False):
+        return int(measure_flops(copied, lambda: copied.batch_loss(inputs), loss_fn=lambda loss: loss))
+
+
+def sample_batch(loader: DataLoader) -> Any:
+    """One batch assembled in this process from the first items of ``loader``'s (map-style) dataset.
+
+    No worker starts, no sampler or iterator of the loader is touched and the random generators are restored
+    afterwards, so a run's own batches are unchanged.
+
+    Raises:
+        TypeError: the dataset cannot be indexed (an iterable-style dataset).
+    """
+    dataset = loader.dataset
+    if isinstance(dataset, IterableDataset):
+        raise TypeError("an iterable-style dataset cannot be sampled by index")
+    with isolate_rng():
+        if loader.batch_size is None:
+            return loader.collate_fn(dataset[0])
+        return loader.collate_fn([dataset[i] for i in range(min(loader.batch_size, len(dataset)))])  # type: ignore[arg-type]
+
+
+def peak_flops(trainer: pl.Trainer) -> int | None:
+    """The theoretical FLOP/s of one of the trainer's devices at the run's compute precision.
+
+    Lightning's table (``get_available_flops``, the dtype as its ``ThroughputMonitor`` derives it); None on CPU
+    and on a device the table does not list.
+    """
+    return get_available_flops(trainer.strategy.root_device, _plugin_to_compute_dtype(trainer.precision_plugin))
+
+
+def model_flops_utilisation(flops_per_image: float | None, images_per_s: float | None,
+                            device_peak_flops: float | None, world_size: int = 1) -> float | None:
+    """Model-FLOPs utilisation: the FLOP/s the training steps needed over what the devices could deliver.
+
+    Args:
+        flops_per_image: FLOPs of one training step per image (forward + backward).
+        images_per_s: images per second over all devices.
+        device_peak_flops: theoretical FLOP/s of one device (:func:`peak_flops`).
+        world_size: devices the images were spread over.
+
+    Returns:
+        ``flops_per_image * images_per_s / (device_peak_flops * world_size)``, or None when a figure is missing.
+    """
+    if flops_per_image is None or images_per_s is None or not device_peak_flops:
+        return None
+    return flops_per_image * images_per_s / (device_peak_flops * world_size)
 
 
 class StepFlops(pl.Callback):
-    """FLOPs per image of one training step, counted on the first batch the trainer sees.
+    """FLOPs of one training step per image, counted off the clock and off the memory peak, and the device's peak.
 
+    The count (:func:`count_step_flops`, on a meta-device copy under the run's precision) happens at train start,
+    before any epoch is timed, on a batch assembled from the training dataset (:func:`sample_batch`); a loader
+    whose dataset cannot be indexed is counted on its first batch instead, still on the meta device.
     The module must offer ``batch_loss(batch) -> Tensor``, the loss its ``training_step`` optimises.
 
     Attributes:
-        flops_per_step, flops_per_image: None until the first batch.
+        flops_per_step, flops_per_image: None until counted.
+        device_peak_flops: one device's theoretical FLOP/s at the run's precision (:func:`peak_flops`; None on CPU).
     """
 
     def __init__(self) -> None:
         self.flops_per_step: int | None = None
         self.flops_per_image: float | None = None
+        self.device_peak_flops: int | None = None
+
+    def utilisation(self, images_per_s: float | None, world_size: int = 1) -> float | None:
+        """Model-FLOPs utilisation at ``images_per_s`` over ``world_size`` devices (None on CPU)."""
+        return model_flops_utilisation(self.flops_per_image, images_per_s, self.device_peak_flops, world_size)
+
+    def _count(self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any) -> None:
+        self.flops_per_step = count_step_flops(pl_module, batch, trainer.precision_plugin)
+        self.flops_per_image = self.flops_per_step / batch_size_of(batch)
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.device_peak_flops = peak_flops(trainer)
+        loader = trainer.train_dataloader
+        if isinstance(loader, DataLoader):
+            with contextlib.suppress(TypeError):
+                self._count(trainer, pl_module, sample_batch(loader))
 
     def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, batch_idx: int) -> None:
         if self.flops_per_step is None:
-            self.flops_per_step = count_step_flops(pl_module, lambda: pl_module.batch_loss(batch))
-            self.flops_per_image = self.flops_per_step / batch_size_of(batch)
+            self._count(trainer, pl_module, batch)
 
 
 def effective_rank(features: Tensor) -> float:

@@ -12,11 +12,14 @@ from PIL import Image
 from torch import Tensor, nn
 
 from cass_bench.errors import DivergedError
+from cass_bench.logs import LOG_EVERY_N_STEPS
 from cass_bench.training import Optimization, Progress, cosine_annealing
 
 __all__ = ["PretrainMethod", "ViewTransform", "cosine_annealing"]
 
 ViewTransform = Callable[[Image.Image], list[Tensor]]
+CHECK_EVERY_N_STEPS = LOG_EVERY_N_STEPS
+"""Batches between two reads of the loss and the collapse signal from the device (each read waits for it)."""
 
 
 class PretrainMethod(pl.LightningModule, ABC):
@@ -27,7 +30,9 @@ class PretrainMethod(pl.LightningModule, ABC):
     Their schedules read :attr:`progress`, which Lightning's training loop sets before every step (the benchmarks
     set it themselves). The base class stops on a non-finite loss and tracks the collapse signal: the standard
     deviation of the L2-normalised outputs the loss compares (about ``1/sqrt(dim)`` when healthy, 0 when
-    collapsed), averaged per epoch.
+    collapsed), averaged per epoch over every :data:`CHECK_EVERY_N_STEPS`-th batch (the first included). Neither
+    waits for the device on other steps: the losses are summed where they are, and the sum is checked on the
+    sampled steps and at the epoch's end, so a divergence stops the run within that many steps.
 
     Attributes:
         progress: where the run stands at the current step (step 0 of a run of unknown length until set).
@@ -44,6 +49,7 @@ class PretrainMethod(pl.LightningModule, ABC):
         self.embedding_dim: int = 0
         self._std_sum = 0.0
         self._std_batches = 0
+        self._loss_sum: Tensor | None = None
 
     @abstractmethod
     def encoders(self) -> dict[str, nn.Module]:
@@ -72,16 +78,26 @@ class PretrainMethod(pl.LightningModule, ABC):
     def training_step(self, batch: tuple[list[Tensor], Any], batch_idx: int) -> Tensor:
         views, _ = batch
         loss, outputs = self.pretrain_loss(list(views))
-        if not torch.isfinite(loss):
-            raise DivergedError(f"pretraining loss became {loss.item()} at epoch {self.current_epoch}, step {batch_idx}")
-        with torch.no_grad():
-            self._std_sum += float(std_of_l2_normalized(outputs.detach().float()))
+        detached = loss.detach()
+        self._loss_sum = detached if self._loss_sum is None else self._loss_sum + detached
+        if batch_idx % CHECK_EVERY_N_STEPS == 0:
+            self._check_finite(batch_idx)
+            with torch.no_grad():
+                self._std_sum += float(std_of_l2_normalized(outputs.detach().float()))
             self._std_batches += 1
             self.embedding_dim = outputs.shape[1]
-        self.log("pretrain_loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=views[0].shape[0])
+        self.log("pretrain_loss", loss, on_step=True, on_epoch=True, batch_size=views[0].shape[0])
         return loss
 
+    def _check_finite(self, batch_idx: int) -> None:
+        """Raises DivergedError when a loss since the last check was not finite (the sum carries a NaN or inf)."""
+        if self._loss_sum is not None and not torch.isfinite(self._loss_sum):
+            raise DivergedError(f"pretraining loss became {self._loss_sum.item()} at epoch {self.current_epoch}, "
+                                f"by step {batch_idx}")
+        self._loss_sum = None
+
     def on_train_epoch_end(self) -> None:
+        self._check_finite(self.trainer.num_training_batches)
         if self._std_batches:
             std = self._std_sum / self._std_batches
             self.embedding_std_history.append(std)

@@ -192,6 +192,7 @@ def pretrain(cell: Cell, cfg: BenchConfig, bundle: DatasetBundle, cache_dir: Pat
         "peak_gpu_mem_mb_per_device": memory.allocated_mb or None,
         "peak_rss_mb": PeakMemory.peak_rss_mb(),
         "flops_per_image": flops.flops_per_image,
+        "mfu": flops.utilisation(timing["images_per_s"], trainer.world_size),
         "pretrain_params": param_count(module),
         "embedding_std": module.embedding_std_history[-1] if module.embedding_std_history else None,
         "embedding_std_history": module.embedding_std_history,

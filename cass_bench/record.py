@@ -91,6 +91,7 @@ class Pretraining:
     peak_gpu_mem_mb_per_device: list[float] | None = _opt("peak GPU memory allocated per device")
     peak_rss_mb: float | None = _opt("peak process RSS (MB)")
     flops_per_image: float | None = _opt("FLOPs per image of one training step, forward + backward")
+    mfu: float | None = _opt("FLOPs/image x images/s / the devices' peak FLOP/s (MFU; null on CPU)")
     pretrain_params: int | None = _opt("parameters of the pretraining module")
     embedding_std: float | None = _opt("spread of the method's outputs after the last epoch")
     embedding_std_history: list[float] | None = _opt("spread of the method's outputs per epoch")

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytorch_lightning as pl
 import torch
+from pytorch_lightning.callbacks import TQDMProgressBar
 from pytorch_lightning.loggers import Logger
 from torch.optim.lr_scheduler import CosineAnnealingLR, LRScheduler
 
@@ -71,6 +72,9 @@ def pretrain_trainer(module: PretrainMethod, cfg: BenchConfig, epochs: int, call
                      loggers: list[Logger] | None = None) -> pl.Trainer:
     """The Lightning Trainer every pretraining run uses (placement, precision, the method's clipping and sync BN).
 
+    Nothing in it reads a value from the device every step: the curves are written and the progress bar redrawn
+    every :data:`LOG_EVERY_N_STEPS` steps.
+
     Args:
         module: the pretraining module (its ``gradient_clip_val`` and ``sync_batchnorm`` are applied).
         cfg: the benchmark config (accelerator, devices, nodes, strategy, precision).
@@ -79,8 +83,9 @@ def pretrain_trainer(module: PretrainMethod, cfg: BenchConfig, epochs: int, call
         loggers: where the curves go (:func:`cass_bench.logs.run_loggers`; the learning rate is logged too), or
             None for no logging.
     """
+    callbacks = [*callbacks, TQDMProgressBar(refresh_rate=LOG_EVERY_N_STEPS)]
     if loggers:
-        callbacks = [*callbacks, learning_rate_monitor()]
+        callbacks.append(learning_rate_monitor())
     return pl.Trainer(
         max_epochs=epochs, accelerator=cfg.accelerator, devices=cfg.devices, num_nodes=cfg.num_nodes,
         strategy=cfg.strategy, precision=cfg.precision, logger=loggers or False, enable_checkpointing=False,

@@ -3,9 +3,12 @@ divergence."""
 
 from __future__ import annotations
 
+import gc
 import resource
 import statistics
 import time
+from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pytest
@@ -17,8 +20,11 @@ from torch.utils.data import DataLoader, Dataset, TensorDataset
 from cass_bench.errors import DivergedError
 from cass_bench.measure import (
     EpochClock, FeatureCollapse, PeakMemory, StepFlops, count_step_flops, effective_rank, feature_spread,
+    model_flops_utilisation, sample_batch,
 )
+from cass_bench.method import CHECK_EVERY_N_STEPS, PretrainMethod
 from cass_bench.protocol import failure_status
+from cass_bench.training import Optimization
 
 
 class _Tiny(pl.LightningModule):
@@ -72,21 +78,114 @@ def test_data_wait_share_is_high_when_loading_dominates() -> None:
     assert clock.summary()["data_wait_share"] > 0.5
 
 
-def test_flop_count_matches_analytic_and_restores_state() -> None:
+def test_flop_count_matches_analytic_and_leaves_the_module_untouched() -> None:
     module = _Tiny()
     before = {k: v.clone() for k, v in module.state_dict().items()}
     x = torch.randn(4, 10)
-    flops = count_step_flops(module, lambda: module.batch_loss((x, None)))
+    flops = count_step_flops(module, (x, None))
     assert flops == 2 * (2 * 4 * 10 * 20)
     assert all(torch.equal(before[k], v) for k, v in module.state_dict().items())
     assert all(p.grad is None for p in module.parameters())
+    assert all(p.device.type == "cpu" for p in module.parameters())
 
 
-def test_step_flops_callback_counts_per_image() -> None:
+class _Recorder(pl.Callback):
+    """Records whether FLOPs were counted when each epoch started."""
+
+    def __init__(self, flops: StepFlops) -> None:
+        self.flops = flops
+        self.counted_at_epoch_start: list[bool] = []
+
+    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.counted_at_epoch_start.append(self.flops.flops_per_step is not None)
+
+
+def test_step_flops_callback_counts_per_image_before_the_clock_starts() -> None:
     flops = StepFlops()
+    recorder = _Recorder(flops)
+    module = _Tiny()
+    devices: list[str] = []
+    module.layer.register_forward_pre_hook(lambda m, args: devices.append(args[0].device.type))
     loader = DataLoader(TensorDataset(torch.randn(8, 10), torch.zeros(8)), batch_size=4)
-    _fit(_Tiny(), loader, 1, flops)
+    _fit(module, loader, 1, recorder, EpochClock(), flops)
     assert flops.flops_per_step == 1600 * 2 and flops.flops_per_image == 800
+    assert recorder.counted_at_epoch_start == [True]
+    assert devices.count("cpu") == 2, "the count ran a step on the real device"
+    assert flops.device_peak_flops is None and flops.utilisation(100.0) is None
+
+
+def test_model_flops_utilisation_arithmetic_with_a_stubbed_peak() -> None:
+    assert model_flops_utilisation(2e9, 50.0, 1e12) == pytest.approx(0.1)
+    assert model_flops_utilisation(2e9, 50.0, 1e12, world_size=4) == pytest.approx(0.025)
+    assert model_flops_utilisation(None, 50.0, 1e12) is None
+    assert model_flops_utilisation(2e9, 50.0, None) is None
+    flops = StepFlops()
+    flops.flops_per_image, flops.device_peak_flops = 4e9, 312e12
+    assert flops.utilisation(1000.0, world_size=2) == pytest.approx(4e9 * 1000 / (2 * 312e12))
+
+
+WIDE = 4096
+WIDE_MB = WIDE * WIDE * 4 / 2**20
+"""One activation of :class:`_Wide`: 64 MiB."""
+
+
+class _Wide(pl.LightningModule):
+    """A cheap step whose saved activations (several ``WIDE x WIDE`` tensors) dwarf the rest of the process's growth."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.scale = nn.Parameter(torch.ones(WIDE))
+        self.head = nn.Linear(WIDE, 8)
+
+    def batch_loss(self, batch: tuple[torch.Tensor, None]) -> torch.Tensor:
+        hidden = torch.tanh(torch.exp(batch[0] * self.scale))
+        return self.head(hidden).pow(2).mean()
+
+
+def _reset_peak_rss() -> None:
+    """Resets this process's peak resident set (Linux: ``VmHWM``) to its current size."""
+    with open("/proc/self/clear_refs", "w") as refs:
+        refs.write("5")
+
+
+def _peak_rss_mb() -> float:
+    with open("/proc/self/status") as status:
+        line = next(line for line in status if line.startswith("VmHWM:"))
+    return int(line.split()[1]) / 1024
+
+
+def _peak_during(fn: Callable[[], object], device: torch.device) -> float:
+    """Peak memory in MiB while ``fn`` runs: CUDA max allocated on a GPU, else the process's peak RSS."""
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        fn()
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    _reset_peak_rss()
+    fn()
+    return _peak_rss_mb()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available() and not Path("/proc/self/clear_refs").exists(),
+                    reason="needs CUDA or a resettable Linux peak RSS")
+def test_flop_count_leaves_the_memory_peak_unchanged() -> None:
+    """A training step peaks as high with the FLOP count before it as without; a real step would raise the peak."""
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    module = _Wide().to(device)
+    batch = (torch.randn(WIDE, WIDE, device=device), None)
+
+    def step() -> None:
+        module.batch_loss(batch).backward()
+        module.zero_grad(set_to_none=True)
+
+    plain = _peak_during(step, device)
+    counted = _peak_during(lambda: (count_step_flops(module, batch), step()), device)
+    counting_alone = _peak_during(lambda: count_step_flops(module, batch), device)
+    baseline = _peak_during(lambda: None, device)
+    assert plain - baseline > 2 * WIDE_MB
+    assert counted == pytest.approx(plain, abs=0.25 * WIDE_MB)
+    assert counting_alone - baseline < 0.25 * WIDE_MB
 
 
 def _current_rss_mb() -> float:
@@ -187,3 +286,60 @@ def test_non_finite_pretraining_loss_raises_diverged() -> None:
         model.cnn_head.weight.fill_(float("nan"))
     with pytest.raises(DivergedError, match="nan"):
         model.training_step(([torch.randn(2, 3, 16, 16)], torch.zeros(2)), 0)
+
+
+class _NanAt(PretrainMethod):
+    """A linear 'encoder' whose loss turns NaN at one step of the run (None: never)."""
+
+    def __init__(self, nan_at: int | None) -> None:
+        super().__init__()
+        self.layer = nn.Linear(10, 8)
+        self.nan_at = nan_at
+
+    def encoders(self) -> dict[str, nn.Module]:
+        return {"cnn": self.layer}
+
+    def pretrain_loss(self, views: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        out = self.layer(views[0])
+        loss = out.pow(2).mean()
+        if self.global_step == self.nan_at:
+            loss = loss * float("nan")
+        return loss, out
+
+    def build_optimizer(self, total_steps: int) -> Optimization:
+        return Optimization.cosine(torch.optim.SGD(self.parameters(), lr=0.01), total_steps)
+
+
+def _fit_views(module: pl.LightningModule, batches: int) -> None:
+    data = [([torch.randn(4, 10)], torch.zeros(4)) for _ in range(batches)]
+    _fit(module, DataLoader(data, batch_size=None), 1)
+
+
+def test_a_non_finite_loss_between_checks_still_stops_the_run_as_diverged() -> None:
+    steps = CHECK_EVERY_N_STEPS + 2
+    healthy = _NanAt(None)
+    _fit_views(healthy, steps)
+    assert len(healthy.embedding_std_history) == 1 and healthy.embedding_std_history[0] > 0
+    with pytest.raises(DivergedError, match="nan"):
+        _fit_views(_NanAt(3), steps)
+    with pytest.raises(DivergedError, match="nan"):
+        _fit_views(_NanAt(CHECK_EVERY_N_STEPS + 1), steps)
+
+
+class _RandomItems(Dataset):
+    """Each item draws from torch's generator, as augmentations do."""
+
+    def __len__(self) -> int:
+        return 6
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return torch.rand(10), torch.tensor(0)
+
+
+def test_sample_batch_takes_the_first_items_and_leaves_the_random_stream_alone() -> None:
+    torch.manual_seed(0)
+    expected = torch.rand(3)
+    torch.manual_seed(0)
+    x, y = sample_batch(DataLoader(_RandomItems(), batch_size=4, shuffle=True))
+    assert x.shape == (4, 10) and y.shape == (4,)
+    assert torch.equal(torch.rand(3), expected)

@@ -1,10 +1,10 @@
 """The harness counts the same work as hand-written PyTorch loops, so its CASS/DINO/BYOL ratios are undistorted.
 
-The harness's FLOPs per step (``count_step_flops`` on the registry-built module's ``batch_loss``, with a batch of
-views from the method's own transform at the smoke size) must equal ``FlopCounterMode``'s count of one step of the
-plain loop in ``benchmarks/plain_loops.py`` on the same views. Given the harness's weights, every plain loop must
-also compute the same loss and take the same optimiser steps (same parameters, buffers and learning rates after two
-steps), with the momentum schedules running: every registered method on each of its runs, CASS also under its
+The harness's FLOPs per step (``count_step_flops``: the registry-built module's ``batch_loss`` on a meta-device copy,
+with a batch of views from the method's own transform at the smoke size) must equal ``FlopCounterMode``'s count of one
+step of the plain loop in ``benchmarks/plain_loops.py`` (on a meta-device copy too) on the same views. Given the
+harness's weights, every plain loop must also compute the same loss and take the same optimiser steps (same
+parameters, buffers and learning rates after two steps), with the momentum schedules running: every registered method on each of its runs, CASS also under its
 cosine schedule with gradient accumulation, DINO also in the teacher-temperature warm-up of a short run (where
 lightly's own uncut warm-up would differ) and after its last-layer freeze.
 """
@@ -40,7 +40,7 @@ def step_flops(cfg: BenchConfig) -> dict[str, tuple[int, int]]:
     for key in METHOD_KEYS:
         module = build_method(key, cfg, BATCH)
         (batch,) = fixed_batches(module.transform, images, BATCH, 1)
-        harness = count_step_flops(module, lambda: module.batch_loss(batch))
+        harness = count_step_flops(module, batch)
         del module
         counts[key] = (harness, count_flops(build_plain(key, cfg, batch_size=BATCH), batch[0]))
     return counts

@@ -16,7 +16,7 @@ from PIL import Image
 from cass_bench.cli import main
 from cass_bench.report import analyse, load_records, write_plots, write_report
 from cass_bench.record import RECORD_FIELDS
-from cass_bench.report.costs import FLOPS, PARAMS, RATE, TIME, memory_quantity
+from cass_bench.report.costs import DATA_WAIT, FLOPS, PARAMS, RATE, TIME, data_wait_warnings, memory_quantity
 
 FRACTIONS = (0.01, 0.1, 1.0)
 GPU, CPU = "NVIDIA H100", "CPU (x86_64, 2 cores)"
@@ -332,3 +332,18 @@ def test_every_committed_png_is_linked_from_its_report() -> None:
     for report in reports:
         linked = set(re.findall(r"\]\(([^)]+\.png)\)", report.read_text()))
         assert linked == {path.name for path in report.parent.glob("*.png")}, report
+
+
+def test_data_wait_share_is_shown_per_run_and_warned_about_above_five_percent(tmp_path: Path) -> None:
+    records = make_records(datasets=("d1",), seeds=(0,), batch_sizes=(16,))
+    for record in records:
+        if record.get("pretrain_epoch_time_s") is not None:
+            record["data_wait_share"] = 0.12 if (record["method"], record["arch"]) == ("dino", "cnn") else 0.01
+    out = write_records(tmp_path / "r", records)
+    costs = analyse(load_records(out)).costs
+    assert costs.mean(DATA_WAIT)[("d1", GPU, 16, 10, "dino", "cnn")] == pytest.approx(0.12)
+    assert data_wait_warnings(costs) == [f"dino cnn on d1 ({GPU}, batch 16, 10 epochs): 12.0%"]
+    write_report(out)
+    text = (out / "report.md").read_text()
+    assert "data wait (%)" in text and "wait ×DINO" not in text
+    assert f"WARNING: data wait above 5%, so these times compare loaders: dino cnn on d1 ({GPU}" in text

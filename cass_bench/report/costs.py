@@ -12,7 +12,7 @@ import pandas as pd
 
 from cass_bench.registry import comparators
 from cass_bench.report.cells import Indexed
-from cass_bench.report.format import sort_rows
+from cass_bench.report.format import key_text, sort_rows
 from cass_bench.report.load import RUN_KEYS, finished_pretraining
 
 COST_KEYS = ["dataset", "device", "batch_size", "pretrain_epochs", "method", "encoders"]
@@ -27,7 +27,8 @@ GPU_MEMORY, RSS = "peak_gpu_mem_mb", "peak_rss_mb"
 @dataclass(frozen=True)
 class Quantity:
     """An efficiency figure: its record field, how it is shown, and how the reference's cnn and vit runs combine
-    to compare with a joint run (``sum``, ``max``, or ``rate``: 1 / (1/a + 1/b))."""
+    to compare with a joint run (``sum``, ``max``, or ``rate``: 1 / (1/a + 1/b)); ``compared``: whether the table
+    shows its ratio to the reference."""
 
     field: str
     header: str
@@ -35,12 +36,16 @@ class Quantity:
     fmt: str
     scale: float
     combine: str
+    compared: bool = True
 
 
 TIME = Quantity("pretrain_epoch_time_s", "time/epoch (s)", "time", ".2f", 1.0, "sum")
 RATE = Quantity("images_per_s", "images/s", "img/s", ".1f", 1.0, "rate")
 FLOPS = Quantity("flops_per_image", "GFLOPs/image", "FLOPs", ".3g", 1e-9, "sum")
 PARAMS = Quantity("pretrain_params", "params (M)", "params", ".2f", 1e-6, "sum")
+DATA_WAIT = Quantity("data_wait_share", "data wait (%)", "wait", ".1f", 100.0, "max", compared=False)
+DATA_WAIT_LIMIT = 0.05
+"""A run that waits for data longer than this share of its epoch time measures its loader, not its method."""
 
 
 def memory_quantity(field: str) -> Quantity:
@@ -136,9 +141,21 @@ def cost_stats(runs: pd.DataFrame) -> CostStats:
     Args:
         runs: :func:`pretrain_runs`.
     """
-    quantities = (TIME, RATE, memory_quantity(memory_field(runs)), FLOPS, PARAMS)
+    quantities = (TIME, RATE, memory_quantity(memory_field(runs)), FLOPS, PARAMS, DATA_WAIT)
     grouped = runs.groupby(COST_KEYS)[[q.field for q in quantities]]
     means = grouped.mean()
     parts = dict(zip(_PARTS, (means, grouped.std(), grouped.count(),
                               means / _reference(means, quantities).to_numpy())))
     return CostStats(sort_rows(pd.concat(parts, axis=1)), quantities)
+
+
+def data_wait_warnings(costs: CostStats, limit: float = DATA_WAIT_LIMIT) -> list[str]:
+    """One line per run setting whose mean data-wait share is above ``limit``, naming the setting and the share."""
+    share = costs.mean(DATA_WAIT)
+    over = share[share > limit]
+    lines = []
+    for key, value in over.items():
+        run = {name: key_text(value) for name, value in zip(COST_KEYS, key)}
+        lines.append(f"{run['method']} {run['encoders']} on {run['dataset']} ({run['device']}, batch "
+                     f"{run['batch_size']}, {run['pretrain_epochs']} epochs): {100 * value:.1f}%")
+    return lines

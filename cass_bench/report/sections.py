@@ -9,7 +9,7 @@ from cass_bench.registry import PROPOSED, reference_methods
 from cass_bench.report.analysis import MAIN_EVAL, Analysis, Sweep, finetuned
 from cass_bench.report.cells import metric_stats
 from cass_bench.report.claims import claims_table, rule_lines
-from cass_bench.report.costs import COST_REFERENCE, GPU_MEMORY
+from cass_bench.report.costs import COST_REFERENCE, DATA_WAIT_LIMIT, GPU_MEMORY, data_wait_warnings
 from cass_bench.report.format import key_text
 from cass_bench.report.plots import Plot
 from cass_bench.report.render import Section
@@ -79,7 +79,13 @@ def _efficiency_section(analysis: Analysis) -> Section:
         f"with {_REF}-cnn + {_REF}-vit together: time, FLOPs and parameters summed, images/s combined as "
         "1 / (1/a + 1/b), memory the larger of the two peaks (the runs are separate; one device must hold the larger).",
         f"The printed summary keeps the rows of the main setting ({analysis.setting.describe()}).",
+        f"Data wait: the share of the measured epochs' time the training loop waited for its next batch; above "
+        f"{100 * DATA_WAIT_LIMIT:.0f}% the loader, not the method, sets the pace (raise `num_workers`).",
     ]
+    warnings = data_wait_warnings(analysis.costs)
+    if warnings:
+        lines.append(f"WARNING: data wait above {100 * DATA_WAIT_LIMIT:.0f}%, so these times compare loaders: "
+                     + "; ".join(warnings) + ".")
     return Section("efficiency", "2. Pretraining efficiency", lines, cost_table(analysis.costs, analysis.setting))
 
 

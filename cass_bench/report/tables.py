@@ -55,7 +55,8 @@ def cost_table(costs: CostStats, setting: Setting) -> Table:
         cells[q.header] = [stat_text(m * q.scale, s * q.scale, n, q.fmt)
                            for m, s, n in zip(costs.mean(q), costs.std(q), costs.n(q))]
     for q in costs.quantities:
-        cells[ratio_header(q.short)] = costs.ratio(q).map(lambda v: number_text(v, ".2f"))
+        if q.compared:
+            cells[ratio_header(q.short)] = costs.ratio(q).map(lambda v: number_text(v, ".2f"))
     table = with_keys(cells)
     keys = list(table.columns[:len(COST_KEYS)])
     shown = (TIME, costs.memory, FLOPS)

@@ -50,6 +50,7 @@ class PretrainMethod(pl.LightningModule, ABC):
         self._std_sum = 0.0
         self._std_batches = 0
         self._loss_sum: Tensor | None = None
+        self._last_batch = 0
 
     @abstractmethod
     def encoders(self) -> dict[str, nn.Module]:
@@ -79,6 +80,7 @@ class PretrainMethod(pl.LightningModule, ABC):
         views, _ = batch
         loss, outputs = self.pretrain_loss(list(views))
         detached = loss.detach()
+        self._last_batch = batch_idx
         self._loss_sum = detached if self._loss_sum is None else self._loss_sum + detached
         if batch_idx % CHECK_EVERY_N_STEPS == 0:
             self._check_finite(batch_idx)
@@ -97,7 +99,7 @@ class PretrainMethod(pl.LightningModule, ABC):
         self._loss_sum = None
 
     def on_train_epoch_end(self) -> None:
-        self._check_finite(self.trainer.num_training_batches)
+        self._check_finite(self._last_batch)
         if self._std_batches:
             std = self._std_sum / self._std_batches
             self.embedding_std_history.append(std)

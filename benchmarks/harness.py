@@ -10,6 +10,7 @@ module's own ``build_optimizer(SCHEDULE_STEPS)``.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import tempfile
 from pathlib import Path
@@ -188,7 +189,8 @@ def trainer_step_time(module: PretrainMethod, cfg: BenchConfig, batches: Sequenc
     curves logged as a run logs them (to a temporary folder).
 
     The loader hands out the fixed, already-augmented ``batches`` (no transform work), so the time is that of the
-    training loop alone; the data-loader benchmarks measure the transforms.
+    training loop alone; the data-loader benchmarks measure the transforms. Every batch is trained in every epoch,
+    whatever the config's ``pretrain_batches`` (the smoke config caps its epochs at 8 batches).
 
     Args:
         module: a registry-built pretraining module.
@@ -205,9 +207,11 @@ def trainer_step_time(module: PretrainMethod, cfg: BenchConfig, batches: Sequenc
     """
     clock, memory, flops, intervals = EpochClock(), PeakMemory(), StepFlops(), StepIntervals()
     collapse = [FeatureCollapse(probe)] if probe is not None else []
+    every_batch = dataclasses.replace(cfg, pretrain_batches=None)
     with tempfile.TemporaryDirectory(prefix="cass-bench-logs-") as logs:
-        trainer = pretrain_trainer(module, cfg, epochs, [clock, *collapse, memory, flops, intervals, *after_epoch],
-                                   run_loggers(Path(logs), PRETRAIN, "benchmark"))
+        callbacks = [clock, *collapse, memory, flops, intervals, *after_epoch]
+        loggers = run_loggers(Path(logs), PRETRAIN, "benchmark")
+        trainer = pretrain_trainer(module, every_batch, epochs, callbacks, loggers)
         trainer.fit(module, DataLoader(_Batches(batches), batch_size=None, shuffle=False))
     summary = clock.summary()
     return {

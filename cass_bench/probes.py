@@ -85,6 +85,13 @@ def knn_scores(train_features: np.ndarray, train_labels: np.ndarray, test_featur
     return scores.numpy()
 
 
+def _placed(model: LogisticRegression, x_test: np.ndarray, num_classes: int) -> np.ndarray:
+    """A fitted multi-class model's probabilities at its classes' columns of ``(N_test, num_classes)`` (others 0)."""
+    scores = np.zeros((len(x_test), num_classes))
+    scores[:, model.classes_] = model.predict_proba(x_test)
+    return scores
+
+
 def _fit_scores(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, num_classes: int, task: str,
                 c: float, seed: int) -> np.ndarray:
     """Scores ``(N_test, num_classes)`` of logistic regression(s) at ``C = c`` on already standardised features."""
@@ -103,9 +110,7 @@ def _fit_scores(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, nu
     if len(present) == 1:
         scores[:, present[0]] = 1.0
         return scores
-    model = LogisticRegression(C=c, max_iter=1000, random_state=seed).fit(x_train, y)
-    scores[:, model.classes_] = model.predict_proba(x_test)
-    return scores
+    return _placed(LogisticRegression(C=c, max_iter=1000, random_state=seed).fit(x_train, y), x_test, num_classes)
 
 
 def _path_scores(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, num_classes: int, task: str,
@@ -121,13 +126,7 @@ def _path_scores(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, n
     if task == MULTILABEL or len(np.unique(y)) < 2:
         return [_fit_scores(x_train, y_train, x_test, num_classes, task, c, seed) for c in grid]
     model = LogisticRegression(max_iter=1000, random_state=seed, warm_start=True)
-    path = []
-    for c in grid:
-        model.set_params(C=c).fit(x_train, y)
-        scores = np.zeros((len(x_test), num_classes))
-        scores[:, model.classes_] = model.predict_proba(x_test)
-        path.append(scores)
-    return path
+    return [_placed(model.set_params(C=c).fit(x_train, y), x_test, num_classes) for c in grid]
 
 
 def _hard(scores: np.ndarray, task: str) -> np.ndarray:

@@ -19,6 +19,7 @@ import torch
 
 from benchmarks.harness import (
     METHOD_KEYS, SCHEDULE_STEPS, HarnessStep, build_method, fixed_batches, smoke_config, split_key, train_images,
+    trainer_step_time,
 )
 from benchmarks.plain_loops import build_plain, count_flops
 from cass_bench.config import BenchConfig
@@ -91,3 +92,14 @@ def test_plain_loop_takes_the_harness_steps(cfg: BenchConfig, key: str, override
     assert [g["lr"] for g in plain.optimizer.param_groups] == [g["lr"] for g in step.optimizer.param_groups]
     for name, value in module.state_dict().items():
         torch.testing.assert_close(plain.state_dict()[name], value, msg=lambda m, n=name: f"{n}: {m}")
+
+
+def test_the_overhead_benchmark_times_every_batch_it_is_given(cfg: BenchConfig) -> None:
+    """The smoke config caps a run's epoch at ``pretrain_batches``; the timed harness must still train them all."""
+    count = 10
+    assert cfg.pretrain_batches is not None and cfg.pretrain_batches < count
+    module = build_method("byol-vit", cfg, 2)
+    batches = fixed_batches(module.transform, train_images(cfg), 2, count)
+    timed = trainer_step_time(module, cfg, batches, epochs=2)
+    assert len(timed["epoch_times_s"]) == 2
+    assert timed["steps_timed"] == count - 1

@@ -1,0 +1,228 @@
+"""``python -m benchmarks.overhead_study``: does the harness distort the cost figures? Measured, written to a folder.
+
+Two measurements, each in its own process so that neither inherits the other's allocator state:
+
+1. **Step time, every method.** ``benchmarks/test_overhead.py`` run ``--repeats`` times (default 3); per run key the
+   median over the runs of its harness/plain-loop ratio, with the smallest and largest beside it.
+2. **Epoch time from a ``run``.** ``python -m cass_bench run`` pretrains CASS and DINO at the chosen config (frozen
+   kNN only, so the run is mostly pretraining), then the plain loops of CASS, DINO-cnn and DINO-vit train the same
+   number of epochs on the same data loader (the method's own transform, the same workers, batch size and drop-last;
+   an epoch capped at ``pretrain_batches`` steps when the config sets it), right after it. Each side's time per epoch
+   is the median of the epochs after the first, as ``EpochClock`` records it; the figure compared is the
+   CASS/(DINO-cnn + DINO-vit) ratio of each side.
+
+Writes ``overhead.json`` (every number) and ``README.md`` (the tables) into ``--out``. Nothing is asserted: these are
+measurements, and they mean something only on a machine nothing else is running on.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+from tabulate import tabulate
+
+from benchmarks.harness import ROOT, build_method, device, to_device, train_images
+from benchmarks.plain_loops import build_plain
+from cass_bench.bench_ratios import OVERHEAD_BUDGET, OVERHEAD_KEYS, key_label, overhead_ratio
+from cass_bench.config import BenchConfig, load_config
+from cass_bench.config_files import resolve_config
+from cass_bench.data.loaders import loader_workers, make_loader
+from cass_bench.measure import synchronize
+from cass_bench.results import RecordStore, device_name, git_commit, versions
+
+RUN_AGREEMENT = 0.10
+"""Issue 16: the run's CASS/DINO time ratio within 10% of the plain loop's."""
+
+
+def cpu_model() -> str:
+    """The CPU's model name from ``/proc/cpuinfo`` (the platform's processor string elsewhere)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def overhead_runs(repeats: int, scratch: Path) -> list[dict[str, Any]]:
+    """Runs ``benchmarks/test_overhead.py`` ``repeats`` times, each in a fresh pytest process.
+
+    Returns:
+        The ``extra_info`` of the overhead benchmark of each run.
+    """
+    infos = []
+    for index in range(repeats):
+        path = scratch / f"overhead-{index}.json"
+        subprocess.run([sys.executable, "-m", "pytest", "benchmarks/test_overhead.py", "--benchmark-only", "-q",
+                        "-p", "no:cacheprovider", f"--benchmark-json={path}"], cwd=ROOT, check=True)
+        (entry,) = json.loads(path.read_text())["benchmarks"]
+        infos.append(entry["extra_info"])
+    return infos
+
+
+def summarise_overhead(infos: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Per run key: the harness/plain ratio of every run, their median, smallest and largest."""
+    keys = list(infos[0]["harness_plain_ratio"])
+    per_key = {}
+    for key in keys:
+        ratios = [info["harness_plain_ratio"][key] for info in infos]
+        per_key[key] = {
+            "ratios": ratios,
+            "median": statistics.median(ratios),
+            "min": min(ratios),
+            "max": max(ratios),
+            "harness_median_step_s": statistics.median(info["harness_median_step_s"][key] for info in infos),
+            "plain_median_step_s": statistics.median(info["plain_median_step_s"][key] for info in infos),
+        }
+    first = infos[0]
+    return {
+        "repeats": len(infos),
+        "epochs": first["epochs"],
+        "steps_per_epoch": first["steps_per_epoch"],
+        "batch_size": first["batch_size"],
+        "image_size": first["image_size"],
+        "torch_threads": first["torch_threads"],
+        "per_key": per_key,
+        "cass_dino_relative_difference": [info["median_relative_difference"] for info in infos],
+    }
+
+
+def run_epoch_times(config: str, epochs: int, out: Path) -> dict[str, float]:
+    """Pretrains CASS and DINO through ``python -m cass_bench run``; returns each run key's time per epoch."""
+    subprocess.run([sys.executable, "-m", "cass_bench", "run", "--config", config, "--methods", "cass,dino",
+                    "--evals", "knn", "--label-fractions", "1", "--seeds", "0", "--pretrain-epochs", str(epochs),
+                    "--out", str(out)], cwd=ROOT, check=True)
+    times: dict[str, float] = {}
+    for record in RecordStore(out).load():
+        key = record["method"] if record["method"] == "cass" else f"{record['method']}-{record['arch']}"
+        times[key] = float(record["pretrain_epoch_time_s"])
+    return {key: times[key] for key in OVERHEAD_KEYS}
+
+
+def plain_epoch_time(key: str, cfg: BenchConfig, batch_size: int, epochs: int, seed: int = 0) -> float:
+    """Time per epoch of a run key's plain loop on the run's data loader: median of the epochs after the first.
+
+    Args:
+        key: run key (``cass``, ``dino-cnn``, ...).
+        cfg: the run's config (image size, backbones, workers).
+        batch_size: pretraining batch size.
+        epochs: epochs to train (the first is warm-up).
+        seed: initialisation and shuffling seed.
+    """
+    dev = device()
+    images = train_images(cfg)
+    transform = build_method(key, cfg, batch_size, seed).transform
+    torch.manual_seed(seed)
+    steps = min(len(images) // batch_size, cfg.pretrain_batches or len(images))
+    plain = build_plain(key, cfg, seed, batch_size, total_steps=epochs * steps, total_epochs=epochs).to(dev)
+    loader = make_loader(images, transform, batch_size, True, loader_workers(cfg.num_workers), drop_last=True)
+    plain.train()
+    times = []
+    for epoch in range(epochs):
+        plain.epoch = epoch
+        synchronize()
+        start = time.perf_counter()
+        for _, (views, _labels) in zip(range(steps), loader):
+            plain.train_step(to_device(views, dev))
+        synchronize()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times[1:] or times)
+
+
+def _overhead_table(summary: dict[str, Any]) -> str:
+    rows = []
+    for key, s in summary["per_key"].items():
+        verdict = "within" if s["median"] <= 1 + OVERHEAD_BUDGET else "over"
+        rows.append([key_label(key), f"{1000 * s['harness_median_step_s']:.1f}",
+                     f"{1000 * s['plain_median_step_s']:.1f}", f"{s['median']:.3f}",
+                     f"{s['min']:.3f}-{s['max']:.3f}", verdict])
+    return tabulate(rows, headers=["run", "harness ms/step", "plain ms/step", "ratio (median)", "range", "<= 1.05"],
+                    tablefmt="github", disable_numparse=True)
+
+
+def write_report(result: dict[str, Any], out: Path) -> None:
+    """Writes ``overhead.json`` and ``README.md`` into ``out``."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "overhead.json").write_text(json.dumps(result, indent=2) + "\n")
+    env, lines = result["environment"], [f"# Harness overhead, measured ({result['created_at'][:10]})", ""]
+    lines += [f"Machine: {env['device']}, {env['cpu_model']}; torch {env['versions']['torch']}, "
+              f"{env['torch_threads']} torch threads; commit `{env['git_commit']}`. Regenerate with "
+              f"`python -m benchmarks.overhead_study` on a machine nothing else is running on.", ""]
+    if "overhead" in result:
+        s = result["overhead"]
+        lines += ["## Step time: harness / plain loop, every method", "",
+                  f"`benchmarks/test_overhead.py` run {s['repeats']} times, each in a fresh process: {s['epochs']} "
+                  f"epochs x {s['steps_per_epoch']} steps of batch {s['batch_size']} at {s['image_size']} px, the "
+                  f"first epoch warm-up; per run, the median loop iteration of each side after it (at least 30 "
+                  f"steps). The ratio column is the median of the {s['repeats']} runs' ratios, the range their "
+                  f"smallest and largest. Timer: `time.perf_counter`, resolution {env['timer_resolution_s']:.0e} s, against steps "
+                  f"of tens of milliseconds.", "", _overhead_table(s), ""]
+    if "run_vs_plain" in result:
+        r = result["run_vs_plain"]
+        rows = [[key_label(k), f"{r['run_epoch_time_s'][k]:.2f}", f"{r['plain_epoch_time_s'][k]:.2f}",
+                 f"{r['run_epoch_time_s'][k] / r['plain_epoch_time_s'][k]:.3f}"] for k in OVERHEAD_KEYS]
+        rows.append(["CASS / (DINO-cnn + DINO-vit)", f"{r['run_ratio']:.3f}", f"{r['plain_ratio']:.3f}",
+                     f"{r['run_ratio'] / r['plain_ratio']:.3f}"])
+        verdict = "within" if abs(r["relative_difference"]) <= RUN_AGREEMENT else "outside"
+        lines += ["## Epoch time: a `run` against the plain loops, back to back", "",
+                  f"`python -m cass_bench run --config {r['config']} --methods cass,dino --evals knn "
+                  f"--label-fractions 1 --pretrain-epochs {r['epochs']}`, then each plain loop for {r['epochs']} "
+                  f"epochs on the same loader (batch {r['batch_size']}, {r['num_workers']} workers, the method's own "
+                  f"transform). Seconds per epoch: median of the epochs after the first.", "",
+                  tabulate(rows, headers=["", "run s/epoch", "plain s/epoch", "run / plain"], tablefmt="github",
+                           disable_numparse=True), "",
+                  f"The CASS/DINO time ratio from the run differs from the plain loops' by "
+                  f"{100 * r['relative_difference']:+.1f}% ({verdict} the {100 * RUN_AGREEMENT:.0f}% band).", ""]
+    (out / "README.md").write_text("\n".join(lines))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Runs the measurements chosen and writes the report."""
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.overhead_study", description=__doc__.split("\n")[0])
+    parser.add_argument("--out", type=Path, default=ROOT / "results" / "overhead")
+    parser.add_argument("--repeats", type=int, default=3, help="runs of benchmarks/test_overhead.py (0: skip)")
+    parser.add_argument("--config", default="default", help="config of the run-vs-plain comparison")
+    parser.add_argument("--epochs", type=int, default=3, help="epochs of each side (the first is warm-up; 0: skip)")
+    args = parser.parse_args(argv)
+    result: dict[str, Any] = {
+        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "environment": {"device": device_name(), "cpu_model": cpu_model(), "torch_threads": torch.get_num_threads(),
+                        "timer_resolution_s": time.get_clock_info("perf_counter").resolution,
+                        "git_commit": git_commit(), "versions": versions(),
+                        "load_average_at_start": list(os.getloadavg())},
+    }
+    with tempfile.TemporaryDirectory(prefix="cass-bench-overhead-") as scratch:
+        if args.repeats > 0:
+            result["overhead"] = summarise_overhead(overhead_runs(args.repeats, Path(scratch)))
+        if args.epochs > 0:
+            cfg = load_config(resolve_config(args.config))
+            batch_size = cfg.batch_sizes[0]
+            run_times = run_epoch_times(args.config, args.epochs, Path(scratch) / "run")
+            plain_times = {key: plain_epoch_time(key, cfg, batch_size, args.epochs) for key in OVERHEAD_KEYS}
+            run_ratio, plain_ratio = overhead_ratio(run_times), overhead_ratio(plain_times)
+            result["run_vs_plain"] = {
+                "config": args.config, "epochs": args.epochs, "batch_size": batch_size,
+                "num_workers": loader_workers(cfg.num_workers), "run_epoch_time_s": run_times,
+                "plain_epoch_time_s": plain_times, "run_ratio": run_ratio, "plain_ratio": plain_ratio,
+                "relative_difference": run_ratio / plain_ratio - 1, "agreement_threshold": RUN_AGREEMENT,
+            }
+    write_report(result, args.out)
+    print((args.out / "README.md").read_text())
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -11,6 +11,7 @@ Two measurements, each in its own process so that neither inherits the other's a
    is the median of the epochs after the first, as ``EpochClock`` records it; the figure compared is the
    CASS/(DINO-cnn + DINO-vit) ratio of each side.
 
+Every process involved keeps freed host memory for reuse, as a run's cells do (``cass_bench.allocator``).
 Writes ``overhead.json`` (every number) and ``README.md`` (the tables) into ``--out``. Nothing is asserted: these are
 measurements, and they mean something only on a machine nothing else is running on.
 """
@@ -35,6 +36,7 @@ from tabulate import tabulate
 
 from benchmarks.harness import ROOT, build_method, device, to_device, train_images
 from benchmarks.plain_loops import build_plain
+from cass_bench.allocator import keep_freed_memory
 from cass_bench.bench_ratios import OVERHEAD_BUDGET, OVERHEAD_KEYS, key_label, overhead_ratio
 from cass_bench.config import BenchConfig, load_config
 from cass_bench.config_files import resolve_config
@@ -154,7 +156,8 @@ def _overhead_table(summary: dict[str, Any]) -> str:
 
 
 def write_report(result: dict[str, Any], out: Path) -> None:
-    """Writes ``overhead.json`` and ``README.md`` into ``out``."""
+    """Every process involved keeps freed host memory for reuse, as a run's cells do (``cass_bench.allocator``).
+Writes ``overhead.json`` and ``README.md`` into ``out``."""
     out.mkdir(parents=True, exist_ok=True)
     (out / "overhead.json").write_text(json.dumps(result, indent=2) + "\n")
     env, lines = result["environment"], [f"# Harness overhead, measured ({result['created_at'][:10]})", ""]
@@ -197,6 +200,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--config", default="default", help="config of the run-vs-plain comparison")
     parser.add_argument("--epochs", type=int, default=3, help="epochs of each side (the first is warm-up; 0: skip)")
     args = parser.parse_args(argv)
+    keep_freed_memory()
     result: dict[str, Any] = {
         "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "environment": {"device": device_name(), "cpu_model": cpu_model(), "torch_threads": torch.get_num_threads(),

@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from cass_bench.allocator import keep_freed_memory
 from cass_bench.config import ARCHS, BenchConfig, config_from_dict, stable_hash, to_dict
 from cass_bench.data.sources import check_dataset, load_dataset
 from cass_bench.encoders import check_backbones
@@ -153,7 +154,12 @@ def _spec_file(folder: Path, cell: Cell, cfg: BenchConfig) -> Path:
 
 
 def run_cell_file(path: str | Path) -> None:
-    """Entry point of a cell's process: runs the cell described by a spec file written by the sweep."""
+    """Entry point of a cell's process: runs the cell described by a spec file written by the sweep.
+
+    The process keeps freed host memory for reuse (:func:`cass_bench.allocator.keep_freed_memory`), so its step times
+    do not depend on when glibc hands memory back to the kernel.
+    """
+    keep_freed_memory()
     payload = json.loads(Path(path).read_text())
     for module in payload.get("method_modules", []):
         register(module)

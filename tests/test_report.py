@@ -16,7 +16,9 @@ from PIL import Image
 from cass_bench.cli import main
 from cass_bench.report import analyse, load_records, write_plots, write_report
 from cass_bench.record import RECORD_FIELDS
-from cass_bench.report.costs import DATA_WAIT, FLOPS, PARAMS, RATE, TIME, data_wait_warnings, memory_quantity
+from cass_bench.report.costs import (
+    DATA_WAIT, FLOPS, MFU, PARAMS, RATE, TIME, data_wait_warnings, memory_quantity,
+)
 
 FRACTIONS = (0.01, 0.1, 1.0)
 GPU, CPU = "NVIDIA H100", "CPU (x86_64, 2 cores)"
@@ -281,6 +283,20 @@ def test_cost_ratios_are_taken_within_a_device_never_across(tmp_path: Path) -> N
     assert np.isnan(split.costs.ratio(TIME)[("d1", GPU, 16, 10, "cass", "cnn+vit")])
     claims = dict(zip(split.claims["key"], split.claims["measured"]))
     assert claims["b vs dino"].endswith("on the same device") and claims["c vs dino"].endswith("on the same device")
+
+
+def test_mfu_is_a_column_only_where_a_run_measured_it(tmp_path: Path) -> None:
+    cpu = make_records(datasets=("d1",), batch_sizes=(16,), gpu=False)
+    assert MFU not in analyse(load_records(write_records(tmp_path / "cpu", cpu))).costs.quantities
+    gpu = [{**r, "mfu": 0.25} if r["method"] != "supervised" else r
+           for r in make_records(datasets=("d1",), batch_sizes=(16,))]
+    out = write_records(tmp_path / "gpu", gpu)
+    costs = analyse(load_records(out)).costs
+    assert MFU in costs.quantities
+    assert costs.mean(MFU)[("d1", GPU, 16, 10, "cass", "cnn+vit")] == pytest.approx(0.25)
+    write_report(out)
+    report = (out / "report.md").read_text()
+    assert "MFU (%)" in report and "25.0" in report
 
 
 def test_supervised_only_records_skip_the_efficiency_plots(tmp_path: Path) -> None:

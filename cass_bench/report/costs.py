@@ -44,6 +44,8 @@ RATE = Quantity("images_per_s", "images/s", "img/s", ".1f", 1.0, "rate")
 FLOPS = Quantity("flops_per_image", "GFLOPs/image", "FLOPs", ".3g", 1e-9, "sum")
 PARAMS = Quantity("pretrain_params", "params (M)", "params", ".2f", 1e-6, "sum")
 DATA_WAIT = Quantity("data_wait_share", "data wait (%)", "wait", ".1f", 100.0, "max", compared=False)
+MFU = Quantity("mfu", "MFU (%)", "MFU", ".1f", 100.0, "max", compared=False)
+"""Model-FLOPs utilisation; shown when a run measured it (GPU runs: a CPU's peak FLOP rate is not known)."""
 DATA_WAIT_LIMIT = 0.05
 """A run that waits for data longer than this share of its epoch time measures its loader, not its method."""
 
@@ -136,12 +138,14 @@ def cost_stats(runs: pd.DataFrame) -> CostStats:
     The ratio compares with the reference on the same encoders, dataset, device, batch size and epochs (NaN when
     the reference did not run there); a joint (cnn+vit) run compares with the
     reference's cnn and vit runs together: time, FLOPs and parameters summed, images/s combined as
-    1 / (1/a + 1/b), memory the larger of the two peaks.
+    1 / (1/a + 1/b), memory the larger of the two peaks. Model-FLOPs utilisation is a column only when some run
+    measured it.
 
     Args:
         runs: :func:`pretrain_runs`.
     """
-    quantities = (TIME, RATE, memory_quantity(memory_field(runs)), FLOPS, PARAMS, DATA_WAIT)
+    measured_mfu = (MFU,) if runs[MFU.field].notna().any() else ()
+    quantities = (TIME, RATE, memory_quantity(memory_field(runs)), FLOPS, PARAMS, DATA_WAIT, *measured_mfu)
     grouped = runs.groupby(COST_KEYS)[[q.field for q in quantities]]
     means = grouped.mean()
     parts = dict(zip(_PARTS, (means, grouped.std(), grouped.count(),

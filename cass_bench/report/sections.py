@@ -9,7 +9,7 @@ from cass_bench.registry import PROPOSED, reference_methods
 from cass_bench.report.analysis import MAIN_EVAL, Analysis, Sweep, finetuned
 from cass_bench.report.cells import metric_stats
 from cass_bench.report.claims import claims_table, rule_lines
-from cass_bench.report.costs import COST_REFERENCE, DATA_WAIT_LIMIT, GPU_MEMORY, data_wait_warnings
+from cass_bench.report.costs import COST_REFERENCE, DATA_WAIT_LIMIT, GPU_MEMORY, MFU, data_wait_warnings
 from cass_bench.report.format import key_text
 from cass_bench.report.plots import Plot
 from cass_bench.report.render import Section
@@ -82,6 +82,9 @@ def _efficiency_section(analysis: Analysis) -> Section:
         f"Data wait: the share of the measured epochs' time the training loop waited for its next batch; above "
         f"{100 * DATA_WAIT_LIMIT:.0f}% the loader, not the method, sets the pace (raise `num_workers`).",
     ]
+    if MFU in analysis.costs.quantities:
+        lines.append("MFU: model-FLOPs utilisation, FLOPs per image x images/s over the devices' peak FLOP rate at the "
+                     "run's precision (Lightning's `get_available_flops`); empty where the peak is unknown (CPU).")
     warnings = data_wait_warnings(analysis.costs)
     if warnings:
         lines.append(f"WARNING: data wait above {100 * DATA_WAIT_LIMIT:.0f}%, so these times compare loaders: "

@@ -299,6 +299,15 @@ def test_mfu_is_a_column_only_where_a_run_measured_it(tmp_path: Path) -> None:
     assert "MFU (%)" in report and "25.0" in report
 
 
+def test_runs_of_different_thread_counts_are_flagged_in_the_efficiency_section(tmp_path: Path) -> None:
+    records = make_records(datasets=("d1",), batch_sizes=(16,), gpu=False)
+    write_report(write_records(tmp_path / "same", records))
+    assert "different torch thread counts" not in (tmp_path / "same" / "report.md").read_text()
+    mixed = [{**r, "torch_threads": 1 if r["seed"] == 0 else 2} for r in records]
+    write_report(write_records(tmp_path / "mixed", mixed))
+    assert "different torch thread counts (1, 2;" in (tmp_path / "mixed" / "report.md").read_text()
+
+
 def test_supervised_only_records_skip_the_efficiency_plots(tmp_path: Path) -> None:
     out = write_records(tmp_path / "r", make_records(methods=("supervised",), seeds=(0,)))
     write_report(out)
@@ -333,9 +342,10 @@ def test_cli_without_records_exits_2_with_one_line(tmp_path: Path, content: str 
     assert len(err.splitlines()) == 1 and "records.jsonl" in err and "cass_bench run" in err
 
 
-def test_committed_default_report_regenerates_identically(tmp_path: Path) -> None:
-    committed = Path(__file__).resolve().parents[1] / "results" / "default"
-    out = tmp_path / "default"
+@pytest.mark.parametrize("folder", ["default", "robustness"])
+def test_committed_report_regenerates_identically(tmp_path: Path, folder: str) -> None:
+    committed = Path(__file__).resolve().parents[1] / "results" / folder
+    out = tmp_path / folder
     out.mkdir()
     shutil.copy(committed / "records.jsonl", out / "records.jsonl")
     write_report(out)

@@ -9,7 +9,9 @@ from cass_bench.registry import PROPOSED, reference_methods
 from cass_bench.report.analysis import MAIN_EVAL, Analysis, Sweep, finetuned
 from cass_bench.report.cells import metric_stats
 from cass_bench.report.claims import claims_table, rule_lines
-from cass_bench.report.costs import COST_REFERENCE, DATA_WAIT_LIMIT, GPU_MEMORY, MFU, data_wait_warnings
+from cass_bench.report.costs import (
+    COST_REFERENCE, DATA_WAIT_LIMIT, GPU_MEMORY, MFU, data_wait_warnings, pretrain_runs,
+)
 from cass_bench.report.format import key_text
 from cass_bench.report.plots import Plot
 from cass_bench.report.render import Section
@@ -85,6 +87,11 @@ def _efficiency_section(analysis: Analysis) -> Section:
     if MFU in analysis.costs.quantities:
         lines.append("MFU: model-FLOPs utilisation, FLOPs per image x images/s over the devices' peak FLOP rate at the "
                      "run's precision (Lightning's `get_available_flops`); empty where the peak is unknown (CPU).")
+    threads = sorted(int(t) for t in pretrain_runs(analysis.records)["torch_threads"].dropna().unique())
+    if len(threads) > 1:
+        lines.append(f"WARNING: these pretraining runs used different torch thread counts "
+                     f"({', '.join(map(str, threads))}; `torch_threads` in each record), so a time, or a ratio of "
+                     "times, compares like with like only between runs of one thread count.")
     warnings = data_wait_warnings(analysis.costs)
     if warnings:
         lines.append(f"WARNING: data wait above {100 * DATA_WAIT_LIMIT:.0f}%, so these times compare loaders: "

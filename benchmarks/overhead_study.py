@@ -42,6 +42,7 @@ from cass_bench.config import BenchConfig, load_config
 from cass_bench.config_files import resolve_config
 from cass_bench.data.loaders import loader_workers, make_loader
 from cass_bench.measure import synchronize
+from cass_bench.registry import run_key
 from cass_bench.results import RecordStore, device_name, git_commit, versions
 
 RUN_AGREEMENT = 0.10
@@ -109,8 +110,7 @@ def run_epoch_times(config: str, epochs: int, out: Path) -> dict[str, float]:
                     "--out", str(out)], cwd=ROOT, check=True)
     times: dict[str, float] = {}
     for record in RecordStore(out).load():
-        key = record["method"] if record["method"] == "cass" else f"{record['method']}-{record['arch']}"
-        times[key] = float(record["pretrain_epoch_time_s"])
+        times[run_key(record["method"], (record["arch"],))] = float(record["pretrain_epoch_time_s"])
     return {key: times[key] for key in OVERHEAD_KEYS}
 
 

@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from pytorch_lightning.loggers import Logger
 from torch import Tensor, nn
-from torch.utils.data import DataLoader, RandomSampler
+from torch.utils.data import RandomSampler
 from torchmetrics import functional as tmf
 from torchvision.ops import sigmoid_focal_loss
 
@@ -27,7 +27,7 @@ from cass_bench.auroc import macro_auroc
 from cass_bench.config import BenchConfig
 from cass_bench.data.bundle import MULTILABEL, DatasetBundle, ImageSet
 from cass_bench.data.loaders import (
-    TransformDataset, eval_transform, finetune_train_transform, loader_workers, make_loader,
+    eval_transform, finetune_train_transform, loader_workers, make_loader,
 )
 from cass_bench.data.splits import class_weights, label_fraction_indices
 from cass_bench.errors import DivergedError
@@ -244,10 +244,8 @@ def finetune(encoder: nn.Module, bundle: DatasetBundle, fraction: float, seed: i
     selecting = ft.select == "best_val"
     limits: dict[str, Any]
     if ft.budget == "steps":
-        train = DataLoader(TransformDataset(labelled, train_transform), batch_size=ft.batch_size,
-                           sampler=_step_sampler(len(labelled), ft.steps, ft.batch_size, seed),
-                           num_workers=workers, persistent_workers=workers > 0,
-                           pin_memory=torch.cuda.is_available())
+        train = make_loader(labelled, train_transform, ft.batch_size, False, workers,
+                            sampler=_step_sampler(len(labelled), ft.steps, ft.batch_size, seed))
         limits = {"max_steps": ft.steps, "max_epochs": 1, "val_check_interval": min(ft.val_every, ft.steps)}
     else:
         batch_size = min(ft.batch_size, len(labelled))

@@ -7,7 +7,7 @@ from typing import Any, Callable
 
 import torch
 from PIL import Image
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Sampler
 from torchvision import transforms as T
 
 from cass_bench.data.bundle import ImageSet
@@ -74,12 +74,14 @@ def make_loader(
     shuffle: bool,
     num_workers: int,
     drop_last: bool = False,
+    sampler: Sampler[int] | None = None,
 ) -> DataLoader:
-    """A DataLoader with persistent workers when workers are used."""
+    """A DataLoader with persistent workers when workers are used (``sampler``, when given, orders the images)."""
     return DataLoader(
         TransformDataset(images, transform),
         batch_size=batch_size,
         shuffle=shuffle,
+        sampler=sampler,
         num_workers=num_workers,
         persistent_workers=num_workers > 0,
         drop_last=drop_last,

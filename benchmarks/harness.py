@@ -41,11 +41,13 @@ SCHEDULE_STEPS = 1000
 ROUNDS = int(os.environ.get("CASS_BENCH_ROUNDS", "5"))
 """Measured rounds per step benchmark (few, so the smoke set stays within about three minutes on 2 CPU cores)."""
 WARMUP_ROUNDS = int(os.environ.get("CASS_BENCH_WARMUP_ROUNDS", "1"))
-OVERHEAD_EPOCHS = int(os.environ.get("CASS_BENCH_OVERHEAD_EPOCHS", "3"))
-"""Epochs of the harness-vs-plain-loop comparison; the first is warm-up."""
+OVERHEAD_EPOCHS = int(os.environ.get("CASS_BENCH_OVERHEAD_EPOCHS", "5"))
+"""Epochs of the harness-vs-plain-loop comparison; the first is warm-up. The sides alternate epoch by epoch, so more
+epochs let slow drifts of the machine's speed fall on both sides alike (at 3 epochs one run's ratio moved by up to
+±5% between runs on the idle CPU)."""
 OVERHEAD_STEPS = int(os.environ.get("CASS_BENCH_OVERHEAD_STEPS", "16"))
 """Steps per epoch of the harness-vs-plain-loop comparison (an epoch's first step is not an interval of the harness:
-3 epochs of 16 steps give the harness 30 timed iterations after warm-up and the plain loop 32)."""
+5 epochs of 16 steps give the harness 60 timed iterations after warm-up and the plain loop 64)."""
 OVERHEAD_BATCH = int(os.environ.get("CASS_BENCH_OVERHEAD_BATCH", "8"))
 """Batch size of the harness-vs-plain-loop comparison (smaller than the smoke config's, so five methods fit the
 benchmarks' time; a smaller step makes a fixed per-step overhead weigh more, not less)."""

@@ -169,8 +169,8 @@ Writes ``overhead.json`` and ``README.md`` into ``out``."""
         lines += ["## Step time: harness / plain loop, every method", "",
                   f"`benchmarks/test_overhead.py` run {s['repeats']} times, each in a fresh process: {s['epochs']} "
                   f"epochs x {s['steps_per_epoch']} steps of batch {s['batch_size']} at {s['image_size']} px, the "
-                  f"first epoch warm-up; per run, the median loop iteration of each side after it (at least 30 "
-                  f"steps). The ratio column is the median of the {s['repeats']} runs' ratios, the range their "
+                  f"first epoch warm-up; per run, the median loop iteration of each side after it (at least "
+                  f"{(s['epochs'] - 1) * (s['steps_per_epoch'] - 1)} steps). The ratio column is the median of the {s['repeats']} runs' ratios, the range their "
                   f"smallest and largest. Timer: `time.perf_counter`, resolution {env['timer_resolution_s']:.0e} s, against steps "
                   f"of tens of milliseconds.", "", _overhead_table(s), ""]
     if "run_vs_plain" in result:

@@ -6,7 +6,7 @@ collapse probe, peak memory, FLOP count, curves logged), and after each of its e
 same method trains one epoch on the same fixed batches. Alternating epochs exposes both sides to the same load from
 other processes. A side's step time is the median, over the epochs after the first, of whole loop iterations (the
 harness: from one batch's end to the next, data fetching and every hook included; the plain loop: one
-``train_step``), at least 30 of them per side at the default counts. The issue's target is harness/plain <= 1.05 for
+``train_step``), 60 of them per side at the default counts. The issue's target is harness/plain <= 1.05 for
 every method; the CASS/(DINO-cnn + DINO-vit) time ratios of both sides are compared too (within 15%).
 
 Timing is never asserted: the numbers go to ``extra_info`` (and so to the benchmark JSON) and are printed.

@@ -4,12 +4,17 @@ Two measurements, each in its own process so that neither inherits the other's a
 
 1. **Step time, every method.** ``benchmarks/test_overhead.py`` run ``--repeats`` times (default 3); per run key the
    median over the runs of its harness/plain-loop ratio, with the smallest and largest beside it.
+   **Its resolution:** two identical plain loops of each method timed the same way (epoch by epoch in turn on the
+   same fixed batches, the median step after the warm-up epoch), ``--null-repeats`` times (default 3). Their ratio
+   would be 1 with a perfect clock and an unchanging machine; how far it strays is how far a harness/plain ratio can
+   stray with no overhead at all.
 2. **Epoch time from a ``run``.** ``python -m cass_bench run`` pretrains CASS and DINO at the chosen config (frozen
-   kNN only, so the run is mostly pretraining), then the plain loops of CASS, DINO-cnn and DINO-vit train the same
+   kNN only, so the run is mostly pretraining), and the plain loops of CASS, DINO-cnn and DINO-vit train the same
    number of epochs on the same data loader (the method's own transform, the same workers, batch size and drop-last;
-   an epoch capped at ``pretrain_batches`` steps when the config sets it), right after it. Each side's time per epoch
-   is the median of the epochs after the first, as ``EpochClock`` records it; the figure compared is the
-   CASS/(DINO-cnn + DINO-vit) ratio of each side.
+   an epoch capped at ``pretrain_batches`` steps when the config sets it) once before the run and once after it, so a
+   drift of the machine's speed over the minutes the comparison takes falls on both sides alike (the plain figure is
+   the mean of the two passes; both are kept). Each side's time per epoch is the median of the epochs after the
+   first, as ``EpochClock`` records it; the figure compared is the CASS/(DINO-cnn + DINO-vit) ratio of each side.
 
 Every process involved keeps freed host memory for reuse, as a run's cells do (``cass_bench.allocator``).
 Writes ``overhead.json`` (every number) and ``README.md`` (the tables) into ``--out``. Nothing is asserted: these are
@@ -34,8 +39,12 @@ from typing import Any, Sequence
 import torch
 from tabulate import tabulate
 
-from benchmarks.harness import ROOT, build_method, device, to_device, train_images
-from benchmarks.plain_loops import build_plain
+from benchmarks.harness import (
+    METHOD_KEYS, OVERHEAD_BATCH, OVERHEAD_EPOCHS, OVERHEAD_STEPS, ROOT, build_method, device, fixed_batches, smoke_config,
+    to_device, train_images,
+)
+from benchmarks.plain_loops import build_plain, time_epoch
+from benchmarks.timing import StepTimes
 from cass_bench.allocator import keep_freed_memory
 from cass_bench.bench_ratios import OVERHEAD_BUDGET, OVERHEAD_KEYS, key_label, overhead_ratio
 from cass_bench.config import BenchConfig, load_config
@@ -103,6 +112,46 @@ def summarise_overhead(infos: Sequence[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+def plain_vs_plain(cfg: BenchConfig, epochs: int, steps: int, batch_size: int) -> dict[str, float]:
+    """The benchmark's comparison with no difference to find: two identical plain loops of every run key.
+
+    Built, batched and timed as ``benchmarks/test_overhead.py`` times harness and plain loop: the same fixed
+    batches, the two loops epoch by epoch in turn, each side's median step after the first epoch.
+
+    Args:
+        cfg: the smoke config (what the overhead benchmark trains).
+        epochs: epochs per side (the first is warm-up).
+        steps: steps per epoch.
+        batch_size: images per batch.
+
+    Returns:
+        Per run key, the first loop's median step time over the second's.
+    """
+    dev, images = device(), train_images(cfg)
+    ratios = {}
+    for index, key in enumerate(METHOD_KEYS):
+        transform = build_method(key, cfg, batch_size).transform
+        batches = [to_device(views, dev) for views, _ in fixed_batches(transform, images, batch_size, steps, index)]
+        loops = [build_plain(key, cfg, batch_size=batch_size, total_steps=epochs * steps,
+                             total_epochs=epochs).to(dev) for _ in range(2)]
+        times = (StepTimes(), StepTimes())
+        for epoch in range(epochs):
+            for loop, side in zip(loops, times):
+                side.epochs.append(time_epoch(loop, batches, epoch))
+        ratios[key] = times[0].median_step_s / times[1].median_step_s
+        del loops
+    return ratios
+
+
+def summarise_null(runs: Sequence[dict[str, float]]) -> dict[str, Any]:
+    """Per run key, the plain/plain ratios of every repeat with their smallest and largest; and the largest distance
+    of any of them from 1 (the resolution of a harness/plain ratio)."""
+    per_key = {key: {"ratios": [run[key] for run in runs], "min": min(run[key] for run in runs),
+                     "max": max(run[key] for run in runs)} for key in runs[0]}
+    return {"repeats": len(runs), "per_key": per_key,
+            "largest_deviation": max(abs(r - 1) for run in runs for r in run.values())}
+
+
 def run_epoch_times(config: str, epochs: int, out: Path) -> dict[str, float]:
     """Pretrains CASS and DINO through ``python -m cass_bench run``; returns each run key's time per epoch."""
     subprocess.run([sys.executable, "-m", "cass_bench", "run", "--config", config, "--methods", "cass,dino",
@@ -144,15 +193,20 @@ def plain_epoch_time(key: str, cfg: BenchConfig, batch_size: int, epochs: int, s
     return statistics.median(times[1:] or times)
 
 
-def _overhead_table(summary: dict[str, Any]) -> str:
+def _overhead_table(summary: dict[str, Any], null: dict[str, Any] | None) -> str:
     rows = []
     for key, s in summary["per_key"].items():
         verdict = "within" if s["median"] <= 1 + OVERHEAD_BUDGET else "over"
-        rows.append([key_label(key), f"{1000 * s['harness_median_step_s']:.1f}",
-                     f"{1000 * s['plain_median_step_s']:.1f}", f"{s['median']:.3f}",
-                     f"{s['min']:.3f}-{s['max']:.3f}", verdict])
-    return tabulate(rows, headers=["run", "harness ms/step", "plain ms/step", "ratio (median)", "range", "<= 1.05"],
-                    tablefmt="github", disable_numparse=True)
+        row = [key_label(key), f"{1000 * s['harness_median_step_s']:.1f}", f"{1000 * s['plain_median_step_s']:.1f}",
+               f"{s['median']:.3f}", f"{s['min']:.3f}-{s['max']:.3f}", verdict]
+        if null is not None:
+            n = null["per_key"][key]
+            row.append(f"{n['min']:.3f}-{n['max']:.3f}")
+        rows.append(row)
+    headers = ["run", "harness ms/step", "plain ms/step", "ratio (median)", "range", "<= 1.05"]
+    if null is not None:
+        headers.append("plain / plain (resolution)")
+    return tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True)
 
 
 def write_report(result: dict[str, Any], out: Path) -> None:
@@ -172,21 +226,31 @@ Writes ``overhead.json`` and ``README.md`` into ``out``."""
                   f"first epoch warm-up; per run, the median loop iteration of each side after it (at least "
                   f"{(s['epochs'] - 1) * (s['steps_per_epoch'] - 1)} steps). The ratio column is the median of the {s['repeats']} runs' ratios, the range their "
                   f"smallest and largest. Timer: `time.perf_counter`, resolution {env['timer_resolution_s']:.0e} s, against steps "
-                  f"of tens of milliseconds.", "", _overhead_table(s), ""]
+                  f"of tens of milliseconds.", ""]
+        null = result.get("null")
+        if null is not None:
+            lines += [f"Resolution of a ratio: two identical plain loops of each method, timed the same way "
+                      f"({null['repeats']} repeats in one process), last column. With no overhead at all a ratio "
+                      f"strayed up to {100 * null['largest_deviation']:.1f}% from 1.", ""]
+        lines += [_overhead_table(s, null), ""]
     if "run_vs_plain" in result:
         r = result["run_vs_plain"]
+        passes = r.get("plain_passes_epoch_time_s", [])
         rows = [[key_label(k), f"{r['run_epoch_time_s'][k]:.2f}", f"{r['plain_epoch_time_s'][k]:.2f}",
-                 f"{r['run_epoch_time_s'][k] / r['plain_epoch_time_s'][k]:.3f}"] for k in OVERHEAD_KEYS]
+                 f"{r['run_epoch_time_s'][k] / r['plain_epoch_time_s'][k]:.3f}", *(f"{p[k]:.2f}" for p in passes)]
+                for k in OVERHEAD_KEYS]
         rows.append(["CASS / (DINO-cnn + DINO-vit)", f"{r['run_ratio']:.3f}", f"{r['plain_ratio']:.3f}",
-                     f"{r['run_ratio'] / r['plain_ratio']:.3f}"])
+                     f"{r['run_ratio'] / r['plain_ratio']:.3f}", *(f"{overhead_ratio(p):.3f}" for p in passes)])
+        pass_names = ["plain before the run", "plain after the run"] if len(passes) == 2 else []
         verdict = "within" if abs(r["relative_difference"]) <= RUN_AGREEMENT else "outside"
         lines += ["## Epoch time: a `run` against the plain loops, back to back", "",
                   f"`python -m cass_bench run --config {r['config']} --methods cass,dino --evals knn "
-                  f"--label-fractions 1 --pretrain-epochs {r['epochs']}`, then each plain loop for {r['epochs']} "
+                  f"--label-fractions 1 --pretrain-epochs {r['epochs']}`, and each plain loop for {r['epochs']} "
                   f"epochs on the same loader (batch {r['batch_size']}, {r['num_workers']} workers, the method's own "
-                  f"transform). Seconds per epoch: median of the epochs after the first.", "",
-                  tabulate(rows, headers=["", "run s/epoch", "plain s/epoch", "run / plain"], tablefmt="github",
-                           disable_numparse=True), "",
+                  f"transform), once before the run and once after it; the plain column is the mean of the two "
+                  f"passes. Seconds per epoch: median of the epochs after the first.", "",
+                  tabulate(rows, headers=["", "run s/epoch", "plain s/epoch", "run / plain", *pass_names],
+                           tablefmt="github", disable_numparse=True), "",
                   f"The CASS/DINO time ratio from the run differs from the plain loops' by "
                   f"{100 * r['relative_difference']:+.1f}% ({verdict} the {100 * RUN_AGREEMENT:.0f}% band).", ""]
     (out / "README.md").write_text("\n".join(lines))
@@ -197,8 +261,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.overhead_study", description=__doc__.split("\n")[0])
     parser.add_argument("--out", type=Path, default=ROOT / "results" / "overhead")
     parser.add_argument("--repeats", type=int, default=3, help="runs of benchmarks/test_overhead.py (0: skip)")
+    parser.add_argument("--null-repeats", type=int, default=3,
+                        help="repeats of the plain-vs-plain comparison that gives the resolution (0: skip)")
     parser.add_argument("--config", default="default", help="config of the run-vs-plain comparison")
-    parser.add_argument("--epochs", type=int, default=3, help="epochs of each side (the first is warm-up; 0: skip)")
+    parser.add_argument("--epochs", type=int, default=4, help="epochs of each side (the first is warm-up; 0: skip)")
     args = parser.parse_args(argv)
     keep_freed_memory()
     result: dict[str, Any] = {
@@ -211,16 +277,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="cass-bench-overhead-") as scratch:
         if args.repeats > 0:
             result["overhead"] = summarise_overhead(overhead_runs(args.repeats, Path(scratch)))
+        if args.null_repeats > 0:
+            result["null"] = summarise_null([plain_vs_plain(smoke_config(), OVERHEAD_EPOCHS, OVERHEAD_STEPS,
+                                                            OVERHEAD_BATCH) for _ in range(args.null_repeats)])
         if args.epochs > 0:
             cfg = load_config(resolve_config(args.config))
             batch_size = cfg.batch_sizes[0]
+            passes = [{key: plain_epoch_time(key, cfg, batch_size, args.epochs) for key in OVERHEAD_KEYS}]
             run_times = run_epoch_times(args.config, args.epochs, Path(scratch) / "run")
-            plain_times = {key: plain_epoch_time(key, cfg, batch_size, args.epochs) for key in OVERHEAD_KEYS}
+            passes.append({key: plain_epoch_time(key, cfg, batch_size, args.epochs) for key in OVERHEAD_KEYS})
+            plain_times = {key: statistics.mean(p[key] for p in passes) for key in OVERHEAD_KEYS}
             run_ratio, plain_ratio = overhead_ratio(run_times), overhead_ratio(plain_times)
             result["run_vs_plain"] = {
                 "config": args.config, "epochs": args.epochs, "batch_size": batch_size,
                 "num_workers": loader_workers(cfg.num_workers), "run_epoch_time_s": run_times,
-                "plain_epoch_time_s": plain_times, "run_ratio": run_ratio, "plain_ratio": plain_ratio,
+                "plain_epoch_time_s": plain_times, "plain_passes_epoch_time_s": passes, "run_ratio": run_ratio,
+                "plain_ratio": plain_ratio,
                 "relative_difference": run_ratio / plain_ratio - 1, "agreement_threshold": RUN_AGREEMENT,
             }
     write_report(result, args.out)

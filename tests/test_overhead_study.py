@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from benchmarks.overhead_study import summarise_overhead, write_report
+from benchmarks.harness import METHOD_KEYS, smoke_config
+from benchmarks.overhead_study import plain_vs_plain, summarise_null, summarise_overhead, write_report
 
 KEYS = ("cass", "dino-cnn", "dino-vit", "byol-cnn", "byol-vit")
 
@@ -36,9 +37,12 @@ def test_the_report_shows_each_ratio_and_its_verdict(tmp_path: Path) -> None:
         "environment": {"device": "CPU (x86_64, 2 cores)", "cpu_model": "Xeon", "torch_threads": 2,
                         "timer_resolution_s": 1e-9, "git_commit": "abc", "versions": {"torch": "2.14.1"}},
         "overhead": summarise_overhead([_info(ratios)] * 3),
+        "null": summarise_null([{k: 1.0 for k in KEYS} | {"cass": 0.97}, {k: 1.01 for k in KEYS}]),
         "run_vs_plain": {"config": "default", "epochs": 3, "batch_size": 16, "num_workers": 1,
                          "run_epoch_time_s": {"cass": 20.0, "dino-cnn": 26.0, "dino-vit": 19.0},
                          "plain_epoch_time_s": {"cass": 19.0, "dino-cnn": 25.0, "dino-vit": 18.0},
+                         "plain_passes_epoch_time_s": [{"cass": 18.0, "dino-cnn": 24.0, "dino-vit": 17.0},
+                                                       {"cass": 20.0, "dino-cnn": 26.0, "dino-vit": 19.0}],
                          "run_ratio": 20 / 45, "plain_ratio": 19 / 43, "relative_difference": (20 / 45) / (19 / 43) - 1,
                          "agreement_threshold": 0.1},
     }
@@ -52,6 +56,24 @@ def test_the_report_shows_each_ratio_and_its_verdict(tmp_path: Path) -> None:
 
     assert "1.080" in rows(step_part)["DINO-vit"] and "over" in rows(step_part)["DINO-vit"]
     assert "1.020" in rows(step_part)["CASS"] and "within" in rows(step_part)["CASS"]
+    assert rows(step_part)["CASS"].rstrip(" |").endswith("0.970-1.010")
+    assert rows(step_part)["DINO-cnn"].rstrip(" |").endswith("1.000-1.010")
+    assert "strayed up to 3.0% from 1" in step_part
     ratio_row = rows(run_part)["CASS / (DINO-cnn + DINO-vit)"]
     assert "0.444" in ratio_row and "0.442" in ratio_row
+    assert [cell.strip() for cell in ratio_row.split("|")[-3:-1]] == [f"{18 / 41:.3f}", f"{20 / 45:.3f}"]
+    assert "plain before the run" in run_part and "plain after the run" in run_part
     assert "+0.6% (within the 10% band)" in text
+
+
+def test_the_resolution_is_the_largest_distance_of_a_null_ratio_from_one() -> None:
+    null = summarise_null([{"cass": 1.02, "dino-vit": 0.96}, {"cass": 0.99, "dino-vit": 1.01}])
+    assert null["repeats"] == 2
+    assert null["per_key"]["dino-vit"] == {"ratios": [0.96, 1.01], "min": 0.96, "max": 1.01}
+    assert null["largest_deviation"] == pytest.approx(0.04)
+
+
+def test_plain_vs_plain_times_two_loops_of_every_run() -> None:
+    ratios = plain_vs_plain(smoke_config(), epochs=2, steps=2, batch_size=2)
+    assert set(ratios) == set(METHOD_KEYS)
+    assert all(0.2 < r < 5 for r in ratios.values()), ratios

@@ -1,6 +1,7 @@
 """``python -m benchmarks.overhead_study``: does the harness distort the cost figures? Measured, written to a folder.
 
-Two measurements, each in its own process so that neither inherits the other's allocator state:
+Two measurements (the benchmark runs and the ``run`` each in processes of their own, so that nothing inherits
+another's allocator state):
 
 1. **Step time, every method.** ``benchmarks/test_overhead.py`` run ``--repeats`` times (default 3); per run key the
    median over the runs of its harness/plain-loop ratio, with the smallest and largest beside it.
@@ -40,8 +41,8 @@ import torch
 from tabulate import tabulate
 
 from benchmarks.harness import (
-    METHOD_KEYS, OVERHEAD_BATCH, OVERHEAD_EPOCHS, OVERHEAD_STEPS, ROOT, build_method, device, fixed_batches, smoke_config,
-    to_device, train_images,
+    METHOD_KEYS, OVERHEAD_BATCH, OVERHEAD_EPOCHS, OVERHEAD_STEPS, ROOT, build_method, device, fixed_batches,
+    smoke_config, to_device, train_images,
 )
 from benchmarks.plain_loops import build_plain, time_epoch
 from benchmarks.timing import StepTimes
@@ -224,9 +225,9 @@ Writes ``overhead.json`` and ``README.md`` into ``out``."""
                   f"`benchmarks/test_overhead.py` run {s['repeats']} times, each in a fresh process: {s['epochs']} "
                   f"epochs x {s['steps_per_epoch']} steps of batch {s['batch_size']} at {s['image_size']} px, the "
                   f"first epoch warm-up; per run, the median loop iteration of each side after it (at least "
-                  f"{(s['epochs'] - 1) * (s['steps_per_epoch'] - 1)} steps). The ratio column is the median of the {s['repeats']} runs' ratios, the range their "
-                  f"smallest and largest. Timer: `time.perf_counter`, resolution {env['timer_resolution_s']:.0e} s, against steps "
-                  f"of tens of milliseconds.", ""]
+                  f"{(s['epochs'] - 1) * (s['steps_per_epoch'] - 1)} steps). The ratio column is the median of the "
+                  f"{s['repeats']} runs' ratios, the range their smallest and largest. Timer: `time.perf_counter`, "
+                  f"resolution {env['timer_resolution_s']:.0e} s, against steps of tens of milliseconds.", ""]
         null = result.get("null")
         if null is not None:
             lines += [f"Resolution of a ratio: two identical plain loops of each method, timed the same way "

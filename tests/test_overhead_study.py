@@ -77,3 +77,9 @@ def test_plain_vs_plain_times_two_loops_of_every_run() -> None:
     ratios = plain_vs_plain(smoke_config(), epochs=2, steps=2, batch_size=2)
     assert set(ratios) == set(METHOD_KEYS)
     assert all(0.2 < r < 5 for r in ratios.values()), ratios
+
+
+def test_the_committed_study_regenerates_from_its_numbers(tmp_path: Path) -> None:
+    committed = Path(__file__).resolve().parents[1] / "results" / "overhead"
+    write_report(json.loads((committed / "overhead.json").read_text()), tmp_path)
+    assert (tmp_path / "README.md").read_text() == (committed / "README.md").read_text()

@@ -43,8 +43,8 @@ ROUNDS = int(os.environ.get("CASS_BENCH_ROUNDS", "5"))
 WARMUP_ROUNDS = int(os.environ.get("CASS_BENCH_WARMUP_ROUNDS", "1"))
 OVERHEAD_EPOCHS = int(os.environ.get("CASS_BENCH_OVERHEAD_EPOCHS", "5"))
 """Epochs of the harness-vs-plain-loop comparison; the first is warm-up. The sides alternate epoch by epoch, so more
-epochs let slow drifts of the machine's speed fall on both sides alike (at 3 epochs one run's ratio moved by up to
-±5% between runs on the idle CPU)."""
+epochs let slow drifts of the machine's speed fall on both sides alike (at 3 epochs one method's ratio spread over
+8 points across three runs on the idle CPU: 1.009-1.089)."""
 OVERHEAD_STEPS = int(os.environ.get("CASS_BENCH_OVERHEAD_STEPS", "16"))
 """Steps per epoch of the harness-vs-plain-loop comparison (an epoch's first step is not an interval of the harness:
 5 epochs of 16 steps give the harness 60 timed iterations after warm-up and the plain loop 64)."""

@@ -17,14 +17,14 @@ from lightly.models.utils import update_momentum
 from lightly.transforms import DINOTransform
 from torch import Tensor, nn
 
-from cass_bench.config import BackboneConfig
-from cass_bench.encoders import build_encoder
+from cass_bench.config.schema import BackboneConfig
+from cass_bench.models.encoders import build_encoder
 from cass_bench.errors import UserError
-from cass_bench.method import PretrainMethod
-from cass_bench.recipe import MethodRecipe
-from cass_bench.method_parts import EncoderWithHead, blur_sigmas, ema_momentum, momentum_pair
-from cass_bench.registry import MethodSpec, PretrainSetup
-from cass_bench.training import Optimization
+from cass_bench.methods.contract import PretrainMethod
+from cass_bench.config.recipe import MethodRecipe
+from cass_bench.methods.parts import EncoderWithHead, blur_sigmas, ema_momentum, momentum_pair
+from cass_bench.methods.registry import MethodSpec, PretrainSetup
+from cass_bench.engine.trainer import Optimization
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
 

@@ -1,7 +1,7 @@
 """Shared settings and fixtures of the smoke benchmarks (``python -m pytest benchmarks --benchmark-only``).
 
 Round and step counts live in ``benchmarks.harness`` (raise them through the environment for a longer run). The
-session keeps freed host memory as a run's cell does (:func:`cass_bench.allocator.keep_freed_memory`), so harness
+session keeps freed host memory as a run's cell does (:func:`cass_bench.engine.allocator.keep_freed_memory`), so harness
 and plain loop are timed under the same allocator settings as the runs.
 """
 
@@ -12,10 +12,10 @@ from typing import Callable
 import pytest
 
 from benchmarks.harness import build_method, smoke_config, train_images
-from cass_bench.allocator import keep_freed_memory
-from cass_bench.config import BenchConfig
+from cass_bench.engine.allocator import keep_freed_memory
+from cass_bench.config.schema import BenchConfig
 from cass_bench.data.bundle import ImageSet
-from cass_bench.method import PretrainMethod
+from cass_bench.methods.contract import PretrainMethod
 
 keep_freed_memory()
 

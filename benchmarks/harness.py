@@ -1,7 +1,7 @@
 """The harness side of the benchmarks: registry-built modules, fixed view batches, one optimiser step, a Trainer.
 
 A benchmarked *step* is what Lightning does in one ``training_step`` of the harness, through the same training
-contract (``cass_bench.training``) and without Lightning: the module's ``progress`` is set to the step, then its
+contract (``cass_bench.engine.trainer``) and without Lightning: the module's ``progress`` is set to the step, then its
 ``optimizer_zero_grad`` (it zeroes the gradients unless CASS's ``accumulate_gradients``), ``module.batch_loss(batch)``,
 backward, the module's ``on_after_backward`` hook, gradient clipping at ``module.gradient_clip_val`` (as the
 pretraining Trainer does), the optimiser step and the per-step scheduler step. The optimiser and scheduler are the
@@ -23,14 +23,14 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
 from benchmarks.timing import StepIntervals
-from cass_bench.config import ARCHS, BenchConfig, load_config
+from cass_bench.config.schema import ARCHS, BenchConfig, load_config
 from cass_bench.data.bundle import ImageSet
 from cass_bench.data.embedded import embedded
-from cass_bench.logs import PRETRAIN, run_loggers
-from cass_bench.measure import EpochClock, FeatureCollapse, PeakMemory, StepFlops, synchronize
-from cass_bench.method import PretrainMethod, ViewTransform
-from cass_bench.registry import PretrainSetup, get_method, run_keys, split_run_key
-from cass_bench.training import Optimization, Progress, pretrain_trainer
+from cass_bench.engine.logs import PRETRAIN, run_loggers
+from cass_bench.engine.measure import EpochClock, FeatureCollapse, PeakMemory, StepFlops, synchronize
+from cass_bench.methods.contract import PretrainMethod, ViewTransform
+from cass_bench.methods.registry import PretrainSetup, get_method, run_keys, split_run_key
+from cass_bench.engine.trainer import Optimization, Progress, pretrain_trainer
 
 ROOT = Path(__file__).resolve().parent.parent
 SMOKE_CONFIG = ROOT / "configs" / "smoke.yaml"
@@ -64,7 +64,7 @@ def device() -> torch.device:
 
 
 def split_key(key: str) -> tuple[str, tuple[str, ...]]:
-    """A run key's method and the encoders it trains (see ``cass_bench.registry.split_run_key``)."""
+    """A run key's method and the encoders it trains (see ``cass_bench.methods.registry.split_run_key``)."""
     return split_run_key(key, ARCHS)
 
 

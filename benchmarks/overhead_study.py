@@ -17,7 +17,7 @@ another's allocator state):
    the mean of the two passes; both are kept). Each side's time per epoch is the median of the epochs after the
    first, as ``EpochClock`` records it; the figure compared is the CASS/(DINO-cnn + DINO-vit) ratio of each side.
 
-Every process involved keeps freed host memory for reuse, as a run's cells do (``cass_bench.allocator``).
+Every process involved keeps freed host memory for reuse, as a run's cells do (``cass_bench.engine.allocator``).
 Writes ``overhead.json`` (every number) and ``README.md`` (the tables) into ``--out``. Nothing is asserted: these are
 measurements, and they mean something only on a machine nothing else is running on.
 """
@@ -46,14 +46,14 @@ from benchmarks.harness import (
 )
 from benchmarks.plain_loops import build_plain, time_epoch
 from benchmarks.timing import StepTimes
-from cass_bench.allocator import keep_freed_memory
-from cass_bench.bench_ratios import OVERHEAD_BUDGET, OVERHEAD_KEYS, key_label, overhead_ratio
-from cass_bench.config import BenchConfig, load_config
-from cass_bench.config_files import resolve_config
+from cass_bench.engine.allocator import keep_freed_memory
+from cass_bench.bench.ratios import OVERHEAD_BUDGET, OVERHEAD_KEYS, key_label, overhead_ratio
+from cass_bench.config.schema import BenchConfig, load_config
+from cass_bench.config.files import resolve_config
 from cass_bench.data.loaders import loader_workers, make_loader
-from cass_bench.measure import synchronize
-from cass_bench.registry import run_key
-from cass_bench.results import RecordStore, device_name, git_commit, versions
+from cass_bench.engine.measure import synchronize
+from cass_bench.methods.registry import run_key
+from cass_bench.records.store import RecordStore, device_name, git_commit, versions
 
 RUN_AGREEMENT = 0.10
 """Issue 16: the run's CASS/DINO time ratio within 10% of the plain loop's."""
@@ -211,7 +211,7 @@ def _overhead_table(summary: dict[str, Any], null: dict[str, Any] | None) -> str
 
 
 def write_report(result: dict[str, Any], out: Path) -> None:
-    """Every process involved keeps freed host memory for reuse, as a run's cells do (``cass_bench.allocator``).
+    """Every process involved keeps freed host memory for reuse, as a run's cells do (``cass_bench.engine.allocator``).
 Writes ``overhead.json`` and ``README.md`` into ``out``."""
     out.mkdir(parents=True, exist_ok=True)
     (out / "overhead.json").write_text(json.dumps(result, indent=2) + "\n")

@@ -37,13 +37,13 @@ from lightly.utils.scheduler import cosine_schedule
 from torch import Tensor, nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from cass_bench.baselines.byol import ByolConfig
-from cass_bench.baselines.dino import DinoConfig
+from cass_bench.methods.baselines.byol import ByolConfig
+from cass_bench.methods.baselines.dino import DinoConfig
 from benchmarks.timing import timed
-from cass_bench.cass import CassConfig
-from cass_bench.config import ARCHS, BackboneConfig, BenchConfig
-from cass_bench.measure import meta_copy, to_meta
-from cass_bench.registry import get_method, split_run_key
+from cass_bench.methods.cass import CassConfig
+from cass_bench.config.schema import ARCHS, BackboneConfig, BenchConfig
+from cass_bench.engine.measure import meta_copy, to_meta
+from cass_bench.methods.registry import get_method, split_run_key
 
 DEFAULT_TOTAL_STEPS = 1000
 
@@ -267,7 +267,7 @@ def build_plain(key: str, cfg: BenchConfig, seed: int = 0, batch_size: int = 16,
     """Builds the plain reference loop of a run key.
 
     Args:
-        key: a run key (see ``cass_bench.registry.run_keys``); the loop is the one
+        key: a run key (see ``cass_bench.methods.registry.run_keys``); the loop is the one
             written for the method's recipe class.
         cfg: the harness config the dimensions and optimiser settings come from.
         seed: initialisation seed.

@@ -26,8 +26,8 @@ from benchmarks.harness import (
 )
 from benchmarks.plain_loops import PlainMethod, build_plain, time_epoch
 from benchmarks.timing import StepTimes
-from cass_bench.bench_ratios import OVERHEAD_BUDGET, overhead_lines, overhead_ratio
-from cass_bench.config import BenchConfig
+from cass_bench.bench.ratios import OVERHEAD_BUDGET, overhead_lines, overhead_ratio
+from cass_bench.config.schema import BenchConfig
 from cass_bench.data.bundle import ImageSet
 
 AGREEMENT = 0.15

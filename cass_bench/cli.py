@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from cass_bench import __version__
-from cass_bench.config_files import DEFAULT, packaged_configs
-from cass_bench.config import LAUNCHERS
+from cass_bench.config.files import DEFAULT, packaged_configs
+from cass_bench.config.schema import LAUNCHERS
 from cass_bench.errors import UserError
 
 MODULE_PROGRAM = "python -m cass_bench"
@@ -128,17 +128,17 @@ def _quiet_lightning() -> None:
 
 
 def _run(args: argparse.Namespace) -> None:
-    from cass_bench.config import load_config
-    from cass_bench.config_files import resolve_config, write_resolved
-    from cass_bench.plan import plan_sweep, render_plan
+    from cass_bench.config.schema import load_config
+    from cass_bench.config.files import resolve_config, write_resolved
+    from cass_bench.run.plan import plan_sweep, render_plan
     from cass_bench.report import write_report
-    from cass_bench.results import RecordStore
-    from cass_bench.sweep import parse_shard, preflight, run_sweep
+    from cass_bench.records.store import RecordStore
+    from cass_bench.run.sweep import parse_shard, preflight, run_sweep
 
     cfg = load_config(resolve_config(args.config), _overrides(args))
     shard = parse_shard(args.shard)
     if cfg.launcher != "local":
-        from cass_bench.launch import check_launcher
+        from cass_bench.run.jobs import check_launcher
 
         check_launcher(cfg)
     preflight(cfg, write=not args.dry_run)
@@ -152,7 +152,7 @@ def _run(args: argparse.Namespace) -> None:
         print(f"[sweep] retrying {store.remove(failed)} failed record(s)", flush=True)
     write_resolved(cfg, cfg.out)
     if cfg.launcher != "local":
-        from cass_bench.launch import submit_sweep, wait_for
+        from cass_bench.run.jobs import submit_sweep, wait_for
 
         jobs = submit_sweep(cfg, shard)
         if not args.wait:
@@ -165,7 +165,7 @@ def _run(args: argparse.Namespace) -> None:
 
 def _list() -> None:
     from cass_bench.data.sources import dataset_names
-    from cass_bench.registry import get_method, method_names
+    from cass_bench.methods.registry import get_method, method_names
 
     print("methods:")
     for name in method_names():
@@ -190,25 +190,25 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             print(write_report(Path(args.dir), args.format, args.batch_size, args.epochs))
         elif args.command == "status":
-            from cass_bench.status import cell_statuses, render_status, status_config
+            from cass_bench.run.status import cell_statuses, render_status, status_config
 
             print(render_status(cell_statuses(status_config(Path(args.dir), args.config), args.lines)))
         elif args.command == "list":
             _list()
         elif args.command == "export":
-            from cass_bench.export import export_encoder
+            from cass_bench.run.export import export_encoder
 
             print("Written: " + ", ".join(str(p) for p in export_encoder(args.dir, args.record, args.dest)))
         elif args.command == "bench-compare":
-            from cass_bench.bench_compare import compare_files
+            from cass_bench.bench.compare import compare_files
 
             print(compare_files(args.old, args.new))
         elif args.command == "bench-ratios":
-            from cass_bench.bench_ratios import ratio_report
+            from cass_bench.bench.ratios import ratio_report
 
             print(ratio_report(args.file))
         elif args.command == "_cell":
-            from cass_bench.sweep import run_cell_file
+            from cass_bench.run.sweep import run_cell_file
 
             run_cell_file(args.spec)
     except UserError as exc:

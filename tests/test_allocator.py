@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from cass_bench import sweep
+from cass_bench.run import sweep
 
 GLIBC = platform.libc_ver()[0] == "glibc"
 ROOT = Path(__file__).resolve().parent.parent
@@ -18,7 +18,7 @@ RETURNED_ON_FREE = """
 import sys
 import torch
 if sys.argv[1] == "keep":
-    from cass_bench.allocator import keep_freed_memory
+    from cass_bench.engine.allocator import keep_freed_memory
     assert keep_freed_memory()
 def rss_kb():
     for line in open("/proc/self/status"):
@@ -39,7 +39,7 @@ def _kb_returned_on_free(mode: str) -> int:
 
 
 def test_it_is_applied_exactly_where_the_c_library_is_glibc() -> None:
-    code = "from cass_bench.allocator import keep_freed_memory; print(keep_freed_memory())"
+    code = "from cass_bench.engine.allocator import keep_freed_memory; print(keep_freed_memory())"
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == str(GLIBC)
 
@@ -55,8 +55,8 @@ def test_every_cell_process_keeps_freed_memory_before_its_cell_runs(monkeypatch:
     calls: list[str] = []
     monkeypatch.setattr(sweep, "keep_freed_memory", lambda: calls.append("keep") or True)
     monkeypatch.setattr(sweep, "run_cell", lambda cell, cfg, store: calls.append(f"run {cell.method}"))
-    from cass_bench.config import load_config
-    from cass_bench.protocol import Cell
+    from cass_bench.config.schema import load_config
+    from cass_bench.run.cell import Cell
 
     cfg = load_config(None, {"out": str(tmp_path / "out")})
     spec = sweep._spec_file(tmp_path, Cell("embedded", "dino", ("cnn",), 16, 1, 0), cfg)

@@ -7,8 +7,8 @@ import pytest
 import torch
 from sklearn.metrics import roc_auc_score
 
-from cass_bench.auroc import macro_auroc
-from cass_bench.finetune import compute_metrics
+from cass_bench.evaluation.auroc import macro_auroc
+from cass_bench.evaluation.finetune import compute_metrics
 
 
 def test_a_class_absent_from_the_test_split_is_left_out() -> None:

@@ -12,14 +12,14 @@ import torch
 from PIL import Image
 from torch import Tensor
 
-from cass_bench.baselines.byol import BYOL, ByolConfig
-from cass_bench.baselines.dino import DINO, DinoConfig, local_crop_size, teacher_temperature
-from cass_bench.cass import CASS, CassConfig
-from cass_bench.config import BackboneConfig, BenchConfig
+from cass_bench.methods.baselines.byol import BYOL, ByolConfig
+from cass_bench.methods.baselines.dino import DINO, DinoConfig, local_crop_size, teacher_temperature
+from cass_bench.methods.cass import CASS, CassConfig
+from cass_bench.config.schema import BackboneConfig, BenchConfig
 from cass_bench.data.embedded import embedded
 from cass_bench.data.loaders import make_loader
-from cass_bench.method import PretrainMethod
-from cass_bench.training import Progress, pretrain_trainer
+from cass_bench.methods.contract import PretrainMethod
+from cass_bench.engine.trainer import Progress, pretrain_trainer
 
 BACKBONES = BackboneConfig(cnn="test_resnet", vit="test_vit", vit_patch_size=8)
 SIZE = 16

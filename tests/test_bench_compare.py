@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from cass_bench.bench_ratios import pretrain_steps, ratio_report, ratio_rows
-from cass_bench.bench_compare import load_benchmarks
+from cass_bench.bench.ratios import pretrain_steps, ratio_report, ratio_rows
+from cass_bench.bench.compare import load_benchmarks
 from cass_bench.cli import main
 
 

@@ -17,10 +17,10 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 from torchvision import transforms as T
 
-from cass_bench.cass import CASS, CassConfig, cass_loss
-from cass_bench.config import BackboneConfig
+from cass_bench.methods.cass import CASS, CassConfig, cass_loss
+from cass_bench.config.schema import BackboneConfig
 from cass_bench.data.loaders import IMAGENET_NORMALIZE
-from cass_bench.encoders import build_encoder
+from cass_bench.models.encoders import build_encoder
 from cass_bench.errors import UserError
 from tests.test_encoders import CNN, VIT, write_imagenet_weights
 

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from cass_bench.chance import above_chance_pvalue, macro_f1, majority_f1, random_f1
+from cass_bench.evaluation.chance import above_chance_pvalue, macro_f1, majority_f1, random_f1
 from cass_bench.data.bundle import MULTICLASS, MULTILABEL
-from cass_bench.finetune import compute_metrics
+from cass_bench.evaluation.finetune import compute_metrics
 
 
 def one_hot(pred: np.ndarray, num_classes: int) -> np.ndarray:

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from cass_bench import protocol
-from cass_bench.config import load_config
-from cass_bench.protocol import Cell, pretrain_key, run_cell
-from cass_bench.results import RecordStore, device_name
-from cass_bench.sweep import expand
+from cass_bench.run import cell as protocol
+from cass_bench.config.schema import load_config
+from cass_bench.run.cell import Cell, pretrain_key, run_cell
+from cass_bench.records.store import RecordStore, device_name
+from cass_bench.run.sweep import expand
 
 ROOT = Path(__file__).resolve().parent.parent
 FAKE_GPU = "NVIDIA H100 80GB HBM3"

@@ -10,8 +10,8 @@ import torch
 from safetensors.torch import save_file
 from torch import nn
 
-from cass_bench.config import BackboneConfig
-from cass_bench.encoders import build_encoder, check_backbones, small_stem_applied
+from cass_bench.config.schema import BackboneConfig
+from cass_bench.models.encoders import build_encoder, check_backbones, small_stem_applied
 from cass_bench.errors import UserError
 
 CNN, VIT = "resnet18", "vit_tiny_patch16_224"

@@ -10,10 +10,10 @@ import timm
 import torch
 
 from cass_bench.cli import main
-from cass_bench.config import load_config
-from cass_bench.encoders import build_encoder
-from cass_bench.export import load_exported
-from cass_bench.results import RecordStore
+from cass_bench.config.schema import load_config
+from cass_bench.models.encoders import build_encoder
+from cass_bench.run.export import load_exported
+from cass_bench.records.store import RecordStore
 
 
 def _records(out: Path, method: str) -> list[dict]:

@@ -19,14 +19,15 @@ from pathlib import Path
 import pytest
 import torch
 
-from cass_bench import checkpoints, preflight
-from cass_bench.checkpoints import CheckpointCache
+from cass_bench.engine import checkpoints
+from cass_bench.run import preflight
+from cass_bench.engine.checkpoints import CheckpointCache
 from cass_bench.cli import main
-from cass_bench.config import load_config, stable_hash
+from cass_bench.config.schema import load_config, stable_hash
 from cass_bench.errors import UserError
-from cass_bench.protocol import failure_status, pretrain_key, run_cell
-from cass_bench.results import RecordStore
-from cass_bench.sweep import expand
+from cass_bench.run.cell import failure_status, pretrain_key, run_cell
+from cass_bench.records.store import RecordStore
+from cass_bench.run.sweep import expand
 from tests.test_report import make_records, write_records
 
 ROOT = Path(__file__).resolve().parent.parent

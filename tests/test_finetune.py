@@ -12,8 +12,8 @@ from sklearn.metrics import balanced_accuracy_score, f1_score, roc_auc_score
 from torchvision.ops import sigmoid_focal_loss
 
 from cass_bench.data.splits import class_weights
-from cass_bench.encoders import build_encoder
-from cass_bench.finetune import compute_metrics, finetune, selection_subset, weighted_focal_loss
+from cass_bench.models.encoders import build_encoder
+from cass_bench.evaluation.finetune import compute_metrics, finetune, selection_subset, weighted_focal_loss
 
 
 def test_focal_loss_matches_torchvision_with_weights() -> None:
@@ -70,7 +70,7 @@ def test_multilabel_metrics_match_scikit_learn() -> None:
 
 
 def _tiny_setup(steps: int, select: str = "last") -> tuple[Any, Any]:
-    from cass_bench.config import load_config
+    from cass_bench.config.schema import load_config
     from cass_bench.data.sources import load_dataset
 
     cfg = load_config(None, {"image_size": 16, "backbones.vit_patch_size": 4, "finetune.steps": steps,

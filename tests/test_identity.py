@@ -13,10 +13,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from cass_bench import protocol
-from cass_bench.config import load_config
-from cass_bench.protocol import config_hash, expected_ids
-from cass_bench.sweep import expand
+from cass_bench.run import cell as protocol
+from cass_bench.config.schema import load_config
+from cass_bench.run.cell import config_hash, expected_ids
+from cass_bench.run.sweep import expand
 
 ROOT = Path(__file__).resolve().parent.parent
 COMMITTED = pd.read_json(ROOT / "results" / "default" / "records.jsonl", lines=True)

@@ -40,7 +40,7 @@ def test_wheel_installs_and_runs_the_packaged_smoke_config_from_an_empty_folder(
 
     empty = tmp_path / "empty"
     empty.mkdir()
-    where = _run(venv / "bin" / "python", "-c", "import cass_bench.baselines.dino as m; print(m.__file__)",
+    where = _run(venv / "bin" / "python", "-c", "import cass_bench.methods.baselines.dino as m; print(m.__file__)",
                  cwd=empty, env=env)
     assert Path(where.stdout.strip()).is_relative_to(venv)
     assert _run(venv / "bin" / "cass-bench", "--help", cwd=empty, env=env).stdout.startswith("usage: cass-bench ")

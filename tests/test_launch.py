@@ -16,11 +16,11 @@ from typing import Iterator
 import pytest
 
 from cass_bench.cli import main
-from cass_bench.config import load_config
-from cass_bench.launch import read_tickets
-from cass_bench.protocol import expected_ids
-from cass_bench.results import RecordStore
-from cass_bench.sweep import expand
+from cass_bench.config.schema import load_config
+from cass_bench.run.jobs import read_tickets
+from cass_bench.run.cell import expected_ids
+from cass_bench.records.store import RecordStore
+from cass_bench.run.sweep import expand
 
 from .conftest import ROOT, run_cli
 

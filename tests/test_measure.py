@@ -20,13 +20,13 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 from cass_bench.errors import DivergedError
-from cass_bench.measure import (
+from cass_bench.engine.measure import (
     EpochClock, FeatureCollapse, PeakMemory, StepFlops, count_step_flops, effective_rank, feature_spread,
     model_flops_utilisation, sample_batch,
 )
-from cass_bench.method import CHECK_EVERY_N_STEPS, PretrainMethod
-from cass_bench.protocol import failure_status
-from cass_bench.training import Optimization
+from cass_bench.methods.contract import CHECK_EVERY_N_STEPS, PretrainMethod
+from cass_bench.run.cell import failure_status
+from cass_bench.engine.trainer import Optimization
 
 
 class _Tiny(pl.LightningModule):
@@ -288,8 +288,8 @@ def test_failure_status(exc: BaseException, status: str) -> None:
 
 
 def test_non_finite_pretraining_loss_raises_diverged() -> None:
-    from cass_bench.cass import CASS, CassConfig
-    from cass_bench.config import BackboneConfig
+    from cass_bench.methods.cass import CASS, CassConfig
+    from cass_bench.config.schema import BackboneConfig
 
     model = CASS(CassConfig(output_dim=8), BackboneConfig(vit_patch_size=8), image_size=16, seed=0)
     with torch.no_grad():

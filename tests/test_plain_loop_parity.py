@@ -22,8 +22,8 @@ from benchmarks.harness import (
     trainer_step_time,
 )
 from benchmarks.plain_loops import build_plain, count_flops
-from cass_bench.config import BenchConfig
-from cass_bench.measure import count_step_flops
+from cass_bench.config.schema import BenchConfig
+from cass_bench.engine.measure import count_step_flops
 
 BATCH = 16
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from cass_bench.config import load_config
-from cass_bench.protocol import INJECT_OOM_ENV, expected_ids
-from cass_bench.results import RecordStore
-from cass_bench.sweep import expand
+from cass_bench.config.schema import load_config
+from cass_bench.run.cell import INJECT_OOM_ENV, expected_ids
+from cass_bench.records.store import RecordStore
+from cass_bench.run.sweep import expand
 
 from .conftest import ROOT, run_cli
 

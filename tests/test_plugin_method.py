@@ -9,13 +9,13 @@ from typing import Iterator
 
 import pytest
 
-from cass_bench.config import BenchConfig, load_config
+from cass_bench.config.schema import BenchConfig, load_config
 from cass_bench.errors import UserError
-from cass_bench.protocol import config_hash, expected_ids
-from cass_bench.registry import MethodSpec, method_names, register, run_keys, unregister
+from cass_bench.run.cell import config_hash, expected_ids
+from cass_bench.methods.registry import MethodSpec, method_names, register, run_keys, unregister
 from cass_bench.report import write_report
-from cass_bench.results import RecordStore
-from cass_bench.sweep import expand, preflight, run_sweep
+from cass_bench.records.store import RecordStore
+from cass_bench.run.sweep import expand, preflight, run_sweep
 
 from .conftest import ROOT
 

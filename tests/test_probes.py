@@ -10,7 +10,7 @@ from sklearn.preprocessing import StandardScaler
 from torch import nn
 
 from cass_bench.data.bundle import MULTICLASS, MULTILABEL, ArrayImages, ImageSet
-from cass_bench.probes import _fit_scores, _path_scores, extract_features, knn_scores, linear_probe_scores
+from cass_bench.evaluation.probes import _fit_scores, _path_scores, extract_features, knn_scores, linear_probe_scores
 
 GRID = (0.01, 0.1, 1.0, 10.0, 100.0)
 

@@ -6,7 +6,7 @@ import json
 import re
 from pathlib import Path
 
-from cass_bench.record import (PARTS, RECORD_FIELDS, Chance, Environment, Evaluation, Identity, Metrics, Pretraining,
+from cass_bench.records.schema import (PARTS, RECORD_FIELDS, Chance, Environment, Evaluation, Identity, Metrics, Pretraining,
                                failed_record, field_table, ok_record)
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -8,8 +8,8 @@ import multiprocessing.queues
 import multiprocessing.synchronize
 from pathlib import Path
 
-from cass_bench.recordfiles import RECORDS_DIR
-from cass_bench.results import RecordStore
+from cass_bench.records.files import RECORDS_DIR
+from cass_bench.records.store import RecordStore
 
 WRITERS, PER_WRITER = 8, 200
 

@@ -15,7 +15,7 @@ from PIL import Image
 
 from cass_bench.cli import main
 from cass_bench.report import analyse, load_records, write_plots, write_report
-from cass_bench.record import RECORD_FIELDS
+from cass_bench.records.schema import RECORD_FIELDS
 from cass_bench.report.costs import (
     DATA_WAIT, FLOPS, MFU, PARAMS, RATE, TIME, data_wait_warnings, memory_quantity,
 )

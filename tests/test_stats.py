@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from cass_bench.chance import score_macro_f1 as macro_f1
-from cass_bench.stats import (Interval, bootstrap_interval, bootstrap_pvalue, holm, outcome,
+from cass_bench.evaluation.chance import score_macro_f1 as macro_f1
+from cass_bench.report.stats import (Interval, bootstrap_interval, bootstrap_pvalue, holm, outcome,
                               paired_interval, paired_t_pvalue, slope)
 
 

@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from cass_bench.config import load_config
+from cass_bench.config.schema import load_config
 from cass_bench.errors import UserError
-from cass_bench.protocol import INJECT_OOM_ENV, expected_ids
-from cass_bench.results import RecordStore
-from cass_bench.sweep import expand, parse_shard, shard_cells
+from cass_bench.run.cell import INJECT_OOM_ENV, expected_ids
+from cass_bench.records.store import RecordStore
+from cass_bench.run.sweep import expand, parse_shard, shard_cells
 
 from .conftest import ROOT, run_cli
 

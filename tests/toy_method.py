@@ -13,14 +13,14 @@ from PIL import Image
 from torch import Tensor, nn
 from torchvision import transforms as T
 
-from cass_bench.config import BackboneConfig
+from cass_bench.config.schema import BackboneConfig
 from cass_bench.data.loaders import IMAGENET_NORMALIZE
-from cass_bench.encoders import build_encoder
+from cass_bench.models.encoders import build_encoder
 from cass_bench.errors import UserError
-from cass_bench.method import PretrainMethod
-from cass_bench.recipe import MethodRecipe
-from cass_bench.registry import MethodSpec, PretrainSetup
-from cass_bench.training import Optimization
+from cass_bench.methods.contract import PretrainMethod
+from cass_bench.config.recipe import MethodRecipe
+from cass_bench.methods.registry import MethodSpec, PretrainSetup
+from cass_bench.engine.trainer import Optimization
 
 
 @dataclass(frozen=True)

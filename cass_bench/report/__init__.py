@@ -18,7 +18,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from cass_bench.errors import UserError
-from cass_bench.record import OK
+from cass_bench.records.schema import OK
 from cass_bench.report.analysis import Analysis, analyse
 from cass_bench.report.claim_plots import cost_f1_plot, gain_plot, stacked_time_plot, sweep_plot
 from cass_bench.report.costs import GPU_MEMORY, TIME

@@ -12,7 +12,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from scipy import stats
 
-from cass_bench.registry import PROPOSED, comparators, method_color, method_order
+from cass_bench.methods.registry import PROPOSED, comparators, method_color, method_order
 from cass_bench.report.analysis import Analysis, Sweep
 from cass_bench.report.claims import PAPER_GAINS
 from cass_bench.report.costs import JOINT, TIME

@@ -2,7 +2,7 @@
 
 One row per claim and comparator (DINO and BYOL each, never the better of the two, which would be chosen after
 looking at the means). The rule of every claim is written once in :data:`RULES`, which the report quotes; the
-constants below are the ones the code uses. Statistics are in :mod:`cass_bench.stats`.
+constants below are the ones the code uses. Statistics are in :mod:`cass_bench.report.stats`.
 """
 
 from __future__ import annotations
@@ -14,13 +14,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from cass_bench.chance import score_macro_f1 as macro_f1
-from cass_bench.registry import PROPOSED, comparators
+from cass_bench.evaluation.chance import score_macro_f1 as macro_f1
+from cass_bench.methods.registry import PROPOSED, comparators
 from cass_bench.report.cells import CHANCE_SHARE
 from cass_bench.report.costs import COST_REFERENCE, JOINT
 from cass_bench.report.load import PRETRAINED, RUN_COLLAPSED, RUN_KEYS, finished
 from cass_bench.report.render import Table, fraction_text
-from cass_bench.stats import (CONTRADICTED, INCONCLUSIVE, SUPPORTED, Interval, bootstrap_differences, holm,
+from cass_bench.report.stats import (CONTRADICTED, INCONCLUSIVE, SUPPORTED, Interval, bootstrap_differences, holm,
                               outcome, paired_interval, percentile_interval, slope)
 
 COMPARATORS = tuple(comparators())

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from cass_bench.chance import is_above_chance
+from cass_bench.evaluation.chance import is_above_chance
 from cass_bench.errors import UserError
-from cass_bench.record import NUMERIC_FIELDS, OK, RECORD_FIELDS, SETTING_KEYS
-from cass_bench.registry import reference_methods
-from cass_bench.results import RecordStore
+from cass_bench.records.schema import NUMERIC_FIELDS, OK, RECORD_FIELDS, SETTING_KEYS
+from cass_bench.methods.registry import reference_methods
+from cass_bench.records.store import RecordStore
 
 RUN_KEYS = ["dataset", "method", "encoders", "batch_size", "pretrain_epochs", "seed", "device"]
 """The fields that identify one pretraining run (a CASS run gives the records of two encoders); the same settings
@@ -68,7 +68,7 @@ def normalise(frame: pd.DataFrame) -> pd.DataFrame:
     Records written before a field existed read it as missing; ``eval`` defaults to ``finetune``, ``init`` to
     ``random`` and ``encoders`` to the record's arch. ``above_chance`` is recomputed where its inputs are stored.
     ``run_collapsed`` is True on every record of a pretraining run any of whose encoders collapsed; ``pretrained``
-    is False for the no-pretraining reference methods (:func:`cass_bench.registry.reference_methods`).
+    is False for the no-pretraining reference methods (:func:`cass_bench.methods.registry.reference_methods`).
     """
     df = frame.reindex(columns=list(dict.fromkeys([*RECORD_FIELDS, *frame.columns])))
     for column in NUMERIC_FIELDS:

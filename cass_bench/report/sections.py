@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from cass_bench.record import OK
-from cass_bench.registry import PROPOSED, reference_methods
+from cass_bench.records.schema import OK
+from cass_bench.methods.registry import PROPOSED, reference_methods
 from cass_bench.report.analysis import MAIN_EVAL, Analysis, Sweep, finetuned
 from cass_bench.report.cells import metric_stats
 from cass_bench.report.claims import claims_table, rule_lines

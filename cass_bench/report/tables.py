@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from cass_bench.record import OK
-from cass_bench.registry import method_order
+from cass_bench.records.schema import OK
+from cass_bench.methods.registry import method_order
 from cass_bench.report.analysis import EVAL_ORDER, Setting, Sweep
 from cass_bench.report.cells import CELL, CellStats
 from cass_bench.report.costs import COST_KEYS, COST_REFERENCE, FLOPS, TIME, CostStats

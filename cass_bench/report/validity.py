@@ -1,8 +1,8 @@
 """What decides whether a measured number may enter a verdict: chance levels, collapse, and whether SSL helped.
 
 Every table here is built from the records alone: the chance levels and the above-chance test are stored in each
-record (:mod:`cass_bench.chance`), the feature spread and effective rank per epoch in each pretrained encoder's
-record (:class:`cass_bench.measure.FeatureCollapse`).
+record (:mod:`cass_bench.evaluation.chance`), the feature spread and effective rank per epoch in each pretrained encoder's
+record (:class:`cass_bench.engine.measure.FeatureCollapse`).
 """
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from cass_bench.protocol import COLLAPSE_RANK
-from cass_bench.record import OK
-from cass_bench.registry import reference_methods
+from cass_bench.run.cell import COLLAPSE_RANK
+from cass_bench.records.schema import OK
+from cass_bench.methods.registry import reference_methods
 from cass_bench.report.load import finished_pretraining
 from cass_bench.report.render import Table, fraction_text
 

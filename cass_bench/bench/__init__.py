@@ -1,0 +1,1 @@
+"""Benchmark result files: loading pytest-benchmark JSON, comparing runs, harness/plain ratios."""

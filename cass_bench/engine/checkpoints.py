@@ -1,0 +1,167 @@
+"""The pretraining checkpoint cache: verified on load, healed when bad, one writer per cell.
+
+``<out>/checkpoints/<key>.pt`` holds a cell's encoder states and measures together with the key, the payload the key
+hashes and a content hash of the states and measures. A file that cannot be read, belongs to another key or fails
+its content hash is moved aside to ``<key>.bad`` and the cell pretrains again. ``<key>.lock`` serialises the
+processes that run the same cell: the one holding it pretrains and writes the records, the others find them written.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import io
+import json
+import os
+import sys
+import uuid
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+import torch
+
+FORMAT = 1
+States = dict[str, dict[str, torch.Tensor]]
+RANK_VARIABLES = ("RANK", "LOCAL_RANK", "NODE_RANK", "SLURM_PROCID")
+"""Environment variables a distributed launcher sets; a process where any is non-zero is not global rank zero."""
+
+
+def content_hash(states: States, measures: dict[str, Any]) -> str:
+    """SHA-256 of every tensor's name, dtype, shape and bytes, and of the measures as sorted JSON."""
+    digest = hashlib.sha256()
+    for arch in sorted(states):
+        for name in sorted(states[arch]):
+            tensor = states[arch][name].detach().cpu().contiguous()
+            digest.update(f"{arch}/{name}:{tensor.dtype}:{tuple(tensor.shape)}".encode())
+            digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
+    digest.update(json.dumps(measures, sort_keys=True, default=str).encode())
+    return digest.hexdigest()
+
+
+def write_file(path: Path, data: bytes) -> None:
+    """Writes ``data`` to a new file and flushes it to disk (OSError, e.g. ENOSPC, propagates)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def is_global_rank_zero() -> bool:
+    """False inside the extra processes of a distributed run (which must neither lock nor write the cache)."""
+    return all(os.environ.get(name, "0") == "0" for name in RANK_VARIABLES)
+
+
+def _warn(message: str) -> None:
+    print(f"[cache] warning: {message}", file=sys.stderr, flush=True)
+
+
+class CheckpointCache:
+    """The checkpoints of one results folder.
+
+    Args:
+        folder: ``<out>/checkpoints`` (created on first write).
+    """
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = Path(folder)
+
+    def path(self, key: str) -> Path:
+        """The checkpoint file of ``key``."""
+        return self.folder / f"{key}.pt"
+
+    @contextmanager
+    def lock(self, key: str) -> Iterator[None]:
+        """Holds the exclusive lock of ``key`` (``<key>.lock``) for the block; waits while another process has it.
+
+        Only global rank zero locks: the other ranks of a distributed run join its training instead.
+        """
+        if not is_global_rank_zero():
+            yield
+            return
+        self.folder.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.folder / f"{key}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+
+    def load(self, key: str, payload: dict[str, Any]) -> tuple[States, dict[str, Any]] | None:
+        """The verified states and measures of ``key``, or None when there is no usable checkpoint.
+
+        A checkpoint that cannot be read, was written for another key or payload, or fails its content hash is moved
+        aside to ``<key>.bad`` with a warning, and None is returned so the cell pretrains again.
+
+        Args:
+            key: the cell's checkpoint key.
+            payload: what the key hashes (the cell and every setting its pretraining depends on).
+        """
+        path = self.path(key)
+        if not path.exists():
+            return None
+        problem = self._problem(path, key, payload)
+        if isinstance(problem, str):
+            bad = self._move_aside(path, key)
+            _warn(f"checkpoint {path.name} {problem}; moved it aside to {bad.name} and pretraining again")
+            return None
+        return problem
+
+    def _problem(self, path: Path, key: str, payload: dict[str, Any]) -> str | tuple[States, dict[str, Any]]:
+        """What is wrong with the checkpoint at ``path``, or its states and measures when nothing is."""
+        try:
+            saved = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as exc:  # noqa: BLE001 - any unreadable file is the same fault
+            return f"is unreadable ({type(exc).__name__})"
+        if not isinstance(saved, dict) or saved.get("format") != FORMAT:
+            return "has no key and content hash (written by an older cass-bench, or not a checkpoint)"
+        if saved.get("key") != key or saved.get("payload") != _canonical(payload):
+            return f"holds the pretraining of another cell or setting (key {saved.get('key')})"
+        states, measures = saved.get("states"), saved.get("measures")
+        if not isinstance(states, dict) or not isinstance(measures, dict):
+            return "lacks its states or measures"
+        if content_hash(states, measures) != saved.get("content_hash"):
+            return "fails its content hash (corrupted)"
+        return states, measures
+
+    def _move_aside(self, path: Path, key: str) -> Path:
+        bad = self.folder / f"{key}.bad"
+        n = 0
+        while bad.exists():
+            n += 1
+            bad = self.folder / f"{key}-{n}.bad"
+        os.replace(path, bad)
+        return bad
+
+    def save(self, key: str, payload: dict[str, Any], states: States, measures: dict[str, Any]) -> Path:
+        """Writes the checkpoint of ``key`` atomically, through a uniquely named temporary file.
+
+        Raises:
+            OSError: the file could not be written (the temporary file is removed); the message says how to rerun.
+        """
+        self.folder.mkdir(parents=True, exist_ok=True)
+        buffer = io.BytesIO()
+        torch.save({"format": FORMAT, "key": key, "payload": _canonical(payload),
+                    "content_hash": content_hash(states, measures), "states": states, "measures": measures}, buffer)
+        final = self.path(key)
+        tmp = self.folder / f".{key}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
+        try:
+            write_file(tmp, buffer.getbuffer().tobytes())
+            os.replace(tmp, final)
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            raise OSError(exc.errno, f"{exc.strerror or exc} while saving checkpoint {final.name}; "
+                                     "free disk space, then run again with --retry-failed") from None
+        print(f"[cache] saved checkpoints/{final.name}", flush=True)
+        return final
+
+
+def _canonical(payload: dict[str, Any]) -> str:
+    """The payload as sorted JSON text, the form :func:`cass_bench.config.schema.stable_hash` hashes."""
+    return json.dumps(payload, sort_keys=True, default=str)
+

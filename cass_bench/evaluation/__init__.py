@@ -1,0 +1,1 @@
+"""The shared downstream stage: fine-tuning, frozen-feature probes, metrics and the chance test."""

@@ -1,0 +1,1 @@
+"""Pretraining methods: the contract, shared parts, the registry, CASS and the baselines."""

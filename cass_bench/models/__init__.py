@@ -1,0 +1,1 @@
+"""Encoders: the one timm encoder factory and the starting weights it loads."""

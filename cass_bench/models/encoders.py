@@ -1,0 +1,272 @@
+"""The one encoder factory every method uses: timm models, seeded, from random, ImageNet or harness weights.
+
+``build_encoder`` returns a timm model whose forward gives pooled features (``num_classes=0``) or, when asked,
+logits of a classifier of ``num_classes`` outputs. Three starting points (``init``):
+
+- ``random``: timm's own initialisation under ``torch.manual_seed(seed)``. The body is always built with
+  ``num_classes=0`` first, so the same (arch, seed) gives the same encoder weights in every method whatever
+  classifier width it asks for; a classifier is then added from its own seed.
+- ``imagenet``: timm's ImageNet weights (``pretrained=True``), from ``backbones.weights_dir/<timm name>.safetensors``
+  (or ``.pth``/``.bin``) when that is set, from the hub otherwise. With ``num_classes`` equal to the checkpoint's
+  (1000) the classifier is timm's own ImageNet head; with another width timm drops it and the new one is random.
+- a path: a checkpoint the harness wrote (``checkpoints/<key>.pt``: ``{"states": {arch: state_dict}, ...}``) or a
+  folder of ``cnn.safetensors`` / ``vit.safetensors`` encoder state dicts (no classifier). The model is built as
+  for ``random`` (small-image stem included, so a checkpoint trained with it loads), then the encoder weights are
+  loaded strictly; a classifier asked for is the seeded random one.
+
+Small images: with ``backbones.uses_small_stem(image_size)`` a ResNet-like CNN (``conv1`` a ``Conv2d`` and a
+``maxpool``) gets a 3x3 stride-1 ``conv1`` and no max-pool, as lightly and solo-learn do for CIFAR-sized inputs.
+The new convolution is initialised from the seed alone (timm's ResNet init, Kaiming normal fan-out), so it is the
+same in every method. With ``init: imagenet`` it replaces the ImageNet 7x7 convolution *after* the weights are
+loaded, so the first layer is freshly initialised while the rest keeps its ImageNet weights.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import timm
+import torch
+from torch import nn
+
+from cass_bench.config.schema import ARCHS, INITS, BackboneConfig
+from cass_bench.errors import UserError
+
+WEIGHT_SUFFIXES = (".safetensors", ".pth", ".bin")
+
+
+def backbone_name(arch: str, backbones: BackboneConfig) -> str:
+    """The timm model name configured for an architecture (``cnn`` or ``vit``)."""
+    if arch not in ARCHS:
+        raise UserError(f"unknown arch '{arch}'; choose from {', '.join(ARCHS)}")
+    return backbones.cnn if arch == "cnn" else backbones.vit
+
+
+def check_backbones(backbones: BackboneConfig, archs: tuple[str, ...], init: str = "random") -> None:
+    """Checks up front what building the encoders needs; raises UserError with the fix on the first problem.
+
+    Checks that every configured timm name exists, that a forced small-image stem (``small_input_stem: true``)
+    fits the CNN, and what ``init`` needs: the local ImageNet weights file of each backbone when
+    ``backbones.weights_dir`` is set, or each arch's encoder weights in a checkpoint path.
+    """
+    for arch in archs:
+        name = backbone_name(arch, backbones)
+        if not timm.is_model(name):
+            raise UserError(
+                f"unknown timm backbone '{name}' for {arch}; pick a name from timm.list_models(), "
+                f"e.g. {'resnet18' if arch == 'cnn' else 'vit_tiny_patch16_224'}"
+            )
+        if arch == "cnn" and backbones.small_input_stem.lower() == "true":
+            small_stem_applied(arch, backbones, image_size=0)
+        if init == "imagenet" and backbones.weights_dir is not None:
+            _local_weights(name, Path(backbones.weights_dir).expanduser())
+        elif init not in INITS:
+            _checkpoint_state(init, arch)
+
+
+def _local_weights(name: str, folder: Path) -> Path:
+    """The ImageNet weights file of a timm model in ``folder``; UserError naming the file expected if none."""
+    for suffix in WEIGHT_SUFFIXES:
+        candidate = folder / f"{name}{suffix}"
+        if candidate.is_file():
+            return candidate
+    raise UserError(
+        f"no ImageNet weights for '{name}': expected {folder / name}.safetensors (or .pth/.bin); download it on a "
+        f"machine with internet (m = timm.create_model('{name}', pretrained=True); "
+        f"safetensors.torch.save_file(m.state_dict(), '{name}.safetensors')) and copy it there, "
+        "or unset backbones.weights_dir to use the hub"
+    )
+
+
+def _derived_seed(seed: int, tag: str) -> int:
+    """A seed for one part of a model (``stem``, ``head``), derived from the run seed alone."""
+    return int.from_bytes(hashlib.sha256(f"{seed}:{tag}".encode()).digest()[:7], "big")
+
+
+@contextmanager
+def _seeded(seed: int) -> Iterator[None]:
+    """Runs the block under ``torch.manual_seed(seed)`` and restores the global CPU RNG afterwards."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        yield
+
+
+def _has_resnet_stem(model: nn.Module) -> bool:
+    return isinstance(getattr(model, "conv1", None), nn.Conv2d) and hasattr(model, "maxpool")
+
+
+def _wants_small_stem(arch: str, backbones: BackboneConfig, image_size: int, model: nn.Module) -> bool:
+    """Whether ``model`` gets the small-image stem; UserError when it is forced on a CNN without a ResNet stem."""
+    if arch != "cnn" or not backbones.uses_small_stem(image_size):
+        return False
+    if _has_resnet_stem(model):
+        return True
+    if backbones.small_input_stem.lower() == "true":
+        raise UserError(
+            f"backbones.small_input_stem is true but '{backbones.cnn}' has no ResNet stem (a Conv2d conv1 and a "
+            "maxpool) to replace; set backbones.small_input_stem to auto or false, or pick a ResNet"
+        )
+    return False
+
+
+def small_stem_applied(arch: str, backbones: BackboneConfig, image_size: int) -> bool:
+    """Whether :func:`build_encoder` gives ``arch`` the small-image stem at ``image_size`` (for the records).
+
+    Builds the model on the meta device (no memory, no weights) to see whether it has a ResNet stem.
+
+    Raises:
+        UserError: ``small_input_stem: true`` on a CNN without a ResNet stem.
+    """
+    if arch != "cnn" or not backbones.uses_small_stem(image_size):
+        return False
+    with torch.device("meta"):
+        model = timm.create_model(backbone_name(arch, backbones), num_classes=0)
+    return _wants_small_stem(arch, backbones, image_size, model)
+
+
+def swap_small_stem(model: nn.Module, seed: int) -> None:
+    """Replaces ``conv1`` by a seeded 3x3 stride-1 convolution (same channels and bias) and ``maxpool`` by Identity."""
+    old = model.conv1
+    generator = torch.Generator().manual_seed(_derived_seed(seed, "small_stem"))
+    conv = nn.Conv2d(old.in_channels, old.out_channels, kernel_size=3, stride=1, padding=1, bias=old.bias is not None)
+    with torch.no_grad():
+        nn.init.kaiming_normal_(conv.weight, mode="fan_out", nonlinearity="relu", generator=generator)
+        if conv.bias is not None:
+            conv.bias.zero_()
+    model.conv1 = conv.to(device=old.weight.device, dtype=old.weight.dtype)
+    model.maxpool = nn.Identity()
+
+
+def _checkpoint_state(init: str, arch: str) -> tuple[dict[str, torch.Tensor], Path]:
+    """The encoder state dict of ``arch`` in a harness checkpoint file or a folder of ``<arch>.safetensors``."""
+    path = Path(init).expanduser()
+    if path.is_dir():
+        file = path / f"{arch}.safetensors"
+        if not file.is_file():
+            held = sorted(p.stem for p in path.glob("*.safetensors"))
+            raise UserError(
+                f"init folder '{path}' has no {arch}.safetensors (it holds: {', '.join(held) or 'none'}); "
+                f"save the {arch} encoder's state dict there with safetensors.torch.save_file, or pretrain it"
+            )
+        try:
+            from safetensors.torch import load_file
+
+            return load_file(str(file)), file
+        except Exception as exc:  # noqa: BLE001 - any unreadable file is the same user problem
+            raise UserError(f"cannot read init weights '{file}' ({_first_line(exc)}); "
+                            "rewrite it with safetensors.torch.save_file(encoder.state_dict(), ...)") from None
+    if not path.is_file():
+        raise UserError(f"init '{init}' is neither random, imagenet nor an existing checkpoint file or folder; "
+                        "pass --init random|imagenet|PATH")
+    try:
+        saved = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any unreadable file is the same user problem
+        raise UserError(f"cannot read init checkpoint '{path}' ({_first_line(exc)}); pass a checkpoints/<key>.pt "
+                        "file the harness wrote, or a folder of cnn.safetensors / vit.safetensors") from None
+    states = saved.get("states") if isinstance(saved, dict) else None
+    if not isinstance(states, dict):
+        raise UserError(f"init checkpoint '{path}' has no 'states' dict of encoders; pass a checkpoints/<key>.pt "
+                        "file the harness wrote, or a folder of cnn.safetensors / vit.safetensors")
+    if arch not in states:
+        raise UserError(f"init checkpoint '{path}' has no '{arch}' encoder (it holds: "
+                        f"{', '.join(sorted(states)) or 'none'}); pass a checkpoint pretrained with {arch}")
+    return states[arch], path
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _load_encoder_state(model: nn.Module, state: dict[str, torch.Tensor], file: Path, arch: str) -> None:
+    """Loads an encoder state dict strictly; UserError naming the file and the first mismatch."""
+    own = model.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    mismatched = [k for k in own if k in state and tuple(own[k].shape) != tuple(state[k].shape)]
+    if missing or unexpected or mismatched:
+        if mismatched:
+            k = mismatched[0]
+            problem = f"'{k}' is {tuple(state[k].shape)} there but {tuple(own[k].shape)} here"
+        elif missing:
+            problem = f"{len(missing)} weights missing (first '{missing[0]}')"
+        else:
+            problem = f"{len(unexpected)} unexpected weights (first '{unexpected[0]}')"
+        raise UserError(
+            f"init weights '{file}' do not fit the {arch} encoder ({problem}); use the backbones (timm name, "
+            "vit_patch_size, small_input_stem) and image size the checkpoint was trained with"
+        )
+    model.load_state_dict(state, strict=True)
+
+
+def build_encoder(
+    arch: str, backbones: BackboneConfig, image_size: int, seed: int, init: str = "random", num_classes: int = 0
+) -> nn.Module:
+    """Builds the timm model of an architecture, seeded, from random, ImageNet or harness weights.
+
+    ViTs are built for ``image_size`` with ``dynamic_img_size=True`` so smaller crops (DINO's local views)
+    pass through too; timm resamples ImageNet patch and position embeddings to the configured patch and image
+    size. See the module docstring for the three ``init`` choices and the small-image stem.
+
+    Args:
+        arch: ``cnn`` or ``vit``.
+        backbones: timm names, ViT patch size, local ImageNet weights folder and small-image stem choice.
+        image_size: side of the training images.
+        seed: initialisation seed; the same (arch, seed, init) gives the same weights in every method.
+        init: ``random``, ``imagenet`` or the path of harness encoder weights.
+        num_classes: 0 for pooled features; otherwise the width of a classifier kept on the model (timm's own
+            ImageNet head with ``init: imagenet`` and the checkpoint's class count, 1000).
+
+    Returns:
+        A timm model whose forward returns ``(B, model.num_features)`` (``num_classes=0``) or ``(B, num_classes)``.
+
+    Raises:
+        UserError: a missing or unreadable weights file, a checkpoint without the arch or of another shape, or
+            a forced small-image stem on a CNN without one.
+    """
+    name = backbone_name(arch, backbones)
+    kwargs: dict[str, object] = {}
+    if arch == "vit":
+        kwargs.update(img_size=image_size, dynamic_img_size=True)
+        if backbones.vit_patch_size is not None:
+            kwargs["patch_size"] = backbones.vit_patch_size
+    if init == "imagenet":
+        model = _imagenet_model(name, backbones, seed, num_classes, kwargs)
+        if _wants_small_stem(arch, backbones, image_size, model):
+            swap_small_stem(model, seed)
+        return model
+    with _seeded(seed):
+        model = timm.create_model(name, num_classes=0, **kwargs)
+    if _wants_small_stem(arch, backbones, image_size, model):
+        swap_small_stem(model, seed)
+    if init != "random":
+        state, file = _checkpoint_state(init, arch)
+        _load_encoder_state(model, state, file, arch)
+    if num_classes > 0:
+        with _seeded(_derived_seed(seed, "classifier")):
+            model.reset_classifier(num_classes)
+    return model
+
+
+def _imagenet_model(
+    name: str, backbones: BackboneConfig, seed: int, num_classes: int, kwargs: dict[str, object]
+) -> nn.Module:
+    """timm's ImageNet model, offline from ``backbones.weights_dir`` when set; UserError naming the file if it fails."""
+    source = "the hub"
+    if backbones.weights_dir is not None:
+        path = _local_weights(name, Path(backbones.weights_dir).expanduser())
+        # custom_load (e.g. ViT .npz loaders) does not apply to a state-dict file
+        kwargs = {**kwargs, "pretrained_cfg_overlay": {"file": str(path), "custom_load": False}}
+        source = f"'{path}'"
+    try:
+        with _seeded(seed):
+            return timm.create_model(name, pretrained=True, num_classes=num_classes, **kwargs)
+    except Exception as exc:  # noqa: BLE001 - network, file and shape errors all reach the user the same way
+        raise UserError(
+            f"could not load ImageNet weights for '{name}' from {source} ({_first_line(exc)}); put the state dict "
+            f"timm.create_model('{name}', pretrained=True) gives in backbones.weights_dir as {name}.safetensors, "
+            "or use init: random"
+        ) from None

@@ -1,0 +1,88 @@
+"""One file per record under ``<out>/records.d/``: appends that stay whole and unique with many writers on NFS.
+
+A record is written to a private temporary file, flushed to disk, then published under its id with ``os.link``,
+which fails when that name already exists: two writers of the same id cannot both succeed, a reader never sees a
+half-written record, and a writer killed at any moment leaves at most a hidden temporary file, which readers skip.
+No file lock is taken, so it works where ``flock`` is advisory or missing (NFS). Readers merge these files with
+``records.jsonl`` (see :class:`cass_bench.records.store.RecordStore`).
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import uuid
+from pathlib import Path
+from typing import Any
+
+RECORDS_DIR = "records.d"
+SUFFIX = ".json"
+
+
+def record_path(folder: Path, record_id: str) -> Path:
+    """The file that holds the record ``record_id``."""
+    return folder / f"{record_id}{SUFFIX}"
+
+
+def publish(folder: Path, record_id: str, data: bytes) -> bool:
+    """Writes ``data`` as the record ``record_id`` unless a record of that id exists.
+
+    Args:
+        folder: the ``records.d`` folder (created if missing).
+        record_id: the record's id (its file name).
+        data: the serialised record.
+
+    Returns:
+        True if this call published the record, False if the id was already taken.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    final = record_path(folder, record_id)
+    if final.exists():
+        return False
+    tmp = folder / f".{record_id}.{uuid.uuid4().hex}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    try:
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    try:
+        return _link_once(tmp, final)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _link_once(tmp: Path, final: Path) -> bool:
+    try:
+        os.link(tmp, final)
+    except FileExistsError:
+        return False
+    except OSError as exc:
+        if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV):
+            raise
+        if final.exists():
+            return False
+        os.replace(tmp, final)
+    return True
+
+
+def load(folder: Path) -> list[dict[str, Any]]:
+    """Every published record of ``folder``, oldest first (by modification time, then name)."""
+    if not folder.is_dir():
+        return []
+    entries = [e for e in os.scandir(folder) if e.name.endswith(SUFFIX) and not e.name.startswith(".")]
+    entries.sort(key=lambda e: (e.stat().st_mtime_ns, e.name))
+    return [json.loads(Path(e.path).read_bytes()) for e in entries]
+
+
+def remove(folder: Path, ids: set[str]) -> int:
+    """Deletes the records with these ids; returns how many existed."""
+    removed = 0
+    for record_id in ids:
+        try:
+            record_path(folder, record_id).unlink()
+            removed += 1
+        except FileNotFoundError:
+            pass
+    return removed

@@ -1,0 +1,368 @@
+"""One cell of the benchmark: pretrain once (cached), fine-tune each encoder at each label fraction, record.
+
+A cell is (dataset, method, encoders, batch size, pretraining epochs, seed). Pretraining does not depend on the
+label fraction, so its checkpoint is cached by cell key and every fraction fine-tunes a fresh copy of it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import fnmatch
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+
+from cass_bench.engine.checkpoints import CheckpointCache, is_global_rank_zero
+from cass_bench.config.schema import BenchConfig, stable_hash, to_dict
+from cass_bench.data.bundle import DatasetBundle
+from cass_bench.data.loaders import eval_transform, loader_workers, make_loader
+from cass_bench.data.sources import load_dataset
+from cass_bench.models.encoders import backbone_name, small_stem_applied
+from cass_bench.errors import DivergedError
+from cass_bench.evaluation.evaluate import EncoderEvaluator, chance_figures, param_count
+from cass_bench.evaluation.finetune import compute_metrics
+from cass_bench.engine.measure import EpochClock, FeatureCollapse, PeakMemory, StepFlops
+from cass_bench.methods.contract import PretrainMethod
+from cass_bench.engine.logs import FINETUNE, PRETRAIN, log_dir, run_loggers
+from cass_bench.records.schema import Environment, Files, Identity, Pretraining, failed_record, field_names, ok_record
+from cass_bench.methods.registry import PretrainSetup, get_method
+from cass_bench.records.store import RecordStore, device_name, git_commit, versions
+from cass_bench.engine.trainer import pretrain_trainer
+
+INJECT_OOM_ENV = "CASS_BENCH_INJECT_OOM"
+"""Test hook: comma-separated ``method/arch/batch_size`` patterns (``*`` allowed) whose pretraining raises OOM."""
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One pretraining run and the fine-tunes that follow it.
+
+    Attributes:
+        dataset: dataset name as given on the CLI.
+        method: registered method name.
+        archs: encoders this run produces (both for CASS, one for DINO/BYOL/supervised).
+        batch_size: per-device pretraining batch size (None for ``supervised``).
+        pretrain_epochs: pretraining epochs (0 for ``supervised``).
+        seed: seed of initialisation, augmentation and label subsets.
+    """
+
+    dataset: str
+    method: str
+    archs: tuple[str, ...]
+    batch_size: int | None
+    pretrain_epochs: int
+    seed: int
+
+    def describe(self) -> str:
+        """A short human-readable label."""
+        bs = "-" if self.batch_size is None else self.batch_size
+        return f"{self.dataset} {self.method}/{'+'.join(self.archs)} bs={bs} ep={self.pretrain_epochs} seed={self.seed}"
+
+
+def _shared_settings(cfg: BenchConfig) -> dict[str, Any]:
+    return {
+        "image_size": cfg.image_size, "split_seed": cfg.split_seed, "precision": cfg.precision,
+        "channels_last": cfg.channels_last, "devices": cfg.devices, "num_nodes": cfg.num_nodes,
+        "strategy": cfg.strategy, "backbones": to_dict(cfg.backbones), "init": cfg.init,
+        "small_input_stem": cfg.backbones.uses_small_stem(cfg.image_size), "device": device_name(cfg.accelerator),
+        **({"pretrain_batches": cfg.pretrain_batches} if cfg.pretrain_batches is not None else {}),
+    }
+
+
+def _method_section(cfg: BenchConfig, method: str) -> dict[str, Any]:
+    recipe = cfg.recipes.get(method)
+    return to_dict(recipe) if recipe is not None else {}
+
+
+def config_hash(cfg: BenchConfig, method: str) -> str:
+    """Hash of every setting a method's records depend on besides the cell identity."""
+    return stable_hash({"shared": _shared_settings(cfg), "method": _method_section(cfg, method),
+                        "finetune": to_dict(cfg.finetune), "eval": to_dict(cfg.eval)})
+
+
+def pretrain_payload(cell: Cell, cfg: BenchConfig) -> dict[str, Any]:
+    """What a cell's checkpoint key hashes: the cell and every setting its pretraining depends on."""
+    return {"cell": dataclasses.asdict(cell), "shared": _shared_settings(cfg), "method": _method_section(cfg, cell.method)}
+
+
+def pretrain_key(cell: Cell, cfg: BenchConfig) -> str:
+    """Cache key of a cell's pretraining checkpoint (independent of fine-tuning settings)."""
+    return stable_hash(pretrain_payload(cell, cfg))
+
+
+def record_id(cell: Cell, arch: str, fraction: float, evaluation: str, cfg: BenchConfig) -> str:
+    """Id of the record of one (cell, encoder, label fraction, evaluation)."""
+    return stable_hash({"cell": dataclasses.asdict(cell), "arch": arch, "fraction": fraction, "eval": evaluation,
+                        "config": config_hash(cfg, cell.method)}, length=16)
+
+
+def record_keys(cell: Cell, cfg: BenchConfig) -> list[tuple[str, float, str]]:
+    """Every (arch, label fraction, evaluation) a cell writes a record for."""
+    return [(a, f, e) for a in cell.archs for f in cfg.label_fractions for e in cfg.eval.evals]
+
+
+def expected_ids(cell: Cell, cfg: BenchConfig) -> list[str]:
+    """Ids of every record a cell writes."""
+    return [record_id(cell, a, f, e, cfg) for a, f, e in record_keys(cell, cfg)]
+
+
+@dataclass
+class Pretrained:
+    """Encoder weights of a pretraining run and what it cost.
+
+    Attributes:
+        states: encoder state dicts keyed by arch.
+        measures: efficiency and collapse figures (None where not measured).
+    """
+
+    states: dict[str, dict[str, torch.Tensor]]
+    measures: dict[str, Any]
+
+
+def _inject_oom(cell: Cell) -> None:
+    for pattern in filter(None, os.environ.get(INJECT_OOM_ENV, "").split(",")):
+        for arch in cell.archs:
+            if fnmatch.fnmatch(f"{cell.method}/{arch}/{cell.batch_size}", pattern):
+                raise torch.cuda.OutOfMemoryError(f"CUDA out of memory (injected by {INJECT_OOM_ENV}={pattern})")
+
+
+PROBE_IMAGES = 256
+COLLAPSE_RANK = 2.0
+"""A run is collapsed when its encoder's pooled features end with an effective rank below this (see README)."""
+
+
+def probe_batch(bundle: DatasetBundle, size: int = PROBE_IMAGES) -> torch.Tensor:
+    """The fixed batch on which feature collapse is measured: the first ``size`` training images, eval transform."""
+    transform = eval_transform()
+    return torch.stack([transform(bundle.train.images.load(i)) for i in range(min(size, len(bundle.train)))])
+
+
+def pretrain(cell: Cell, cfg: BenchConfig, bundle: DatasetBundle, cache_dir: Path,
+             out: Path | None = None) -> Pretrained | None:
+    """Runs (or loads from the verified cache, :class:`cass_bench.engine.checkpoints.CheckpointCache`) a cell's pretraining.
+
+    Args:
+        cell: the cell.
+        cfg: benchmark config.
+        bundle: the dataset (its training split is used without labels).
+        cache_dir: folder of cached checkpoints.
+        out: results folder whose ``logs/pretrain/<checkpoint key>/`` receives the curves (None: not logged).
+
+    Returns:
+        The encoders and measures, or None on non-zero ranks of a distributed run.
+    """
+    spec = get_method(cell.method)
+    if spec.is_reference:
+        return Pretrained(states={}, measures={})
+    cache, key, payload = CheckpointCache(cache_dir), pretrain_key(cell, cfg), pretrain_payload(cell, cfg)
+    saved = cache.load(key, payload) if is_global_rank_zero() else None
+    if saved is not None:
+        return Pretrained(states=saved[0], measures=saved[1])
+    _inject_oom(cell)
+    assert cell.batch_size is not None
+    pl.seed_everything(cell.seed, workers=True, verbose=False)
+    module = spec.build(PretrainSetup(cfg=cfg, archs=cell.archs, batch_size=cell.batch_size, seed=cell.seed))
+    if cfg.channels_last:
+        module = module.to(memory_format=torch.channels_last)
+    loader = make_loader(bundle.train, module.transform, cell.batch_size, True, loader_workers(cfg.num_workers),
+                         drop_last=True)
+    clock, memory, flops = EpochClock(), PeakMemory(), StepFlops()
+    collapse = FeatureCollapse(probe_batch(bundle))
+    loggers = run_loggers(out, PRETRAIN, key) if out is not None else None
+    trainer = pretrain_trainer(module, cfg, cell.pretrain_epochs, [clock, collapse, memory, flops], loggers)
+    trainer.fit(module, loader)
+    if not trainer.is_global_zero:
+        return None
+    timing = clock.summary(world_size=trainer.world_size)
+    encoders = module.encoders()
+    measures = {
+        "pretrain_epoch_time_s": timing["epoch_time_s"],
+        "pretrain_first_epoch_time_s": timing["first_epoch_time_s"],
+        "pretrain_time_s": timing["total_time_s"],
+        "images_per_s": timing["images_per_s"],
+        "data_wait_share": timing["data_wait_share"],
+        "peak_gpu_mem_mb": max(memory.allocated_mb) if memory.allocated_mb else None,
+        "peak_gpu_reserved_mb": max(memory.reserved_mb) if memory.reserved_mb else None,
+        "peak_gpu_mem_mb_per_device": memory.allocated_mb or None,
+        "peak_rss_mb": PeakMemory.peak_rss_mb(),
+        "flops_per_image": flops.flops_per_image,
+        "mfu": flops.utilisation(timing["images_per_s"], trainer.world_size),
+        "pretrain_params": param_count(module),
+        "embedding_std": module.embedding_std_history[-1] if module.embedding_std_history else None,
+        "embedding_std_history": module.embedding_std_history,
+        "embedding_dim": module.embedding_dim,
+        "feature_std_history": collapse.std_history,
+        "feature_rank_history": collapse.rank_history,
+        "world_size": trainer.world_size,
+        "effective_batch_size": cell.batch_size * trainer.world_size,
+    }
+    states = {arch: {k: v.detach().cpu() for k, v in enc.state_dict().items()} for arch, enc in encoders.items()}
+    cache.save(key, payload, states, measures)
+    return Pretrained(states=states, measures=measures)
+
+
+def failure_status(exc: BaseException) -> tuple[str, str]:
+    """Maps an exception to a record status (``oom``, ``diverged``, ``error``) and a one-line message."""
+    message = (str(exc).strip().splitlines() or [""])[0]
+    text = f"{type(exc).__name__}: {message}"
+    lowered = message.lower()
+    if isinstance(exc, (torch.cuda.OutOfMemoryError, MemoryError)) or any(
+            phrase in lowered for phrase in ("out of memory", "can't allocate memory", "cannot allocate memory")):
+        return "oom", text
+    if isinstance(exc, DivergedError):
+        return "diverged", text
+    return "error", text
+
+
+def _identity(cell: Cell, arch: str, fraction: float, evaluation: str, cfg: BenchConfig,
+              bundle_task: str | None) -> Identity:
+    return Identity(
+        record_id=record_id(cell, arch, fraction, evaluation, cfg),
+        dataset=cell.dataset,
+        task=bundle_task,
+        method=cell.method,
+        arch=arch,
+        eval=evaluation,
+        encoders="+".join(cell.archs),
+        backbone=backbone_name(arch, cfg.backbones),
+        init=cfg.init,
+        small_input_stem=small_stem_applied(arch, cfg.backbones, cfg.image_size),
+        label_fraction=fraction,
+        batch_size=cell.batch_size,
+        pretrain_epochs=cell.pretrain_epochs,
+        finetune_budget=cfg.finetune.budget,
+        finetune_steps=cfg.finetune.steps if cfg.finetune.budget == "steps" else None,
+        finetune_epochs=cfg.finetune.epochs if cfg.finetune.budget == "epochs" else None,
+        finetune_select=cfg.finetune.select,
+        image_size=cfg.image_size,
+        seed=cell.seed,
+        precision=cfg.precision,
+        config_hash=config_hash(cfg, cell.method),
+    )
+
+
+def _environment(cfg: BenchConfig) -> Environment:
+    return Environment(
+        device=device_name(cfg.accelerator),
+        torch_threads=torch.get_num_threads(),
+        versions=versions(),
+        git_commit=git_commit(),
+        created_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+    )
+
+
+def _files(cell: Cell, cfg: BenchConfig, out: Path | None = None, finetune_version: str | None = None) -> Files:
+    """The record's checkpoint key and the log folders that exist in ``out``."""
+    if get_method(cell.method).is_reference:
+        key = pretrain_dir = None
+    else:
+        key = pretrain_key(cell, cfg)
+        pretrain_dir = log_dir(PRETRAIN, key)
+    finetune_dir = log_dir(FINETUNE, finetune_version) if finetune_version else None
+    present = [d if d is not None and out is not None and (out / d).is_dir() else None
+               for d in (pretrain_dir, finetune_dir)]
+    return Files(key, *present)
+
+
+def failure_record(cell: Cell, arch: str, fraction: float, evaluation: str, cfg: BenchConfig, status: str,
+                   error: str, task: str | None = None) -> dict[str, Any]:
+    """A complete record (as written) for a (cell, encoder, fraction, evaluation) that did not finish."""
+    return failed_record(_identity(cell, arch, fraction, evaluation, cfg, task), status, error,
+                         _environment(cfg), _files(cell, cfg)).to_json()
+
+
+def collapsed(rank_history: list[float] | None) -> bool | None:
+    """True when the pooled features end with an effective rank under ``COLLAPSE_RANK`` (None: not measured)."""
+    if not rank_history:
+        return None
+    return bool(rank_history[-1] < COLLAPSE_RANK)
+
+
+RUN_FIGURES = tuple(name for name in field_names(Pretraining)
+                    if name not in ("feature_std", "feature_rank", "collapsed", "embedding_collapsed"))
+"""The figures a pretraining run measures once for all its encoders (the feature histories per encoder)."""
+
+
+def _run_measures(pretrained: Pretrained, arch: str) -> Pretraining:
+    """The pretraining run's figures as one encoder's record holds them (its own feature histories)."""
+    measures = pretrained.measures
+    if not measures:
+        return Pretraining()
+    ranks = measures.get("feature_rank_history", {}).get(arch)
+    stds = measures.get("feature_std_history", {}).get(arch)
+    run = {name: measures.get(name) for name in RUN_FIGURES}
+    run.update(feature_std_history=stds, feature_rank_history=ranks)
+    return Pretraining(**run, feature_std=stds[-1] if stds else None, feature_rank=ranks[-1] if ranks else None,
+                       collapsed=collapsed(ranks), embedding_collapsed=_collapsed(measures))
+
+
+def run_cell(cell: Cell, cfg: BenchConfig, store: RecordStore) -> None:
+    """Pretrains a cell (or loads its checkpoint) and writes one record per missing (encoder, fraction, evaluation).
+
+    Failures become records (``oom``, ``diverged``, ``error``) rather than exceptions. The cell's lock
+    (``checkpoints/<key>.lock``) is held throughout and the missing records are listed again once it is taken, so
+    identical runs started together pretrain once and write each record once.
+
+    Args:
+        cell: the cell to run.
+        cfg: benchmark config.
+        store: where records and predictions go.
+    """
+    if not _missing(cell, cfg, store):
+        return
+    with CheckpointCache(store.out / "checkpoints").lock(pretrain_key(cell, cfg)):
+        todo = _missing(cell, cfg, store)
+        if todo:
+            _run_missing(cell, cfg, store, todo)
+
+
+def _missing(cell: Cell, cfg: BenchConfig, store: RecordStore) -> list[tuple[str, float, str]]:
+    """The (arch, fraction, evaluation) keys of a cell whose records are not written yet."""
+    done = store.ids()
+    return [k for k in record_keys(cell, cfg) if record_id(cell, *k, cfg) not in done]
+
+
+def _run_missing(cell: Cell, cfg: BenchConfig, store: RecordStore, todo: list[tuple[str, float, str]]) -> None:
+    """Pretrains (or loads) a cell and writes the records of ``todo``; failures become records."""
+    bundle = load_dataset(cell.dataset, cfg.image_size, cfg.data_dir, cfg.split_seed)
+    try:
+        pretrained = pretrain(cell, cfg, bundle, store.out / "checkpoints", store.out)
+    except Exception as exc:  # noqa: BLE001 - every failure becomes a record
+        status, error = failure_status(exc)
+        for key in todo:
+            store.append(failure_record(cell, *key, cfg, status, error, bundle.task))
+        return
+    if pretrained is None:
+        return
+    evaluators: dict[str, EncoderEvaluator] = {}
+    for arch, fraction, evaluation in todo:
+        evaluator = evaluators.setdefault(arch, EncoderEvaluator(cell.seed, arch, cfg, bundle, pretrained.states.get(arch)))
+        rid = record_id(cell, arch, fraction, evaluation, cfg)
+        loggers = run_loggers(store.out, FINETUNE, rid) if evaluation == "finetune" else None
+        try:
+            result = evaluator.run(fraction, evaluation, loggers)
+            metrics = compute_metrics(torch.as_tensor(result.y_score), torch.as_tensor(result.y_true), bundle.task)
+            chance = chance_figures(bundle, fraction, cell.seed, result.y_true, result.y_score, cfg)
+            ident = _identity(cell, arch, fraction, evaluation, cfg, bundle.task)
+            store.save_predictions(ident.record_id, result.y_true, result.y_score)
+        except Exception as exc:  # noqa: BLE001 - every failure becomes a record
+            status, error = failure_status(exc)
+            store.append(failure_record(cell, arch, fraction, evaluation, cfg, status, error, bundle.task))
+            continue
+        record = ok_record(ident, metrics, chance, _run_measures(pretrained, arch), result.evaluation,
+                           _environment(cfg), _files(cell, cfg, store.out, rid if loggers else None))
+        store.append(record.to_json())
+
+
+def _collapsed(measures: dict[str, Any]) -> bool | None:
+    """True when the last epoch's embedding spread is under 5% of the healthy ``1/sqrt(dim)``."""
+    std, dim = measures.get("embedding_std"), measures.get("embedding_dim")
+    if std is None or not dim:
+        return None
+    return bool(std * math.sqrt(dim) < 0.05)

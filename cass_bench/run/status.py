@@ -1,0 +1,116 @@
+"""``python -m cass_bench status OUT``: every cell done, running, failed or pending, from the records and the jobs.
+
+The grid is the config of the last job submission into ``OUT`` (``<out>/jobs/config.json``) or one given with
+``--config``. A cell is ``done`` when all its records are ok, ``failed`` when a record failed or its latest job
+ended without writing all its records (killed, timed out, crashed: the last lines of the job's stderr follow),
+``running`` while its job is queued or running, and ``pending`` otherwise.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import pickle
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tabulate import tabulate
+
+from cass_bench.config.schema import BenchConfig, config_from_dict, load_config
+from cass_bench.errors import UserError
+from cass_bench.run.jobs import Ticket, cell_key, load_sweep_config, read_tickets, scheduler_state
+from cass_bench.run.plan import CellPlan, plan_sweep
+from cass_bench.records.store import RecordStore
+
+STATES = ("done", "running", "failed", "pending")
+
+
+@dataclass(frozen=True)
+class CellStatus:
+    """One cell's state and, for a failure, why.
+
+    Attributes:
+        plan: the cell's records (done, failed, pending ids).
+        state: ``done``, ``running``, ``failed`` or ``pending``.
+        job_id: its latest job, or None if it never ran as a job.
+        detail: failed records' errors and the last lines of the failed job's stderr.
+    """
+
+    plan: CellPlan
+    state: str
+    job_id: str | None
+    detail: tuple[str, ...]
+
+
+def _tail(path: Path, lines: int) -> list[str]:
+    if not path.is_file():
+        return [f"(no stderr file {path})"]
+    text = path.read_text(errors="replace").rstrip().splitlines()
+    return text[-lines:] or ["(stderr is empty)"]
+
+
+def _job_failure(ticket: Ticket, lines: int) -> list[str]:
+    paths = ticket.paths()
+    if paths.result_pickle.exists():
+        with paths.result_pickle.open("rb") as f:
+            outcome, value = pickle.load(f)
+        if outcome == "error":
+            return [f"job {ticket.job_id} raised:", *str(value).rstrip().splitlines()[-lines:]]
+        return [f"job {ticket.job_id} finished without writing all its records; its stderr ends:",
+                *_tail(paths.stderr, lines)]
+    return [f"job {ticket.job_id} ended without a result (killed, timed out or preempted); its stderr ends:",
+            *_tail(paths.stderr, lines)]
+
+
+def cell_statuses(cfg: BenchConfig, lines: int = 5) -> list[CellStatus]:
+    """The state of every cell of ``cfg``'s grid in ``cfg.out``."""
+    out = Path(cfg.out)
+    records = RecordStore(out).load()
+    errors = {r["record_id"]: f"{r.get('status')}: {r.get('error')}" for r in records if r.get("status") != "ok"}
+    tickets = read_tickets(out)
+    statuses = []
+    for plan in plan_sweep(cfg, records):
+        ticket = tickets.get(cell_key(plan.cell))
+        job_state = scheduler_state(ticket) if ticket else None
+        detail: list[str] = sorted({errors[i] for i in plan.failed})
+        if plan.state == "done":
+            state = "done"
+        elif job_state == "active":
+            state = "running"
+        elif plan.failed:
+            state = "failed"
+        elif ticket is not None:
+            state = "failed"
+            detail += _job_failure(ticket, lines)
+        else:
+            state = "pending"
+        statuses.append(CellStatus(plan, state, ticket.job_id if ticket else None, tuple(detail)))
+    return statuses
+
+
+def render_status(statuses: list[CellStatus]) -> str:
+    """A table of the cells, a summary line, then each failure's details."""
+    rows = [[s.plan.cell.describe(), s.state, s.job_id or "—", len(s.plan.done), len(s.plan.failed),
+             len(s.plan.pending)] for s in statuses]
+    table = tabulate(rows, headers=["cell", "state", "job", "ok", "failed", "missing"], tablefmt="github")
+    counts = Counter(s.state for s in statuses)
+    summary = f"{len(statuses)} cells: " + ", ".join(f"{counts[state]} {state}" for state in STATES)
+    failures = [f"\n{s.plan.cell.describe()}:\n" + "\n".join(f"    {line}" for line in s.detail)
+                for s in statuses if s.state == "failed"]
+    return "\n".join([table, "", summary, *failures])
+
+
+def status_config(out: Path, config: str | None) -> BenchConfig:
+    """The grid of ``out``: ``config`` if given, else the config its last job submission saved.
+
+    Raises:
+        UserError: no config given and none saved.
+    """
+    if config is not None:
+        return dataclasses.replace(load_config(config), out=str(out))
+    saved: dict[str, Any] | None = load_sweep_config(out)
+    if saved is None:
+        raise UserError(f"{out} holds no jobs/config.json (it was not run with a job launcher); pass the "
+                        "config it was run with: status OUT --config FILE")
+    return dataclasses.replace(config_from_dict(saved), out=str(out))

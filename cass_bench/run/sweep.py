@@ -1,0 +1,219 @@
+"""The sweep: expand the grid into cells, run each pretraining cell in its own process, resume, shard.
+
+Grid: datasets x seeds x batch sizes x pretraining epochs x methods x encoders (CASS trains both encoders in one
+cell; the reference method has no pretraining, so it has one cell per encoder and seed). Label fractions fan out inside
+a cell. A cell whose records all exist is skipped, so re-running the same command resumes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from cass_bench.engine.allocator import keep_freed_memory
+from cass_bench.config.schema import ARCHS, BenchConfig, config_from_dict, stable_hash, to_dict
+from cass_bench.data.sources import check_dataset, load_dataset
+from cass_bench.models.encoders import check_backbones
+from cass_bench.errors import UserError
+from cass_bench.run.preflight import check_device, check_output, encoder_bytes
+from cass_bench.run.cell import (Cell, config_hash, expected_ids, failure_record, pretrain_key, record_keys,
+                                 run_cell)
+from cass_bench.records.schema import setting_of
+from cass_bench.methods.registry import get_method, plugin_modules, register
+from cass_bench.records.store import RecordStore
+
+
+def expand(cfg: BenchConfig) -> list[Cell]:
+    """Every cell of the grid, in a stable order (all methods of a seed before the next seed)."""
+    cells: list[Cell] = []
+    for dataset in cfg.datasets:
+        for seed in cfg.seeds:
+            for method in cfg.methods:
+                if get_method(method).build is None:
+                    cells.extend(Cell(dataset, method, (a,), None, 0, seed) for a in cfg.archs)
+            for batch_size in cfg.batch_sizes:
+                for epochs in cfg.pretrain_epochs:
+                    for method in cfg.methods:
+                        spec = get_method(method)
+                        if spec.build is None:
+                            continue
+                        groups = [cfg.archs] if spec.joint else [(a,) for a in cfg.archs]
+                        cells.extend(Cell(dataset, method, g, batch_size, epochs, seed) for g in groups)
+    return cells
+
+
+def parse_shard(text: str | None) -> tuple[int, int]:
+    """Parses ``i/n`` (0-based shard i of n); None means the whole sweep."""
+    if text is None:
+        return 0, 1
+    try:
+        i, n = (int(x) for x in text.split("/"))
+    except ValueError:
+        raise UserError(f"--shard '{text}' is malformed; write it as i/n, e.g. 0/2 for the first of two") from None
+    if n < 1 or not 0 <= i < n:
+        raise UserError(f"--shard {text} is impossible; i must be in 0..n-1, e.g. 0/2 and 1/2")
+    return i, n
+
+
+def shard_cells(cfg: BenchConfig, shard: tuple[int, int]) -> list[Cell]:
+    """The cells shard ``(i, n)`` runs: ``i, i+n, i+2n, ...`` of :func:`expand`."""
+    return expand(cfg)[shard[0]::shard[1]]
+
+
+def preflight(cfg: BenchConfig, write: bool = True) -> None:
+    """Checks every name, file and size before anything is written; raises UserError on the first problem.
+
+    Args:
+        cfg: the validated config.
+        write: also create the output folder, open its records for append and check its free disk space
+            (False for a dry run, which writes nothing).
+    """
+    for method in cfg.methods:
+        get_method(method)
+        if method in cfg.recipes:
+            cfg.recipes[method].check(cfg)
+    joint = any(get_method(m).joint for m in cfg.methods)
+    check_backbones(cfg.backbones, ARCHS if joint else cfg.archs, cfg.init)
+    for name in cfg.datasets:
+        bundle = load_dataset(name, cfg.image_size, cfg.data_dir, cfg.split_seed)
+        check_dataset(bundle)
+        for batch_size in cfg.batch_sizes:
+            if batch_size * cfg.devices * cfg.num_nodes > len(bundle.train):
+                raise UserError(
+                    f"batch size {batch_size} is larger than the {len(bundle.train)} training images of "
+                    f"'{name}' allow; use a batch size <= {len(bundle.train) // (cfg.devices * cfg.num_nodes)}"
+                )
+    if cfg.launcher != "slurm":  # a login node need not hold the GPUs its jobs ask for
+        check_device(cfg)
+    store = RecordStore(cfg.out)
+    check_one_configuration(cfg, store.load())
+    done = store.ids()
+    if write:
+        check_output(Path(cfg.out), checkpoint_bytes(cfg, done))
+
+
+def check_one_configuration(cfg: BenchConfig, records: list[dict[str, Any]]) -> None:
+    """Refuses a run whose records would sit beside finished records of another configuration of the same setting.
+
+    The report does not average records of different ``config_hash`` values as seeds (it refuses such a folder), so a
+    run that would create that mix (e.g. ``--init random`` into a folder of ``--init imagenet`` results) is stopped
+    before any work instead of after it.
+
+    Raises:
+        UserError: naming the setting, both hashes and the fix (another ``--out``).
+    """
+    mine: dict[tuple[Any, ...], str] = {}
+    for cell in expand(cfg):
+        digest = config_hash(cfg, cell.method)
+        for arch, fraction, evaluation in record_keys(cell, cfg):
+            mine[setting_of({"dataset": cell.dataset, "method": cell.method, "arch": arch, "eval": evaluation,
+                             "label_fraction": fraction, "batch_size": cell.batch_size,
+                             "pretrain_epochs": cell.pretrain_epochs})] = digest
+    for record in records:
+        if record.get("status") != "ok":
+            continue
+        setting = setting_of(record)
+        if setting in mine and record.get("config_hash") != mine[setting]:
+            raise UserError(
+                f"{cfg.out} already holds finished records of another configuration (config_hash "
+                f"{record.get('config_hash')}; this run's is {mine[setting]}) for {record.get('method')}/"
+                f"{record.get('arch')} {record.get('eval')} at {record.get('label_fraction')} of the labels on "
+                f"{record.get('dataset')}; give this configuration its own --out (one results folder per configuration)"
+            )
+
+
+def checkpoint_bytes(cfg: BenchConfig, done: set[str]) -> int:
+    """About what the checkpoints of the grid's unfinished, not yet cached pretraining cells will take on disk."""
+    folder = Path(cfg.out) / "checkpoints"
+    sizes: dict[str, int] = {}
+    total = 0
+    for cell in expand(cfg):
+        if get_method(cell.method).is_reference or set(expected_ids(cell, cfg)) <= done:
+            continue
+        if (folder / f"{pretrain_key(cell, cfg)}.pt").exists():
+            continue
+        for arch in cell.archs:
+            if arch not in sizes:
+                sizes[arch] = encoder_bytes(cfg.backbones, arch)
+            total += sizes[arch]
+    return total
+
+
+def _spec_file(folder: Path, cell: Cell, cfg: BenchConfig) -> Path:
+    payload = {"config": to_dict(cfg), "cell": dataclasses.asdict(cell), "method_modules": plugin_modules()}
+    path = folder / f"{stable_hash(payload)}.json"
+    path.write_text(json.dumps(payload, indent=1))
+    return path
+
+
+def run_cell_file(path: str | Path) -> None:
+    """Entry point of a cell's process: runs the cell described by a spec file written by the sweep.
+
+    The process keeps freed host memory for reuse (:func:`cass_bench.engine.allocator.keep_freed_memory`), so its step times
+    do not depend on when glibc hands memory back to the kernel.
+    """
+    keep_freed_memory()
+    payload = json.loads(Path(path).read_text())
+    for module in payload.get("method_modules", []):
+        register(module)
+    cfg = config_from_dict(payload["config"])
+    c = payload["cell"]
+    cell = Cell(c["dataset"], c["method"], tuple(c["archs"]), c["batch_size"], c["pretrain_epochs"], c["seed"])
+    run_cell(cell, cfg, RecordStore(cfg.out))
+
+
+def _clock(seconds: float) -> str:
+    m, s = divmod(int(seconds), 60)
+    h, m = divmod(m, 60)
+    return f"{h}:{m:02d}:{s:02d}"
+
+
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
+def run_sweep(cfg: BenchConfig, shard: tuple[int, int] = (0, 1)) -> int:
+    """Runs every pending cell of this shard, one process each; failures become records.
+
+    A SIGTERM to the sweep ends it and kills the running cell's process with it (``subprocess.run`` kills its
+    child on any exception), so no cell goes on alone; its pending records stay missing and a re-run resumes.
+
+    Args:
+        cfg: the validated config (``cfg.out`` is the results folder).
+        shard: ``(i, n)``: this process runs cells ``i, i+n, i+2n, ...``.
+
+    Returns:
+        The number of cells run.
+    """
+    out = Path(cfg.out)
+    store = RecordStore(out)
+    cells = shard_cells(cfg, shard)
+    done = store.ids()
+    pending = [c for c in cells if not set(expected_ids(c, cfg)) <= done]
+    print(f"[sweep] {len(cells)} cells in this shard, {len(cells) - len(pending)} already done, {len(pending)} to run",
+          flush=True)
+    start = time.perf_counter()
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    with tempfile.TemporaryDirectory(prefix="cass-bench-cells-") as specs:
+        for k, cell in enumerate(pending):
+            elapsed = time.perf_counter() - start
+            eta = "?" if k == 0 else _clock(elapsed / k * (len(pending) - k))
+            print(f"[sweep] cell {k + 1}/{len(pending)}: {cell.describe()} | elapsed {_clock(elapsed)} | ETA {eta}",
+                  flush=True)
+            spec = _spec_file(Path(specs), cell, cfg)
+            code = subprocess.run([sys.executable, "-m", "cass_bench", "_cell", str(spec)]).returncode
+            if code != 0:
+                written = store.ids()
+                for key in record_keys(cell, cfg):
+                    record = failure_record(cell, *key, cfg, "error", f"cell process exited with status {code}")
+                    if record["record_id"] not in written:
+                        store.append(record)
+    print(f"[sweep] finished {len(pending)} cells in {_clock(time.perf_counter() - start)}", flush=True)
+    return len(pending)

@@ -1,0 +1,1 @@
+"""Starting weights shared by every method: the formula-driven supervised start."""

@@ -1,0 +1,1 @@
+"""The packaged YAML configs (installed as ``cass_bench.configs``; read with importlib.resources)."""

@@ -130,4 +130,4 @@ def _build(setup: PretrainSetup) -> BYOL:
 
 
 METHOD = MethodSpec("byol", "BYOL (lightly): online/target networks with a predictor, one encoder per run",
-                    joint=False, build=_build, color="tab:green", recipe=ByolConfig)
+                    joint=False, build=_build, recipe=ByolConfig)

@@ -194,4 +194,4 @@ def _build(setup: PretrainSetup) -> DINO:
 
 
 METHOD = MethodSpec("dino", "DINO (lightly): self-distillation with multi-crop, one encoder per run", joint=False,
-                    build=_build, color="tab:blue", recipe=DinoConfig)
+                    build=_build, recipe=DinoConfig)

@@ -23,7 +23,8 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
 from benchmarks.timing import StepIntervals
-from cass_bench.config.schema import ARCHS, BenchConfig, load_config
+from cass_bench.config.schema import ARCHS, BenchConfig
+from cass_bench.config.load import load_config
 from cass_bench.data.bundle import ImageSet
 from cass_bench.data.embedded import embedded
 from cass_bench.engine.logs import PRETRAIN, run_loggers

@@ -48,12 +48,14 @@ from benchmarks.plain_loops import build_plain, time_epoch
 from benchmarks.timing import StepTimes
 from cass_bench.engine.allocator import keep_freed_memory
 from cass_bench.bench.ratios import OVERHEAD_BUDGET, OVERHEAD_KEYS, key_label, overhead_ratio
-from cass_bench.config.schema import BenchConfig, load_config
+from cass_bench.config.schema import BenchConfig
+from cass_bench.config.load import load_config
 from cass_bench.config.files import resolve_config
 from cass_bench.data.loaders import loader_workers, make_loader
 from cass_bench.engine.measure import synchronize
 from cass_bench.methods.registry import run_key
-from cass_bench.records.store import RecordStore, device_name, git_commit, versions
+from cass_bench.records.environment import device_name, git_commit, versions
+from cass_bench.records.store import RecordStore
 
 RUN_AGREEMENT = 0.10
 """Issue 16: the run's CASS/DINO time ratio within 10% of the plain loop's."""

@@ -4,17 +4,19 @@ bench-ratios``. Bad input exits with status 2 and one line."""
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, NoReturn, Sequence
 
 from cass_bench import __version__
 from cass_bench.config.files import DEFAULT, packaged_configs
 from cass_bench.config.schema import LAUNCHERS
+from cass_bench.engine.quiet import set_verbose, silence_library_warnings
 from cass_bench.errors import UserError
 
 MODULE_PROGRAM = "python -m cass_bench"
+INTERRUPTED = 130
+"""Exit status after Ctrl-C (128 + SIGINT), as shells report it."""
 
 
 def program_name(argv0: str | None = None) -> str:
@@ -32,8 +34,21 @@ def _list_of(kind: Callable[[str], Any], what: str) -> Callable[[str], tuple[Any
     return parse
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse whose errors are one line (the problem and where the usage is), exit status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"error: {message}; see {self.prog} --help\n")
+
+    def _check_value(self, action: argparse.Action, value: Any) -> None:
+        if isinstance(action, argparse._SubParsersAction) and value not in action.choices:
+            shown = ", ".join(repr(name) for name in action.choices if not name.startswith("_"))
+            raise argparse.ArgumentError(None, f"unknown command {value!r} (choose from {shown})")
+        super()._check_value(action, value)
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=program_name(), description=__doc__)
+    parser = _Parser(prog=program_name(), description=__doc__)
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -50,7 +65,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--pretrain-epochs", type=_list_of(int, "whole numbers"), help="one or more, e.g. 10,20")
     run.add_argument("--finetune-steps", type=int, help="fine-tuning optimiser steps (finetune.budget: steps)")
     run.add_argument("--finetune-epochs", type=int, help="fine-tuning epochs (finetune.budget: epochs)")
-    run.add_argument("--init", help="starting weights of every encoder: random, imagenet or a checkpoint path")
+    run.add_argument("--init", help="starting weights of every encoder: random, imagenet, fractal (a formula-driven "
+                                    "supervised start trained once and cached) or a checkpoint path")
     run.add_argument("--evals", type=_list_of(str, "evaluations"), help="finetune,linear,knn (default: all three)")
     run.add_argument("--image-size", type=int)
     run.add_argument("--data-dir", help="folder of MedMNIST .npz files (default ~/.medmnist)")
@@ -66,11 +82,17 @@ def _parser() -> argparse.ArgumentParser:
                      help="print the grid, what is done, failed or pending and the time left; write nothing")
     run.add_argument("--retry-failed", action="store_true",
                      help="run failed records again in place (the checkpoint cache is kept)")
+    run.add_argument("--rebuild", metavar="KEY|RECORD_ID",
+                     help="run one cell again: the cell with this checkpoint key or record id has its records removed "
+                          "and written again, and its checkpoint pretrained again when missing (after checkpoints/ "
+                          "was deleted)")
     run.add_argument("--launcher", choices=LAUNCHERS,
                      help="local: cells one after another here (default); submitit-local: each cell a job on this "
                           "machine; slurm: each cell a SLURM job (resources from the config's slurm section)")
     run.add_argument("--wait", action="store_true",
                      help="with a job launcher: follow the jobs until they end, then write the report")
+    run.add_argument("--verbose", action="store_true",
+                     help="show every library line and warning (Lightning's banners, deprecations), in the cells too")
     run.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
                      help="any config value by dotted key, e.g. --set finetune.lr=0.001 (repeatable)")
 
@@ -88,9 +110,18 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("list", help="name the methods, datasets and packaged configs")
 
     export = sub.add_parser("export", help="write a record's pretrained encoder as .safetensors + timm arguments (JSON)")
-    export.add_argument("dir", help="results folder holding records.jsonl and checkpoints/")
-    export.add_argument("--record", required=True, help="record_id whose encoder (its arch) is exported")
-    export.add_argument("dest", help="folder to write <arch>.safetensors and <arch>.json to (created)")
+    export.add_argument("folders", nargs="*", metavar="DIR DEST",
+                        help="the results folder holding records.jsonl and checkpoints/, then the folder to write "
+                             "<arch>.safetensors and <arch>.json to (created)")
+    export.add_argument("--record", help="record_id whose encoder (its arch) is exported")
+    export.add_argument("--start", metavar="DEST",
+                        help="instead: write the fractal start of --config (trained first when not cached) to DEST as "
+                             "cnn.safetensors and vit.safetensors with their source classifiers, plus start.json; "
+                             "DEST is then a valid --init")
+    export.add_argument("--config", help="with --start: the config whose source section names the start")
+    export.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
+                        help="with --start: any config value by dotted key, e.g. --set source.epochs=5")
+    export.add_argument("--force", action="store_true", help="overwrite those files when the folder holds them")
 
     bench = sub.add_parser("bench-compare", help="per-benchmark NEW/OLD time and FLOPs ratios of two benchmark JSONs")
     bench.add_argument("old", help="pytest-benchmark JSON of the reference run, e.g. results/ci/benchmark.json")
@@ -99,8 +130,9 @@ def _parser() -> argparse.ArgumentParser:
     ratios = sub.add_parser("bench-ratios", help="CASS's per-step time and FLOPs relative to DINO and BYOL")
     ratios.add_argument("file", help="pytest-benchmark JSON, e.g. results/ci/benchmark.json")
 
-    cell = sub.add_parser("_cell", help=argparse.SUPPRESS)
+    cell = sub.add_parser("_cell")  # internal (a cell's process): no help row, left out of the metavar
     cell.add_argument("spec")
+    sub.metavar = "{" + ",".join(name for name in sub.choices if not name.startswith("_")) + "}"
     return parser
 
 
@@ -114,7 +146,13 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         "accelerator": args.accelerator, "devices": args.devices, "num_nodes": args.num_nodes,
         "strategy": args.strategy, "num_workers": args.num_workers, "launcher": args.launcher,
     }
-    for item in args.sets:
+    return {**mapping, **_set_pairs(args.sets)}
+
+
+def _set_pairs(items: list[str]) -> dict[str, str]:
+    """``--set KEY=VALUE`` items as a mapping; UserError on a malformed one."""
+    mapping = {}
+    for item in items:
         key, sep, value = item.partition("=")
         if not sep:
             raise UserError(f"--set '{item}' is malformed; write it as KEY=VALUE, e.g. --set finetune.lr=0.001")
@@ -122,21 +160,54 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     return mapping
 
 
-def _quiet_lightning() -> None:
-    for name in ("pytorch_lightning", "lightning", "lightning_fabric"):
-        logging.getLogger(name).setLevel(logging.WARNING)
+def _export(args: argparse.Namespace) -> list[Path]:
+    """``export``: a record's encoder, or with ``--start`` the fractal start of a config."""
+    if args.start:
+        if args.folders or args.record:
+            raise UserError("export --start DEST writes the start of a config; leave out the results folder, "
+                            "--record and the second folder")
+        from cass_bench.config.files import resolve_config
+        from cass_bench.config.load import load_config
+        from cass_bench.starts.export import export_start
+
+        return export_start(load_config(resolve_config(args.config), _set_pairs(args.sets)), args.start, args.force)
+    if len(args.folders) != 2 or not args.record:
+        raise UserError("export needs a results folder, --record RECORD_ID and a destination folder "
+                        "(export DIR --record ID DEST), or --start DEST to write the fractal start")
+    from cass_bench.run.export import export_encoder
+
+    return export_encoder(args.folders[0], args.record, args.folders[1], args.force)
+
+
+def _ending(out: Path) -> str:
+    """Writes the report; returns the short ending: claim checks, record counts, where the report and plots are."""
+    from cass_bench.report import analyse, load_records, write_report
+    from cass_bench.report.costs import DATA_WAIT_LIMIT, data_wait_warnings
+    from cass_bench.run.console import ending
+
+    write_report(out)
+    analysis = analyse(load_records(out), out)
+    notes = [f"warning: data wait above {100 * DATA_WAIT_LIMIT:.0f}% of the epoch time, raise --num-workers: {line}"
+             for line in data_wait_warnings(analysis.costs)]
+    return ending(analysis.claims, analysis.records["status"], out / "report.md", sorted(out.glob("*.png")), notes)
 
 
 def _run(args: argparse.Namespace) -> None:
-    from cass_bench.config.schema import load_config
+    from cass_bench.config.load import load_config
     from cass_bench.config.files import resolve_config, write_resolved
     from cass_bench.run.plan import plan_sweep, render_plan
-    from cass_bench.report import write_report
     from cass_bench.records.store import RecordStore
     from cass_bench.run.sweep import parse_shard, preflight, run_sweep
 
     cfg = load_config(resolve_config(args.config), _overrides(args))
     shard = parse_shard(args.shard)
+    rebuilt = None
+    if args.rebuild:
+        from cass_bench.run.export import rebuild_target
+
+        if args.dry_run:
+            raise UserError("--rebuild removes a cell's records and --dry-run writes nothing; leave out one of them")
+        rebuilt = rebuild_target(cfg, args.rebuild, shard)
     if cfg.launcher != "local":
         from cass_bench.run.jobs import check_launcher
 
@@ -150,6 +221,10 @@ def _run(args: argparse.Namespace) -> None:
     if args.retry_failed:
         failed = {i for plan in plan_sweep(cfg, store.load(), shard) for i in plan.failed}
         print(f"[sweep] retrying {store.remove(failed)} failed record(s)", flush=True)
+    if rebuilt is not None:
+        from cass_bench.run.export import rebuild
+
+        print(rebuild(rebuilt, cfg), flush=True)
     write_resolved(cfg, cfg.out)
     if cfg.launcher != "local":
         from cass_bench.run.jobs import submit_sweep, wait_for
@@ -160,7 +235,7 @@ def _run(args: argparse.Namespace) -> None:
         wait_for(cfg, jobs, shard)
     else:
         run_sweep(cfg, shard)
-    print(write_report(Path(cfg.out)))
+    print(_ending(Path(cfg.out)))
 
 
 def _list() -> None:
@@ -178,10 +253,21 @@ def _list() -> None:
         print(f"  {name}")
 
 
+def _options_first(argv: list[str]) -> list[str]:
+    """``export DIR --record ID DEST`` as ``export --record ID DIR DEST``: argparse matches the positionals around an
+    option in separate chunks, so the folders must come together."""
+    if not argv or argv[0] != "export" or "--record" not in argv[:-1]:
+        return argv
+    at = argv.index("--record")
+    return [argv[0], *argv[at:at + 2], *argv[1:at], *argv[at + 2:]]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Runs the CLI; returns the exit status (2 for bad input)."""
-    args = _parser().parse_args(argv)
-    _quiet_lightning()
+    args = _parser().parse_args(_options_first(list(sys.argv[1:] if argv is None else argv)))
+    if args.command == "run" and args.verbose:
+        set_verbose(True)
+    silence_library_warnings()
     try:
         if args.command == "run":
             _run(args)
@@ -196,9 +282,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.command == "list":
             _list()
         elif args.command == "export":
-            from cass_bench.run.export import export_encoder
-
-            print("Written: " + ", ".join(str(p) for p in export_encoder(args.dir, args.record, args.dest)))
+            print("Written: " + ", ".join(str(p) for p in _export(args)))
         elif args.command == "bench-compare":
             from cass_bench.bench.compare import compare_files
 
@@ -214,6 +298,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        if args.command != "_cell":  # the sweep that started a cell process says it once
+            print("interrupted; finished records are kept: run the same command again to resume", file=sys.stderr)
+        return INTERRUPTED
     return 0
 
 

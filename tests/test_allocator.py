@@ -55,8 +55,8 @@ def test_every_cell_process_keeps_freed_memory_before_its_cell_runs(monkeypatch:
     calls: list[str] = []
     monkeypatch.setattr(sweep, "keep_freed_memory", lambda: calls.append("keep") or True)
     monkeypatch.setattr(sweep, "run_cell", lambda cell, cfg, store: calls.append(f"run {cell.method}"))
-    from cass_bench.config.schema import load_config
-    from cass_bench.run.cell import Cell
+    from cass_bench.config.load import load_config
+    from cass_bench.records.identity import Cell
 
     cfg = load_config(None, {"out": str(tmp_path / "out")})
     spec = sweep._spec_file(tmp_path, Cell("embedded", "dino", ("cnn",), 16, 1, 0), cfg)

@@ -13,7 +13,7 @@ import pytest
 import yaml
 from PIL import Image
 
-from cass_bench.config.schema import load_config
+from cass_bench.config.load import load_config
 from cass_bench.data.bundle import MULTICLASS, MULTILABEL, ArrayImages, DatasetBundle, FileImages, SubsetImages
 from cass_bench.data.embedded import digit_images
 from cass_bench.data.medmnist import FLAGS, choose_file

@@ -6,10 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from cass_bench.run import cell as protocol
-from cass_bench.config.schema import load_config
-from cass_bench.run.cell import Cell, pretrain_key, run_cell
-from cass_bench.records.store import RecordStore, device_name
+from cass_bench.records import identity
+from cass_bench.config.load import load_config
+from cass_bench.run.cell import run_cell
+from cass_bench.records.identity import Cell, pretrain_key
+from cass_bench.records.environment import device_name
+from cass_bench.records.store import RecordStore
 from cass_bench.run.sweep import expand
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -29,7 +31,7 @@ def test_a_cpu_record_is_not_reused_by_the_same_command_on_another_device(tmp_pa
     cass = Cell("embedded", "cass", ("cnn", "vit"), 16, 1, 0)
     cpu_key = pretrain_key(cass, cfg)
 
-    monkeypatch.setattr(protocol, "device_name", lambda accelerator="auto": FAKE_GPU)
+    monkeypatch.setattr(identity, "device_name", lambda accelerator="auto": FAKE_GPU)
     run_cell(cell, cfg, store)
     records = store.load()
     assert len(records) == 2 and records[0] == cpu_record

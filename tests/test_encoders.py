@@ -47,13 +47,13 @@ def test_imagenet_weights_load_from_the_local_folder(imagenet) -> None:  # type:
     folder, saved = imagenet
     backbones = BackboneConfig(weights_dir=str(folder), small_input_stem="false")
     check_backbones(backbones, ("cnn", "vit"), "imagenet")
-    cnn = build_encoder("cnn", backbones, 32, seed=0, init="imagenet", num_classes=1000)
+    cnn = build_encoder("cnn", backbones, 32, seed=0, init="imagenet", start_head=True)
     for key, value in cnn.state_dict().items():
         assert torch.equal(value, saved[CNN][key]), key
     pooled = build_encoder("cnn", backbones, 32, seed=0, init="imagenet")
     assert pooled(torch.randn(2, 3, 32, 32)).shape == (2, 512)
     assert torch.equal(pooled.layer4[1].conv2.weight, saved[CNN]["layer4.1.conv2.weight"])
-    vit = build_encoder("vit", backbones, 32, seed=0, init="imagenet", num_classes=1000)
+    vit = build_encoder("vit", backbones, 32, seed=0, init="imagenet", start_head=True)
     assert vit.patch_embed.patch_size == (8, 8)
     for key in ("head.weight", "head.bias", "blocks.0.attn.qkv.weight", "cls_token", "norm.weight"):
         assert torch.equal(vit.state_dict()[key], saved[VIT][key]), key

@@ -10,7 +10,7 @@ import timm
 import torch
 
 from cass_bench.cli import main
-from cass_bench.config.schema import load_config
+from cass_bench.config.load import load_config
 from cass_bench.models.encoders import build_encoder
 from cass_bench.run.export import load_exported
 from cass_bench.records.store import RecordStore
@@ -38,7 +38,7 @@ def test_exported_encoders_give_the_checkpoints_outputs(smoke_run: Path, tmp_pat
         torch.testing.assert_close(load_exported(dest / f"{arch}.json")(batch), expected)
         spec = json.loads((dest / f"{arch}.json").read_text())
         assert spec["source"]["record_id"] == record["record_id"] and spec["small_input_stem"] == (arch == "cnn")
-        if arch == "vit":  # timm alone, as the README shows
+        if arch == "vit":  # timm alone, as docs/records.md shows
             model = timm.create_model(**spec["timm"], pretrained=True, pretrained_cfg_overlay=dict(
                 file=str(dest / spec["weights"]), custom_load=False))
             torch.testing.assert_close(model.eval()(batch), expected)

@@ -23,9 +23,11 @@ from cass_bench.engine import checkpoints
 from cass_bench.run import preflight
 from cass_bench.engine.checkpoints import CheckpointCache
 from cass_bench.cli import main
-from cass_bench.config.schema import load_config, stable_hash
+from cass_bench.config.schema import stable_hash
+from cass_bench.config.load import load_config
 from cass_bench.errors import UserError
-from cass_bench.run.cell import failure_status, pretrain_key, run_cell
+from cass_bench.run.cell import failure_status, run_cell
+from cass_bench.records.identity import pretrain_key
 from cass_bench.records.store import RecordStore
 from cass_bench.run.sweep import expand
 from tests.test_report import make_records, write_records
@@ -151,7 +153,7 @@ def _states(seed: int) -> checkpoints.States:
     return {"cnn": {"w": torch.randn(4, 3, generator=generator), "n": torch.tensor(3)}}
 
 
-MEASURES = {"pretrain_time_s": 12.5, "feature_rank_history": {"cnn": [3.0, 2.5]}, "peak_gpu_mem_mb": None}
+MEASURES = {"pretrain_time_s": 12.5, "centred_rank_history": {"cnn": [3.0, 2.5]}, "peak_gpu_mem_mb": None}
 
 
 def _saved(folder: Path, n: int = 0) -> tuple[CheckpointCache, str]:

@@ -70,7 +70,7 @@ def test_multilabel_metrics_match_scikit_learn() -> None:
 
 
 def _tiny_setup(steps: int, select: str = "last") -> tuple[Any, Any]:
-    from cass_bench.config.schema import load_config
+    from cass_bench.config.load import load_config
     from cass_bench.data.sources import load_dataset
 
     cfg = load_config(None, {"image_size": 16, "backbones.vit_patch_size": 4, "finetune.steps": steps,

@@ -1,4 +1,4 @@
-"""Record identities are stable: the committed default results are exactly what the default config asks for.
+"""Record identities are stable: a committed results folder holds exactly the records its config asks for.
 
 Record ids key resume and the committed results; a refactor that changes how a config is hashed, or a config
 change without regenerated results, would silently orphan every finished record. The device is part of the
@@ -7,39 +7,39 @@ identity, so it is fixed here to the machine the committed records name.
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from cass_bench.run import cell as protocol
-from cass_bench.config.schema import load_config
-from cass_bench.run.cell import config_hash, expected_ids
+from cass_bench.records import identity
+from cass_bench.config.load import load_config
+from cass_bench.records.identity import config_hash, expected_ids
 from cass_bench.run.sweep import expand
 
 ROOT = Path(__file__).resolve().parent.parent
-COMMITTED = pd.read_json(ROOT / "results" / "default" / "records.jsonl", lines=True)
+FOLDER = ROOT / "results" / "start-quality"
+"""A committed folder produced by the current record schema, complete for its config."""
+COMMITTED = pd.read_json(FOLDER / "records.jsonl", lines=True)
 
 
 @pytest.fixture(autouse=True)
 def _committed_device(monkeypatch: pytest.MonkeyPatch) -> None:
     (device,) = COMMITTED["device"].unique()
-    monkeypatch.setattr(protocol, "device_name", lambda accelerator="auto": device)
+    monkeypatch.setattr(identity, "device_name", lambda accelerator="auto": device)
 
 
 def _default_config():
-    seeds = tuple(sorted(int(s) for s in COMMITTED["seed"].unique()))
-    return dataclasses.replace(load_config(ROOT / "configs" / "default.yaml"), seeds=seeds)
+    return load_config(FOLDER / "config.yaml")
 
 
-def test_default_config_hashes_match_the_committed_records() -> None:
+def test_the_folder_config_hashes_match_its_committed_records() -> None:
     cfg = _default_config()
     committed = COMMITTED.groupby("method")["config_hash"].unique().map(list).to_dict()
     assert {m: [config_hash(cfg, m)] for m in cfg.methods} == committed
 
 
-def test_default_config_asks_for_exactly_the_committed_record_ids() -> None:
+def test_the_folder_config_asks_for_exactly_its_committed_record_ids() -> None:
     cfg = _default_config()
     expected = {record_id for cell in expand(cfg) for record_id in expected_ids(cell, cfg)}
     assert expected == set(COMMITTED["record_id"])

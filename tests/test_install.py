@@ -1,4 +1,4 @@
-"""The project installs as a tool: a wheel built from the checkout runs the smoke config from an empty folder."""
+"""The project installs as a tool: a wheel and an sdist built from the checkout run the smoke config from an empty folder."""
 
 from __future__ import annotations
 
@@ -21,15 +21,36 @@ def _run(*args: str | Path, cwd: Path, env: dict[str, str]) -> subprocess.Comple
     return proc
 
 
-@pytest.mark.slow
-def test_wheel_installs_and_runs_the_packaged_smoke_config_from_an_empty_folder(tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    source = tmp_path / "source"  # a copy, so the build leaves nothing in the checkout
+def _source_copy(tmp_path: Path) -> Path:
+    """A copy of the checkout's packaged sources, so a build leaves nothing in the checkout."""
+    source = tmp_path / "source"
     source.mkdir()
     for name in SOURCES:
-        copy = shutil.copytree if (ROOT / name).is_dir() else shutil.copy2
-        copy(ROOT / name, source / name, **({"symlinks": True, "ignore": shutil.ignore_patterns("__pycache__")}
-                                          if (ROOT / name).is_dir() else {}))
+        if (ROOT / name).is_dir():
+            shutil.copytree(ROOT / name, source / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(ROOT / name, source / name)
+    return source
+
+
+def _sdist(source: Path, tmp_path: Path, env: dict[str, str]) -> Path:
+    """An sdist built from ``source``, unpacked: the tree a user gets from the package index."""
+    _run(sys.executable, "-m", "build", "--sdist", "--no-isolation", "-o", tmp_path / "dist", source, cwd=tmp_path,
+         env=env)
+    (archive,) = (tmp_path / "dist").glob("cass_bench-*.tar.gz")
+    shutil.unpack_archive(archive, tmp_path / "unpacked")
+    (tree,) = (tmp_path / "unpacked").iterdir()
+    return tree
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("via", ["checkout", "sdist"])
+def test_wheel_installs_and_runs_the_packaged_smoke_config_from_an_empty_folder(tmp_path: Path, via: str) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    source = _source_copy(tmp_path)
+    assert not any(p.is_symlink() for p in source.rglob("*")), "the package tree holds links"
+    if via == "sdist":
+        source = _sdist(source, tmp_path, env)
     _run(sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index", "-q", "-w",
          tmp_path / "wheels", source, cwd=tmp_path, env=env)
     (wheel,) = (tmp_path / "wheels").glob("cass_bench-*.whl")

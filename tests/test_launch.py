@@ -16,9 +16,9 @@ from typing import Iterator
 import pytest
 
 from cass_bench.cli import main
-from cass_bench.config.schema import load_config
+from cass_bench.config.load import load_config
 from cass_bench.run.jobs import read_tickets
-from cass_bench.run.cell import expected_ids
+from cass_bench.records.identity import expected_ids
 from cass_bench.records.store import RecordStore
 from cass_bench.run.sweep import expand
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from cass_bench.config.schema import load_config
-from cass_bench.run.cell import INJECT_OOM_ENV, expected_ids
+from cass_bench.config.load import load_config
+from cass_bench.run.cell import INJECT_OOM_ENV
+from cass_bench.records.identity import expected_ids
 from cass_bench.records.store import RecordStore
 from cass_bench.run.sweep import expand
 

@@ -16,6 +16,7 @@ from PIL import Image
 from cass_bench.cli import main
 from cass_bench.report import analyse, load_records, write_plots, write_report
 from cass_bench.records.schema import RECORD_FIELDS
+from cass_bench.report.load import RANK_HISTORY
 from cass_bench.report.costs import (
     DATA_WAIT, FLOPS, MFU, PARAMS, RATE, TIME, data_wait_warnings, memory_quantity,
 )
@@ -167,7 +168,7 @@ def test_cells_at_chance_and_collapsed_runs_are_marked_in_the_f1_table(tmp_path:
         if record["method"] == "byol" and record["label_fraction"] == 0.01:
             record["above_chance"] = False
         if record["method"] == "cass":
-            record["collapsed"] = True
+            record.update(collapsed=True, feature_std_history=[0.05, 1e-4], **{RANK_HISTORY: [8.0, 1.0]})
     out = write_records(tmp_path / "r", records)
     write_report(out)
     table = (out / "report.md").read_text().split("## 1. Downstream")[1].split("###")[0]
@@ -179,7 +180,7 @@ def test_cells_at_chance_and_collapsed_runs_are_marked_in_the_f1_table(tmp_path:
 
 def test_epoch_robustness_is_measured_with_several_epoch_counts(tmp_path: Path) -> None:
     out = write_records(tmp_path / "r", make_records(batch_sizes=(16,), epochs=(5, 20)))
-    assert _claims(out)["e vs dino"].startswith("inconclusive — too few seeds (2)")
+    assert _claims(out)["d1/e@10%:cnn:dino:5"].startswith("inconclusive — too few seeds (2)")
     write_report(out)
     report = (out / "report.md").read_text()
     assert "## 4. Robustness to pretraining epochs" in report and "epochs 5" in report and "epochs 20" in report
@@ -233,9 +234,9 @@ def test_collapsed_runs_are_flagged(tmp_path: Path) -> None:
     records = make_records(datasets=("d1",))
     for record in records:
         if record["batch_size"] is not None:
-            record.update(feature_rank_history=[12.0, 8.0, 6.0], feature_std_history=[0.05, 0.04, 0.03])
+            record.update(feature_std_history=[0.05, 0.04, 0.03], **{RANK_HISTORY: [12.0, 8.0, 6.0]})
         if record["method"] == "dino" and record["batch_size"] == 16 and record["arch"] == "vit":
-            record.update(collapsed=True, feature_rank_history=[12.0, 3.0, 1.2], feature_std_history=[0.05, 0.01, 1e-4])
+            record.update(collapsed=True, feature_std_history=[0.05, 0.01, 1e-4], **{RANK_HISTORY: [12.0, 3.0, 1.2]})
     out = write_records(tmp_path / "r", records)
     write_report(out)
     section = (out / "report.md").read_text().split("## 6. Collapse")[1].split("## 7.")[0]
@@ -277,12 +278,13 @@ def test_cost_ratios_are_taken_within_a_device_never_across(tmp_path: Path) -> N
     both = analyse(load_records(write_records(tmp_path / "both", gpu + cpu)))
     for device in (GPU, CPU):
         assert both.costs.ratio(TIME)[("d1", device, 16, 10, "cass", "cnn+vit")] == pytest.approx(10 / 50)
-    assert dict(zip(both.claims["key"], both.claims["n"]))["b vs dino"] == 4  # 2 seeds on each device
+    per_device = dict(zip(both.claims["key"], both.claims["n"]))  # one row per device, never pooled
+    assert per_device[f"d1/b:bs16:ep10:dino@{GPU}"] == per_device[f"d1/b:bs16:ep10:dino@{CPU}"] == 2
     apart = [r for r in gpu if r["method"] in ("cass", "supervised")] + [r for r in cpu if r["method"] in ("dino", "byol")]
     split = analyse(load_records(write_records(tmp_path / "apart", apart)))
     assert np.isnan(split.costs.ratio(TIME)[("d1", GPU, 16, 10, "cass", "cnn+vit")])
     claims = dict(zip(split.claims["key"], split.claims["measured"]))
-    assert claims["b vs dino"].endswith("on the same device") and claims["c vs dino"].endswith("on the same device")
+    assert claims["b:dino"].endswith("on the same device") and claims["c:dino"].endswith("on the same device")
 
 
 def test_mfu_is_a_column_only_where_a_run_measured_it(tmp_path: Path) -> None:
@@ -326,8 +328,8 @@ def test_cli_writes_latex_and_csv(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert main(["report", str(out), "--format", "csv"]) == 0
     f1 = pd.read_csv(out / "report_f1_macro.csv")
     assert {"dataset", "method", "arch", "label_fraction", "mean", "std", "n"} <= set(f1.columns)
-    assert set(pd.read_csv(out / "report_claims.csv")["key"]) >= {"a@1% vs dino", "a@1% vs byol", "b vs dino",
-                                                                   "c vs dino", "d vs dino", "e vs byol"}
+    assert set(pd.read_csv(out / "report_claims.csv")["key"]) >= {
+        "d1/a@1%:cnn:dino", "d1/a@1%:vit:byol", "d1/b:bs16:ep10:dino", "d1/c:bs16:ep10:dino", "d1/d@10%:cnn:dino:32"}
     assert len(pd.read_csv(out / "report_failures.csv")) == 1
     assert "Claim checks" in capsys.readouterr().out
 
@@ -347,7 +349,9 @@ def test_committed_report_regenerates_identically(tmp_path: Path, folder: str) -
     committed = Path(__file__).resolve().parents[1] / "results" / folder
     out = tmp_path / folder
     out.mkdir()
-    shutil.copy(committed / "records.jsonl", out / "records.jsonl")
+    for name in ("records.jsonl", "config.yaml"):  # config.yaml names the claims' family
+        if (committed / name).exists():
+            shutil.copy(committed / name, out / name)
     write_report(out)
     assert (out / "report.md").read_text() == (committed / "report.md").read_text()
 

@@ -53,9 +53,11 @@ def test_smoke_run_writes_every_record_complete(smoke_run: Path) -> None:
         assert record["pretrain_epoch_time_s"] > 0 and record["pretrain_time_s"] > 0
         assert record["images_per_s"] > 0 and record["flops_per_image"] > 0
         assert record["embedding_std"] > 0
-        assert len(record["feature_rank_history"]) == len(record["feature_std_history"]) == 2
-        assert all(1 <= rank <= 256 for rank in record["feature_rank_history"])
-        assert record["collapsed"] == (record["feature_rank_history"][-1] < 2)
+        assert len(record["centred_rank_history"]) == len(record["feature_std_history"]) == 2
+        assert all(0 <= rank <= 256 for rank in record["centred_rank_history"])
+        assert record["centred_rank"] == record["centred_rank_history"][-1]
+        assert record["collapsed"] == (record["centred_rank_history"][-1] < 2)
+        assert "feature_rank_history" not in record and record["start_key"] is None
 
 
 def test_smoke_run_leaves_only_results_in_its_folder(smoke_run: Path) -> None:
@@ -74,7 +76,7 @@ def test_smoke_run_logs_curves_and_each_record_names_its_files(smoke_run: Path) 
             assert curves["pretrain_loss_step"].notna().any() and curves["pretrain_loss_epoch"].notna().sum() == 1
             assert any(column.startswith("lr-") for column in curves.columns)
             ranks = curves[f"collapse/{record['arch']}_rank"].dropna().tolist()
-            assert ranks == pytest.approx(record["feature_rank_history"])
+            assert ranks == pytest.approx(record["centred_rank_history"])
         else:
             assert record["checkpoint_key"] is record["pretrain_log_dir"] is None
         if record["eval"] == "finetune":

@@ -9,8 +9,9 @@ import pytest
 from scipy import stats as sps
 
 from cass_bench.evaluation.chance import score_macro_f1 as macro_f1
+from cass_bench.report.power import MAX_SEEDS, critical_noncentrality, detectable_effect, seeds_needed
 from cass_bench.report.stats import (Interval, bootstrap_interval, bootstrap_pvalue, holm, outcome,
-                              paired_interval, paired_t_pvalue, slope)
+                                     paired_interval, paired_t_pvalue, t_interval)
 
 
 def test_paired_interval_is_the_t_interval_with_n_minus_1_df() -> None:
@@ -97,9 +98,43 @@ def test_outcome_of_one_cost_run_compares_the_point() -> None:
     assert outcome(Interval(0.2, math.nan, math.nan, 4, "none"), 0.0) == "inconclusive"
 
 
-def test_slope_is_the_least_squares_slope() -> None:
-    x = np.log2([8, 16, 32])
-    assert slope(x, [1.0, 2.0, 3.0]) == pytest.approx(1.0)
-    assert slope(x, [1.0, 3.0, 2.0]) == pytest.approx(np.polyfit(x, [1.0, 3.0, 2.0], 1)[0])
-    assert slope([1, np.nan, 3], [2.0, 5.0, 6.0]) == pytest.approx(2.0)
-    assert math.isnan(slope([4.0, 4.0], [1.0, 2.0]))
+def test_t_interval_from_summary_figures_equals_the_paired_interval() -> None:
+    d = np.array([0.4, 2.5, -1.0, 3.3, 1.1])
+    assert t_interval(d.mean(), d.std(ddof=1), d.size) == paired_interval(d)
+    assert t_interval(2.0, math.nan, 1).n == 1 and not t_interval(2.0, math.nan, 1).bounded
+    assert t_interval(1.0, 0.0, 4).p == 0.0 and t_interval(0.0, 0.0, 4).p == 1.0
+
+
+def _simulated_power(effect: float, sd: float, n: int, level: float, reps: int = 40_000) -> float:
+    rng = np.random.default_rng(7)
+    d = rng.normal(effect, sd, (reps, n))
+    t = d.mean(axis=1) / (d.std(axis=1, ddof=1) / math.sqrt(n))
+    return float((np.abs(t) > sps.t.ppf(1 - level / 2, n - 1)).mean())
+
+
+@pytest.mark.parametrize("n, family", [(3, 12), (10, 12), (10, 1), (25, 40)])
+def test_detectable_effect_has_the_stated_power_in_simulation(n: int, family: int) -> None:
+    mde = detectable_effect(n, 4.0, 0.05, family, 0.8)
+    assert _simulated_power(mde, 4.0, n, 0.05 / family) == pytest.approx(0.8, abs=0.01)
+    assert _simulated_power(0.8 * mde, 4.0, n, 0.05 / family) < 0.75
+    assert mde == pytest.approx(2 * detectable_effect(n, 2.0, 0.05, family, 0.8))  # linear in the spread
+
+
+def test_detectable_effect_matches_the_normal_approximation_for_many_seeds() -> None:
+    n, level = 2000, 0.05 / 12
+    normal = (sps.norm.ppf(1 - level / 2) + sps.norm.ppf(0.8)) * 4.0 / math.sqrt(n)
+    assert detectable_effect(n, 4.0, 0.05, 12, 0.8) == pytest.approx(normal, rel=0.01)
+    assert critical_noncentrality(9, 0.05, 0.8) > critical_noncentrality(99, 0.05, 0.8)
+    assert math.isnan(detectable_effect(1, 4.0, 0.05, 12, 0.8)) and math.isnan(detectable_effect(5, math.nan, 0.05, 12,
+                                                                                                  0.8))
+
+
+def test_seeds_needed_is_the_fewest_that_reach_the_power() -> None:
+    need = seeds_needed(5.0, 4.0, 0.05, 12, 0.8)
+    assert need is not None and need > 2
+    assert detectable_effect(need, 4.0, 0.05, 12, 0.8) <= 5.0 < detectable_effect(need - 1, 4.0, 0.05, 12, 0.8)
+    assert seeds_needed(-5.0, 4.0, 0.05, 12, 0.8) == need  # the size of the effect counts, not its sign
+    assert seeds_needed(5.0, 0.0, 0.05, 12, 0.8) == 2
+    assert seeds_needed(0.01, 50.0, 0.05, 12, 0.8) is None  # beyond MAX_SEEDS
+    assert detectable_effect(MAX_SEEDS, 50.0, 0.05, 12, 0.8) > 0.01
+    assert seeds_needed(5.0, math.nan, 0.05, 12, 0.8) is None

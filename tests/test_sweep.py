@@ -13,9 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from cass_bench.config.schema import load_config
+from cass_bench.config.load import load_config
 from cass_bench.errors import UserError
-from cass_bench.run.cell import INJECT_OOM_ENV, expected_ids
+from cass_bench.run.cell import INJECT_OOM_ENV
+from cass_bench.records.identity import expected_ids
 from cass_bench.records.store import RecordStore
 from cass_bench.run.sweep import expand, parse_shard, shard_cells
 

@@ -1,17 +1,19 @@
 """Checks of a loaded config's values that no type can express: ranges, names, and the launcher's section.
 
 Each check raises :class:`cass_bench.errors.UserError` with the fix on the first problem; :func:`validate` runs them
-all and is called by :func:`cass_bench.config.schema.load_config`.
+all and is called by :func:`cass_bench.config.load.load_config`.
 """
 
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
-from cass_bench.config.schema import ARCHS, EVALS, INITS, LAUNCHERS, PRECISIONS, STEM_CHOICES, BenchConfig, SlurmConfig
+from cass_bench.config.schema import (ARCHS, EVALS, INITS, LAUNCHERS, PRECISIONS, SOURCE_OPTIMIZERS, STEM_CHOICES,
+                                      BenchConfig, SlurmConfig)
 from cass_bench.errors import UserError
 
 ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps")
@@ -19,6 +21,18 @@ MAX_IMAGE_SIZE = 1024
 """The largest image side accepted (the paper's largest input is 384 px)."""
 SEED_MAX = 2**32 - 1
 """Seeds must lie in ``[0, SEED_MAX]``, the range numpy and Lightning seed with."""
+FLOAT32_MAX = 3.4028234663852886e38
+"""The largest float32, the kNN vote's precision."""
+
+
+def knn_min_temperature(k: int) -> float:
+    """The smallest kNN vote temperature whose weights stay finite in float32.
+
+    The vote sums ``exp(sim / T)`` over ``k`` neighbours with ``sim <= 1``, so it stays below the largest float32
+    while ``1 / T <= ln(FLOAT32_MAX) - ln(k)``; one unit more is kept as a margin (about 0.0118 for ``k = 20``). At
+    that limit the smallest weight, ``exp(-1 / T)``, is still a normal float32 (no 0 / 0).
+    """
+    return 1.0 / (math.log(FLOAT32_MAX) - math.log(max(k, 1)) - 1.0)
 
 
 def validate(cfg: BenchConfig) -> None:
@@ -34,9 +48,13 @@ def validate(cfg: BenchConfig) -> None:
             raise UserError(f"pretraining epochs {e} is impossible; use whole numbers >= 1")
     for name, seq in (("methods", cfg.methods), ("datasets", cfg.datasets), ("label_fractions", cfg.label_fractions),
                       ("batch_sizes", cfg.batch_sizes), ("seeds", cfg.seeds), ("pretrain_epochs", cfg.pretrain_epochs),
-                      ("archs", cfg.archs)):
+                      ("archs", cfg.archs), ("eval.evals", cfg.eval.evals)):
         if not seq:
             raise UserError(f"'{name}' is empty; give at least one value")
+        repeated = [v for k, v in enumerate(seq) if v in seq[:k]]
+        if repeated:
+            raise UserError(f"'{name}' lists {repeated[0]!r} more than once, which would run or count it twice; "
+                            "give each value once")
     for arch in cfg.archs:
         if arch not in ARCHS:
             raise UserError(f"unknown arch '{arch}'; choose from {', '.join(ARCHS)}")
@@ -47,40 +65,83 @@ def validate(cfg: BenchConfig) -> None:
         raise UserError(f"unknown finetune.select '{ft.select}'; choose last or best_val")
     for key, value in (("steps", ft.steps), ("epochs", ft.epochs), ("val_every", ft.val_every)):
         if value < 1:
-            raise UserError(f"finetune.{key} must be >= 1, got {value}")
+            raise UserError(f"finetune.{key} must be >= 1, got {value}; give a whole number of 1 or more")
     if ft.patience < 0:
-        raise UserError(f"finetune.patience must be >= 0, got {ft.patience}")
+        raise UserError(f"finetune.patience must be >= 0, got {ft.patience}; give 0 (never stop early) or more")
     for name in cfg.eval.evals:
         if name not in EVALS:
             raise UserError(f"unknown evaluation '{name}' in eval.evals; choose from {', '.join(EVALS)}")
     if not cfg.eval.evals:
         raise UserError("'eval.evals' is empty; give at least one of " + ", ".join(EVALS))
-    if cfg.eval.knn_k < 1 or cfg.eval.knn_temperature <= 0:
-        raise UserError("eval.knn_k must be >= 1 and eval.knn_temperature > 0")
-    if not cfg.eval.linear_c_grid or min(cfg.eval.linear_c_grid) <= 0 or cfg.eval.linear_folds < 2:
-        raise UserError("eval.linear_c_grid needs positive values and eval.linear_folds must be >= 2")
-    if cfg.eval.chance_permutations < 99 or not 0 < cfg.eval.chance_alpha < 1:
-        raise UserError("eval.chance_permutations must be >= 99 and eval.chance_alpha in (0, 1)")
+    _check_eval(cfg)
     if cfg.backbones.small_input_stem.lower() not in STEM_CHOICES:
-        raise UserError(f"backbones.small_input_stem must be one of {', '.join(STEM_CHOICES)}, "
-                        f"got '{cfg.backbones.small_input_stem}'")
+        raise UserError(f"backbones.small_input_stem is '{cfg.backbones.small_input_stem}'; choose one of "
+                        f"{', '.join(STEM_CHOICES)}")
     for recipe in cfg.recipes.values():
         recipe.validate()
+    _check_source(cfg)
     if cfg.init not in INITS and not Path(cfg.init).expanduser().exists():
-        raise UserError(f"init '{cfg.init}' is neither random, imagenet nor an existing checkpoint path; "
-                        "pass --init random|imagenet|PATH")
+        raise UserError(f"init '{cfg.init}' is neither random, imagenet, fractal nor an existing checkpoint path; "
+                        "pass --init random|imagenet|fractal|PATH")
     if cfg.finetune.batch_size < 1:
         raise UserError(f"finetune batch size {cfg.finetune.batch_size} is impossible; use a whole number >= 1")
     if cfg.image_size < 8:
         raise UserError(f"image size {cfg.image_size} is too small; use at least 8 pixels")
+    patch = cfg.backbones.vit_patch_size
+    if patch is not None and not 1 <= patch <= cfg.image_size:
+        raise UserError(f"backbones.vit_patch_size {patch} is impossible at image size {cfg.image_size}; use a "
+                        f"divisor of the image size (e.g. {_divisor_near(cfg.image_size, 8)}), or unset it to keep "
+                        "the model's own")
     if cfg.precision not in PRECISIONS:
         raise UserError(f"unknown precision '{cfg.precision}'; choose from {', '.join(PRECISIONS)}")
     if not 0 <= cfg.finetune.min_class_weight <= 1:
-        raise UserError("finetune.min_class_weight must lie in [0, 1]")
-    if cfg.devices < 1 or cfg.num_nodes < 1:
-        raise UserError("devices and num_nodes must be >= 1")
+        raise UserError(f"finetune.min_class_weight is {cfg.finetune.min_class_weight}; give a number in [0, 1]")
+    for key in ("devices", "num_nodes"):
+        if getattr(cfg, key) < 1:
+            raise UserError(f"{key} {getattr(cfg, key)} is impossible; give a whole number >= 1")
     validate_launcher(cfg)
     _check_ranges(cfg)
+    check_out_path(cfg.out)
+
+
+def _divisor_near(size: int, wanted: int) -> int:
+    """The divisor of ``size`` nearest ``wanted`` (the smaller on a tie)."""
+    return min((d for d in range(1, size + 1) if size % d == 0), key=lambda d: (abs(d - wanted), d))
+
+
+def _check_eval(cfg: BenchConfig) -> None:
+    """The kNN vote, the linear probe's grid and folds, and the chance test."""
+    ev = cfg.eval
+    if ev.knn_k < 1:
+        raise UserError(f"eval.knn_k {ev.knn_k} is impossible; give a whole number of neighbours >= 1, e.g. 20")
+    low = knn_min_temperature(ev.knn_k)
+    if ev.knn_temperature < low:
+        raise UserError(f"eval.knn_temperature {ev.knn_temperature} is below {low:.4f}, where the kNN vote's "
+                        f"weights exp(similarity / temperature) overflow float32 with knn_k {ev.knn_k}; give at "
+                        f"least {low:.4f} (default 0.07)")
+    if not ev.linear_c_grid or min(ev.linear_c_grid) <= 0:
+        raise UserError(f"eval.linear_c_grid {list(ev.linear_c_grid)} needs positive values only; e.g. 0.01,0.1,1")
+    if ev.linear_folds < 2:
+        raise UserError(f"eval.linear_folds {ev.linear_folds} is impossible; give 2 or more, e.g. 5")
+    if ev.chance_permutations < 99:
+        raise UserError(f"eval.chance_permutations {ev.chance_permutations} is too few for the chance test; give "
+                        "99 or more, e.g. 1000")
+    if not 0 < ev.chance_alpha < 1:
+        raise UserError(f"eval.chance_alpha {ev.chance_alpha} is impossible; give a level in (0, 1), e.g. 0.05")
+
+
+def check_out_path(out: str) -> None:
+    """Raises UserError when a name in the results folder's path is longer than its file system allows."""
+    path = Path(out)
+    anchor = next((p for p in path.parents if os.path.isdir(p)), Path("."))
+    try:
+        longest = os.pathconf(anchor, "PC_NAME_MAX")
+    except (OSError, ValueError):
+        longest = 255
+    for part in path.parts:
+        if len(os.fsencode(part)) > longest:
+            raise UserError(f"--out has a name of {len(os.fsencode(part))} bytes ('{part[:24]}...'), longer than the "
+                            f"{longest} its file system allows; pass a shorter folder name")
 
 
 def validate_launcher(cfg: BenchConfig) -> None:
@@ -91,7 +152,8 @@ def validate_launcher(cfg: BenchConfig) -> None:
     for key in ("nodes", "gpus_per_node", "cpus_per_task", "timeout_min", "array_parallelism", "mem_gb"):
         value = getattr(sl, key)
         if value is not None and value < (0 if key == "gpus_per_node" else 1):
-            raise UserError(f"slurm.{key} must be >= {0 if key == 'gpus_per_node' else 1}, got {value}")
+            raise UserError(f"slurm.{key} must be >= {0 if key == 'gpus_per_node' else 1}, got {value}; "
+                            f"give a larger number, or leave slurm.{key} unset")
     if sl.nodes is not None and sl.nodes != cfg.num_nodes:
         raise UserError(f"slurm.nodes is {sl.nodes} but num_nodes is {cfg.num_nodes}; Lightning's DDP needs them "
                         f"equal: set --num-nodes {sl.nodes} or drop slurm.nodes")
@@ -99,8 +161,12 @@ def validate_launcher(cfg: BenchConfig) -> None:
         raise UserError(f"slurm.gpus_per_node is {sl.gpus_per_node} but devices is {cfg.devices}; each task needs "
                         f"its own GPU: set slurm.gpus_per_node >= {cfg.devices} or --devices {sl.gpus_per_node}")
     if not isinstance(sl.additional_parameters, dict):
-        raise UserError("slurm.additional_parameters must be a mapping of sbatch options to values, "
-                        "e.g. {qos: high}")
+        raise UserError("slurm.additional_parameters is not a mapping; write it as sbatch options and their "
+                        "values, e.g. {qos: high}")
+    for key, value in sl.additional_parameters.items():
+        if not isinstance(key, str) or not isinstance(value, (str, int, float, bool)):
+            raise UserError(f"slurm.additional_parameters sets '{key}' to {type(value).__name__}, but an sbatch "
+                            "option takes one word or number; write it as e.g. {qos: high, mail-type: END}")
     named = {f.name.replace("_", "-") for f in fields(SlurmConfig)} | {"time", "mem", "ntasks-per-node"}
     for key in sl.additional_parameters:
         if str(key).replace("_", "-") in named:
@@ -123,11 +189,41 @@ def _check_ranges(cfg: BenchConfig) -> None:
                         f"use at most {MAX_IMAGE_SIZE}")
     if cfg.accelerator not in ACCELERATORS:
         raise UserError(f"unknown accelerator '{cfg.accelerator}'; choose from {', '.join(ACCELERATORS)}")
-    sections: list[tuple[str, Any]] = [("", cfg), ("backbones.", cfg.backbones), ("finetune.", cfg.finetune),
+    sections: list[tuple[str, Any]] = [("", cfg), ("backbones.", cfg.backbones), ("source.", cfg.source),
+                                       ("finetune.", cfg.finetune),
                                        ("eval.", cfg.eval), *((f"{n}.", r) for n, r in cfg.recipes.items())]
     for prefix, section in sections:
         for f in fields(section):
             _check_real(prefix + f.name, getattr(section, f.name))
+            _check_count(prefix + f.name, getattr(section, f.name))
+
+
+def _check_source(cfg: BenchConfig) -> None:
+    """The ``source`` section (the ``fractal`` start's recipe), checked whatever the init so a typo shows early."""
+    src = cfg.source
+    for key, value, low in (("classes", src.classes, 2), ("instances", src.instances, 2), ("points", src.points, 1),
+                            ("epochs", src.epochs, 1), ("vit_epochs", src.vit_epochs, 1),
+                            ("batch_size", src.batch_size, 1), ("render_size", src.render_size, 8)):
+        if value is not None and value < low:
+            raise UserError(f"source.{key} {value} is impossible; give a whole number >= {low}")
+    for key, value in (("min_fill", src.min_fill), ("perturbation", src.perturbation), ("holdout", src.holdout),
+                       ("label_smoothing", src.label_smoothing)):
+        if not 0 <= value < 1:
+            raise UserError(f"source.{key} {value} is impossible; give a number in [0, 1)")
+    if src.optimizer not in SOURCE_OPTIMIZERS:
+        raise UserError(f"unknown source.optimizer '{src.optimizer}'; choose from {', '.join(SOURCE_OPTIMIZERS)}")
+    if src.warmup_epochs < 0:
+        raise UserError(f"source.warmup_epochs {src.warmup_epochs} is impossible; give 0 or more")
+    if not 0 <= src.seed <= SEED_MAX:
+        raise UserError(f"source.seed {src.seed} is impossible; use whole numbers from 0 to {SEED_MAX}")
+
+
+def _check_count(key: str, value: Any) -> None:
+    """Every whole number of every section is a count or a size, never negative (bools are not counts)."""
+    values = value if isinstance(value, tuple) else (value,)
+    for v in values:
+        if isinstance(v, int) and not isinstance(v, bool) and v < 0:
+            raise UserError(f"config key '{key}' is {v}; it counts or sizes something, so give 0 or more")
 
 
 def _check_real(key: str, value: Any) -> None:

@@ -1,6 +1,7 @@
 """Config files: the configs that ship inside the package (``cass_bench/configs``, the top-level ``configs/`` folder
 in a source checkout), found by name with :mod:`importlib.resources` so ``--config smoke`` works from any folder;
-and the resolved config a run writes beside its records."""
+the resolved config a run writes beside its records; and the one strict YAML reader of configs and dataset files
+(a key set twice is refused, and so is a document whose aliases expand beyond :data:`MAX_YAML_NODES`)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import os
 from importlib.resources import files
 from importlib.resources.abc import Traversable
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -61,3 +63,79 @@ def write_resolved(cfg: BenchConfig, out: str | Path) -> Path:
     tmp.write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
     os.replace(tmp, path)
     return path
+
+
+MAX_YAML_NODES = 100_000
+"""The most values (scalars, lists and mappings, aliases counted as what they expand to) a YAML file may hold; a
+config has a few hundred, and a few nested aliases can otherwise stand for billions."""
+MERGE_TAG = "tag:yaml.org,2002:merge"
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, refusing a mapping that sets one key twice (PyYAML keeps the last value silently)."""
+
+    where = "YAML file"
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == MERGE_TAG or not isinstance(key_node, yaml.ScalarNode):
+                continue
+            key = self.construct_object(key_node)
+            line = key_node.start_mark.line + 1
+            if key in seen:
+                raise UserError(f"{self.where} sets '{key}' twice in one section (lines {seen[key]} and {line}), "
+                                "and only one value can count; delete one of them")
+            seen[key] = line
+        return super().construct_mapping(node, deep)
+
+
+def _expanded_size(node: yaml.Node, sizes: dict[int, int], open_nodes: set[int], where: str) -> int:
+    """The values ``node`` stands for with every alias expanded; UserError beyond the bound or on a cycle."""
+    if id(node) in sizes:
+        return sizes[id(node)]
+    if id(node) in open_nodes:
+        raise UserError(f"{where} holds an alias inside its own anchor (a cycle); write the values out instead")
+    open_nodes.add(id(node))
+    size = 1
+    if isinstance(node, yaml.SequenceNode):
+        size += sum(_expanded_size(child, sizes, open_nodes, where) for child in node.value)
+    elif isinstance(node, yaml.MappingNode):
+        size += sum(_expanded_size(k, sizes, open_nodes, where) + _expanded_size(v, sizes, open_nodes, where)
+                    for k, v in node.value)
+    if size > MAX_YAML_NODES:
+        raise UserError(f"{where} expands to more than {MAX_YAML_NODES} values (nested aliases?); a config needs "
+                        "a few hundred: write the values out without repeated aliases")
+    open_nodes.discard(id(node))
+    sizes[id(node)] = size
+    return size
+
+
+def read_yaml(text: str, where: str) -> Any:
+    """Parses one YAML document strictly: safe tags only, no key twice in a mapping, bounded expansion.
+
+    Args:
+        text: the document.
+        where: what it is, for messages (e.g. ``config file 'x.yaml'``).
+
+    Returns:
+        The parsed data (None for an empty document).
+
+    Raises:
+        UserError: invalid YAML, a key set twice, a cycle of aliases, or more than :data:`MAX_YAML_NODES` values.
+    """
+    loader = _StrictLoader(text)
+    loader.where = where
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        _expanded_size(node, {}, set(), where)
+        return loader.construct_document(node)
+    except yaml.YAMLError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UserError(f"{where} is not valid YAML ({first}); fix its syntax") from None
+    except RecursionError:
+        raise UserError(f"{where} is nested too deeply to read; flatten it") from None
+    finally:
+        loader.dispose()

@@ -1,9 +1,7 @@
-"""Typed benchmark configuration: YAML file + command-line overrides, validated before anything runs.
+"""Typed benchmark configuration: every section a frozen dataclass, the shared ones defined here.
 
-Every section is a frozen dataclass; `load_config` reads a YAML file, applies overrides given as dotted
-keys (``{"finetune.epochs": 3}``) and validates the result. Unknown keys are errors, not silently ignored.
-The shared sections are defined here; each method's recipe section (a :class:`MethodRecipe`) is defined in the
-method's own module and found through the registry, so the YAML key of a recipe is its method's name.
+Each method's recipe section (a :class:`MethodRecipe`) is defined in the method's own module and found through the
+registry, so the YAML key of a recipe is its method's name. Loading and coercion: :mod:`cass_bench.config.load`.
 """
 
 from __future__ import annotations
@@ -11,12 +9,9 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-from dataclasses import dataclass, field, fields, is_dataclass
-from importlib.resources.abc import Traversable
-from pathlib import Path
-from typing import Any, TypeVar, get_type_hints
-
-import yaml
+import re
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 from cass_bench.methods import registry
 from cass_bench.errors import UserError
@@ -25,7 +20,8 @@ from cass_bench.config.recipe import MethodRecipe
 ARCHS = ("cnn", "vit")
 PRECISIONS = ("32", "32-true", "bf16-mixed", "16-mixed")
 EVALS = ("finetune", "linear", "knn")
-INITS = ("random", "imagenet")
+INITS = ("random", "imagenet", "fractal")
+SOURCE_OPTIMIZERS = ("adamw", "adam", "sgd")
 STEM_CHOICES = ("auto", "true", "false")
 LAUNCHERS = ("local", "submitit-local", "slurm")
 
@@ -55,6 +51,57 @@ class BackboneConfig:
         """Whether the CNN gets the small-image stem at ``image_size`` (``auto``: below 64 px)."""
         choice = self.small_input_stem.lower()
         return image_size < 64 if choice == "auto" else choice == "true"
+
+
+@dataclass(frozen=True)
+class SourceConfig:
+    """The formula-driven supervised start of ``init: fractal``: its images and how both encoders learn them.
+
+    The images are FractalDB-style (:mod:`cass_bench.starts.fractal`): ``classes`` iterated function systems,
+    ``instances`` perturbed renders each. Each encoder (the configured CNN and ViT, built as the cells build them)
+    gets a classifier of ``classes`` outputs and is trained with cross-entropy on the images (grey replicated to
+    three channels, ImageNet-normalised), ``holdout`` of each class's instances kept apart to measure its source
+    accuracy. Everything is seeded from ``seed`` alone: the start is the same for every method and cell seed.
+    The defaults were tuned on the default setting (digits at 16 px, resnet18 small stem + vit_tiny patch 4): the
+    CNN needs few epochs, the ViT many (its source accuracy and its features' kNN quality still rise at 20).
+
+    Attributes:
+        classes, instances, points, min_fill, perturbation: the generator's recipe (see ``FractalRecipe``).
+        render_size: side the images are rendered at before being resized to the benchmark's ``image_size``
+            (unset: rendered at ``image_size``).
+        seed: seed of the images, the split, the initialisation and the batches.
+        holdout: share of each class's instances held out for the source accuracy.
+        epochs: training epochs of the CNN (and of the ViT when ``vit_epochs`` is unset).
+        vit_epochs: training epochs of the ViT (unset: ``epochs``).
+        batch_size: training batch size.
+        optimizer: ``adamw``, ``adam`` or ``sgd`` (momentum 0.9, Nesterov).
+        lr: peak learning rate of the CNN (and of the ViT when ``vit_lr`` is unset), reached after
+            ``warmup_epochs`` of linear warm-up and cosine-annealed to zero over the rest.
+        vit_lr: peak learning rate of the ViT (unset: ``lr``).
+        weight_decay: the optimiser's weight decay.
+        warmup_epochs: epochs of linear warm-up (may be fractional).
+        augment: random shifts (up to 1/8 of the side) and left-right flips of each training batch.
+        label_smoothing: cross-entropy label smoothing.
+    """
+
+    classes: int = 32
+    instances: int = 100
+    points: int = 20_000
+    min_fill: float = 0.05
+    perturbation: float = 0.2
+    render_size: int | None = None
+    seed: int = 0
+    holdout: float = 0.1
+    epochs: int = 5
+    vit_epochs: int | None = 20
+    batch_size: int = 64
+    optimizer: str = "adamw"
+    lr: float = 1e-3
+    vit_lr: float | None = None
+    weight_decay: float = 0.05
+    warmup_epochs: float = 1.0
+    augment: bool = True
+    label_smoothing: float = 0.0
 
 
 R = TypeVar("R", bound=MethodRecipe)
@@ -123,6 +170,42 @@ class EvalConfig:
     chance_alpha: float = 0.05
 
 
+CLAIM_ROW = re.compile(r"^(?:(?P<dataset>.+)/)?(?P<claim>[ade])@(?P<fraction>\d*\.?\d+)(?P<percent>%?)"
+                       r":(?P<arch>cnn\+vit|cnn|vit):(?P<comparator>[\w-]+)(?::(?P<level>\d+))?$")
+"""One claim row: ``[DATASET/]CLAIM@FRACTION:ARCH:COMPARATOR[:LEVEL]``, e.g. ``a@10%:cnn:dino`` (fraction as
+``10%`` or ``0.1``; ``cnn+vit``: the encoders' average) or ``d@10%:vit:byol:8`` ((d) batch 8, (e) epochs 3 against
+the main level); without ``DATASET/`` the row stands for every dataset."""
+
+
+@dataclass(frozen=True)
+class ClaimsConfig:
+    """The claim checks' pre-registered family, fixed before any result is read (see the report's rules).
+
+    Attributes:
+        family: the F1 and robustness rows Holm's correction runs over (:data:`CLAIM_ROW`); empty: every (a), (d)
+            and (e) row of the configured datasets, label fractions, archs, comparators and sweep levels.
+        alpha: family-wise error rate of the verdicts.
+        power: the power at which the report states each row's minimum detectable effect.
+    """
+
+    family: tuple[str, ...] = ()
+    alpha: float = 0.05
+    power: float = 0.8
+
+    def __post_init__(self) -> None:
+        if not (0 < self.alpha < 1 and 0 < self.power < 1):
+            raise UserError(f"claims.alpha and claims.power must lie in (0, 1), got {self.alpha} and {self.power}")
+        for row in self.family:
+            match = CLAIM_ROW.match(row)
+            if (match is None or (match["claim"] == "a") != (match["level"] is None)
+                    or not 0 < float(match["fraction"]) / (100 if match["percent"] else 1) <= 1):
+                raise UserError(f"claims.family row '{row}' is malformed; write a@10%:cnn:dino, d@10%:cnn:dino:8 or "
+                                "e@10%:vit:byol:3 (optionally DATASET/ in front)")
+            if match["comparator"] not in registry.comparators():
+                raise UserError(f"claims.family row '{row}' names comparator '{match['comparator']}'; choose from "
+                                f"{', '.join(registry.comparators())}")
+
+
 @dataclass(frozen=True)
 class SlurmConfig:
     """Resources of each cell's job with ``launcher: slurm`` (and the time limit of ``submitit-local`` jobs).
@@ -179,8 +262,11 @@ class BenchConfig:
         init: the encoders' starting weights, the same for every method in a cell: ``random`` (seeded),
             ``imagenet`` (timm's weights: the hub, or ``backbones.weights_dir`` offline) or the path of an encoder
             checkpoint the harness wrote (``checkpoints/<key>.pt``) or a folder of ``cnn.safetensors`` /
-            ``vit.safetensors``.
+            ``vit.safetensors``, or ``fractal``: the formula-driven supervised start the ``source`` section
+            describes, trained once per recipe and cached (:mod:`cass_bench.starts`).
         backbones, finetune, eval: the shared sections.
+        claims: the claim checks' pre-registered family (read by the report, not by the run).
+        source: the recipe of the ``fractal`` start (unused by other inits).
         recipes: each registered method's recipe, keyed by method name (in YAML, a top-level section named after
             the method).
         launcher: how the sweep's cells run: ``local`` (one process after another on this machine),
@@ -209,8 +295,10 @@ class BenchConfig:
     out: str = "runs/latest"
     init: str = "random"
     backbones: BackboneConfig = field(default_factory=BackboneConfig)
+    source: SourceConfig = field(default_factory=SourceConfig)
     finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    claims: ClaimsConfig = field(default_factory=ClaimsConfig)
     recipes: dict[str, MethodRecipe] = field(default_factory=default_recipes)
 
     def recipe(self, kind: type[R]) -> R:
@@ -237,122 +325,6 @@ class BenchConfig:
     slurm: SlurmConfig = field(default_factory=SlurmConfig)
 
 
-def _coerce(value: Any, hint: Any, key: str) -> Any:
-    """Converts a YAML/CLI value to the annotated type, or raises UserError naming the key."""
-    text = str(hint)
-    try:
-        if is_dataclass(hint):
-            if not isinstance(value, dict):
-                raise UserError(f"config key '{key}' must be a mapping, got {value!r}")
-            return _build(hint, value, key + ".")
-        if text.startswith("tuple"):
-            items = value.split(",") if isinstance(value, str) else value
-            if not isinstance(items, (list, tuple)):
-                items = [items]
-            inner = hint.__args__[0]
-            return tuple(_coerce(v.strip() if isinstance(v, str) else v, inner, key) for v in items)
-        if value is None and "None" in text:
-            return None
-        if hint is bool or text == "bool":
-            if isinstance(value, str):
-                if value.lower() in ("1", "true", "yes"):
-                    return True
-                if value.lower() in ("0", "false", "no"):
-                    return False
-                raise ValueError(value)
-            return bool(value)
-        if hint is int or text.startswith("int"):
-            if isinstance(value, float) and not value.is_integer():
-                raise ValueError(value)
-            return int(value)
-        if hint is float:
-            return float(value)
-        if hint is str or text.startswith("str"):
-            return str(value).lower() if isinstance(value, bool) else str(value)
-    except (TypeError, ValueError):
-        raise UserError(f"config key '{key}' has an invalid value {value!r} (expected {text})") from None
-    return value
-
-
-def _reject_unknown(data: dict[str, Any], known: set[str], prefix: str) -> None:
-    unknown = sorted(set(data) - known)
-    if unknown:
-        raise UserError(
-            f"unknown config key '{prefix}{unknown[0]}'; known keys here: {', '.join(sorted(known))}"
-        )
-
-
-def _build(cls: type, data: dict[str, Any], prefix: str = "") -> Any:
-    hints = get_type_hints(cls)
-    _reject_unknown(data, {f.name for f in fields(cls)}, prefix)
-    kwargs = {name: _coerce(value, hints[name], prefix + name) for name, value in data.items()}
-    return cls(**kwargs)
-
-
-def _build_config(data: dict[str, Any]) -> BenchConfig:
-    """A BenchConfig from YAML-shaped data: shared keys, plus one section per registered method's recipe."""
-    kinds = registry.recipe_classes()
-    shared = {f.name for f in fields(BenchConfig)} - {"recipes"}
-    _reject_unknown(data, shared | set(kinds), "")
-    recipes = {name: _coerce(data.get(name, {}), kind, name) for name, kind in kinds.items()}
-    hints = get_type_hints(BenchConfig)
-    return BenchConfig(**{k: _coerce(v, hints[k], k) for k, v in data.items() if k in shared}, recipes=recipes)
-
-
-def _nest(overrides: dict[str, Any]) -> dict[str, Any]:
-    nested: dict[str, Any] = {}
-    for dotted, value in overrides.items():
-        node = nested
-        *parents, leaf = dotted.split(".")
-        for part in parents:
-            node = node.setdefault(part, {})
-        node[leaf] = value
-    return nested
-
-
-def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
-    merged = dict(base)
-    for key, value in extra.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = _merge(merged[key], value)
-        else:
-            merged[key] = value
-    return merged
-
-
-def load_config(path: str | Path | Traversable | None, overrides: dict[str, Any] | None = None) -> BenchConfig:
-    """Reads a YAML config, applies dotted-key overrides and validates the result.
-
-    Args:
-        path: YAML file (a path, or a packaged config from :func:`cass_bench.config.files.resolve_config`); None
-            uses only the defaults.
-        overrides: values keyed by dotted field names, e.g. ``{"finetune.epochs": 2}``; None values are skipped.
-
-    Returns:
-        The validated configuration.
-
-    Raises:
-        UserError: on a missing or malformed file, an unknown key or an impossible value.
-    """
-    data: dict[str, Any] = {}
-    if path is not None:
-        p = Path(path) if isinstance(path, str) else path
-        if not p.is_file():
-            raise UserError(f"config file '{p}' not found; pass an existing YAML file with --config")
-        try:
-            data = yaml.safe_load(p.read_text())
-        except yaml.YAMLError as exc:
-            first = str(exc).splitlines()[0]
-            raise UserError(f"config file '{p}' is not valid YAML ({first}); fix its syntax") from None
-        if data is None:
-            raise UserError(f"config file '{p}' is empty; write the settings in it, or leave out --config to "
-                            "use configs/default.yaml")
-        if not isinstance(data, dict):
-            raise UserError(f"config file '{p}' must hold a mapping of keys to values")
-    clean = {k: v for k, v in (overrides or {}).items() if v is not None}
-    return config_from_dict(_merge(data, _nest(clean)))
-
-
 def to_dict(obj: Any) -> dict[str, Any]:
     """A plain JSON-ready dict of a config or section (tuples become lists; recipes become top-level sections)."""
     data = json.loads(json.dumps(dataclasses.asdict(obj)))
@@ -365,12 +337,3 @@ def stable_hash(payload: Any, length: int = 12) -> str:
     """A short, order-independent hash of JSON-ready data."""
     text = json.dumps(payload, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:length]
-
-
-def config_from_dict(data: dict[str, Any]) -> BenchConfig:
-    """Rebuilds a validated config from ``to_dict`` output."""
-    from cass_bench.config.checks import validate
-
-    cfg = _build_config(data)
-    validate(cfg)
-    return cfg

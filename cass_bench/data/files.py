@@ -46,10 +46,11 @@ def read_csv(path: Path, key: str) -> pd.DataFrame:
 
 
 def check_images(paths: Sequence[Path], where: str) -> list[str]:
-    """Checks that every image file exists, opens as an image of a supported mode, and hashes its content.
+    """Checks that every image file exists, decodes whole as an image of a supported mode, and hashes its content.
 
-    The check is cheap (header and PIL ``verify``): truncated JPEGs pass it and are caught only when decoded; PNGs
-    are checked against their checksums. High-bit-depth and float images are decoded to check their values.
+    Each file is decoded once (JPEGs at 1/8 scale, which still reads every byte), so a truncated file is caught
+    here, named, before any work; an image too large for PIL's decompression-bomb limit is refused. High-bit-depth
+    and float images are decoded at full precision to check their values.
 
     Args:
         paths: the image files.
@@ -59,7 +60,8 @@ def check_images(paths: Sequence[Path], where: str) -> list[str]:
         The SHA-256 of each file's bytes, in the order of ``paths``.
 
     Raises:
-        UserError: naming the first missing, unreadable or unsupported file (and how many are missing).
+        UserError: naming the first missing, unreadable, truncated, oversized or unsupported file (and how many are
+            missing).
     """
     missing = [p for p in paths if not p.is_file()]
     if missing:
@@ -71,14 +73,26 @@ def check_images(paths: Sequence[Path], where: str) -> list[str]:
     for path in paths:
         data = path.read_bytes()
         digests.append(hashlib.sha256(data).hexdigest())
-        try:
-            with Image.open(io.BytesIO(data)) as image:
-                image.verify()
-            with Image.open(io.BytesIO(data)) as image:
-                check_mode(image, str(path))
-        except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-            raise UserError(
-                f"image file '{path}' (from {where}) is corrupt or not an image ({type(exc).__name__}); "
-                "replace or remove it"
-            ) from None
+        _check_decodes(data, path, where)
     return digests
+
+
+def _check_decodes(data: bytes, path: Path, where: str) -> None:
+    """Raises UserError unless ``data`` decodes whole as an image of a supported mode."""
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            image.verify()
+        with Image.open(io.BytesIO(data)) as image:
+            check_mode(image, str(path))
+        with Image.open(io.BytesIO(data)) as image:
+            image.draft(image.mode, (1, 1))
+            image.load()
+    except Image.DecompressionBombError as exc:
+        raise UserError(f"image file '{path}' (from {where}) is too large to decode safely ({str(exc).split(',')[0]}; "
+                        "a decompression bomb?); resize or remove it") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        detail = (str(exc).strip().splitlines() or [""])[0]
+        raise UserError(
+            f"image file '{path}' (from {where}) is corrupt or not an image ({type(exc).__name__}"
+            f"{': ' + detail if detail else ''}); replace or remove it"
+        ) from None

@@ -116,11 +116,14 @@ def _split(arrays: dict[str, np.ndarray], split: str, task: str, classes: tuple[
         )
     if len(images) == 0:
         raise UserError(f"'{path}' has an empty {split} split; replace it with the official file")
+    if 0 in images.shape[1:3]:
+        raise UserError(f"'{path}' {split}_images are {images.shape[1]}x{images.shape[2]} pixels (empty images); "
+                        "replace it with the official file")
     if len(labels) != len(images):
         raise UserError(
             f"'{path}' has {len(images)} {split} images but {len(labels)} labels; replace it with the official file"
         )
-    y = labels.reshape(len(labels), -1).astype(np.int64)
+    y = _whole_labels(labels, split, path)
     if task == MULTILABEL:
         if y.shape[1] != len(classes) or not np.isin(y, (0, 1)).all():
             raise UserError(
@@ -133,7 +136,24 @@ def _split(arrays: dict[str, np.ndarray], split: str, task: str, classes: tuple[
             f"'{path}' {split}_labels must be one class index in 0..{len(classes) - 1} per image, "
             f"got shape {labels.shape} and range {y.min()}..{y.max()}; replace it with the official file"
         )
+    if split == "train" and len(np.unique(y)) < 2:
+        raise UserError(f"'{path}' train_labels hold one class only ({classes[int(y[0, 0])]!r}); a classification "
+                        "dataset needs at least two classes: replace it with the official file")
     return ImageSet(ArrayImages(images, image_size), y[:, 0])
+
+
+def _whole_labels(labels: np.ndarray, split: str, path: Path) -> np.ndarray:
+    """``labels`` as ``(N, L)`` int64; UserError unless they are numbers that are whole (no truncation)."""
+    if labels.dtype.kind not in "biuf":
+        raise UserError(f"'{path}' {split}_labels holds {labels.dtype} values, not class numbers; replace it with "
+                        "the official file")
+    if labels.dtype.kind == "f":
+        bad = ~np.isfinite(labels) | (labels != np.round(labels))
+        if bad.any():
+            raise UserError(f"'{path}' {split}_labels holds {int(bad.sum())} value(s) that are not whole numbers "
+                            f"(e.g. {labels[bad].flat[0]:g}); labels are class indices or 0/1: replace it with "
+                            "the official file")
+    return labels.reshape(len(labels), -1).astype(np.int64)
 
 
 def load_medmnist(flag: str, image_size: int, data_dir: str | Path) -> DatasetBundle:

@@ -25,8 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from cass_bench.config.files import read_yaml
 from cass_bench.data.bundle import MULTICLASS, MULTILABEL
 from cass_bench.data.files import resolve
 from cass_bench.errors import UserError
@@ -75,7 +74,7 @@ class FolderSpec:
 def _text(data: dict[str, Any], key: str, path: Path) -> str:
     value = data[key]
     if not isinstance(value, (str, int, float)) or isinstance(value, bool) or str(value).strip() == "":
-        raise UserError(f"dataset file '{path}': key '{key}' must be a non-empty text value, got {value!r}")
+        raise UserError(f"dataset file '{path}': key '{key}' is {value!r}; give it a non-empty text value")
     return str(value)
 
 
@@ -99,7 +98,7 @@ def _label_columns(value: Any, path: Path) -> tuple[str, ...]:
     items = [value] if isinstance(value, str) else value
     if not isinstance(items, list) or not all(isinstance(c, (str, int)) for c in items):
         raise UserError(
-            f"dataset file '{path}': label_columns must be a column name or a list of names, got {value!r}"
+            f"dataset file '{path}': label_columns is {value!r}; give a column name or a list of names"
         )
     columns = tuple(str(c) for c in items)
     if len(set(columns)) != len(columns):
@@ -116,12 +115,14 @@ def _load_yaml(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise UserError(f"dataset file '{path}' not found; pass an existing dataset .yaml (or a built-in name)")
     try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        first = str(exc).splitlines()[0]
-        raise UserError(f"dataset file '{path}' is not valid YAML ({first}); fix its syntax") from None
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise UserError(f"dataset file '{path}' is not UTF-8 text (byte {exc.start} cannot be decoded); save it as "
+                        "UTF-8") from None
+    data = read_yaml(text, f"dataset file '{path}'")
     if not isinstance(data, dict):
-        raise UserError(f"dataset file '{path}' must hold a mapping of keys (name, format, ...) to values")
+        raise UserError(f"dataset file '{path}' does not hold a mapping; write its keys (name, format, ...) as "
+                        "'key: value' lines")
     return data
 
 

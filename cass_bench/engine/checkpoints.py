@@ -21,7 +21,9 @@ from typing import Any, Iterator
 
 import torch
 
-FORMAT = 1
+FORMAT = 2
+"""Version of the file's contents; a checkpoint of another version is moved aside and its cell pretrained again
+(2: the feature-rank history is the centred rank, :func:`cass_bench.engine.collapse.centred_rank`)."""
 States = dict[str, dict[str, torch.Tensor]]
 RANK_VARIABLES = ("RANK", "LOCAL_RANK", "NODE_RANK", "SLURM_PROCID")
 """Environment variables a distributed launcher sets; a process where any is non-zero is not global rank zero."""
@@ -118,8 +120,10 @@ class CheckpointCache:
             saved = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as exc:  # noqa: BLE001 - any unreadable file is the same fault
             return f"is unreadable ({type(exc).__name__})"
-        if not isinstance(saved, dict) or saved.get("format") != FORMAT:
+        if not isinstance(saved, dict) or "format" not in saved:
             return "has no key and content hash (written by an older cass-bench, or not a checkpoint)"
+        if saved["format"] != FORMAT:
+            return f"is of format {saved['format']}, written by another cass-bench version (this one reads {FORMAT})"
         if saved.get("key") != key or saved.get("payload") != _canonical(payload):
             return f"holds the pretraining of another cell or setting (key {saved.get('key')})"
         states, measures = saved.get("states"), saved.get("measures")
@@ -157,7 +161,7 @@ class CheckpointCache:
             tmp.unlink(missing_ok=True)
             raise OSError(exc.errno, f"{exc.strerror or exc} while saving checkpoint {final.name}; "
                                      "free disk space, then run again with --retry-failed") from None
-        print(f"[cache] saved checkpoints/{final.name}", flush=True)
+        print(f"[cache] saved {self.folder.name}/{final.name}", flush=True)
         return final
 
 

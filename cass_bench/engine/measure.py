@@ -26,6 +26,8 @@ from pytorch_lightning.utilities.seed import isolate_rng
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, IterableDataset
 
+from cass_bench.engine.collapse import centred_rank, feature_spread
+
 
 def synchronize() -> None:
     """Waits for queued CUDA work so a clock read covers it (no-op without CUDA)."""
@@ -249,20 +251,11 @@ class StepFlops(pl.Callback):
             self._count(trainer, pl_module, batch)
 
 
-def effective_rank(features: Tensor) -> float:
-    """RankMe (Garrido et al. 2023): exp of the entropy of the normalised singular values of ``(N, D)`` features."""
-    singular = torch.linalg.svdvals(features.double())
-    p = singular / singular.sum().clamp_min(1e-12) + 1e-12
-    return float(torch.exp(-(p * p.log()).sum()))
-
-
-def feature_spread(features: Tensor) -> float:
-    """Mean per-dimension standard deviation of the L2-normalised features (0 when every image maps to one point)."""
-    return float(torch.nn.functional.normalize(features.double(), dim=1).std(dim=0).mean())
-
-
 class FeatureCollapse(pl.Callback):
-    """The spread and effective rank of each encoder's pooled features on a fixed probe batch, per epoch.
+    """The spread and centred effective rank of each encoder's pooled features on a fixed probe batch, per epoch.
+
+    The rank is :func:`cass_bench.engine.collapse.centred_rank` (RankMe of the centred, L2-normalised features,
+    directions below the spread floor counted as zero), the measure the ``collapsed`` rule reads.
 
     Measured before the first epoch and after each epoch, off the epoch clock (put it after :class:`EpochClock`),
     in eval mode without gradients, on the features that fine-tuning starts from (not the projection outputs), and
@@ -273,7 +266,8 @@ class FeatureCollapse(pl.Callback):
         images: the probe batch (already transformed), e.g. 256 training images.
 
     Attributes:
-        std_history, rank_history: per arch, one value before training and one per epoch.
+        std_history, rank_history: per arch, one value before training and one per epoch (``rank_history``: the
+            centred rank).
     """
 
     def __init__(self, images: Tensor) -> None:
@@ -287,10 +281,10 @@ class FeatureCollapse(pl.Callback):
             was_training = encoder.training
             encoder.eval()
             with torch.no_grad():
-                features = torch.cat([encoder(chunk).float() for chunk in images.split(128)])
+                features = torch.cat([encoder(chunk).float() for chunk in images.split(128)]).cpu()
             encoder.train(was_training)
             self.std_history.setdefault(arch, []).append(feature_spread(features))
-            self.rank_history.setdefault(arch, []).append(effective_rank(features))
+            self.rank_history.setdefault(arch, []).append(centred_rank(features))
         self._log(trainer)
 
     def _log(self, trainer: pl.Trainer) -> None:

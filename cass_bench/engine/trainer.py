@@ -18,10 +18,10 @@ from pytorch_lightning.loggers import Logger
 from torch.optim.lr_scheduler import CosineAnnealingLR, LRScheduler
 
 from cass_bench.engine.logs import LOG_EVERY_N_STEPS, learning_rate_monitor
+from cass_bench.engine.quiet import interactive, quiet_lightning
 
 if TYPE_CHECKING:
     from cass_bench.config.schema import BenchConfig
-    from cass_bench.methods.contract import PretrainMethod
 
 
 @dataclass(frozen=True)
@@ -68,12 +68,35 @@ def cosine_annealing(optimizer: torch.optim.Optimizer, total_steps: int) -> dict
     return Optimization.cosine(optimizer, total_steps).lightning()["lr_scheduler"]
 
 
-def pretrain_trainer(module: PretrainMethod, cfg: BenchConfig, epochs: int, callbacks: list[pl.Callback],
+class RunProgressBar(TQDMProgressBar):
+    """Lightning's tqdm bar of a pretraining run, redrawn in place and erased when the run ends.
+
+    It names the epoch out of the run's epochs and leaves out Lightning's logger version (``v_num``).
+    """
+
+    def init_train_tqdm(self) -> Any:
+        bar = super().init_train_tqdm()
+        bar.leave = False
+        return bar
+
+    def on_train_epoch_start(self, trainer: pl.Trainer, *args: Any) -> None:
+        super().on_train_epoch_start(trainer, *args)
+        self.train_progress_bar.set_description(f"pretraining epoch {trainer.current_epoch + 1}/{trainer.max_epochs}")
+
+    def get_metrics(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> dict[str, Any]:
+        items = super().get_metrics(trainer, pl_module)
+        items.pop("v_num", None)
+        return items
+
+
+def pretrain_trainer(module: pl.LightningModule, cfg: BenchConfig, epochs: int, callbacks: list[pl.Callback],
                      loggers: list[Logger] | None = None) -> pl.Trainer:
     """The Lightning Trainer every pretraining run uses (placement, precision, the method's clipping and sync BN).
 
     Nothing in it reads a value from the device every step: the curves are written and the progress bar redrawn
-    every :data:`LOG_EVERY_N_STEPS` steps.
+    every :data:`LOG_EVERY_N_STEPS` steps. The bar is drawn only on a terminal
+    (:func:`cass_bench.engine.quiet.interactive`); Lightning's banners and tips are off unless ``--verbose``
+    (:func:`cass_bench.engine.quiet.quiet_lightning`).
 
     Args:
         module: the pretraining module (its ``gradient_clip_val`` and ``sync_batchnorm`` are applied).
@@ -83,13 +106,16 @@ def pretrain_trainer(module: PretrainMethod, cfg: BenchConfig, epochs: int, call
         loggers: where the curves go (:func:`cass_bench.engine.logs.run_loggers`; the learning rate is logged too), or
             None for no logging.
     """
-    callbacks = [*callbacks, TQDMProgressBar(refresh_rate=LOG_EVERY_N_STEPS)]
+    bar = interactive()
+    callbacks = [*callbacks, *([RunProgressBar(refresh_rate=LOG_EVERY_N_STEPS)] if bar else [])]
     if loggers:
         callbacks.append(learning_rate_monitor())
+    quiet_lightning()
     return pl.Trainer(
         max_epochs=epochs, accelerator=cfg.accelerator, devices=cfg.devices, num_nodes=cfg.num_nodes,
         strategy=cfg.strategy, precision=cfg.precision, logger=loggers or False, enable_checkpointing=False,
         callbacks=callbacks, gradient_clip_val=module.gradient_clip_val, enable_model_summary=False,
+        enable_progress_bar=bar,
         sync_batchnorm=module.sync_batchnorm and cfg.devices * cfg.num_nodes > 1,
         log_every_n_steps=min(LOG_EVERY_N_STEPS, cfg.pretrain_batches or LOG_EVERY_N_STEPS),
         limit_train_batches=cfg.pretrain_batches if cfg.pretrain_batches is not None else 1.0,

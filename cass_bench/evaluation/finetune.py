@@ -33,7 +33,8 @@ from cass_bench.data.splits import class_weights, label_fraction_indices
 from cass_bench.errors import DivergedError
 from cass_bench.engine.logs import LOG_EVERY_N_STEPS, learning_rate_monitor
 from cass_bench.engine.measure import EpochClock, StepFlops
-from cass_bench.methods.contract import cosine_annealing
+from cass_bench.engine.quiet import quiet_lightning
+from cass_bench.engine.trainer import cosine_annealing
 from cass_bench.records.schema import METRIC_FIELDS, Metrics
 
 def weighted_focal_loss(logits: Tensor, targets: Tensor, weights: Tensor, alpha: float, gamma: float) -> Tensor:
@@ -265,6 +266,7 @@ def finetune(encoder: nn.Module, bundle: DatasetBundle, fraction: float, seed: i
             callbacks.append(best)
             if ft.patience > 0:
                 callbacks.append(pl.callbacks.EarlyStopping(monitor="val_f1_macro", mode="max", patience=ft.patience))
+        quiet_lightning()
         trainer = pl.Trainer(
             accelerator=cfg.accelerator, devices=1, precision=cfg.precision, logger=loggers or False,
             log_every_n_steps=min(LOG_EVERY_N_STEPS, ft.steps) if ft.budget == "steps" else LOG_EVERY_N_STEPS,

@@ -13,6 +13,7 @@ from sklearn.multiclass import OneVsRestClassifier
 from sklearn.preprocessing import StandardScaler
 from torch import nn
 
+from cass_bench.config.checks import knn_min_temperature
 from cass_bench.evaluation.chance import macro_f1
 from cass_bench.data.bundle import MULTILABEL, ImageSet
 from cass_bench.data.loaders import eval_transform, make_loader
@@ -57,6 +58,9 @@ def knn_scores(train_features: np.ndarray, train_labels: np.ndarray, test_featur
     (``k`` capped at the number of training examples), weights ``exp(sim / temperature)``. Multi-class: the weights
     are summed per neighbour class and each row is normalised to sum to 1 (its arg-max is ``knn_predict``'s top-1).
     Multi-label: the weighted mean of the neighbours' 0/1 label vectors, in [0, 1] per label (> 0.5 predicts it).
+    The weights stay finite in float32 for temperatures down to
+    :func:`cass_bench.config.checks.knn_min_temperature` (checked when the config is loaded); below it the call is
+    refused rather than giving NaN scores.
 
     Args:
         train_features: ``(N_train, D)`` features.
@@ -69,7 +73,13 @@ def knn_scores(train_features: np.ndarray, train_labels: np.ndarray, test_featur
 
     Returns:
         ``(N_test, num_classes)`` scores.
+
+    Raises:
+        ValueError: ``temperature`` below the limit that keeps the vote finite.
     """
+    if not temperature >= knn_min_temperature(k):
+        raise ValueError(f"kNN temperature {temperature} is below {knn_min_temperature(k):.4f}, where the vote of "
+                         f"{k} neighbours overflows float32; use a larger eval.knn_temperature")
     bank = F.normalize(torch.as_tensor(train_features, dtype=torch.float32), dim=1)
     query = F.normalize(torch.as_tensor(test_features, dtype=torch.float32), dim=1)
     k = min(k, len(bank))

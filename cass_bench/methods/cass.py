@@ -5,9 +5,9 @@ Singh, Sizikova & Cirrone, "CASS: Cross Architectural Self-Supervision for Medic
 their classifier outputs, averaged over the batch. There is no teacher, no EMA and no stop-gradient: both networks
 receive gradients.
 
-As the reference code runs it: both networks keep a classifier as the CASS output layer (with ``init: imagenet``
-timm's own 1000-class ImageNet head, which fine-tuning later replaces), each network has its own Adam parameter
-group, the learning rate follows ``CosineAnnealingLR(T_max=16, eta_min=1e-6)`` stepped every batch (so it cycles),
+As the reference code runs it: both networks keep a classifier as the CASS output layer (with a pretrained start and
+``cass.heads: start``, the start's own classifier: timm's 1000-class ImageNet head, or the ``fractal`` start's
+source classifier; fine-tuning later replaces it), each network has its own Adam parameter group, the learning rate follows ``CosineAnnealingLR(T_max=16, eta_min=1e-6)`` stepped every batch (so it cycles),
 and the augmentations are the reference's torchvision pipeline. The reference loop never zeroes gradients;
 ``cass.accumulate_gradients: true`` reproduces that, the default zeroes them every step.
 """
@@ -33,6 +33,7 @@ from cass_bench.engine.trainer import Optimization
 
 IMAGENET_CLASSES = 1000
 SCHEDULES = ("reference", "cosine")
+HEADS = ("start", "fresh")
 
 
 @dataclass(frozen=True)
@@ -41,8 +42,14 @@ class CassConfig(MethodRecipe):
 
     Attributes:
         lr, weight_decay: Adam settings, one parameter group per network.
-        output_dim: width of each network's classifier head (the outputs the loss compares): timm's own
-            ImageNet head with ``init: imagenet`` (1000 classes), a random linear layer of this width otherwise.
+        heads: the classifiers whose outputs the loss compares. ``start`` (the reference's choice): the start's own
+            classifiers when the start has them (``init: imagenet``: timm's 1000-class ImageNet heads; ``init:
+            fractal`` or an exported start folder: the source classifiers, of the source's class count), seeded
+            random linear layers of ``output_dim`` otherwise (``init: random``, a checkpoint of encoders only).
+            ``fresh``: seeded random linear layers of ``output_dim`` whatever the start.
+        output_dim: width of the random heads. With ``heads: start`` and ``init: imagenet`` it must be 1000 (the
+            ImageNet heads' width); with ``heads: start`` and ``init: fractal`` it is ignored (the source classifiers
+            have ``source.classes`` outputs; the records' ``embedding_dim`` says the width used).
         schedule: ``reference`` (``CosineAnnealingLR(T_max=t_max, eta_min=eta_min)`` stepped every batch, so the
             learning rate cycles every ``2 * t_max`` steps) or ``cosine`` (one decay over the whole run).
         t_max, eta_min: the reference schedule's half-period in steps and floor.
@@ -52,6 +59,7 @@ class CassConfig(MethodRecipe):
 
     lr: float = 1e-3
     weight_decay: float = 0.0
+    heads: str = "start"
     output_dim: int = 1000
     schedule: str = "reference"
     t_max: int = 16
@@ -59,6 +67,11 @@ class CassConfig(MethodRecipe):
     accumulate_gradients: bool = False
 
     def validate(self) -> None:
+        if self.heads not in HEADS:
+            raise UserError(f"unknown cass.heads '{self.heads}'; choose start (the start's own classifiers) or fresh "
+                            "(random heads of cass.output_dim)")
+        if self.output_dim < 1:
+            raise UserError(f"cass.output_dim must be >= 1, got {self.output_dim}")
         if self.schedule not in SCHEDULES:
             raise UserError(f"unknown cass.schedule '{self.schedule}'; choose reference or cosine")
         if self.t_max < 1:
@@ -68,12 +81,12 @@ class CassConfig(MethodRecipe):
         self.check_init(cfg.init)
 
     def check_init(self, init: str) -> None:
-        """Raises UserError when ``init: imagenet`` meets a head width other than ImageNet's 1000 classes."""
-        if init == "imagenet" and self.output_dim != IMAGENET_CLASSES:
+        """Raises UserError when ``init: imagenet`` with ``heads: start`` meets a width other than ImageNet's 1000."""
+        if init == "imagenet" and self.heads == "start" and self.output_dim != IMAGENET_CLASSES:
             raise UserError(
-                f"cass.output_dim is {self.output_dim}, but with init: imagenet the CASS heads are the backbones' "
-                f"ImageNet classifiers ({IMAGENET_CLASSES} outputs); set cass.output_dim: {IMAGENET_CLASSES} "
-                "or use init: random"
+                f"cass.output_dim is {self.output_dim}, but with init: imagenet and cass.heads: start the CASS heads "
+                f"are the backbones' ImageNet classifiers ({IMAGENET_CLASSES} outputs); set cass.output_dim: "
+                f"{IMAGENET_CLASSES}, or cass.heads: fresh for random heads of {self.output_dim} outputs"
             )
 
 
@@ -146,20 +159,22 @@ def split_classifier(model: nn.Module, image_size: int) -> nn.Module:
 
 
 class CASS(PretrainMethod):
-    """The CASS pretraining module: two timm encoders, each followed by its classifier of ``output_dim`` outputs.
+    """The CASS pretraining module: two timm encoders, each followed by its classifier (see ``CassConfig.heads``).
 
     ``cnn``/``vit`` are the encoders (pooled features, what fine-tuning starts from); ``cnn_head``/``vit_head`` are
-    their classifiers: timm's ImageNet heads with ``init: imagenet``, seeded random linear layers otherwise.
+    their classifiers: the start's own with ``heads: start`` and a start that has them, seeded random linear layers
+    of ``output_dim`` outputs otherwise.
 
     Args:
-        cfg: CASS recipe (learning rate, weight decay, head width, schedule, gradient accumulation).
+        cfg: CASS recipe (learning rate, weight decay, heads and their width, schedule, gradient accumulation).
         backbones: timm names of the CNN and the ViT.
         image_size: side of the training images.
         seed: seed of the encoders' initialisation (shared with every other method in the cell).
-        init: ``random``, ``imagenet`` or a harness checkpoint path (see :func:`build_encoder`).
+        init: ``random``, ``imagenet`` or a harness checkpoint path (``fractal`` resolved to the cached start's
+            path; see :func:`build_encoder`).
 
     Raises:
-        UserError: ``init: imagenet`` with ``cfg.output_dim`` other than the ImageNet classifier's 1000 classes.
+        UserError: ``init: imagenet`` and ``heads: start`` with ``cfg.output_dim`` other than 1000.
     """
 
     def __init__(
@@ -168,10 +183,15 @@ class CASS(PretrainMethod):
         super().__init__()
         cfg.check_init(init)
         self.cfg = cfg
-        self.cnn = build_encoder("cnn", backbones, image_size, seed, init=init, num_classes=cfg.output_dim)
-        self.vit = build_encoder("vit", backbones, image_size, seed, init=init, num_classes=cfg.output_dim)
+        keep = cfg.heads == "start"
+        self.cnn = build_encoder("cnn", backbones, image_size, seed, init, cfg.output_dim, start_head=keep)
+        self.vit = build_encoder("vit", backbones, image_size, seed, init, cfg.output_dim, start_head=keep)
         self.cnn_head = split_classifier(self.cnn, image_size)
         self.vit_head = split_classifier(self.vit, image_size)
+        widths = {arch: _width(head) for arch, head in (("cnn", self.cnn_head), ("vit", self.vit_head))}
+        if widths["cnn"] != widths["vit"]:
+            raise UserError(f"the start's classifiers differ in width (cnn {widths['cnn']}, vit {widths['vit']}), so "
+                            "CASS cannot compare their outputs; use cass.heads: fresh")
         self.transform = cass_transform(image_size)
 
     def encoders(self) -> dict[str, nn.Module]:
@@ -203,10 +223,16 @@ class CASS(PretrainMethod):
         return Optimization.cosine(optimizer, total_steps)
 
 
+def _width(head: nn.Module) -> int:
+    """Output width of a classifier (its last weight's rows)."""
+    weights = [p for name, p in head.named_parameters() if name.endswith("weight")]
+    return int(weights[-1].shape[0]) if weights else 0
+
+
 def _build(setup: PretrainSetup) -> CASS:
     cfg = setup.cfg
     return CASS(cfg.recipe(CassConfig), cfg.backbones, cfg.image_size, setup.seed, cfg.init)
 
 
 METHOD = MethodSpec("cass", "CASS: CNN + ViT trained together with a cosine loss between their outputs", joint=True,
-                    build=_build, color="tab:red", recipe=CassConfig)
+                    build=_build, recipe=CassConfig)

@@ -19,8 +19,15 @@ if TYPE_CHECKING:
     from cass_bench.methods.contract import PretrainMethod
     from cass_bench.config.recipe import MethodRecipe
 
-METHOD_MODULES = ("cass_bench.methods.cass", "cass_bench.methods.baselines.dino", "cass_bench.methods.baselines.byol")
-"""The built-in methods' modules, in the order methods are listed, tabled and plotted."""
+BUILTIN_METHODS: dict[str, str] = {
+    "cass": "cass_bench.methods.cass",
+    "dino": "cass_bench.methods.baselines.dino",
+    "byol": "cass_bench.methods.baselines.byol",
+}
+"""The built-in methods' modules by name, in the order methods are listed, tabled and plotted. A module is imported
+the first time its spec is asked for, so names, order and colours (all the report needs) never load torch."""
+BUILTIN_COLORS = {"cass": "tab:red", "dino": "tab:blue", "byol": "tab:green"}
+"""Plot colour of each built-in method (a plug-in's comes with its spec)."""
 
 PROPOSED = "cass"
 """The method whose claims the benchmark tests."""
@@ -74,22 +81,23 @@ class MethodSpec:
 REFERENCE = MethodSpec("supervised", "no pretraining: the same initial encoder fine-tuned directly", False, None,
                        "tab:gray")
 
-_REGISTRY: dict[str, MethodSpec] = {}
-_PLUGINS: list[str] = []
+_LOADED: dict[str, MethodSpec] = {}
+_PLUGINS: dict[str, MethodSpec] = {}
+_PLUGIN_MODULES: list[str] = []
 
 
 def _spec_of(module: str) -> MethodSpec:
     spec = getattr(importlib.import_module(module), "METHOD", None)
     if not isinstance(spec, MethodSpec):
-        raise UserError(f"method module '{module}' defines no METHOD = MethodSpec(...)")
+        raise UserError(f"method module '{module}' defines no METHOD = MethodSpec(...); define one in that module")
     return spec
 
 
-def _specs() -> dict[str, MethodSpec]:
-    if not _REGISTRY:
-        specs = [_spec_of(module) for module in METHOD_MODULES]
-        _REGISTRY.update({spec.name: spec for spec in [*specs, REFERENCE]})
-    return _REGISTRY
+def _builtin(name: str) -> MethodSpec:
+    """The spec of a built-in method, importing its module on first use."""
+    if name not in _LOADED:
+        _LOADED[name] = _spec_of(BUILTIN_METHODS[name])
+    return _LOADED[name]
 
 
 def register(module: str) -> MethodSpec:
@@ -107,59 +115,64 @@ def register(module: str) -> MethodSpec:
         UserError: the module defines no ``METHOD``, or another method already has its name.
     """
     spec = _spec_of(module)
-    specs = _specs()
-    if specs.get(spec.name, spec) is not spec:
-        raise UserError(f"method '{spec.name}' of '{module}' is already registered by another module")
-    specs[spec.name] = spec
-    if module not in _PLUGINS:
-        _PLUGINS.append(module)
+    taken = spec.name in BUILTIN_METHODS or spec.name == REFERENCE.name
+    if taken or _PLUGINS.get(spec.name, spec) is not spec:
+        raise UserError(f"method '{spec.name}' of '{module}' is already registered by another module; "
+                        "give the plug-in another name")
+    _PLUGINS[spec.name] = spec
+    if module not in _PLUGIN_MODULES:
+        _PLUGIN_MODULES.append(module)
     return spec
 
 
 def unregister(module: str) -> None:
     """Removes a plug-in registered with :func:`register` (built-in methods stay)."""
-    if module in _PLUGINS:
-        _PLUGINS.remove(module)
-        _specs().pop(_spec_of(module).name, None)
+    if module in _PLUGIN_MODULES:
+        _PLUGIN_MODULES.remove(module)
+        _PLUGINS.pop(_spec_of(module).name, None)
 
 
 def plugin_modules() -> list[str]:
     """Modules registered at run time, in registration order."""
-    return list(_PLUGINS)
+    return list(_PLUGIN_MODULES)
 
 
 def method_names() -> list[str]:
-    """Registered method names, in registration order."""
-    return list(_specs())
+    """Registered method names, in registration order (the built-ins, the reference, then plug-ins)."""
+    return [*BUILTIN_METHODS, REFERENCE.name, *_PLUGINS]
 
 
 def get_method(name: str) -> MethodSpec:
     """Looks up a method; raises UserError listing the known names."""
-    specs = _specs()
-    try:
-        return specs[name]
-    except KeyError:
-        raise UserError(f"unknown method '{name}'; known methods: {', '.join(specs)}") from None
+    if name in BUILTIN_METHODS:
+        return _builtin(name)
+    if name == REFERENCE.name:
+        return REFERENCE
+    if name in _PLUGINS:
+        return _PLUGINS[name]
+    raise UserError(f"unknown method '{name}'; known methods: {', '.join(method_names())}")
 
 
 def recipe_classes() -> dict[str, type[MethodRecipe]]:
-    """Each registered method's recipe class, keyed by method name (the config sections)."""
-    return {name: spec.recipe for name, spec in _specs().items() if spec.recipe is not None}
+    """Each registered method's recipe class, keyed by method name (the config sections; imports every method)."""
+    specs = [get_method(name) for name in method_names()]
+    return {spec.name: spec.recipe for spec in specs if spec.recipe is not None}
+
+
+def reference_methods() -> list[str]:
+    """Methods that do no pretraining (the fine-tuned-from-initialisation reference)."""
+    return [REFERENCE.name, *(name for name, spec in _PLUGINS.items() if spec.is_reference)]
 
 
 def pretraining_methods() -> list[str]:
     """Methods that pretrain (every method but the reference), in registration order."""
-    return [name for name, spec in _specs().items() if not spec.is_reference]
+    references = reference_methods()
+    return [name for name in method_names() if name not in references]
 
 
 def comparators() -> list[str]:
     """Self-supervised methods the proposed method is compared against, in registration order."""
     return [name for name in pretraining_methods() if name != PROPOSED]
-
-
-def reference_methods() -> list[str]:
-    """Methods that do no pretraining (the fine-tuned-from-initialisation reference)."""
-    return [name for name, spec in _specs().items() if spec.is_reference]
 
 
 def method_order(methods: list[str] | set[str] | tuple[str, ...]) -> list[str]:
@@ -170,8 +183,9 @@ def method_order(methods: list[str] | set[str] | tuple[str, ...]) -> list[str]:
 
 def method_color(name: str) -> str:
     """Plot colour of a method (a neutral colour for unregistered names)."""
-    spec = _specs().get(name)
-    return spec.color if spec else "tab:purple"
+    if name in _PLUGINS:
+        return _PLUGINS[name].color
+    return REFERENCE.color if name == REFERENCE.name else BUILTIN_COLORS.get(name, "tab:purple")
 
 
 def run_key(method: str, archs: Sequence[str]) -> str:

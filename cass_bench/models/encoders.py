@@ -9,10 +9,17 @@ logits of a classifier of ``num_classes`` outputs. Three starting points (``init
 - ``imagenet``: timm's ImageNet weights (``pretrained=True``), from ``backbones.weights_dir/<timm name>.safetensors``
   (or ``.pth``/``.bin``) when that is set, from the hub otherwise. With ``num_classes`` equal to the checkpoint's
   (1000) the classifier is timm's own ImageNet head; with another width timm drops it and the new one is random.
-- a path: a checkpoint the harness wrote (``checkpoints/<key>.pt``: ``{"states": {arch: state_dict}, ...}``) or a
-  folder of ``cnn.safetensors`` / ``vit.safetensors`` encoder state dicts (no classifier). The model is built as
-  for ``random`` (small-image stem included, so a checkpoint trained with it loads), then the encoder weights are
-  loaded strictly; a classifier asked for is the seeded random one.
+- a path: a checkpoint the harness wrote (``checkpoints/<key>.pt``: ``{"states": {arch: state_dict}, ...}``, or a
+  cached formula-driven start, whose states keep their classifiers) or a folder of ``cnn.safetensors`` /
+  ``vit.safetensors`` state dicts (an exported start's keep their classifiers). The model is built as for
+  ``random`` (small-image stem included, so a checkpoint trained with it loads), then the encoder weights are loaded
+  strictly; the checkpoint's classifier weights, when it has them, are set aside.
+- ``fractal`` is not built here: :mod:`cass_bench.starts` trains (or finds) the start and passes its path.
+
+The classifier: a seeded random linear layer of ``num_classes`` outputs (from the seed alone, for every init), or,
+with ``start_head=True``, the start's own classifier when the start has one (timm's ImageNet head, a checkpoint's
+classifier), whatever its width; a start without one (``random``, a checkpoint of encoders only) falls back to the
+seeded random layer.
 
 Small images: with ``backbones.uses_small_stem(image_size)`` a ResNet-like CNN (``conv1`` a ``Conv2d`` and a
 ``maxpool``) gets a 3x3 stride-1 ``conv1`` and no max-pool, as lightly and solo-learn do for CIFAR-sized inputs.
@@ -159,8 +166,8 @@ def _checkpoint_state(init: str, arch: str) -> tuple[dict[str, torch.Tensor], Pa
             raise UserError(f"cannot read init weights '{file}' ({_first_line(exc)}); "
                             "rewrite it with safetensors.torch.save_file(encoder.state_dict(), ...)") from None
     if not path.is_file():
-        raise UserError(f"init '{init}' is neither random, imagenet nor an existing checkpoint file or folder; "
-                        "pass --init random|imagenet|PATH")
+        raise UserError(f"init '{init}' is neither random, imagenet, fractal nor an existing checkpoint file or "
+                        "folder; pass --init random|imagenet|fractal|PATH")
     try:
         saved = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any unreadable file is the same user problem
@@ -202,8 +209,25 @@ def _load_encoder_state(model: nn.Module, state: dict[str, torch.Tensor], file: 
     model.load_state_dict(state, strict=True)
 
 
+def _split_head(model: nn.Module, state: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor],
+                                                                            dict[str, torch.Tensor]]:
+    """A checkpoint's encoder weights and its classifier's (``<classifier>.*`` keys the pooled model lacks)."""
+    classifier = str(getattr(model, "pretrained_cfg", {}).get("classifier") or "")
+    own = model.state_dict()
+    keys = [k for k in state if classifier and k not in own and k.startswith(classifier + ".")]
+    head = {k[len(classifier) + 1:]: state[k] for k in keys}
+    return {k: v for k, v in state.items() if k not in keys}, head
+
+
+def _attach_head(model: nn.Module, head: dict[str, torch.Tensor]) -> None:
+    """Gives a pooled timm model back the classifier whose weights are ``head`` (its width from ``weight``)."""
+    model.reset_classifier(int(head["weight"].shape[0]))
+    model.get_classifier().load_state_dict(head, strict=True)
+
+
 def build_encoder(
-    arch: str, backbones: BackboneConfig, image_size: int, seed: int, init: str = "random", num_classes: int = 0
+    arch: str, backbones: BackboneConfig, image_size: int, seed: int, init: str = "random", num_classes: int = 0,
+    start_head: bool = False,
 ) -> nn.Module:
     """Builds the timm model of an architecture, seeded, from random, ImageNet or harness weights.
 
@@ -216,12 +240,13 @@ def build_encoder(
         backbones: timm names, ViT patch size, local ImageNet weights folder and small-image stem choice.
         image_size: side of the training images.
         seed: initialisation seed; the same (arch, seed, init) gives the same weights in every method.
-        init: ``random``, ``imagenet`` or the path of harness encoder weights.
-        num_classes: 0 for pooled features; otherwise the width of a classifier kept on the model (timm's own
-            ImageNet head with ``init: imagenet`` and the checkpoint's class count, 1000).
+        init: ``random``, ``imagenet`` or the path of harness encoder weights (``fractal`` resolved to its path).
+        num_classes: 0 for pooled features; otherwise the width of a seeded random classifier kept on the model.
+        start_head: keep the start's own classifier instead (timm's ImageNet head, a checkpoint's classifier),
+            whatever its width; without one, the seeded random classifier of ``num_classes`` outputs.
 
     Returns:
-        A timm model whose forward returns ``(B, model.num_features)`` (``num_classes=0``) or ``(B, num_classes)``.
+        A timm model whose forward returns ``(B, model.num_features)`` (no classifier) or its logits.
 
     Raises:
         UserError: a missing or unreadable weights file, a checkpoint without the arch or of another shape, or
@@ -233,28 +258,42 @@ def build_encoder(
         kwargs.update(img_size=image_size, dynamic_img_size=True)
         if backbones.vit_patch_size is not None:
             kwargs["patch_size"] = backbones.vit_patch_size
+    if init == "fractal":
+        raise ValueError("init 'fractal' is resolved to the cached start's path by cass_bench.starts before "
+                         "encoders are built")
+    head: dict[str, torch.Tensor] = {}
     if init == "imagenet":
-        model = _imagenet_model(name, backbones, seed, num_classes, kwargs)
-        if _wants_small_stem(arch, backbones, image_size, model):
-            swap_small_stem(model, seed)
-        return model
-    with _seeded(seed):
-        model = timm.create_model(name, num_classes=0, **kwargs)
-    if _wants_small_stem(arch, backbones, image_size, model):
-        swap_small_stem(model, seed)
-    if init != "random":
-        state, file = _checkpoint_state(init, arch)
-        _load_encoder_state(model, state, file, arch)
-    if num_classes > 0:
+        model = _imagenet_model(name, backbones, seed, start_head, kwargs)
+        if start_head:
+            return _with_small_stem(model, arch, backbones, image_size, seed)
+        model = _with_small_stem(model, arch, backbones, image_size, seed)
+    else:
+        with _seeded(seed):
+            model = timm.create_model(name, num_classes=0, **kwargs)
+        model = _with_small_stem(model, arch, backbones, image_size, seed)
+        if init != "random":
+            state, file = _checkpoint_state(init, arch)
+            body, head = _split_head(model, state)
+            _load_encoder_state(model, body, file, arch)
+    if start_head and head:
+        _attach_head(model, head)
+    elif num_classes > 0:
         with _seeded(_derived_seed(seed, "classifier")):
             model.reset_classifier(num_classes)
     return model
 
 
+def _with_small_stem(model: nn.Module, arch: str, backbones: BackboneConfig, image_size: int, seed: int) -> nn.Module:
+    if _wants_small_stem(arch, backbones, image_size, model):
+        swap_small_stem(model, seed)
+    return model
+
+
 def _imagenet_model(
-    name: str, backbones: BackboneConfig, seed: int, num_classes: int, kwargs: dict[str, object]
+    name: str, backbones: BackboneConfig, seed: int, keep_head: bool, kwargs: dict[str, object]
 ) -> nn.Module:
-    """timm's ImageNet model, offline from ``backbones.weights_dir`` when set; UserError naming the file if it fails."""
+    """timm's ImageNet model (with its own classifier when ``keep_head``, pooled otherwise), offline from
+    ``backbones.weights_dir`` when set; UserError naming the file if it fails."""
     source = "the hub"
     if backbones.weights_dir is not None:
         path = _local_weights(name, Path(backbones.weights_dir).expanduser())
@@ -263,7 +302,9 @@ def _imagenet_model(
         source = f"'{path}'"
     try:
         with _seeded(seed):
-            return timm.create_model(name, pretrained=True, num_classes=num_classes, **kwargs)
+            if keep_head:
+                return timm.create_model(name, pretrained=True, **kwargs)
+            return timm.create_model(name, pretrained=True, num_classes=0, **kwargs)
     except Exception as exc:  # noqa: BLE001 - network, file and shape errors all reach the user the same way
         raise UserError(
             f"could not load ImageNet weights for '{name}' from {source} ({_first_line(exc)}); put the state dict "

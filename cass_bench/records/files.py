@@ -16,6 +16,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from cass_bench.errors import UserError
+
 RECORDS_DIR = "records.d"
 SUFFIX = ".json"
 
@@ -68,12 +70,30 @@ def _link_once(tmp: Path, final: Path) -> bool:
 
 
 def load(folder: Path) -> list[dict[str, Any]]:
-    """Every published record of ``folder``, oldest first (by modification time, then name)."""
+    """Every published record of ``folder``, oldest first (by modification time, then name).
+
+    Raises:
+        UserError: naming the first file that is not JSON, or not the record its name says.
+    """
     if not folder.is_dir():
         return []
     entries = [e for e in os.scandir(folder) if e.name.endswith(SUFFIX) and not e.name.startswith(".")]
     entries.sort(key=lambda e: (e.stat().st_mtime_ns, e.name))
-    return [json.loads(Path(e.path).read_bytes()) for e in entries]
+    return [_read(Path(e.path)) for e in entries]
+
+
+def _read(path: Path) -> dict[str, Any]:
+    """The record a published file holds; UserError naming the file when it is not that record."""
+    try:
+        record = json.loads(path.read_bytes())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        raise UserError(f"record file {path} cannot be read as JSON ({type(exc).__name__}); move it aside or fix "
+                        "it (a moved record is run again)") from None
+    record_id = path.name[: -len(SUFFIX)]
+    if not isinstance(record, dict) or record.get("record_id") != record_id:
+        raise UserError(f"record file {path} is not a record whose record_id is '{record_id}' (its name); move it "
+                        "aside or fix it (a moved record is run again)")
+    return record
 
 
 def remove(folder: Path, ids: set[str]) -> int:

@@ -39,7 +39,8 @@ class Identity:
     eval: str = _doc("`finetune`, `linear` or `knn`")
     encoders: str = _doc("encoders of the pretraining run (`cnn+vit` for CASS's joint run)")
     backbone: str = _doc("timm model name of the encoder")
-    init: str = _doc("starting weights: `random`, `imagenet` or a checkpoint path")
+    init: str = _doc("starting weights: `random`, `imagenet`, `fractal` (the formula-driven start) or a checkpoint "
+                     "path")
     small_input_stem: bool = _doc("whether the CNN's small-image stem was used")
     label_fraction: float = _doc("share of the training labels used")
     batch_size: int | None = _doc("per-device pretraining batch size (null without pretraining)")
@@ -52,6 +53,8 @@ class Identity:
     seed: int = _doc("seed of initialisation, augmentation and label subset")
     precision: str = _doc("Lightning precision")
     config_hash: str = _doc("hash of every setting the record depends on besides the cell")
+    start_key: str | None = _opt("hash of the `fractal` start's recipe (`source` section, backbones, image size), "
+                                 "its cache folder's name (null for other inits)")
 
 
 @dataclass(frozen=True)
@@ -99,11 +102,11 @@ class Pretraining:
     world_size: int | None = _opt("processes of the run")
     effective_batch_size: int | None = _opt("batch size x world size")
     feature_std_history: list[float] | None = _opt("spread of the encoder's pooled features, before and per epoch")
-    feature_rank_history: list[float] | None = _opt("effective rank (RankMe) of the pooled features, before and "
-                                                    "per epoch")
+    centred_rank_history: list[float] | None = _opt("effective rank (RankMe) of the centred, L2-normalised pooled "
+                                                    "features, before and per epoch")
     feature_std: float | None = _opt("last `feature_std_history` value")
-    feature_rank: float | None = _opt("last `feature_rank_history` value")
-    collapsed: bool | None = _opt("the encoder's final effective rank is below 2")
+    centred_rank: float | None = _opt("last `centred_rank_history` value")
+    collapsed: bool | None = _opt("the encoder's final centred rank is below 2 (null: not measured)")
     embedding_collapsed: bool | None = _opt("the method's outputs ended near constant")
 
 
@@ -118,6 +121,8 @@ class Evaluation:
     finetune_flops_per_image: float | None = _opt("FLOPs per image of one fine-tuning step")
     linear_c: float | None = _opt("the linear probe's chosen `C`")
     knn_k: int | None = _opt("neighbours of the kNN vote")
+    start_source_accuracy: float | None = _opt("held-out source accuracy of the encoder's `fractal` start (null for "
+                                               "other inits)")
     encoder_params: int | None = _opt("parameters of the evaluated encoder")
 
 
@@ -194,6 +199,12 @@ def field_names(part: type) -> tuple[str, ...]:
 
 
 RECORD_FIELDS: tuple[str, ...] = tuple(name for part in PARTS for name in field_names(part))
+RETIRED_FIELDS = {
+    "feature_rank": "effective rank of uncentred pooled features (record schema 1): read a shared mean direction "
+                    "as collapse; replaced by `centred_rank` and never read",
+    "feature_rank_history": "its per-epoch history (record schema 1); replaced by `centred_rank_history`",
+}
+"""Fields records of an older schema hold that no current code reads, with why (older records keep them)."""
 METRIC_FIELDS = field_names(Metrics)
 
 
@@ -208,15 +219,6 @@ def _typed(predicate: Callable[[type], bool]) -> tuple[str, ...]:
 
 NUMERIC_FIELDS = _typed(lambda t: t in (int, float))
 """Fields holding one number (lists, flags and text are not)."""
-
-SETTING_KEYS = ("dataset", "method", "arch", "eval", "label_fraction", "batch_size", "pretrain_epochs")
-"""The fields of one setting (a results table cell): its finished records are the seeds of one configuration."""
-
-
-def setting_of(record: dict[str, Any]) -> tuple[Any, ...]:
-    """A record's values of :data:`SETTING_KEYS`, the label fraction as a float."""
-    return tuple(float(record.get(key) or 0) if key == "label_fraction" else record.get(key) for key in SETTING_KEYS)
-
 
 def field_table() -> str:
     """The README's table of record fields (Markdown), generated from the parts' docs."""

@@ -3,9 +3,11 @@
 The record's fields are defined in :mod:`cass_bench.records.schema` (``RECORD_FIELDS`` is re-exported here).
 
 Appends are whole lines written in one ``write`` under an exclusive file lock and flushed to disk, so several
-sweep shards may share one folder and a killed process leaves at most an unterminated tail, which the next
-open removes. A record id is written at most once. A complete line that is not a JSON record is never skipped
-silently: reading the store raises UserError naming its line.
+sweep shards may share one folder and a killed process leaves at most an unterminated tail that is not JSON, which
+the next open removes. A line that parses is a record, with or without its newline (a last record missing only its
+newline gets it back). A record id is written at most once, and one id is one record: a repeated identical copy is
+kept once with a warning, two different records of one id are refused naming the id. A complete line that is not a
+JSON record is never skipped silently: reading the store raises UserError naming its line.
 
 A folder that holds ``records.d/`` (created by :meth:`RecordStore.use_record_files`, as the job launchers do) gets
 one file per record instead (:mod:`cass_bench.records.files`: no lock, safe on NFS); readers merge both forms.
@@ -16,21 +18,18 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-import platform
-import subprocess
+import sys
 from contextlib import contextmanager
-from functools import lru_cache
 from pathlib import Path
 from typing import Any, Iterator
 
 import numpy as np
-import torch
 
 from cass_bench.records import files as recordfiles
 from cass_bench.errors import UserError
 from cass_bench.records.schema import RECORD_FIELDS
 
-__all__ = ["RECORD_FIELDS", "RecordStore", "device_name", "git_commit", "versions"]
+__all__ = ["RECORD_FIELDS", "RecordStore"]
 
 RECORDS = "records.jsonl"
 PREDICTIONS = "predictions"
@@ -48,31 +47,43 @@ class RecordStore:
         self.path = self.out / RECORDS
         self.records_dir = self.out / recordfiles.RECORDS_DIR
 
+    def _check_file(self) -> None:
+        """Raises UserError when ``records.jsonl`` exists but is not a regular file."""
+        if self.path.exists() and not self.path.is_file():
+            raise UserError(f"{self.path} is not a file (a folder?); move it aside so the records file can be "
+                            "written, or pass the results folder that holds the records")
+
     @contextmanager
     def _locked(self) -> Iterator[int]:
         self.out.mkdir(parents=True, exist_ok=True)
+        self._check_file()
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
-            self._drop_partial_tail(fd)
+            self._complete_tail(fd)
             yield fd
         finally:
             fcntl.flock(fd, fcntl.LOCK_UN)
             os.close(fd)
 
     @staticmethod
-    def _drop_partial_tail(fd: int) -> None:
+    def _complete_tail(fd: int) -> None:
+        """Ends a last line that parses with its missing newline; removes one that does not (a torn write)."""
         size = os.fstat(fd).st_size
         if size == 0:
             return
         data = os.pread(fd, size, 0)
         if data.endswith(b"\n"):
             return
-        os.ftruncate(fd, data.rfind(b"\n") + 1)
+        start = data.rfind(b"\n") + 1
+        if _is_json(data[start:]):
+            os.write(fd, b"\n")
+        else:
+            os.ftruncate(fd, start)
 
     def load(self) -> list[dict[str, Any]]:
-        """All complete records: ``records.jsonl`` in file order (an unterminated last line is ignored), then
-        the records of ``records.d/`` whose ids the file does not hold."""
+        """All complete records: ``records.jsonl`` in file order (an unterminated last line that is not JSON is
+        ignored), then the records of ``records.d/`` whose ids the file does not hold."""
         lines = self._load_lines()
         seen = {r["record_id"] for r in lines}
         return lines + [r for r in recordfiles.load(self.records_dir) if r["record_id"] not in seen]
@@ -80,26 +91,56 @@ class RecordStore:
     def _load_lines(self) -> list[dict[str, Any]]:
         if not self.path.exists():
             return []
-        return [record for _, record in self._parse(self.path.read_bytes())]
+        self._check_file()
+        try:
+            data = self.path.read_bytes()
+        except OSError as exc:
+            raise UserError(f"cannot read {self.path} ({exc.strerror or type(exc).__name__}); make it "
+                            "readable") from None
+        return [record for _, record in self._parse(data)]
 
     def _parse(self, data: bytes) -> list[tuple[bytes, dict[str, Any]]]:
-        """Each complete, non-blank line of ``data`` with its record.
+        """Each record line of ``data`` (a last line without its newline included when it parses) with its record.
 
         Raises:
-            UserError: naming the first line that is not JSON, or not a record (an object with a ``record_id``).
+            UserError: naming the first line that is not JSON, not a record (an object with a text ``record_id``),
+                or a second, different record of an id.
         """
-        parsed = []
-        for number, line in enumerate(data.split(b"\n")[:-1], start=1):
+        *complete, tail = data.split(b"\n")
+        if tail.strip() and _is_json(tail):
+            complete.append(tail)
+        parsed: list[tuple[bytes, dict[str, Any]]] = []
+        first: dict[str, tuple[int, dict[str, Any]]] = {}
+        for number, line in enumerate(complete, start=1):
             if not line.strip():
                 continue
             try:
                 record = json.loads(line)
-            except (json.JSONDecodeError, UnicodeDecodeError):
+            except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
                 raise UserError(f"{self.path} line {number} is not JSON; move it aside or fix it") from None
             if not isinstance(record, dict) or "record_id" not in record:
                 raise UserError(f"{self.path} line {number} is not a record (no record_id); move it aside or fix it")
+            rid = record["record_id"]
+            if not isinstance(rid, str) or not rid:
+                raise UserError(f"{self.path} line {number} is not a record (its record_id {rid!r} is not a "
+                                "non-empty text); move it aside or fix it")
+            if rid in first:
+                self._repeated(rid, first[rid], number, record)
+                continue
+            first[rid] = (number, record)
             parsed.append((line, record))
         return parsed
+
+    def _repeated(self, rid: str, first: tuple[int, dict[str, Any]], number: int, record: dict[str, Any]) -> None:
+        """A second line of record ``rid``: an identical copy is kept once (warned once); another record is refused."""
+        if record != first[1]:
+            raise UserError(f"{self.path} lines {first[0]} and {number} hold two different records of one id "
+                            f"'{rid}' (shards joined twice?); one id is one record: delete the line that should not "
+                            "count, then run or report again")
+        if (self.path, rid) not in _WARNED:
+            _WARNED.add((self.path, rid))
+            print(f"[records] warning: {self.path} line {number} repeats record '{rid}' of line {first[0]}; "
+                  "counted once (delete the copy to silence this)", file=sys.stderr, flush=True)
 
     def use_record_files(self) -> None:
         """From now on, appends to this folder (from any process) write one file per record under ``records.d/``."""
@@ -164,6 +205,19 @@ class RecordStore:
         return final
 
 
+_WARNED: set[tuple[Path, str]] = set()
+"""Repeated identical records already warned about in this process."""
+
+
+def _is_json(line: bytes) -> bool:
+    """Whether ``line`` is one complete JSON value (a record written whole, perhaps without its newline)."""
+    try:
+        json.loads(line)
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
+        return False
+    return True
+
+
 def _json_default(value: Any) -> Any:
     if isinstance(value, (np.floating, np.integer)):
         return value.item()
@@ -171,39 +225,3 @@ def _json_default(value: Any) -> Any:
         return list(value)
     raise TypeError(f"cannot store {type(value).__name__} in a record")
 
-
-@lru_cache(maxsize=1)
-def git_commit() -> str | None:
-    """The commit of the harness checkout, or None outside git."""
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True,
-                             text=True, timeout=5)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return out.stdout.strip() if out.returncode == 0 else None
-
-
-@lru_cache(maxsize=1)
-def versions() -> dict[str, str]:
-    """Versions of the libraries whose behaviour the numbers depend on."""
-    import lightly
-    import pytorch_lightning
-    import timm
-    import torchmetrics
-
-    return {
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "timm": timm.__version__,
-        "lightly": lightly.__version__,
-        "pytorch_lightning": pytorch_lightning.__version__,
-        "torchmetrics": torchmetrics.__version__,
-    }
-
-
-def device_name(accelerator: str = "auto") -> str:
-    """The compute device in words: the GPU's name, or the CPU with its core count."""
-    if accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available():
-        return torch.cuda.get_device_name(0)
-    cpu = platform.processor() or platform.machine()
-    return f"CPU ({cpu}, {os.cpu_count()} cores)"

@@ -15,6 +15,8 @@ statistics) -> :mod:`~cass_bench.report.claims` (the rules) -> :mod:`~cass_bench
 
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 
 from cass_bench.errors import UserError
@@ -24,7 +26,7 @@ from cass_bench.report.claim_plots import cost_f1_plot, gain_plot, stacked_time_
 from cass_bench.report.costs import GPU_MEMORY, TIME
 from cass_bench.report.load import load_records
 from cass_bench.report.plots import Plot, collapse_plot, cost_plot, f1_plot
-from cass_bench.report.render import STYLES, render_latex, render_markdown, write_csv
+from cass_bench.report.render import STYLES, render_latex, render_markdown, write_csv, write_whole
 from cass_bench.report.sections import TERMINAL_SECTIONS, build_sections
 from cass_bench.report.validity import collapse_runs
 
@@ -48,6 +50,17 @@ def write_plots(analysis: Analysis, out: Path) -> list[Plot]:
     ]
 
 
+def check_writable(out: Path) -> None:
+    """Raises UserError, before any work, when the report cannot be written into ``out``."""
+    try:
+        handle, probe = tempfile.mkstemp(prefix=".report-check-", dir=out)
+    except OSError as exc:
+        raise UserError(f"cannot write the report into '{out}' ({exc.strerror or type(exc).__name__}); make the "
+                        "folder writable, or copy it elsewhere and report the copy") from None
+    os.close(handle)
+    os.unlink(probe)
+
+
 def write_report(out: Path, fmt: str = "markdown", batch_size: float | None = None,
                  epochs: float | None = None) -> str:
     """Regenerates ``<out>/report.md``, its plots and (by ``fmt``) ``report.tex`` or ``report_<table>.csv``.
@@ -62,20 +75,25 @@ def write_report(out: Path, fmt: str = "markdown", batch_size: float | None = No
         The main tables (scale, claims, macro-F1, efficiency) as Markdown for the terminal, and the files written.
 
     Raises:
-        UserError: no records, or an unknown format.
+        UserError: no records, an unknown format, or a folder the report cannot be written into (checked before
+            any work; a write that fails midway leaves no partial file and says how to resume).
     """
     if fmt not in (*STYLES, "csv"):
         raise UserError(f"unknown report format '{fmt}'; use markdown, github, latex or csv")
     out = Path(out)
-    analysis = analyse(load_records(out), out, batch_size, epochs)
+    records = load_records(out)
+    check_writable(out)
+    analysis = analyse(records, out, batch_size, epochs)
     plots = write_plots(analysis, out)
     sections = build_sections(analysis, plots)
     style = STYLES["github" if fmt == "github" else "markdown"]
     written = [out / "report.md"]
-    written[0].write_text(render_markdown(sections, style))
+    markdown = render_markdown(sections, style)
+    write_whole(written[0], lambda tmp: tmp.write_text(markdown))
     if fmt == "latex":
         written.append(out / "report.tex")
-        written[-1].write_text(render_latex(sections))
+        latex = render_latex(sections)
+        write_whole(written[-1], lambda tmp: tmp.write_text(latex))
     elif fmt == "csv":
         written.extend(write_csv(sections, out))
     written.extend(out / p.name for p in plots if not p.note)

@@ -11,6 +11,7 @@ import pandas as pd
 from cass_bench.report.cells import CELL, CellStats, metric_stats
 from cass_bench.report.claims import check_claims
 from cass_bench.report.costs import CostStats, cost_stats, pretrain_runs
+from cass_bench.report.family import Family, claim_family
 from cass_bench.report.format import key_text
 from cass_bench.report.load import PRETRAINED, finished, finished_pretraining
 
@@ -91,6 +92,7 @@ class Analysis:
     batch_sweep: Sweep
     epoch_sweep: Sweep
     claims: pd.DataFrame
+    family: Family
 
     @property
     def f1(self) -> CellStats:
@@ -105,7 +107,8 @@ def analyse(df: pd.DataFrame, out: Path | None = None, batch_size: float | None 
 
     Args:
         df: :func:`cass_bench.report.load.load_records`.
-        out: the results folder (its ``predictions/`` serve the one-seed bootstrap), or None.
+        out: the results folder (its ``predictions/`` serve the one-seed bootstrap, its ``config.yaml`` names the
+            claims' family), or None.
         batch_size, epochs: the main setting; None chooses it (:func:`main_setting`).
     """
     setting = main_setting(df, batch_size, epochs)
@@ -118,6 +121,7 @@ def analyse(df: pd.DataFrame, out: Path | None = None, batch_size: float | None 
     epoch_sweep = Sweep("pretrain_epochs", setting.batch_size,
                         robustness_stats(tuned, "pretrain_epochs", "batch_size", setting.batch_size))
     predictions = out / "predictions" if out is not None else None
-    claims = check_claims(df, setting.batch_size, setting.pretrain_epochs, predictions)
+    family = claim_family(df, out, setting.batch_size, setting.pretrain_epochs)
+    claims = check_claims(df, setting.batch_size, setting.pretrain_epochs, predictions, family)
     return Analysis(df, setting, main_rows, eval_stats, cost_stats(pretrain_runs(df)), batch_sweep, epoch_sweep,
-                    claims)
+                    claims, family)

@@ -16,7 +16,7 @@ from cass_bench.report.format import key_text, sort_rows
 from cass_bench.report.load import RUN_KEYS, finished_pretraining
 
 COST_KEYS = ["dataset", "device", "batch_size", "pretrain_epochs", "method", "encoders"]
-SETTING_KEYS = [key for key in COST_KEYS if key not in ("method", "encoders")]
+COST_SETTING_KEYS = [key for key in COST_KEYS if key not in ("method", "encoders")]
 """What a ratio holds fixed: the runs compared share the dataset, device, batch size and epochs."""
 COST_REFERENCE = comparators()[0]
 """The method every efficiency ratio compares with."""
@@ -112,7 +112,7 @@ class CostStats(Indexed):
 
 def pretrain_runs(df: pd.DataFrame) -> pd.DataFrame:
     """One row per finished pretraining run, with ``encoders`` (``cnn+vit`` for a joint run)."""
-    return finished_pretraining(df).drop_duplicates(RUN_KEYS)
+    return finished_pretraining(df).drop_duplicates(list(RUN_KEYS))
 
 
 def memory_field(runs: pd.DataFrame) -> str:
@@ -126,7 +126,7 @@ def _reference(means: pd.DataFrame, quantities: tuple[Quantity, ...]) -> pd.Data
         return pd.DataFrame(np.nan, index=lookup, columns=means.columns)
     ref = means.xs(COST_REFERENCE, level="method")
     pair = ref[ref.index.get_level_values("encoders").isin(JOINT.split("+"))]
-    groups = pair.groupby(level=SETTING_KEYS)
+    groups = pair.groupby(level=COST_SETTING_KEYS)
     combined = groups.agg({q.field: _COMBINE[q.combine] for q in quantities})[groups.size() == 2]
     combined = combined.assign(encoders=JOINT).set_index("encoders", append=True)
     return pd.concat([ref, combined]).reindex(lookup)

@@ -10,14 +10,17 @@ import pandas as pd
 
 from cass_bench.evaluation.chance import is_above_chance
 from cass_bench.errors import UserError
-from cass_bench.records.schema import NUMERIC_FIELDS, OK, RECORD_FIELDS, SETTING_KEYS
+from cass_bench.records.identity import RUN_KEYS, SETTING_KEYS
+from cass_bench.records.schema import NUMERIC_FIELDS, OK, RECORD_FIELDS
 from cass_bench.methods.registry import reference_methods
 from cass_bench.records.store import RecordStore
 
-RUN_KEYS = ["dataset", "method", "encoders", "batch_size", "pretrain_epochs", "seed", "device"]
 """The fields that identify one pretraining run (a CASS run gives the records of two encoders); the same settings
 on another device are another run."""
 RUN_COLLAPSED = "run_collapsed"
+RANK_HISTORY = "centred_rank_history"
+"""The record field of an encoder's centred effective rank per epoch: its ``collapsed`` flag counts as measured only
+where this field is filled (a record from before the centred measure, with ``feature_rank_history``, has none)."""
 PRETRAINED = "pretrained"
 _CHANCE_INPUTS = ["f1_macro", "above_chance_p", "chance_f1_majority", "chance_f1_random"]
 
@@ -67,7 +70,8 @@ def normalise(frame: pd.DataFrame) -> pd.DataFrame:
 
     Records written before a field existed read it as missing; ``eval`` defaults to ``finetune``, ``init`` to
     ``random`` and ``encoders`` to the record's arch. ``above_chance`` is recomputed where its inputs are stored.
-    ``run_collapsed`` is True on every record of a pretraining run any of whose encoders collapsed; ``pretrained``
+    ``collapsed`` is None (not measured) where :data:`RANK_HISTORY` is empty. ``run_collapsed`` is True on every
+    record of a pretraining run any of whose encoders collapsed; ``pretrained``
     is False for the no-pretraining reference methods (:func:`cass_bench.methods.registry.reference_methods`).
     """
     df = frame.reindex(columns=list(dict.fromkeys([*RECORD_FIELDS, *frame.columns])))
@@ -81,6 +85,10 @@ def normalise(frame: pd.DataFrame) -> pd.DataFrame:
     df["eval"] = df["eval"].fillna("finetune")
     df["init"] = df["init"].fillna("random")
     df["encoders"] = df["encoders"].fillna(df["arch"])
+    if RANK_HISTORY not in df:
+        df[RANK_HISTORY] = None
+    measured = df[RANK_HISTORY].map(lambda h: isinstance(h, list) and len(h) > 0)
+    df["collapsed"] = df["collapsed"].astype(object).where(measured, None)
     flagged = df["collapsed"].eq(True)
     df[RUN_COLLAPSED] = flagged.groupby([df[k].fillna(-1) for k in RUN_KEYS]).transform("any")
     df[PRETRAINED] = ~df["method"].isin(reference_methods())

@@ -16,7 +16,8 @@ from matplotlib.ticker import NullLocator
 from cass_bench.methods.registry import method_color
 from cass_bench.report.cells import CellStats
 from cass_bench.report.costs import CostStats, Quantity
-from cass_bench.report.render import fraction_text
+from cass_bench.report.load import RANK_HISTORY
+from cass_bench.report.render import fraction_text, write_whole
 
 
 @dataclass(frozen=True)
@@ -105,8 +106,13 @@ def plot_lines(data: pd.DataFrame, path: Path, *, panels: Sequence[str], series:
         for handle, label in zip(*ax.get_legend_handles_labels()):
             handles.setdefault(label, handle)
     legend = fig.legend(list(handles.values()), list(handles), loc="outside right upper")
-    fig.savefig(path, dpi=100)
+    save_png(fig, path)
     return [text.get_text() for text in legend.get_texts()]
+
+
+def save_png(fig: Figure, path: Path) -> None:
+    """Saves ``fig`` as ``path`` whole (:func:`cass_bench.report.render.write_whole`: no 0-byte PNG on a full disk)."""
+    write_whole(path, lambda tmp: fig.savefig(tmp, dpi=100, format="png"))
 
 
 def skip_plot(out: Path, name: str, caption: str, note: str) -> Plot:
@@ -160,7 +166,8 @@ def collapse_plot(runs: pd.DataFrame, out: Path) -> Plot:
 
     Args:
         runs: one row per pretrained encoder with ``method``, ``arch``, ``seed``, ``feature_std_history`` and
-            ``feature_rank_history`` (lists), as :func:`cass_bench.report.validity.collapse_runs` gives them.
+            the rank history (:data:`cass_bench.report.load.RANK_HISTORY`; lists), as
+            :func:`cass_bench.report.validity.collapse_runs` gives them.
         out: folder of the report.
     """
     name, caption = "collapse_curves.png", "Collapse curves: spread and effective rank of the pooled features per epoch"
@@ -174,7 +181,7 @@ def collapse_plot(runs: pd.DataFrame, out: Path) -> Plot:
         label = f"{run['method']} ({run['arch']})"
         style = {"color": method_color(run["method"]),
                  "linestyle": ENCODER_STYLES.get(run["arch"], ":")}
-        for ax, column in zip(axes, ("feature_std_history", "feature_rank_history")):
+        for ax, column in zip(axes, ("feature_std_history", RANK_HISTORY)):
             values = run[column]
             (line,) = ax.plot(range(len(values)), values, marker="o", markersize=3, alpha=0.8, **style)
         labels.setdefault(label, line)
@@ -184,5 +191,5 @@ def collapse_plot(runs: pd.DataFrame, out: Path) -> Plot:
         ax.set_ylim(bottom=0)
         ax.grid(alpha=0.3)
     fig.legend(list(labels.values()), list(labels), loc="outside right upper")
-    fig.savefig(out / name, dpi=100)
+    save_png(fig, out / name)
     return Plot(name, caption, tuple(labels))

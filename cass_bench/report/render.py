@@ -7,13 +7,37 @@ tables in the format's :class:`Style`.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Collection
 
 import pandas as pd
 from tabulate import tabulate
+
+from cass_bench.errors import UserError
+
+
+def write_whole(path: Path, write: Callable[[Path], None]) -> Path:
+    """Writes one report file whole: ``write`` fills a temporary file beside ``path``, which then replaces it.
+
+    Raises:
+        UserError: the file cannot be written (a full disk, a read-only folder); neither a partial file nor the
+            temporary one is left, an older ``path`` is kept, and the message says how to resume.
+    """
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        raise UserError(f"cannot write {path.name} into '{path.parent}' ({exc.strerror or type(exc).__name__}); "
+                        f"free disk space or make the folder writable, then run `report {path.parent}` again"
+                        ) from None
+    return path
 
 
 def fraction_text(fraction: float) -> str:
@@ -172,6 +196,5 @@ def write_csv(sections: list[Section], out: Path) -> list[Path]:
             continue
         path = out / f"report_{section.key}.csv"
         frame = section.table.data if section.table.data is not None else section.table.cells
-        frame.to_csv(path, index=False)
-        paths.append(path)
+        paths.append(write_whole(path, lambda tmp, frame=frame: frame.to_csv(tmp, index=False)))
     return paths

@@ -8,11 +8,12 @@ from cass_bench.records.schema import OK
 from cass_bench.methods.registry import PROPOSED, reference_methods
 from cass_bench.report.analysis import MAIN_EVAL, Analysis, Sweep, finetuned
 from cass_bench.report.cells import metric_stats
-from cass_bench.report.claims import claims_table, rule_lines
+from cass_bench.report.claims import claims_table, family_lines, rule_lines, summary_lines
 from cass_bench.report.costs import (
     COST_REFERENCE, DATA_WAIT_LIMIT, GPU_MEMORY, MFU, data_wait_warnings, pretrain_runs,
 )
 from cass_bench.report.format import key_text
+from cass_bench.report.load import RANK_HISTORY
 from cass_bench.report.plots import Plot
 from cass_bench.report.render import Section
 from cass_bench.report.tables import cost_table, failure_table, metric_table, robustness_table, scale_lines
@@ -27,13 +28,14 @@ TERMINAL_SECTIONS = ("scale", "claims", "f1_macro", "efficiency")
 _NAME, _REF = PROPOSED.upper(), COST_REFERENCE.upper()
 MARKS_NOTE = ("† at chance: fewer than half of the cell's seeds are significantly above chance (permutation test, "
               f"see the chance table); ‡ a pretraining run behind it collapsed (either encoder of a {_NAME} run; "
-              "section 6). Cells at chance are left out of the claims; a claim resting on a collapsed "
-              f"{_NAME} run is not testable.")
+              "section 6). A claim leaves a comparison out only when both methods' cells are at chance; collapse "
+              "is flagged beside each claim and vetoes none.")
 
 
 def _claims_section(analysis: Analysis) -> Section:
     rules = ["What the status means (each claim's rule):", *(f"- {rule}" for rule in rule_lines())]
-    return Section("claims", "Claim checks", table=claims_table(analysis.claims), notes=rules)
+    lines = [*family_lines(analysis.family), *summary_lines(analysis.claims, analysis.family)]
+    return Section("claims", "Claim checks", lines, claims_table(analysis.claims), notes=rules)
 
 
 def _f1_sections(analysis: Analysis) -> list[Section]:
@@ -119,10 +121,11 @@ def _failure_sections(df: pd.DataFrame) -> list[Section]:
                        ["None: every record finished."], failure_table(df) if n_failed else None)
     runs = collapse_runs(df)
     n_collapsed = int(runs["collapsed"].eq(True).sum())
-    collapse = Section("collapsed", "6. Collapse", [
-        COLLAPSE_RULE, f"{n_collapsed} of {len(runs)} pretrained encoders collapsed. Rank and spread per epoch: "
-        "`collapse_curves.png`; the per-epoch values are in each record (`feature_rank_history`, "
-        "`feature_std_history`, `embedding_std_history`)."], collapse_table(df))
+    counted = (f"{n_collapsed} of {len(runs)} pretrained encoders collapsed. Rank and spread per epoch: "
+               f"`collapse_curves.png`; the per-epoch values are in each record (`{RANK_HISTORY}`, "
+               "`feature_std_history`, `embedding_std_history`)." if len(runs) else
+               f"Collapse not measured: no record holds `{RANK_HISTORY}` (records written before the measure).")
+    collapse = Section("collapsed", "6. Collapse", [COLLAPSE_RULE, counted], collapse_table(df))
     return [failures, collapse]
 
 

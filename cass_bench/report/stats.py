@@ -1,7 +1,8 @@
-"""Small statistics behind the claim checks: paired intervals, paired bootstrap, Holm, verdicts and slopes.
+"""Small statistics behind the claim checks: paired intervals, paired bootstrap, Holm and verdicts.
 
 Everything here is a pure function of its arguments (the bootstrap is seeded). Intervals are two-sided; the t
-interval and the t test use scipy's Student t distribution.
+interval and the t test use scipy's Student t distribution (``scipy.special.stdtr`` / ``stdtrit``, what
+``scipy.stats.t`` computes with).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from dataclasses import dataclass
 from typing import Callable, Sequence
 
 import numpy as np
-from scipy import stats as sps
+from scipy import special
 
 SUPPORTED, CONTRADICTED, INCONCLUSIVE = "supported", "contradicted", "inconclusive"
 TOO_FEW_SEEDS = "inconclusive — too few seeds"
@@ -68,7 +69,18 @@ def paired_t_pvalue(differences: Sequence[float] | np.ndarray, null: float = 0.0
     if sd == 0:
         return 1.0 if mean == null else 0.0
     t = (mean - null) / (sd / math.sqrt(n))
-    return float(min(1.0, 2 * sps.t.sf(abs(t), n - 1)))
+    return float(min(1.0, 2 * special.stdtr(n - 1, -abs(t))))
+
+
+def t_interval(mean: float, sd: float, n: int, level: float = 0.95) -> Interval:
+    """The t interval (n - 1 df) and t test p-value of a mean from its sample standard deviation and count
+    (:func:`paired_interval` from summary figures; n < 2 gives no interval)."""
+    if n < 2:
+        return Interval(mean if n else math.nan, math.nan, math.nan, max(int(n), 0), "none", level=level)
+    se = sd / math.sqrt(n)
+    half = float(special.stdtrit(n - 1, 0.5 + level / 2)) * se
+    p = (1.0 if mean == 0 else 0.0) if se == 0 else float(min(1.0, 2 * special.stdtr(n - 1, -abs(mean) / se)))
+    return Interval(mean, mean - half, mean + half, int(n), "t", p, level)
 
 
 def paired_interval(differences: Sequence[float] | np.ndarray, level: float = 0.95) -> Interval:
@@ -78,14 +90,8 @@ def paired_interval(differences: Sequence[float] | np.ndarray, level: float = 0.
     ``none`` (the caller may fall back on :func:`bootstrap_interval`); with none the mean is NaN too.
     """
     d = _finite(differences)
-    n = d.size
-    if n == 0:
-        return Interval(math.nan, math.nan, math.nan, 0, "none", level=level)
-    mean = float(d.mean())
-    if n == 1:
-        return Interval(mean, math.nan, math.nan, 1, "none", level=level)
-    half = float(sps.t.ppf(0.5 + level / 2, n - 1)) * float(d.std(ddof=1)) / math.sqrt(n)
-    return Interval(mean, mean - half, mean + half, n, "t", paired_t_pvalue(d), level)
+    return t_interval(float(d.mean()) if d.size else math.nan, float(d.std(ddof=1)) if d.size > 1 else math.nan,
+                      d.size, level)
 
 
 def bootstrap_differences(y_true: np.ndarray, score_a: np.ndarray, score_b: np.ndarray, metric: Metric,
@@ -168,17 +174,3 @@ def outcome(interval: Interval, bound: float = 0.0, higher_is_better: bool = Tru
     if higher_is_better:
         return SUPPORTED if low > bound else CONTRADICTED if high < bound else INCONCLUSIVE
     return SUPPORTED if high <= bound else CONTRADICTED if low > bound else INCONCLUSIVE
-
-
-def slope(x: Sequence[float] | np.ndarray, y: Sequence[float] | np.ndarray) -> float:
-    """Least-squares slope of y on x (pairs with a NaN dropped); NaN with < 2 distinct x.
-
-    For robustness, x = log2(batch size) or log2(epochs) gives the F1 change per doubling.
-    """
-    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
-    keep = np.isfinite(x) & np.isfinite(y)
-    x, y = x[keep], y[keep]
-    if np.unique(x).size < 2:
-        return math.nan
-    dx = x - x.mean()
-    return float((dx * (y - y.mean())).sum() / (dx * dx).sum())

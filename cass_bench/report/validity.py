@@ -10,13 +10,13 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from cass_bench.run.cell import COLLAPSE_RANK
+from cass_bench.engine.collapse import COLLAPSE_RANK
+from cass_bench.records.identity import ENCODER_RUN_KEYS
 from cass_bench.records.schema import OK
 from cass_bench.methods.registry import reference_methods
-from cass_bench.report.load import finished_pretraining
+from cass_bench.report.load import RANK_HISTORY, finished_pretraining
 from cass_bench.report.render import Table, fraction_text
 
-RUN_KEYS = ["dataset", "method", "encoders", "arch", "batch_size", "pretrain_epochs", "seed"]
 
 
 def per_class_text(counts: object) -> str:
@@ -54,22 +54,23 @@ def collapse_runs(df: pd.DataFrame) -> pd.DataFrame:
     """One row per pretrained encoder (a CASS run gives two) with its collapse figures."""
     ok = finished_pretraining(df)
     if ok.empty:
-        return pd.DataFrame(columns=[*RUN_KEYS, "feature_rank_history", "feature_std_history", "collapsed"])
-    runs = ok.drop_duplicates(RUN_KEYS)
-    runs = runs[runs["feature_rank_history"].map(lambda h: isinstance(h, list) and len(h) > 0)]
-    return runs[[*RUN_KEYS, "init", "feature_rank_history", "feature_std_history", "embedding_std", "collapsed"]]
+        return pd.DataFrame(columns=[*ENCODER_RUN_KEYS, RANK_HISTORY, "feature_std_history", "collapsed"])
+    runs = ok.drop_duplicates(list(ENCODER_RUN_KEYS))
+    runs = runs[runs[RANK_HISTORY].map(lambda h: isinstance(h, list) and len(h) > 0)]
+    return runs[[*ENCODER_RUN_KEYS, "init", RANK_HISTORY, "feature_std_history", "embedding_std", "collapsed"]]
 
 
 def collapse_table(df: pd.DataFrame) -> Table:
     """Every pretrained encoder: effective rank and spread of its pooled features before and after pretraining."""
     runs = collapse_runs(df)
     if runs.empty:
-        return Table(pd.DataFrame({"": ["no pretraining run recorded its feature histories"]}))
+        return Table(pd.DataFrame({"": [f"no pretraining run recorded its feature rank (`{RANK_HISTORY}`): collapse "
+                                        "not measured"]}))
     table = pd.DataFrame({
         "dataset": runs["dataset"], "method": runs["method"], "arch": runs["arch"],
         "batch size": runs["batch_size"].map(lambda v: f"{v:g}"), "epochs": runs["pretrain_epochs"].map(lambda v: f"{v:g}"),
         "seed": runs["seed"].map(lambda v: f"{v:g}"), "init": runs["init"],
-        "rank before → after": [f"{h[0]:.1f} → {h[-1]:.1f}" for h in runs["feature_rank_history"]],
+        "rank before → after": [f"{h[0]:.1f} → {h[-1]:.1f}" for h in runs[RANK_HISTORY]],
         "spread before → after": [f"{h[0]:.2g} → {h[-1]:.2g}" for h in runs["feature_std_history"]],
         "head-output std": runs["embedding_std"].map(lambda v: "—" if pd.isna(v) else f"{v:.1e}"),
         "collapsed": runs["collapsed"].map(lambda v: "yes" if v is True else "no"),
@@ -77,11 +78,15 @@ def collapse_table(df: pd.DataFrame) -> Table:
     return Table(table.reset_index(drop=True), data=runs.reset_index(drop=True))
 
 
+_CENTRED = RANK_HISTORY.startswith("centred")
 COLLAPSE_RULE = (f"A pretrained encoder is collapsed when the effective rank (RankMe: exp of the entropy of the "
-                 f"normalised singular values) of its L2-normalised pooled features on 256 fixed training images "
-                 f"ends below {COLLAPSE_RANK:g}, i.e. its features span fewer than about {COLLAPSE_RANK:g} "
-                 "directions; the rule reads the features fine-tuning starts from, not the projection outputs, so it "
-                 "does not depend on any head's width.")
+                 f"normalised singular values) of its {'centred, ' if _CENTRED else ''}L2-normalised pooled features "
+                 f"on 256 fixed training images ends below {COLLAPSE_RANK:g}, i.e. its features span fewer than about "
+                 f"{COLLAPSE_RANK:g} directions; the rule reads the features fine-tuning starts from, not the "
+                 "projection outputs, so it does not depend on any head's width. Every method's encoders are measured; "
+                 "the claims flag a collapsed encoder beside their verdict and never veto one."
+                 + ("" if _CENTRED else " These features are not centred: a large mean direction shared by every "
+                    "image lowers the rank without collapse."))
 
 
 def ssl_helped_lines(df: pd.DataFrame, fraction: float = 0.1) -> list[str]:

@@ -9,17 +9,18 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import fnmatch
-import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytorch_lightning as pl
 import torch
 
 from cass_bench.engine.checkpoints import CheckpointCache, is_global_rank_zero
-from cass_bench.config.schema import BenchConfig, stable_hash, to_dict
+from cass_bench.engine.collapse import collapsed, embedding_collapsed
+from cass_bench.config.schema import BenchConfig
 from cass_bench.data.bundle import DatasetBundle
 from cass_bench.data.loaders import eval_transform, loader_workers, make_loader
 from cass_bench.data.sources import load_dataset
@@ -28,88 +29,19 @@ from cass_bench.errors import DivergedError
 from cass_bench.evaluation.evaluate import EncoderEvaluator, chance_figures, param_count
 from cass_bench.evaluation.finetune import compute_metrics
 from cass_bench.engine.measure import EpochClock, FeatureCollapse, PeakMemory, StepFlops
-from cass_bench.methods.contract import PretrainMethod
 from cass_bench.engine.logs import FINETUNE, PRETRAIN, log_dir, run_loggers
 from cass_bench.records.schema import Environment, Files, Identity, Pretraining, failed_record, field_names, ok_record
 from cass_bench.methods.registry import PretrainSetup, get_method
-from cass_bench.records.store import RecordStore, device_name, git_commit, versions
+from cass_bench.records.environment import device_name, git_commit, versions
+from cass_bench.records.identity import (Cell, config_hash, pretrain_key, pretrain_payload, record_id, record_keys,
+                                         start_key)
+from cass_bench.records.store import RecordStore
 from cass_bench.engine.trainer import pretrain_trainer
+from cass_bench.starts.cache import Start, ensure_start, with_start
+from cass_bench.run.console import progress
 
 INJECT_OOM_ENV = "CASS_BENCH_INJECT_OOM"
 """Test hook: comma-separated ``method/arch/batch_size`` patterns (``*`` allowed) whose pretraining raises OOM."""
-
-
-@dataclass(frozen=True)
-class Cell:
-    """One pretraining run and the fine-tunes that follow it.
-
-    Attributes:
-        dataset: dataset name as given on the CLI.
-        method: registered method name.
-        archs: encoders this run produces (both for CASS, one for DINO/BYOL/supervised).
-        batch_size: per-device pretraining batch size (None for ``supervised``).
-        pretrain_epochs: pretraining epochs (0 for ``supervised``).
-        seed: seed of initialisation, augmentation and label subsets.
-    """
-
-    dataset: str
-    method: str
-    archs: tuple[str, ...]
-    batch_size: int | None
-    pretrain_epochs: int
-    seed: int
-
-    def describe(self) -> str:
-        """A short human-readable label."""
-        bs = "-" if self.batch_size is None else self.batch_size
-        return f"{self.dataset} {self.method}/{'+'.join(self.archs)} bs={bs} ep={self.pretrain_epochs} seed={self.seed}"
-
-
-def _shared_settings(cfg: BenchConfig) -> dict[str, Any]:
-    return {
-        "image_size": cfg.image_size, "split_seed": cfg.split_seed, "precision": cfg.precision,
-        "channels_last": cfg.channels_last, "devices": cfg.devices, "num_nodes": cfg.num_nodes,
-        "strategy": cfg.strategy, "backbones": to_dict(cfg.backbones), "init": cfg.init,
-        "small_input_stem": cfg.backbones.uses_small_stem(cfg.image_size), "device": device_name(cfg.accelerator),
-        **({"pretrain_batches": cfg.pretrain_batches} if cfg.pretrain_batches is not None else {}),
-    }
-
-
-def _method_section(cfg: BenchConfig, method: str) -> dict[str, Any]:
-    recipe = cfg.recipes.get(method)
-    return to_dict(recipe) if recipe is not None else {}
-
-
-def config_hash(cfg: BenchConfig, method: str) -> str:
-    """Hash of every setting a method's records depend on besides the cell identity."""
-    return stable_hash({"shared": _shared_settings(cfg), "method": _method_section(cfg, method),
-                        "finetune": to_dict(cfg.finetune), "eval": to_dict(cfg.eval)})
-
-
-def pretrain_payload(cell: Cell, cfg: BenchConfig) -> dict[str, Any]:
-    """What a cell's checkpoint key hashes: the cell and every setting its pretraining depends on."""
-    return {"cell": dataclasses.asdict(cell), "shared": _shared_settings(cfg), "method": _method_section(cfg, cell.method)}
-
-
-def pretrain_key(cell: Cell, cfg: BenchConfig) -> str:
-    """Cache key of a cell's pretraining checkpoint (independent of fine-tuning settings)."""
-    return stable_hash(pretrain_payload(cell, cfg))
-
-
-def record_id(cell: Cell, arch: str, fraction: float, evaluation: str, cfg: BenchConfig) -> str:
-    """Id of the record of one (cell, encoder, label fraction, evaluation)."""
-    return stable_hash({"cell": dataclasses.asdict(cell), "arch": arch, "fraction": fraction, "eval": evaluation,
-                        "config": config_hash(cfg, cell.method)}, length=16)
-
-
-def record_keys(cell: Cell, cfg: BenchConfig) -> list[tuple[str, float, str]]:
-    """Every (arch, label fraction, evaluation) a cell writes a record for."""
-    return [(a, f, e) for a in cell.archs for f in cfg.label_fractions for e in cfg.eval.evals]
-
-
-def expected_ids(cell: Cell, cfg: BenchConfig) -> list[str]:
-    """Ids of every record a cell writes."""
-    return [record_id(cell, a, f, e, cfg) for a, f, e in record_keys(cell, cfg)]
 
 
 @dataclass
@@ -133,8 +65,6 @@ def _inject_oom(cell: Cell) -> None:
 
 
 PROBE_IMAGES = 256
-COLLAPSE_RANK = 2.0
-"""A run is collapsed when its encoder's pooled features end with an effective rank below this (see README)."""
 
 
 def probe_batch(bundle: DatasetBundle, size: int = PROBE_IMAGES) -> torch.Tensor:
@@ -144,7 +74,7 @@ def probe_batch(bundle: DatasetBundle, size: int = PROBE_IMAGES) -> torch.Tensor
 
 
 def pretrain(cell: Cell, cfg: BenchConfig, bundle: DatasetBundle, cache_dir: Path,
-             out: Path | None = None) -> Pretrained | None:
+             out: Path | None = None, start: Start | None = None) -> Pretrained | None:
     """Runs (or loads from the verified cache, :class:`cass_bench.engine.checkpoints.CheckpointCache`) a cell's pretraining.
 
     Args:
@@ -153,6 +83,7 @@ def pretrain(cell: Cell, cfg: BenchConfig, bundle: DatasetBundle, cache_dir: Pat
         bundle: the dataset (its training split is used without labels).
         cache_dir: folder of cached checkpoints.
         out: results folder whose ``logs/pretrain/<checkpoint key>/`` receives the curves (None: not logged).
+        start: the ``init: fractal`` start (None: found or trained here when the config asks for it).
 
     Returns:
         The encoders and measures, or None on non-zero ranks of a distributed run.
@@ -167,7 +98,10 @@ def pretrain(cell: Cell, cfg: BenchConfig, bundle: DatasetBundle, cache_dir: Pat
     _inject_oom(cell)
     assert cell.batch_size is not None
     pl.seed_everything(cell.seed, workers=True, verbose=False)
-    module = spec.build(PretrainSetup(cfg=cfg, archs=cell.archs, batch_size=cell.batch_size, seed=cell.seed))
+    if cfg.init == "fractal" and start is None:
+        start = ensure_start(cfg)
+    module = spec.build(PretrainSetup(cfg=with_start(cfg, start), archs=cell.archs, batch_size=cell.batch_size,
+                                      seed=cell.seed))
     if cfg.channels_last:
         module = module.to(memory_format=torch.channels_last)
     loader = make_loader(bundle.train, module.transform, cell.batch_size, True, loader_workers(cfg.num_workers),
@@ -198,7 +132,7 @@ def pretrain(cell: Cell, cfg: BenchConfig, bundle: DatasetBundle, cache_dir: Pat
         "embedding_std_history": module.embedding_std_history,
         "embedding_dim": module.embedding_dim,
         "feature_std_history": collapse.std_history,
-        "feature_rank_history": collapse.rank_history,
+        "centred_rank_history": collapse.rank_history,
         "world_size": trainer.world_size,
         "effective_batch_size": cell.batch_size * trainer.world_size,
     }
@@ -244,6 +178,7 @@ def _identity(cell: Cell, arch: str, fraction: float, evaluation: str, cfg: Benc
         seed=cell.seed,
         precision=cfg.precision,
         config_hash=config_hash(cfg, cell.method),
+        start_key=start_key(cfg) if cfg.init == "fractal" else None,
     )
 
 
@@ -277,15 +212,8 @@ def failure_record(cell: Cell, arch: str, fraction: float, evaluation: str, cfg:
                          _environment(cfg), _files(cell, cfg)).to_json()
 
 
-def collapsed(rank_history: list[float] | None) -> bool | None:
-    """True when the pooled features end with an effective rank under ``COLLAPSE_RANK`` (None: not measured)."""
-    if not rank_history:
-        return None
-    return bool(rank_history[-1] < COLLAPSE_RANK)
-
-
 RUN_FIGURES = tuple(name for name in field_names(Pretraining)
-                    if name not in ("feature_std", "feature_rank", "collapsed", "embedding_collapsed"))
+                    if name not in ("feature_std", "centred_rank", "collapsed", "embedding_collapsed"))
 """The figures a pretraining run measures once for all its encoders (the feature histories per encoder)."""
 
 
@@ -294,12 +222,14 @@ def _run_measures(pretrained: Pretrained, arch: str) -> Pretraining:
     measures = pretrained.measures
     if not measures:
         return Pretraining()
-    ranks = measures.get("feature_rank_history", {}).get(arch)
+    ranks = measures.get("centred_rank_history", {}).get(arch)
     stds = measures.get("feature_std_history", {}).get(arch)
     run = {name: measures.get(name) for name in RUN_FIGURES}
-    run.update(feature_std_history=stds, feature_rank_history=ranks)
-    return Pretraining(**run, feature_std=stds[-1] if stds else None, feature_rank=ranks[-1] if ranks else None,
-                       collapsed=collapsed(ranks), embedding_collapsed=_collapsed(measures))
+    run.update(feature_std_history=stds, centred_rank_history=ranks)
+    return Pretraining(**run, feature_std=stds[-1] if stds else None, centred_rank=ranks[-1] if ranks else None,
+                       collapsed=collapsed(ranks),
+                       embedding_collapsed=embedding_collapsed(measures.get("embedding_std"),
+                                                               measures.get("embedding_dim")))
 
 
 def run_cell(cell: Cell, cfg: BenchConfig, store: RecordStore) -> None:
@@ -332,7 +262,8 @@ def _run_missing(cell: Cell, cfg: BenchConfig, store: RecordStore, todo: list[tu
     """Pretrains (or loads) a cell and writes the records of ``todo``; failures become records."""
     bundle = load_dataset(cell.dataset, cfg.image_size, cfg.data_dir, cfg.split_seed)
     try:
-        pretrained = pretrain(cell, cfg, bundle, store.out / "checkpoints", store.out)
+        start = ensure_start(cfg) if cfg.init == "fractal" else None
+        pretrained = pretrain(cell, cfg, bundle, store.out / "checkpoints", store.out, start)
     except Exception as exc:  # noqa: BLE001 - every failure becomes a record
         status, error = failure_status(exc)
         for key in todo:
@@ -341,12 +272,14 @@ def _run_missing(cell: Cell, cfg: BenchConfig, store: RecordStore, todo: list[tu
     if pretrained is None:
         return
     evaluators: dict[str, EncoderEvaluator] = {}
-    for arch, fraction, evaluation in todo:
-        evaluator = evaluators.setdefault(arch, EncoderEvaluator(cell.seed, arch, cfg, bundle, pretrained.states.get(arch)))
+    for arch, fraction, evaluation in progress(todo, "evaluations"):
+        evaluator = evaluators.setdefault(arch, EncoderEvaluator(cell.seed, arch, with_start(cfg, start), bundle,
+                                                                 pretrained.states.get(arch)))
         rid = record_id(cell, arch, fraction, evaluation, cfg)
         loggers = run_loggers(store.out, FINETUNE, rid) if evaluation == "finetune" else None
         try:
             result = evaluator.run(fraction, evaluation, loggers)
+            require_finite(result.y_score, evaluation)
             metrics = compute_metrics(torch.as_tensor(result.y_score), torch.as_tensor(result.y_true), bundle.task)
             chance = chance_figures(bundle, fraction, cell.seed, result.y_true, result.y_score, cfg)
             ident = _identity(cell, arch, fraction, evaluation, cfg, bundle.task)
@@ -355,14 +288,18 @@ def _run_missing(cell: Cell, cfg: BenchConfig, store: RecordStore, todo: list[tu
             status, error = failure_status(exc)
             store.append(failure_record(cell, arch, fraction, evaluation, cfg, status, error, bundle.task))
             continue
-        record = ok_record(ident, metrics, chance, _run_measures(pretrained, arch), result.evaluation,
+        evaluated = result.evaluation if start is None else dataclasses.replace(
+            result.evaluation, start_source_accuracy=start.source_accuracy(arch))
+        record = ok_record(ident, metrics, chance, _run_measures(pretrained, arch), evaluated,
                            _environment(cfg), _files(cell, cfg, store.out, rid if loggers else None))
         store.append(record.to_json())
 
 
-def _collapsed(measures: dict[str, Any]) -> bool | None:
-    """True when the last epoch's embedding spread is under 5% of the healthy ``1/sqrt(dim)``."""
-    std, dim = measures.get("embedding_std"), measures.get("embedding_dim")
-    if std is None or not dim:
-        return None
-    return bool(std * math.sqrt(dim) < 0.05)
+def require_finite(y_score: Any, evaluation: str) -> None:
+    """Raises ValueError (a failure record, never an ok one) when any test score is NaN or infinite."""
+    bad = ~np.isfinite(np.asarray(y_score, dtype=np.float64))
+    if bad.any():
+        rows = int(bad.reshape(len(bad), -1).any(axis=1).sum())
+        raise ValueError(f"{rows} of {len(bad)} test images got NaN or infinite {evaluation} scores, so no metric "
+                         "of them is recorded; check the evaluation's settings (e.g. eval.knn_temperature) and run "
+                         "again with --retry-failed")

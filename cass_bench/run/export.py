@@ -1,25 +1,33 @@
 """Exporting a pretrained encoder: ``<arch>.safetensors`` plus ``<arch>.json`` holding the timm arguments that rebuild
 it, so it loads with timm alone (``timm.create_model(**args, pretrained_cfg_overlay=dict(file=...))``).
 
-The export folder is also a valid ``--init`` folder (``cnn.safetensors`` / ``vit.safetensors``).
+The export folder is also a valid ``--init`` folder (``cnn.safetensors`` / ``vit.safetensors``), so exporting both
+encoders of a run into one folder is the usual use; files already there are overwritten only with ``--force``.
+Checkpoints are read as tensors only (nothing in a results folder runs). A record whose checkpoint is gone is
+recovered with ``run --rebuild RECORD_ID`` (:func:`rebuild_target`, :func:`rebuild`).
 """
 
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
 import timm
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 from torch import nn
 
+from cass_bench.config.files import RESOLVED
+from cass_bench.config.schema import BenchConfig
 from cass_bench.data.loaders import IMAGENET_NORMALIZE
 from cass_bench.models.encoders import swap_small_stem
 from cass_bench.errors import UserError
 from cass_bench.methods.registry import get_method
 from cass_bench.records.store import RecordStore
+from cass_bench.records.identity import Cell, expected_ids, pretrain_key
+from cass_bench.run.sweep import shard_cells
 
 CHECKPOINTS = "checkpoints"
 
@@ -76,42 +84,121 @@ def load_exported(json_path: str | Path) -> nn.Module:
     return build_exported(spec, path.parent / spec["weights"]).eval()
 
 
-def export_encoder(out: str | Path, record_id: str, dest: str | Path) -> list[Path]:
+def _rebuild_hint(out: Path, record_id: str) -> str:
+    return (f"rebuild it with `run --config {out / RESOLVED} --rebuild {record_id}` (the options the folder was "
+            "run with)")
+
+
+def _load_state(checkpoint: Path, record: dict[str, Any], out: Path) -> dict[str, torch.Tensor]:
+    """The record's encoder state in its checkpoint (tensors only: nothing in the file runs)."""
+    record_id = record["record_id"]
+    if not checkpoint.is_file():
+        raise UserError(f"checkpoint {checkpoint} of record '{record_id}' is missing; {_rebuild_hint(out, record_id)}")
+    try:
+        state = torch.load(checkpoint, map_location="cpu", weights_only=True)["states"][record["arch"]]
+    except Exception as exc:  # noqa: BLE001 - any unreadable file is the same user problem
+        detail = (str(exc).strip().splitlines() or [""])[0][:120]
+        raise UserError(f"checkpoint {checkpoint} of record '{record_id}' cannot be read ({type(exc).__name__}: "
+                        f"{detail}); {_rebuild_hint(out, record_id)}") from None
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise UserError(f"checkpoint {checkpoint} of record '{record_id}' holds no {record['arch']} encoder "
+                        f"weights; {_rebuild_hint(out, record_id)}")
+    return state
+
+
+def _check_dest(dest: Path, names: list[str], force: bool) -> None:
+    """Refuses a destination that is a file, or that holds the files to write unless ``force``."""
+    if dest.exists() and not dest.is_dir():
+        raise UserError(f"export destination '{dest}' is a file, not a folder; pass a folder path")
+    present = [name for name in names if (dest / name).exists()]
+    if present and not force:
+        raise UserError(f"'{dest}' already holds {' and '.join(present)}; pass --force to overwrite them, or "
+                        "export to another folder")
+
+
+def _write(dest: Path, files: dict[str, bytes]) -> list[Path]:
+    """Writes each file whole (temporary file, then rename); on OSError none of the temporary files is left."""
+    written, temporary = [], []
+    try:
+        dest.mkdir(parents=True, exist_ok=True)
+        for name, data in files.items():
+            tmp = dest / f".{name}.{os.getpid()}.tmp"
+            temporary.append(tmp)
+            tmp.write_bytes(data)
+        for tmp, name in zip(temporary, files):
+            os.replace(tmp, dest / name)
+            written.append(dest / name)
+    except OSError as exc:
+        for tmp in temporary:
+            tmp.unlink(missing_ok=True)
+        raise UserError(f"cannot write the export to '{dest}' ({exc.strerror or type(exc).__name__}); pass a "
+                        "writable folder with free space") from None
+    return written
+
+
+def export_encoder(out: str | Path, record_id: str, dest: str | Path, force: bool = False) -> list[Path]:
     """Writes the pretrained encoder behind a record to ``dest/<arch>.safetensors`` and ``dest/<arch>.json``.
 
     Args:
         out: the results folder holding the record and ``checkpoints/``.
         record_id: the record whose encoder (its ``arch`` of its pretraining run) is exported.
         dest: the folder to write (created).
+        force: overwrite those two files when ``dest`` holds them already (otherwise refused).
 
     Returns:
         The two files written.
 
     Raises:
-        UserError: the record is unknown, has no pretraining, or its checkpoint is missing.
+        UserError: the record is unknown or has no pretraining; its checkpoint is missing or unreadable (the message
+            says how to rebuild it); ``dest`` is a file, holds the files already, or cannot be written.
     """
     out, dest = Path(out), Path(dest)
     record = _record(out, record_id)
-    checkpoint = out / CHECKPOINTS / f"{record['checkpoint_key']}.pt"
-    if not checkpoint.is_file():
-        raise UserError(f"checkpoint {checkpoint} of record '{record_id}' is missing; run its cell again "
-                        "(the same run command) to recreate it")
-    state = torch.load(checkpoint, map_location="cpu", weights_only=True)["states"][record["arch"]]
     arch = record["arch"]
+    names = [f"{arch}.safetensors", f"{arch}.json"]
+    _check_dest(dest, names, force)
+    state = _load_state(out / CHECKPOINTS / f"{record['checkpoint_key']}.pt", record, out)
     spec = {
         "timm": timm_arguments(record, state),
-        "weights": f"{arch}.safetensors",
+        "weights": names[0],
         "small_input_stem": bool(record["small_input_stem"]) and arch == "cnn",
         "input": {"image_size": record["image_size"], **IMAGENET_NORMALIZE},
         "source": {key: record[key] for key in ("record_id", "method", "arch", "encoders", "dataset", "batch_size",
                                                 "pretrain_epochs", "seed", "init", "checkpoint_key")},
     }
-    dest.mkdir(parents=True, exist_ok=True)
-    weights, described = dest / spec["weights"], dest / f"{arch}.json"
-    save_file({k: v.contiguous() for k, v in state.items()}, str(weights))
-    described.write_text(json.dumps(spec, indent=2) + "\n")
-    rebuilt = load_exported(described).state_dict()
+    weights = save({k: v.contiguous() for k, v in state.items()})
+    described = (json.dumps(spec, indent=2) + "\n").encode()
+    written = _write(dest, {names[0]: weights, names[1]: described})
+    rebuilt = load_exported(written[1]).state_dict()
     if rebuilt.keys() != state.keys() or not all(torch.equal(rebuilt[k], state[k]) for k in state):
-        raise UserError(f"the exported {arch} encoder does not rebuild from {described} with the weights it was "
+        raise UserError(f"the exported {arch} encoder does not rebuild from {written[1]} with the weights it was "
                         "trained with; report this with the record")
-    return [weights, described]
+    return written
+
+
+def rebuild_target(cfg: BenchConfig, target: str, shard: tuple[int, int] = (0, 1)) -> Cell:
+    """The cell of ``cfg``'s grid that ``run --rebuild TARGET`` reruns: the one with that checkpoint key or record id.
+
+    Raises:
+        UserError: no cell of this shard has that key or id.
+    """
+    for cell in shard_cells(cfg, shard):
+        keyed = not get_method(cell.method).is_reference and pretrain_key(cell, cfg) == target
+        if keyed or target in expected_ids(cell, cfg):
+            return cell
+    raise UserError(f"no cell of this run{' shard' if shard[1] > 1 else ''} has checkpoint key or record id "
+                    f"'{target}'; pass the options the folder was run with (--config OUT/{RESOLVED}) and a record_id "
+                    "or checkpoint_key from its records.jsonl")
+
+
+def rebuild(cell: Cell, cfg: BenchConfig) -> str:
+    """Removes a cell's records so the run writes them again; its checkpoint is pretrained again when missing.
+
+    Returns:
+        What was done, in one line.
+    """
+    removed = RecordStore(cfg.out).remove(set(expected_ids(cell, cfg)))
+    pretraining = "" if get_method(cell.method).is_reference else (
+        "; its checkpoint is reused" if (Path(cfg.out) / CHECKPOINTS / f"{pretrain_key(cell, cfg)}.pt").is_file()
+        else "; it pretrains again and saves its checkpoint")
+    return f"[sweep] rebuilding {cell.describe()}: {removed} record(s) removed{pretraining}"

@@ -3,7 +3,8 @@
 Each pending cell becomes one job (one job array per ``run`` on SLURM) that runs the same cell code as the local
 sweep, from a spec file under ``<out>/jobs/specs/``. Jobs write one file per record (``records.d/``), so jobs on
 many nodes can share one results folder without file locks. ``<out>/jobs/cells/<key>.json`` names each cell's
-latest job; submitit keeps its pickles and logs in ``<out>/jobs/logs/``. A job the scheduler kills writes no
+latest job; submitit keeps its pickles and logs in ``<out>/jobs/logs/``. Job state is read from the scheduler, the
+tickets and the logs' text: nothing here unpickles a file of a results folder. A job the scheduler kills writes no
 half record, and the next ``run`` submits exactly the cells whose records are missing and whose job is gone. A job
 preempted or reaching its time limit is requeued by submitit's checkpoint hook; the requeued job resumes the cell
 from its cached pretraining checkpoint when pretraining had finished, and otherwise pretrains again.
@@ -30,7 +31,7 @@ from cass_bench.config.schema import BenchConfig, stable_hash, to_dict
 from cass_bench.data.loaders import AUTO_WORKERS_MAX, loader_workers, usable_cores
 from cass_bench.errors import UserError
 from cass_bench.run.plan import plan_sweep
-from cass_bench.run.cell import Cell, expected_ids
+from cass_bench.records.identity import Cell, expected_ids
 from cass_bench.records.store import RecordStore
 from cass_bench.run.sweep import _clock, _spec_file, run_cell_file, shard_cells
 
@@ -119,13 +120,30 @@ def write_ticket(out: Path, ticket: Ticket) -> None:
     os.replace(tmp, folder / f"{cell_key(ticket.cell)}.json")
 
 
+def _read_json(path: Path, what: str) -> Any:
+    """The JSON a job file holds; UserError naming the file when it is not readable JSON."""
+    try:
+        return json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise UserError(f"{what} {path} cannot be read as JSON ({type(exc).__name__}); move it aside (the cell "
+                        "then counts as never submitted) or run the sweep again") from None
+
+
 def read_tickets(out: str | Path) -> dict[str, Ticket]:
-    """Every cell's latest job, keyed by :func:`cell_key`."""
+    """Every cell's latest job, keyed by :func:`cell_key`, read from the JSON tickets (never from submitit's pickles).
+
+    Raises:
+        UserError: naming a ticket that is not a JSON ticket.
+    """
     folder = jobs_dir(out) / "cells"
     tickets = {}
     for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
-        data = json.loads(path.read_text())
-        ticket = Ticket(**{**data, "cell": _cell_from_dict(data["cell"])})
+        data = _read_json(path, "job ticket")
+        try:
+            ticket = Ticket(**{**data, "cell": _cell_from_dict(data["cell"])})
+        except (KeyError, TypeError):
+            raise UserError(f"job ticket {path} is not a ticket this version wrote; move it aside (the cell then "
+                            "counts as never submitted)") from None
         tickets[cell_key(ticket.cell)] = ticket
     return tickets
 
@@ -234,7 +252,13 @@ def _importable_from_jobs() -> Iterator[None]:
 def load_sweep_config(out: str | Path) -> dict[str, Any] | None:
     """The config dict the last job submission into ``out`` saved, or None."""
     path = jobs_dir(out) / CONFIG_FILE
-    return json.loads(path.read_text()) if path.is_file() else None
+    if not path.is_file():
+        return None
+    data = _read_json(path, "sweep config")
+    if not isinstance(data, dict):
+        raise UserError(f"sweep config {path} is not a mapping of settings; pass the config it was run with: "
+                        "status OUT --config FILE")
+    return data
 
 
 def submit_sweep(cfg: BenchConfig, shard: tuple[int, int] = (0, 1)) -> list[tuple[Cell, submitit.Job]]:

@@ -14,7 +14,7 @@ import pandas as pd
 from tabulate import tabulate
 
 from cass_bench.config.schema import BenchConfig
-from cass_bench.run.cell import Cell, expected_ids
+from cass_bench.records.identity import Cell, expected_ids
 from cass_bench.run.sweep import shard_cells
 
 KIND = ["dataset", "method", "encoders", "batch_size", "pretrain_epochs"]

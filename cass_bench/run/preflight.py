@@ -15,8 +15,8 @@ import timm
 import torch
 from pytorch_lightning.strategies import StrategyRegistry
 
-from cass_bench.config.schema import BackboneConfig, BenchConfig
-from cass_bench.models.encoders import backbone_name
+from cass_bench.config.schema import INITS, BackboneConfig, BenchConfig
+from cass_bench.models.encoders import backbone_name, build_encoder
 from cass_bench.errors import UserError
 
 RECORDS = "records.jsonl"
@@ -60,6 +60,28 @@ def check_device(cfg: BenchConfig) -> None:
     known = ["auto", *StrategyRegistry.available_strategies()]
     if cfg.strategy not in known:
         raise UserError(f"unknown strategy '{cfg.strategy}'; use auto, ddp or another Lightning strategy name")
+
+
+def check_encoders(cfg: BenchConfig, archs: tuple[str, ...]) -> None:
+    """Checks that the ViT's patches tile the image and that an ``--init`` checkpoint fits the configured encoders.
+
+    Args:
+        cfg: the validated config.
+        archs: the encoders the sweep builds.
+
+    Raises:
+        UserError: a patch size that does not divide the image size, or init weights of other shapes (named with
+            the first mismatch by :func:`cass_bench.models.encoders.build_encoder`).
+    """
+    patch = cfg.backbones.vit_patch_size
+    if "vit" in archs and patch is not None and cfg.image_size % patch:
+        divisors = [d for d in range(2, cfg.image_size) if cfg.image_size % d == 0]
+        raise UserError(f"backbones.vit_patch_size {patch} does not divide the image size {cfg.image_size}, so the "
+                        f"ViT cannot tile its input; use a divisor ({', '.join(map(str, divisors[:6])) or '1'}) or "
+                        "another --image-size")
+    if cfg.init not in INITS and Path(cfg.init).expanduser().exists():
+        for arch in archs:
+            build_encoder(arch, cfg.backbones, cfg.image_size, seed=0, init=cfg.init)
 
 
 def encoder_bytes(backbones: BackboneConfig, arch: str) -> int:

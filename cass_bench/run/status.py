@@ -4,12 +4,14 @@ The grid is the config of the last job submission into ``OUT`` (``<out>/jobs/con
 ``--config``. A cell is ``done`` when all its records are ok, ``failed`` when a record failed or its latest job
 ended without writing all its records (killed, timed out, crashed: the last lines of the job's stderr follow),
 ``running`` while its job is queued or running, and ``pending`` otherwise.
+
+Reading a folder never unpickles anything it holds (submitit's result pickles would run code when loaded): a job's
+outcome comes from the scheduler, whether its result file exists, and the text of its stderr log.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import pickle
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +19,8 @@ from typing import Any
 
 from tabulate import tabulate
 
-from cass_bench.config.schema import BenchConfig, config_from_dict, load_config
+from cass_bench.config.schema import BenchConfig
+from cass_bench.config.load import config_from_dict, load_config
 from cass_bench.errors import UserError
 from cass_bench.run.jobs import Ticket, cell_key, load_sweep_config, read_tickets, scheduler_state
 from cass_bench.run.plan import CellPlan, plan_sweep
@@ -50,17 +53,19 @@ def _tail(path: Path, lines: int) -> list[str]:
     return text[-lines:] or ["(stderr is empty)"]
 
 
+SUBMITIT_RAISED = "Submitted job triggered an exception"
+"""The line submitit's job wrapper logs to stderr when the job's function raised."""
+
+
 def _job_failure(ticket: Ticket, lines: int) -> list[str]:
     paths = ticket.paths()
-    if paths.result_pickle.exists():
-        with paths.result_pickle.open("rb") as f:
-            outcome, value = pickle.load(f)
-        if outcome == "error":
-            return [f"job {ticket.job_id} raised:", *str(value).rstrip().splitlines()[-lines:]]
-        return [f"job {ticket.job_id} finished without writing all its records; its stderr ends:",
-                *_tail(paths.stderr, lines)]
-    return [f"job {ticket.job_id} ended without a result (killed, timed out or preempted); its stderr ends:",
-            *_tail(paths.stderr, lines)]
+    tail = _tail(paths.stderr, lines)
+    if not paths.result_pickle.exists():
+        return [f"job {ticket.job_id} ended without a result (killed, timed out or preempted); its stderr ends:",
+                *tail]
+    if paths.stderr.is_file() and SUBMITIT_RAISED in paths.stderr.read_text(errors="replace"):
+        return [f"job {ticket.job_id} raised; its stderr ends:", *tail]
+    return [f"job {ticket.job_id} finished without writing all its records; its stderr ends:", *tail]
 
 
 def cell_statuses(cfg: BenchConfig, lines: int = 5) -> list[CellStatus]:

@@ -18,14 +18,17 @@ from pathlib import Path
 from typing import Any
 
 from cass_bench.engine.allocator import keep_freed_memory
-from cass_bench.config.schema import ARCHS, BenchConfig, config_from_dict, stable_hash, to_dict
+from cass_bench.engine.quiet import silence_library_warnings
+from cass_bench.config.schema import ARCHS, BenchConfig, stable_hash, to_dict
+from cass_bench.config.load import config_from_dict
 from cass_bench.data.sources import check_dataset, load_dataset
 from cass_bench.models.encoders import check_backbones
 from cass_bench.errors import UserError
-from cass_bench.run.preflight import check_device, check_output, encoder_bytes
-from cass_bench.run.cell import (Cell, config_hash, expected_ids, failure_record, pretrain_key, record_keys,
-                                 run_cell)
-from cass_bench.records.schema import setting_of
+from cass_bench.run.preflight import check_device, check_encoders, check_output, encoder_bytes
+from cass_bench.run.cell import failure_record, run_cell
+from cass_bench.records.identity import Cell, config_hash, expected_ids, pretrain_key, record_keys
+from cass_bench.records.identity import setting_of
+from cass_bench.run.console import cell_line
 from cass_bench.methods.registry import get_method, plugin_modules, register
 from cass_bench.records.store import RecordStore
 
@@ -81,6 +84,7 @@ def preflight(cfg: BenchConfig, write: bool = True) -> None:
             cfg.recipes[method].check(cfg)
     joint = any(get_method(m).joint for m in cfg.methods)
     check_backbones(cfg.backbones, ARCHS if joint else cfg.archs, cfg.init)
+    check_encoders(cfg, ARCHS if joint else cfg.archs)
     for name in cfg.datasets:
         bundle = load_dataset(name, cfg.image_size, cfg.data_dir, cfg.split_seed)
         check_dataset(bundle)
@@ -160,13 +164,24 @@ def run_cell_file(path: str | Path) -> None:
     do not depend on when glibc hands memory back to the kernel.
     """
     keep_freed_memory()
-    payload = json.loads(Path(path).read_text())
+    silence_library_warnings()
+    try:
+        payload = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as exc:
+        raise UserError(f"cell spec '{path}' cannot be read ({type(exc).__name__}); cell specs are written by "
+                        "`run`: run the sweep again rather than a cell alone") from None
     for module in payload.get("method_modules", []):
         register(module)
     cfg = config_from_dict(payload["config"])
     c = payload["cell"]
     cell = Cell(c["dataset"], c["method"], tuple(c["archs"]), c["batch_size"], c["pretrain_epochs"], c["seed"])
     run_cell(cell, cfg, RecordStore(cfg.out))
+
+
+def _print_cell_line(cell: Cell, cfg: BenchConfig, store: RecordStore) -> None:
+    ids = set(expected_ids(cell, cfg))
+    records = [r for r in store.load() if r.get("record_id") in ids]
+    print(cell_line(cell.describe(), records, len(ids), cfg.eval.evals), flush=True)
 
 
 def _clock(seconds: float) -> str:
@@ -179,8 +194,19 @@ def _exit_on_sigterm(signum: int, frame: object) -> None:
     raise SystemExit(128 + signum)
 
 
+def _prepare_start(cfg: BenchConfig) -> None:
+    """Trains (or verifies) the ``fractal`` start before the first cell, so no cell's time or ETA includes it."""
+    from cass_bench.starts.cache import ensure_start
+
+    try:
+        ensure_start(cfg)
+    except Exception as exc:  # noqa: BLE001 - the cells try again and record the failure
+        print(f"[sweep] the fractal start could not be prepared ({type(exc).__name__}: {exc}); each cell tries "
+              "again and records the failure", flush=True)
+
+
 def run_sweep(cfg: BenchConfig, shard: tuple[int, int] = (0, 1)) -> int:
-    """Runs every pending cell of this shard, one process each; failures become records.
+    """Runs every pending cell of this shard, one process each; failures become records; one line per finished cell.
 
     A SIGTERM to the sweep ends it and kills the running cell's process with it (``subprocess.run`` kills its
     child on any exception), so no cell goes on alone; its pending records stay missing and a re-run resumes.
@@ -199,6 +225,8 @@ def run_sweep(cfg: BenchConfig, shard: tuple[int, int] = (0, 1)) -> int:
     pending = [c for c in cells if not set(expected_ids(c, cfg)) <= done]
     print(f"[sweep] {len(cells)} cells in this shard, {len(cells) - len(pending)} already done, {len(pending)} to run",
           flush=True)
+    if pending and cfg.init == "fractal":
+        _prepare_start(cfg)
     start = time.perf_counter()
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     with tempfile.TemporaryDirectory(prefix="cass-bench-cells-") as specs:
@@ -215,5 +243,6 @@ def run_sweep(cfg: BenchConfig, shard: tuple[int, int] = (0, 1)) -> int:
                     record = failure_record(cell, *key, cfg, "error", f"cell process exited with status {code}")
                     if record["record_id"] not in written:
                         store.append(record)
+            _print_cell_line(cell, cfg, store)
     print(f"[sweep] finished {len(pending)} cells in {_clock(time.perf_counter() - start)}", flush=True)
     return len(pending)

@@ -177,12 +177,13 @@ def _render_chunk(systems: list[np.ndarray], size: int, points: int,
     cloud = np.empty((points, 2, n), dtype=np.float32)
     x = np.zeros(n)
     y = np.zeros(n)
-    for step in range(steps):
-        a, b, c, d, e, f = table[:, choice[step]]
-        x, y = a * x + b * y + e, c * x + d * y + f
-        if step >= BURN_IN:
-            cloud[step - BURN_IN, 0] = x
-            cloud[step - BURN_IN, 1] = y
+    with np.errstate(over="ignore", invalid="ignore"):
+        for step in range(steps):
+            a, b, c, d, e, f = table[:, choice[step]]
+            x, y = a * x + b * y + e, c * x + d * y + f
+            if step >= BURN_IN:
+                cloud[step - BURN_IN, 0] = x
+                cloud[step - BURN_IN, 1] = y
     del choice
 
     finite = np.isfinite(cloud).all(axis=(0, 1))

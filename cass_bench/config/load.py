@@ -1,0 +1,214 @@
+"""Loading a config: YAML file + dotted-key overrides, coerced by the fields' type hints and validated.
+
+Unknown keys are errors, not silently ignored. Each method's recipe section (a
+:class:`~cass_bench.config.recipe.MethodRecipe`) is defined in the method's own module and found through the registry,
+so the YAML key of a recipe is its method's name. :func:`settings_from_dict` builds only the shared sections and
+never imports a method (readers of a results folder's ``config.yaml`` use it).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import fields, is_dataclass
+from importlib.resources.abc import Traversable
+from pathlib import Path
+from typing import Any, get_type_hints
+
+from cass_bench.config.checks import validate
+from cass_bench.config.schema import BenchConfig
+from cass_bench.errors import UserError
+from cass_bench.methods import registry
+
+PATH_KEYS = ("out", "init", "backbones.weights_dir")
+"""Config keys holding a path: a leading ``~`` is expanded when the config is loaded, so the records, the logs and
+every later reader agree on one folder."""
+
+
+def _expected(hint: Any) -> str:
+    """What a value of type ``hint`` is, in words, for messages."""
+    text = str(hint)
+    if text.startswith("tuple"):
+        args = hint.__args__
+        inner = _expected(args[0])
+        if len(args) == 2 and args[1] is Ellipsis:
+            return f"a comma-separated list of {inner}s"
+        return f"{len(args)} comma-separated {inner}s"
+    words = {bool: "true or false", int: "whole number", float: "number", str: "text"}
+    for kind, word in words.items():
+        if hint is kind or text.startswith(kind.__name__):
+            return word
+    return text
+
+
+def _coerce_tuple(value: Any, hint: Any, key: str) -> tuple[Any, ...]:
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, (list, tuple)):
+        items = [items]
+    args = hint.__args__
+    fixed = not (len(args) == 2 and args[1] is Ellipsis)
+    if fixed and len(items) != len(args):
+        raise UserError(f"config key '{key}' needs {_expected(hint)}, got {len(items)} value(s) {value!r}; give "
+                        f"exactly {len(args)}")
+    inner = args if fixed else [args[0]] * len(items)
+    return tuple(_coerce(v.strip() if isinstance(v, str) else v, t, key) for v, t in zip(items, inner))
+
+
+def _coerce(value: Any, hint: Any, key: str) -> Any:
+    """Converts a YAML/CLI value to the annotated type, or raises UserError naming the key and what to give.
+
+    A YAML ``yes``/``true`` is not a number and a list is not a word; a fixed-length tuple takes exactly its
+    length; a leading ``~`` in a path (:data:`PATH_KEYS`) is expanded.
+    """
+    text = str(hint)
+    try:
+        if is_dataclass(hint):
+            if not isinstance(value, dict):
+                raise UserError(f"config key '{key}' must be a mapping, got {value!r}; write it as a section of "
+                                "'key: value' lines")
+            return _build(hint, value, key + ".")
+        if text.startswith("tuple"):
+            return _coerce_tuple(value, hint, key)
+        if value is None and "None" in text:
+            return None
+        if isinstance(value, (dict, list)) and not text.startswith("dict"):
+            raise ValueError(value)
+        if hint is bool or text == "bool":
+            if isinstance(value, str):
+                if value.lower() in ("1", "true", "yes"):
+                    return True
+                if value.lower() in ("0", "false", "no"):
+                    return False
+                raise ValueError(value)
+            if isinstance(value, bool) or value in (0, 1):
+                return bool(value)
+            raise ValueError(value)
+        if hint is int or text.startswith("int"):
+            if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+                raise ValueError(value)
+            return int(value)
+        if hint is float or text.startswith("float"):
+            if isinstance(value, bool):
+                raise ValueError(value)
+            return float(value)
+        if hint is str or text.startswith("str"):
+            word = str(value).lower() if isinstance(value, bool) else str(value)
+            return os.path.expanduser(word) if key in PATH_KEYS and word.startswith("~") else word
+    except (TypeError, ValueError, OverflowError):
+        expected = _article(_expected(hint))
+        raise UserError(f"config key '{key}' has an invalid value {value!r}; give {expected}") from None
+    return value
+
+
+def _article(words: str) -> str:
+    return f"a {words}" if words in ("whole number", "number") else words
+
+
+def _reject_unknown(data: dict[str, Any], known: set[str], prefix: str) -> None:
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise UserError(
+            f"unknown config key '{prefix}{unknown[0]}'; known keys here: {', '.join(sorted(known))}"
+        )
+
+
+def _build(cls: type, data: dict[str, Any], prefix: str = "") -> Any:
+    hints = get_type_hints(cls)
+    _reject_unknown(data, {f.name for f in fields(cls)}, prefix)
+    kwargs = {name: _coerce(value, hints[name], prefix + name) for name, value in data.items()}
+    return cls(**kwargs)
+
+
+def _build_config(data: dict[str, Any]) -> BenchConfig:
+    """A BenchConfig from YAML-shaped data: shared keys, plus one section per registered method's recipe."""
+    kinds = registry.recipe_classes()
+    shared = {f.name for f in fields(BenchConfig)} - {"recipes"}
+    _reject_unknown(data, shared | set(kinds), "")
+    recipes = {name: _coerce(data.get(name, {}), kind, name) for name, kind in kinds.items()}
+    hints = get_type_hints(BenchConfig)
+    return BenchConfig(**{k: _coerce(v, hints[k], k) for k, v in data.items() if k in shared}, recipes=recipes)
+
+
+def _nest(overrides: dict[str, Any]) -> dict[str, Any]:
+    nested: dict[str, Any] = {}
+    for dotted, value in overrides.items():
+        node = nested
+        *parents, leaf = dotted.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise UserError(f"--set {dotted} goes inside '{part}', which is set to a value too; set either "
+                                f"'{part}' or its keys")
+        node[leaf] = value
+    return nested
+
+
+def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def load_config(path: str | Path | Traversable | None, overrides: dict[str, Any] | None = None) -> BenchConfig:
+    """Reads a YAML config, applies dotted-key overrides and validates the result.
+
+    Args:
+        path: YAML file (a path, or a packaged config from :func:`cass_bench.config.files.resolve_config`); None
+            uses only the defaults.
+        overrides: values keyed by dotted field names, e.g. ``{"finetune.epochs": 2}``; None values are skipped.
+
+    Returns:
+        The validated configuration.
+
+    Raises:
+        UserError: on a missing or malformed file, an unknown key or an impossible value.
+    """
+    data: dict[str, Any] = {}
+    if path is not None:
+        from cass_bench.config.files import read_yaml
+
+        p = Path(path).expanduser() if isinstance(path, str) else path
+        if not p.is_file():
+            raise UserError(f"config file '{p}' not found; pass an existing YAML file with --config")
+        try:
+            text = p.read_text(encoding="utf-8")
+        except UnicodeDecodeError as exc:
+            raise UserError(f"config file '{p}' is not UTF-8 text (byte {exc.start} cannot be decoded); save it "
+                            "as UTF-8") from None
+        except OSError as exc:
+            raise UserError(f"cannot read config file '{p}' ({exc.strerror or type(exc).__name__}); make it "
+                            "readable") from None
+        data = read_yaml(text, f"config file '{p}'")
+        if data is None:
+            raise UserError(f"config file '{p}' is empty; write the settings in it, or leave out --config to "
+                            "use configs/default.yaml")
+        if not isinstance(data, dict):
+            raise UserError(f"config file '{p}' must hold a mapping of keys to values; write one 'key: value' "
+                            "per line")
+    clean = {k: v for k, v in (overrides or {}).items() if v is not None}
+    return config_from_dict(_merge(data, _nest(clean)))
+
+
+def config_from_dict(data: dict[str, Any]) -> BenchConfig:
+    """Rebuilds a validated config from ``to_dict`` output."""
+    cfg = _build_config(data)
+    validate(cfg)
+    return cfg
+
+
+def settings_from_dict(data: dict[str, Any], keys: tuple[str, ...]) -> BenchConfig:
+    """A config holding ``keys`` of ``data`` (shared settings only, each coerced and section-checked), the rest at
+    their defaults and no method recipes: what a reader of a results folder's ``config.yaml`` needs, without
+    importing a method.
+
+    Raises:
+        UserError: a key is not a shared setting, or a value is invalid.
+    """
+    shared = {f.name for f in fields(BenchConfig)} - {"recipes"}
+    _reject_unknown({k: v for k, v in data.items() if k in keys}, shared, "")
+    hints = get_type_hints(BenchConfig)
+    values = {k: _coerce(data[k], hints[k], k) for k in keys if k in data}
+    return BenchConfig(**values, recipes={})

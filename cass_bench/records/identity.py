@@ -1,0 +1,166 @@
+"""Record identity, defined once: what a record and a pretraining checkpoint are of, and the hashes naming them.
+
+Every field of :class:`~cass_bench.config.schema.BenchConfig` has one role in :data:`ROLES`:
+
+- ``cell``: an axis of the sweep; its value for a cell is in the :class:`Cell` (and the label fraction and
+  evaluation in the record id), so it is not hashed as a setting;
+- ``pretrain``: a setting pretraining depends on: it enters the checkpoint key and every record id (a method's own
+  recipe section is one: ``recipes``);
+- ``record``: a setting only the downstream evaluation depends on: it enters the record ids, not the checkpoint key;
+- ``none``: changes no measured number (paths, launchers, the report's claim family), or enters through a derived
+  setting (:func:`derived_settings`: ``accelerator`` as the device's name, ``source`` as the start's key).
+
+A field without a role is an error (:func:`check_roles`, run by the tests and before any hash), so a new setting
+cannot silently pool records of different configurations. Record ids also hash :data:`RECORD_SCHEMA`, raised when
+what a record means changes, so records of an older schema are never taken for current ones. Grouping keys the
+report uses are in :data:`SETTING_KEYS` and :data:`RUN_KEYS`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, fields
+from typing import Any
+
+from cass_bench.config.schema import BenchConfig, stable_hash, to_dict
+from cass_bench.records.environment import device_name
+
+RECORD_SCHEMA = 2
+"""Version of what a record means (2: centred-rank collapse, start identity, tagged settings)."""
+START_FORMAT = 1
+"""Version of the formula-driven start's recipe-to-weights contract; raising it gives every start a new key."""
+
+SETTING_KEYS = ("dataset", "method", "arch", "eval", "label_fraction", "batch_size", "pretrain_epochs")
+"""Record fields naming one setting of the sweep; a setting's finished records differ only by seed."""
+RUN_KEYS = ("dataset", "method", "encoders", "batch_size", "pretrain_epochs", "seed", "device")
+"""Record fields naming one pretraining run (its encoders' records share them)."""
+ENCODER_RUN_KEYS = (*RUN_KEYS, "arch")
+"""Record fields naming one encoder of one pretraining run."""
+
+
+
+def setting_of(record: dict[str, Any]) -> tuple[Any, ...]:
+    """A record's values of :data:`SETTING_KEYS`, the label fraction as a float."""
+    return tuple(float(record.get(key) or 0) if key == "label_fraction" else record.get(key) for key in SETTING_KEYS)
+
+
+CELL, PRETRAIN, RECORD, NONE = "cell", "pretrain", "record", "none"
+ROLES: dict[str, str] = {
+    "methods": CELL, "datasets": CELL, "archs": CELL, "label_fractions": CELL, "batch_sizes": CELL, "seeds": CELL,
+    "pretrain_epochs": CELL,
+    "image_size": PRETRAIN, "split_seed": PRETRAIN, "pretrain_batches": PRETRAIN, "precision": PRETRAIN,
+    "devices": PRETRAIN, "num_nodes": PRETRAIN, "strategy": PRETRAIN, "channels_last": PRETRAIN, "init": PRETRAIN,
+    "backbones": PRETRAIN, "recipes": PRETRAIN,
+    "finetune": RECORD, "eval": RECORD,
+    "data_dir": NONE, "num_workers": NONE, "accelerator": NONE, "out": NONE, "launcher": NONE, "slurm": NONE,
+    "claims": NONE, "source": NONE,
+}
+"""The identity role of every BenchConfig field (see the module docstring)."""
+
+
+def check_roles() -> None:
+    """Raises RuntimeError naming every BenchConfig field without a role, or a role for a field that is gone."""
+    names = {f.name for f in fields(BenchConfig)}
+    missing, stale = sorted(names - set(ROLES)), sorted(set(ROLES) - names)
+    if missing or stale:
+        raise RuntimeError(f"record identity: config fields without a role {missing}, roles of no field {stale}; "
+                           "give each field its role in cass_bench/records/identity.py:ROLES")
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One pretraining run and the evaluations that follow it.
+
+    Attributes:
+        dataset: dataset name as given on the CLI.
+        method: registered method name.
+        archs: encoders this run produces (both for CASS, one for DINO/BYOL/supervised).
+        batch_size: per-device pretraining batch size (None for ``supervised``).
+        pretrain_epochs: pretraining epochs (0 for ``supervised``).
+        seed: seed of initialisation, augmentation and label subsets.
+    """
+
+    dataset: str
+    method: str
+    archs: tuple[str, ...]
+    batch_size: int | None
+    pretrain_epochs: int
+    seed: int
+
+    def describe(self) -> str:
+        """A short human-readable label."""
+        bs = "-" if self.batch_size is None else self.batch_size
+        return f"{self.dataset} {self.method}/{'+'.join(self.archs)} bs={bs} ep={self.pretrain_epochs} seed={self.seed}"
+
+
+def start_payload(cfg: BenchConfig) -> dict[str, Any]:
+    """What the formula-driven start's key hashes: its recipe and everything that shapes the encoders it trains."""
+    backbones = to_dict(cfg.backbones)
+    backbones.pop("weights_dir", None)
+    backbones["small_input_stem"] = cfg.backbones.uses_small_stem(cfg.image_size)
+    return {"format": START_FORMAT, "source": to_dict(cfg.source), "backbones": backbones,
+            "image_size": cfg.image_size}
+
+
+def start_key(cfg: BenchConfig) -> str:
+    """The hash that names a config's formula-driven start (and enters its records' identity)."""
+    return stable_hash(start_payload(cfg))
+
+
+def derived_settings(cfg: BenchConfig) -> dict[str, Any]:
+    """Pretraining settings computed from fields whose own role is ``none``: the device, the stem, the start."""
+    return {"device": device_name(cfg.accelerator),
+            "small_input_stem": cfg.backbones.uses_small_stem(cfg.image_size),
+            "start": start_key(cfg) if cfg.init == "fractal" else None}
+
+
+def _settings(cfg: BenchConfig, role: str) -> dict[str, Any]:
+    check_roles()
+    return {name: (to_dict(value) if dataclasses.is_dataclass(value) else value)
+            for name, value in ((f.name, getattr(cfg, f.name)) for f in fields(BenchConfig))
+            if ROLES[name] == role and name != "recipes"}
+
+
+def method_section(cfg: BenchConfig, method: str) -> dict[str, Any]:
+    """A method's own recipe section as hashed (empty for a method without one)."""
+    recipe = cfg.recipes.get(method)
+    return to_dict(recipe) if recipe is not None else {}
+
+
+def shared_settings(cfg: BenchConfig) -> dict[str, Any]:
+    """Every ``pretrain`` setting shared by the methods, derived ones included."""
+    return {**_settings(cfg, PRETRAIN), **derived_settings(cfg)}
+
+
+def pretrain_payload(cell: Cell, cfg: BenchConfig) -> dict[str, Any]:
+    """What a cell's checkpoint key hashes: the cell and every setting its pretraining depends on."""
+    return {"cell": dataclasses.asdict(cell), "shared": shared_settings(cfg),
+            "method": method_section(cfg, cell.method)}
+
+
+def pretrain_key(cell: Cell, cfg: BenchConfig) -> str:
+    """Cache key of a cell's pretraining checkpoint (independent of the evaluation settings)."""
+    return stable_hash(pretrain_payload(cell, cfg))
+
+
+def config_hash(cfg: BenchConfig, method: str) -> str:
+    """Hash of every setting a method's records depend on besides the cell identity."""
+    return stable_hash({"shared": shared_settings(cfg), "method": method_section(cfg, method),
+                        **_settings(cfg, RECORD)})
+
+
+def record_id(cell: Cell, arch: str, fraction: float, evaluation: str, cfg: BenchConfig) -> str:
+    """Id of the record of one (cell, encoder, label fraction, evaluation), under :data:`RECORD_SCHEMA`."""
+    return stable_hash({"schema": RECORD_SCHEMA, "cell": dataclasses.asdict(cell), "arch": arch,
+                        "fraction": fraction, "eval": evaluation, "config": config_hash(cfg, cell.method)},
+                       length=16)
+
+
+def record_keys(cell: Cell, cfg: BenchConfig) -> list[tuple[str, float, str]]:
+    """Every (arch, label fraction, evaluation) a cell writes a record for."""
+    return [(a, f, e) for a in cell.archs for f in cfg.label_fractions for e in cfg.eval.evals]
+
+
+def expected_ids(cell: Cell, cfg: BenchConfig) -> list[str]:
+    """Ids of every record a cell writes."""
+    return [record_id(cell, a, f, e, cfg) for a, f, e in record_keys(cell, cfg)]

@@ -1,0 +1,102 @@
+"""The formula-driven start of ``init: fractal``: keyed by its recipe, trained once, cached and verified.
+
+The start of a config is identified by :func:`cass_bench.records.identity.start_key` (the key that also enters its
+records' identity), the hash of the ``source`` section, the backbones as the cells build them (timm names, ViT patch
+size, small-image stem) and the image size. It lives in
+``<cache root>/starts/<key>/start.pt`` (cache root: ``$CASS_BENCH_CACHE``, default ``~/.cache/cass_bench``), written
+and read through :class:`cass_bench.engine.checkpoints.CheckpointCache`: verified on every load (a file that is
+unreadable, of another recipe or fails its content hash is moved aside and the start trained again) and locked, so
+runs started together train it once. The file holds both encoders' state dicts *with* their source classifiers
+(``states``) and the figures of the training (``measures``: held-out ``source_accuracy`` per encoder, times).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cass_bench.config.schema import BenchConfig
+from cass_bench.engine.checkpoints import CheckpointCache, States
+from cass_bench.records.identity import start_key, start_payload
+from cass_bench.starts.source import LOG, train_start
+
+CACHE_ENV = "CASS_BENCH_CACHE"
+"""Environment variable naming the cache root (default ``~/.cache/cass_bench``)."""
+DEFAULT_ROOT = "~/.cache/cass_bench"
+STARTS = "starts"
+STEM = "start"
+
+
+def cache_root() -> Path:
+    """The user cache folder: ``$CASS_BENCH_CACHE`` when set, else ``~/.cache/cass_bench``."""
+    return Path(os.environ.get(CACHE_ENV) or DEFAULT_ROOT).expanduser()
+
+
+def start_folder(key: str) -> Path:
+    """``<cache root>/starts/<key>/``."""
+    return cache_root() / STARTS / key
+
+
+@dataclass(frozen=True)
+class Start:
+    """A trained, verified start.
+
+    Attributes:
+        key: its recipe hash.
+        path: the checkpoint file (a valid ``init`` path: ``{"states": {arch: state dict with classifier}}``).
+        states: each encoder's state dict with its source classifier.
+        measures: what its training measured (``source_accuracy`` per arch, times, image counts).
+    """
+
+    key: str
+    path: Path
+    states: States
+    measures: dict[str, Any]
+
+    def source_accuracy(self, arch: str) -> float | None:
+        """Held-out source accuracy of one encoder."""
+        return (self.measures.get("source_accuracy") or {}).get(arch)
+
+
+def _log_to_stderr() -> None:
+    """Shows the start's INFO lines on stderr when nothing else handles them (a run's cell process)."""
+    if not LOG.handlers and not logging.getLogger().handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        LOG.addHandler(handler)
+    if LOG.getEffectiveLevel() > logging.INFO:
+        LOG.setLevel(logging.INFO)
+
+
+def ensure_start(cfg: BenchConfig) -> Start:
+    """The start of ``cfg``: loaded from the cache when a verified copy is there, trained and saved otherwise.
+
+    The start's lock is held while it is looked up and trained, so concurrent runs train it once and the others
+    load what it wrote.
+    """
+    _log_to_stderr()
+    key, payload = start_key(cfg), start_payload(cfg)
+    cache = CheckpointCache(start_folder(key))
+    with cache.lock(STEM):
+        saved = cache.load(STEM, payload)
+        if saved is None:
+            LOG.info("[start] training the formula-driven start %s (%d classes x %d images) into %s", key,
+                     cfg.source.classes, cfg.source.instances, cache.folder)
+            states, measures = train_start(cfg.source, cfg.backbones, cfg.image_size)
+            cache.save(STEM, payload, states, measures)
+            saved = states, measures
+        else:
+            LOG.info("[start] using the cached formula-driven start %s (%s)", key, cache.path(STEM))
+    return Start(key, cache.path(STEM), saved[0], saved[1])
+
+
+def with_start(cfg: BenchConfig, start: Start | None) -> BenchConfig:
+    """``cfg`` with ``init: fractal`` pointed at the start's checkpoint, for building encoders (else ``cfg``)."""
+    if start is None or cfg.init != "fractal":
+        return cfg
+    return dataclasses.replace(cfg, init=str(start.path))

@@ -1,0 +1,88 @@
+"""Simulated sweeps for the claim checks: small record frames with a known truth, no training.
+
+F1 (points) of a fine-tuned record = 60 + gain[method][arch] - loss[method] * log2(main batch / batch)
++ shared noise (one draw per dataset, arch, fraction, setting and seed, common to every method) + independent noise of
+sd / sqrt(2) per record, so the paired CASS - comparator difference per seed has standard deviation ``sd``.
+``f1_seed_code`` is the same value with its own noise, offset by ``code_gain`` for CASS.
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Iterable
+
+import numpy as np
+import pandas as pd
+
+from cass_bench.report.claims import check_claims
+from cass_bench.report.load import RANK_HISTORY, normalise
+
+METHODS = ("cass", "dino", "byol")
+ARCH_PAIR = ("cnn", "vit")
+TIMES = {("cass", "cnn+vit"): 10.0, ("dino", "cnn"): 20.0, ("dino", "vit"): 30.0, ("byol", "cnn"): 18.0,
+         ("byol", "vit"): 27.0}
+FLOPS = {("cass", "cnn+vit"): 1e9, ("dino", "cnn"): 2e9, ("dino", "vit"): 3e9, ("byol", "cnn"): 2e9,
+         ("byol", "vit"): 3e9}
+MAIN_BATCH, MAIN_EPOCHS = 16, 6
+
+
+def sweep_frame(*, gain: float | dict[str, float] = 5.0, seeds: int = 10, sd: float = 4.0,
+                fractions: Iterable[float] = (0.01, 0.1, 1.0), datasets: Iterable[str] = ("d1",),
+                batch_sizes: Iterable[int] = (MAIN_BATCH,), epochs: Iterable[int] = (MAIN_EPOCHS,),
+                offsets: dict[str, float] | None = None, loss: dict[str, float] | None = None,
+                code_gain: float | None = None, at_chance: Iterable[str] = (),
+                collapsed: Iterable[tuple[str, str]] = (), times: dict[tuple[str, str], float] | None = None,
+                time_sd: float = 0.02, shared_sd: float = 3.0, rng: np.random.Generator | int = 0) -> pd.DataFrame:
+    """A records frame of one simulated sweep.
+
+    Args:
+        gain: CASS's true F1 gain over every comparator (points), or one per arch.
+        seeds: seeds 0 .. seeds - 1.
+        sd: standard deviation of the paired per-seed difference.
+        offsets: extra true F1 per method (e.g. a stronger DINO).
+        loss: F1 points a method loses per halving of the batch size and of the epochs below the main level.
+        code_gain: CASS's true gain on ``f1_seed_code`` (default: ``gain``).
+        at_chance: methods whose records are all below chance.
+        collapsed: (method, arch) encoders that collapsed in every run; every other encoder has its collapse measured.
+        times: time per pretraining epoch of each run (method, encoders); each run varies by ``time_sd`` (relative).
+    """
+    rng = np.random.default_rng(rng)
+    gains = gain if isinstance(gain, dict) else {arch: gain for arch in ARCH_PAIR}
+    offsets, loss, times = offsets or {}, loss or {}, times or TIMES
+    grid = list(itertools.product(list(datasets), list(batch_sizes), list(epochs), range(seeds), ARCH_PAIR,
+                                  list(fractions)))
+    keys = pd.DataFrame(grid, columns=["dataset", "batch_size", "pretrain_epochs", "seed", "arch", "label_fraction"])
+    size = len(keys)
+    df = pd.concat([keys] * len(METHODS), ignore_index=True)
+    method = np.repeat(METHODS, size)
+    arch = df["arch"].to_numpy()
+    is_cass = method == "cass"
+    halvings = (np.log2(MAIN_BATCH / df["batch_size"]).clip(lower=0)
+                + np.log2(MAIN_EPOCHS / df["pretrain_epochs"]).clip(lower=0)).to_numpy()
+    truth = (60 + np.array([offsets.get(m, 0.0) for m in METHODS]).repeat(size)
+             - np.array([loss.get(m, 0.0) for m in METHODS]).repeat(size) * halvings
+             + is_cass * np.vectorize(gains.get)(arch))
+    shared = np.tile(rng.normal(0, shared_sd, size), len(METHODS))
+    f1 = truth + shared + rng.normal(0, sd / np.sqrt(2), 3 * size)
+    code_shift = is_cass * (code_gain - np.vectorize(gains.get)(arch)) if code_gain is not None else 0.0
+    code = truth + code_shift + shared + rng.normal(0, sd / np.sqrt(2), 3 * size)
+    encoders = np.where(is_cass, "cnn+vit", arch)
+    collapsed_set = set(collapsed)
+    flags = np.array([(m, a) in collapsed_set for m, a in zip(method, arch)])
+    run = pd.MultiIndex.from_arrays([df["dataset"], df["batch_size"], df["pretrain_epochs"], df["seed"], method,
+                                     encoders])
+    codes, uniques = pd.factorize(run)
+    run_times = np.array([times[(m, e)] for *_, m, e in uniques]) * (1 + rng.normal(0, time_sd, len(uniques)))
+    df = df.assign(method=method, encoders=encoders, f1_macro=f1 / 100, f1_seed_code=code / 100, collapsed=flags,
+                   above_chance=~np.isin(method, list(at_chance)), pretrain_epoch_time_s=run_times[codes],
+                   flops_per_image=[FLOPS[(m, e)] for m, e in zip(method, encoders)], eval="finetune", status="ok",
+                   device="CPU (test)", init="random", config_hash="h", batch_size=df["batch_size"].astype(float),
+                   pretrain_epochs=df["pretrain_epochs"].astype(float), record_id=[f"r{i}" for i in range(3 * size)],
+                   **{RANK_HISTORY: [[8.0, 1.0] if c else [8.0, 6.0] for c in flags]})
+    return df
+
+
+def claims_of(frame: pd.DataFrame, batch: int = MAIN_BATCH, epochs: int = MAIN_EPOCHS, **kwargs: object
+              ) -> pd.DataFrame:
+    """The claim rows of a simulated sweep, indexed by key (the function the report uses)."""
+    return check_claims(normalise(frame), float(batch), float(epochs), None, **kwargs).set_index("key")

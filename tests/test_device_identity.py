@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from cass_bench.records import identity
+from cass_bench.run import cell as cell_module
 from cass_bench.config.load import load_config
 from cass_bench.run.cell import run_cell
 from cass_bench.records.identity import Cell, pretrain_key
@@ -31,7 +32,8 @@ def test_a_cpu_record_is_not_reused_by_the_same_command_on_another_device(tmp_pa
     cass = Cell("embedded", "cass", ("cnn", "vit"), 16, 1, 0)
     cpu_key = pretrain_key(cass, cfg)
 
-    monkeypatch.setattr(identity, "device_name", lambda accelerator="auto": FAKE_GPU)
+    for module in (identity, cell_module):  # the record's identity and its environment name the same device
+        monkeypatch.setattr(module, "device_name", lambda accelerator="auto": FAKE_GPU)
     run_cell(cell, cfg, store)
     records = store.load()
     assert len(records) == 2 and records[0] == cpu_record

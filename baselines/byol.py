@@ -7,7 +7,6 @@ similarity is minimised and no gradient flows into the target.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 
 import torch
 from lightly.loss import NegativeCosineSimilarity
@@ -19,32 +18,10 @@ from torch import Tensor, nn
 from cass_bench.config.schema import BackboneConfig
 from cass_bench.models.encoders import build_encoder
 from cass_bench.methods.contract import PretrainMethod
-from cass_bench.config.recipe import MethodRecipe
+from cass_bench.config.recipes import ByolConfig
 from cass_bench.methods.parts import EncoderWithHead, blur_sigmas, ema_momentum, momentum_pair
-from cass_bench.methods.registry import MethodSpec, PretrainSetup
+from cass_bench.config.registry import PretrainSetup
 from cass_bench.engine.trainer import Optimization
-
-
-@dataclass(frozen=True)
-class ByolConfig(MethodRecipe):
-    """BYOL recipe, lightly's CIFAR-10 benchmark settings.
-
-    Attributes:
-        hidden_dim, output_dim: projection/prediction head widths (Linear-BN-ReLU-Linear).
-        lr: base SGD learning rate, scaled by batch_size / 128.
-        momentum, weight_decay: SGD settings.
-        momentum_start, momentum_end: target-network EMA momentum, cosine per step.
-        gaussian_blur: blur probability of the two views (view 1, view 2).
-    """
-
-    hidden_dim: int = 1024
-    output_dim: int = 256
-    lr: float = 0.06
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    momentum_start: float = 0.99
-    momentum_end: float = 1.0
-    gaussian_blur: tuple[float, float] = (0.5, 0.1)
 
 
 def byol_transform(cfg: ByolConfig, image_size: int) -> BYOLTransform:
@@ -123,11 +100,8 @@ class BYOL(PretrainMethod):
         return Optimization.cosine(optimizer, total_steps)
 
 
-def _build(setup: PretrainSetup) -> BYOL:
+def build(setup: PretrainSetup) -> BYOL:
+    """The BYOL module of one pretraining run (``BUILTIN_METHODS`` names this function)."""
     (arch,) = setup.archs
     cfg = setup.cfg
     return BYOL(cfg.recipe(ByolConfig), cfg.backbones, arch, cfg.image_size, setup.seed, setup.batch_size, cfg.init)
-
-
-METHOD = MethodSpec("byol", "BYOL (lightly): online/target networks with a predictor, one encoder per run",
-                    joint=False, build=_build, recipe=ByolConfig)

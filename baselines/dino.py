@@ -8,7 +8,6 @@ As in the reference ``MultiCropWrapper``, crops of the same resolution go throug
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 
 import torch
 from lightly.loss import DINOLoss
@@ -19,60 +18,11 @@ from torch import Tensor, nn
 
 from cass_bench.config.schema import BackboneConfig
 from cass_bench.models.encoders import build_encoder
-from cass_bench.errors import UserError
 from cass_bench.methods.contract import PretrainMethod
-from cass_bench.config.recipe import MethodRecipe
+from cass_bench.config.recipes import DinoConfig
 from cass_bench.methods.parts import EncoderWithHead, blur_sigmas, ema_momentum, momentum_pair
-from cass_bench.methods.registry import MethodSpec, PretrainSetup
+from cass_bench.config.registry import PretrainSetup
 from cass_bench.engine.trainer import Optimization
-
-OPTIMIZERS = ("adam", "adamw", "sgd")
-
-
-@dataclass(frozen=True)
-class DinoConfig(MethodRecipe):
-    """DINO recipe, lightly's small-GPU settings scaled to small images.
-
-    Attributes:
-        hidden_dim, bottleneck_dim, output_dim, batch_norm: DINOProjectionHead shape. Batch norm in the head is
-            lightly's small-image (CIFAR-10) setting; without it the head collapses at batch 16 on 32 px images.
-        freeze_last_layer: epochs during which the head's last layer gets no gradient.
-        lr, weight_decay, optimizer: student optimiser (cosine-annealed).
-        momentum_start, momentum_end: teacher EMA momentum, cosine per step.
-        warmup_teacher_temp, teacher_temp, warmup_teacher_temp_epochs, student_temp: DINOLoss temperatures.
-        n_local_views: number of local crops (at ``local_crop_fraction`` of the image size).
-        global_crop_scale, local_crop_scale: RandomResizedCrop scales.
-        gaussian_blur: blur probabilities (global 1, global 2, local) as in DINOTransform.
-        solarization_prob: solarisation probability of the second global view.
-        gradient_clip_val: gradient-norm clipping.
-    """
-
-    hidden_dim: int = 512
-    bottleneck_dim: int = 64
-    output_dim: int = 2048
-    batch_norm: bool = True
-    freeze_last_layer: int = 1
-    lr: float = 1e-3
-    weight_decay: float = 0.0
-    optimizer: str = "adam"
-    momentum_start: float = 0.996
-    momentum_end: float = 1.0
-    warmup_teacher_temp: float = 0.04
-    teacher_temp: float = 0.04
-    warmup_teacher_temp_epochs: int = 5
-    student_temp: float = 0.1
-    n_local_views: int = 6
-    local_crop_fraction: float = 0.5
-    global_crop_scale: tuple[float, float] = (0.4, 1.0)
-    local_crop_scale: tuple[float, float] = (0.05, 0.4)
-    gaussian_blur: tuple[float, float, float] = (0.5, 0.1, 0.25)
-    solarization_prob: float = 0.2
-    gradient_clip_val: float = 3.0
-
-    def validate(self) -> None:
-        if self.optimizer not in OPTIMIZERS:
-            raise UserError(f"unknown dino.optimizer '{self.optimizer}'; choose from {', '.join(OPTIMIZERS)}")
-
 
 def teacher_temperature(cfg: DinoConfig, epoch: int, total_epochs: int | None) -> float:
     """Teacher temperature of an epoch: DINOLoss's linear warm-up, cut to end before a run of ``total_epochs`` does.
@@ -187,11 +137,8 @@ class DINO(PretrainMethod):
         return Optimization.cosine(optimizer, total_steps)
 
 
-def _build(setup: PretrainSetup) -> DINO:
+def build(setup: PretrainSetup) -> DINO:
+    """The DINO module of one pretraining run (``BUILTIN_METHODS`` names this function)."""
     (arch,) = setup.archs
     cfg = setup.cfg
     return DINO(cfg.recipe(DinoConfig), cfg.backbones, arch, cfg.image_size, setup.seed, cfg.init)
-
-
-METHOD = MethodSpec("dino", "DINO (lightly): self-distillation with multi-crop, one encoder per run", joint=False,
-                    build=_build, recipe=DinoConfig)

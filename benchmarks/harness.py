@@ -30,7 +30,7 @@ from cass_bench.data.embedded import embedded
 from cass_bench.engine.logs import PRETRAIN, run_loggers
 from cass_bench.engine.measure import EpochClock, FeatureCollapse, PeakMemory, StepFlops, synchronize
 from cass_bench.methods.contract import PretrainMethod, ViewTransform
-from cass_bench.methods.registry import PretrainSetup, get_method, run_keys, split_run_key
+from cass_bench.config.registry import PretrainSetup, get_method, parse_run_key, run_keys
 from cass_bench.engine.trainer import Optimization, Progress, pretrain_trainer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -65,8 +65,9 @@ def device() -> torch.device:
 
 
 def split_key(key: str) -> tuple[str, tuple[str, ...]]:
-    """A run key's method and the encoders it trains (see ``cass_bench.methods.registry.split_run_key``)."""
-    return split_run_key(key, ARCHS)
+    """A run key's method and the encoders it trains (see ``cass_bench.config.registry.parse_run_key``)."""
+    run = parse_run_key(key, ARCHS)
+    return run.method, run.archs
 
 
 def build_method(key: str, cfg: BenchConfig, batch_size: int, seed: int = 0) -> PretrainMethod:
@@ -79,9 +80,7 @@ def build_method(key: str, cfg: BenchConfig, batch_size: int, seed: int = 0) -> 
         seed: seed of the run.
     """
     method, archs = split_key(key)
-    build = get_method(method).build
-    assert build is not None, f"{method} has no pretraining module"
-    return build(PretrainSetup(cfg=cfg, archs=archs, batch_size=batch_size, seed=seed))
+    return get_method(method).make(PretrainSetup(cfg=cfg, archs=archs, batch_size=batch_size, seed=seed))
 
 
 def train_images(cfg: BenchConfig) -> ImageSet:

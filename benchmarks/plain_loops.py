@@ -43,7 +43,7 @@ from benchmarks.timing import timed
 from cass_bench.methods.cass import CassConfig
 from cass_bench.config.schema import ARCHS, BackboneConfig, BenchConfig
 from cass_bench.engine.measure import meta_copy, to_meta
-from cass_bench.methods.registry import get_method, split_run_key
+from cass_bench.config.registry import get_method, parse_run_key
 
 DEFAULT_TOTAL_STEPS = 1000
 
@@ -267,7 +267,7 @@ def build_plain(key: str, cfg: BenchConfig, seed: int = 0, batch_size: int = 16,
     """Builds the plain reference loop of a run key.
 
     Args:
-        key: a run key (see ``cass_bench.methods.registry.run_keys``); the loop is the one
+        key: a run key (see ``cass_bench.config.registry.run_keys``); the loop is the one
             written for the method's recipe class.
         cfg: the harness config the dimensions and optimiser settings come from.
         seed: initialisation seed.
@@ -279,7 +279,7 @@ def build_plain(key: str, cfg: BenchConfig, seed: int = 0, batch_size: int = 16,
     Raises:
         ValueError: the method has no plain loop.
     """
-    method, archs = split_run_key(key, ARCHS)
+    method, archs = parse_run_key(key, ARCHS)
     recipe = get_method(method).recipe
     if recipe is CassConfig:
         return PlainCass(cfg, seed, total_steps)

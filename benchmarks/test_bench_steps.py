@@ -28,7 +28,7 @@ from cass_bench.evaluation.finetune import FinetuneModule
 from cass_bench.engine.measure import count_step_flops
 from cass_bench.methods.contract import PretrainMethod
 from cass_bench.run.cell import param_count
-from cass_bench.methods.registry import pretraining_methods, run_key
+from cass_bench.config.registry import pretraining_methods, run_key
 from cass_bench.engine.trainer import Optimization
 
 LOADER_METHODS = {method: run_key(method, ARCHS[:1]) for method in pretraining_methods()}

@@ -4,13 +4,14 @@ bench-ratios``. Bad input exits with status 2 and one line."""
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from pathlib import Path
-from typing import Any, Callable, NoReturn, Sequence
+from typing import Any, Callable, NoReturn, Sequence, get_args, get_origin
 
 from cass_bench import __version__
 from cass_bench.config.files import DEFAULT, packaged_configs
-from cass_bench.config.schema import LAUNCHERS
+from cass_bench.config.schema import config_flags
 from cass_bench.engine.quiet import set_verbose, silence_library_warnings
 from cass_bench.errors import UserError
 
@@ -55,28 +56,7 @@ def _parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="pretrain, fine-tune and record every cell of the sweep, then report")
     run.add_argument("--config", help=f"YAML file, or a packaged config's name: {', '.join(packaged_configs())} "
                                       f"(default: {DEFAULT})")
-    run.add_argument("--methods", type=_list_of(str, "method names"), help="e.g. cass,dino,byol,supervised")
-    run.add_argument("--dataset", "--datasets", dest="datasets", type=_list_of(str, "dataset names"),
-                     help="embedded, embedded-multilabel, medmnist:<flag> or a dataset YAML; comma-separated")
-    run.add_argument("--archs", type=_list_of(str, "archs"), help="encoders: cnn,vit")
-    run.add_argument("--label-fractions", type=_list_of(float, "numbers"), help="e.g. 0.01,0.1,1")
-    run.add_argument("--batch-sizes", type=_list_of(int, "whole numbers"), help="pretraining batch sizes, e.g. 16,32")
-    run.add_argument("--seeds", type=_list_of(int, "whole numbers"), help="e.g. 0,1")
-    run.add_argument("--pretrain-epochs", type=_list_of(int, "whole numbers"), help="one or more, e.g. 10,20")
-    run.add_argument("--finetune-steps", type=int, help="fine-tuning optimiser steps (finetune.budget: steps)")
-    run.add_argument("--finetune-epochs", type=int, help="fine-tuning epochs (finetune.budget: epochs)")
-    run.add_argument("--init", help="starting weights of every encoder: random, imagenet, fractal (a formula-driven "
-                                    "supervised start trained once and cached) or a checkpoint path")
-    run.add_argument("--evals", type=_list_of(str, "evaluations"), help="finetune,linear,knn (default: all three)")
-    run.add_argument("--image-size", type=int)
-    run.add_argument("--data-dir", help="folder of MedMNIST .npz files (default ~/.medmnist)")
-    run.add_argument("--out", help="results folder (default from the config)")
-    run.add_argument("--precision", help="32, bf16-mixed or 16-mixed")
-    run.add_argument("--accelerator", help="auto, cpu or gpu")
-    run.add_argument("--devices", type=int, help="devices per node (DDP when > 1)")
-    run.add_argument("--num-nodes", type=int)
-    run.add_argument("--strategy", help="Lightning strategy, e.g. ddp")
-    run.add_argument("--num-workers", type=int, help="DataLoader workers")
+    _add_config_flags(run)
     run.add_argument("--shard", help="run shard i of n (i/n, 0-based) of the sweep")
     run.add_argument("--dry-run", action="store_true",
                      help="print the grid, what is done, failed or pending and the time left; write nothing")
@@ -86,9 +66,6 @@ def _parser() -> argparse.ArgumentParser:
                      help="run one cell again: the cell with this checkpoint key or record id has its records removed "
                           "and written again, and its checkpoint pretrained again when missing (after checkpoints/ "
                           "was deleted)")
-    run.add_argument("--launcher", choices=LAUNCHERS,
-                     help="local: cells one after another here (default); submitit-local: each cell a job on this "
-                          "machine; slurm: each cell a SLURM job (resources from the config's slurm section)")
     run.add_argument("--wait", action="store_true",
                      help="with a job launcher: follow the jobs until they end, then write the report")
     run.add_argument("--verbose", action="store_true",
@@ -136,17 +113,28 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+WORDS = {str: "names", int: "whole numbers", float: "numbers"}
+"""How a list flag's items are named in its error line."""
+
+
+def _flag_type(hint: Any) -> Callable[[str], Any] | None:
+    """The argparse type of a field's flag: a comma-separated list for a tuple, the item type otherwise."""
+    args = [a for a in get_args(hint) if a is not type(None)]
+    if get_origin(hint) is tuple:
+        return _list_of(args[0], WORDS.get(args[0], "values"))
+    kind = args[0] if args else hint
+    return None if kind is str else kind
+
+
+def _add_config_flags(parser: argparse.ArgumentParser) -> None:
+    """The flags of the config fields that declare one (:func:`cass_bench.config.schema.config_flags`)."""
+    for key, flag, hint in config_flags():
+        parser.add_argument(*flag.names, dest=key, type=_flag_type(hint), help=flag.help, choices=flag.choices,
+                            metavar=None if flag.choices else key.rpartition(".")[2].upper())
+
+
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
-    mapping = {
-        "methods": args.methods, "datasets": args.datasets, "archs": args.archs,
-        "label_fractions": args.label_fractions, "batch_sizes": args.batch_sizes, "seeds": args.seeds,
-        "pretrain_epochs": args.pretrain_epochs, "finetune.epochs": args.finetune_epochs,
-        "finetune.steps": args.finetune_steps, "init": args.init, "eval.evals": args.evals,
-        "image_size": args.image_size, "data_dir": args.data_dir, "out": args.out, "precision": args.precision,
-        "accelerator": args.accelerator, "devices": args.devices, "num_nodes": args.num_nodes,
-        "strategy": args.strategy, "num_workers": args.num_workers, "launcher": args.launcher,
-    }
-    return {**mapping, **_set_pairs(args.sets)}
+    return {**{key: getattr(args, key) for key, _, _ in config_flags()}, **_set_pairs(args.sets)}
 
 
 def _set_pairs(items: list[str]) -> dict[str, str]:
@@ -192,12 +180,20 @@ def _ending(out: Path) -> str:
     return ending(analysis.claims, analysis.records["status"], out / "report.md", sorted(out.glob("*.png")), notes)
 
 
+def _torch_importable() -> bool:
+    try:
+        importlib.import_module("torch")
+    except ImportError:
+        return False
+    return True
+
+
 def _run(args: argparse.Namespace) -> None:
     from cass_bench.config.load import load_config
     from cass_bench.config.files import resolve_config, write_resolved
     from cass_bench.run.plan import plan_sweep, render_plan
     from cass_bench.records.store import RecordStore
-    from cass_bench.run.sweep import parse_shard, preflight, run_sweep
+    from cass_bench.run.grid import check_grid, parse_shard
 
     cfg = load_config(resolve_config(args.config), _overrides(args))
     shard = parse_shard(args.shard)
@@ -212,7 +208,14 @@ def _run(args: argparse.Namespace) -> None:
         from cass_bench.run.jobs import check_launcher
 
         check_launcher(cfg)
-    preflight(cfg, write=not args.dry_run)
+    if args.dry_run and not _torch_importable():
+        check_grid(cfg)
+        print("[dry-run] torch is not importable here: the backbones, the encoders' memory and the device are not "
+              "checked", flush=True)
+    else:
+        from cass_bench.run.sweep import preflight
+
+        preflight(cfg, write=not args.dry_run)
     store = RecordStore(cfg.out)
     if args.dry_run:
         records = store.load()
@@ -234,13 +237,15 @@ def _run(args: argparse.Namespace) -> None:
             return
         wait_for(cfg, jobs, shard)
     else:
+        from cass_bench.run.sweep import run_sweep
+
         run_sweep(cfg, shard)
     print(_ending(Path(cfg.out)))
 
 
 def _list() -> None:
     from cass_bench.data.sources import dataset_names
-    from cass_bench.methods.registry import get_method, method_names
+    from cass_bench.config.registry import get_method, method_names
 
     print("methods:")
     for name in method_names():

@@ -13,7 +13,7 @@ from cass_bench.run.cell import run_cell
 from cass_bench.records.identity import Cell, pretrain_key
 from cass_bench.records.environment import device_name
 from cass_bench.records.store import RecordStore
-from cass_bench.run.sweep import expand
+from cass_bench.run.grid import expand
 
 ROOT = Path(__file__).resolve().parent.parent
 FAKE_GPU = "NVIDIA H100 80GB HBM3"

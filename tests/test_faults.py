@@ -29,7 +29,7 @@ from cass_bench.errors import UserError
 from cass_bench.run.cell import failure_status, run_cell
 from cass_bench.records.identity import pretrain_key
 from cass_bench.records.store import RecordStore
-from cass_bench.run.sweep import expand
+from cass_bench.run.grid import expand
 from tests.test_report import make_records, write_records
 
 ROOT = Path(__file__).resolve().parent.parent

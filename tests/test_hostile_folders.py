@@ -22,8 +22,8 @@ from cass_bench.cli import main
 from cass_bench.config.schema import to_dict
 from cass_bench.config.load import load_config
 from cass_bench.records.store import RecordStore
-from cass_bench.run.jobs import CONFIG_FILE, Ticket, jobs_dir, write_ticket
-from cass_bench.run.sweep import expand
+from cass_bench.run.tickets import CONFIG_FILE, Ticket, jobs_dir, write_ticket
+from cass_bench.run.grid import expand
 from tests.test_report import make_records, write_records
 
 ROOT = Path(__file__).resolve().parent.parent

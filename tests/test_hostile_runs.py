@@ -21,7 +21,7 @@ from cass_bench.config.load import load_config
 from cass_bench.evaluation import evaluate
 from cass_bench.records.store import RecordStore
 from cass_bench.run.cell import run_cell
-from cass_bench.run.sweep import expand
+from cass_bench.run.grid import expand
 
 from .conftest import ROOT, run_cli
 

@@ -15,7 +15,7 @@ import pytest
 from cass_bench.records import identity
 from cass_bench.config.load import load_config
 from cass_bench.records.identity import config_hash, expected_ids
-from cass_bench.run.sweep import expand
+from cass_bench.run.grid import expand
 
 ROOT = Path(__file__).resolve().parent.parent
 FOLDER = ROOT / "results" / "start-quality"

@@ -17,15 +17,18 @@ import pytest
 
 from cass_bench.cli import main
 from cass_bench.config.load import load_config
-from cass_bench.run.jobs import read_tickets
-from cass_bench.records.identity import expected_ids
+from cass_bench.run.tickets import read_tickets
+from cass_bench.engine.logs import PRETRAIN, log_dir
+from cass_bench.records.identity import Cell, expected_ids, pretrain_key
 from cass_bench.records.store import RecordStore
-from cass_bench.run.sweep import expand
+from cass_bench.run.grid import expand
 
 from .conftest import ROOT, run_cli
 
 GRID = ["--config", "configs/smoke.yaml", "--methods", "dino,supervised", "--image-size", "16",
         "--label-fractions", "0.1,1", "--evals", "finetune"]
+GRID_CONFIG = load_config(ROOT / "configs/smoke.yaml", {"methods": "dino,supervised", "image_size": 16,
+                                                       "label_fractions": "0.1,1", "eval.evals": "finetune"})
 METRICS = ("f1_macro", "f1_micro", "balanced_accuracy", "accuracy")
 
 
@@ -52,10 +55,13 @@ def _wait_for(predicate, what: str, timeout: float = 900.0):  # noqa: ANN001, AN
     raise AssertionError(f"timed out waiting for {what}")
 
 
-def _started_pretraining(out: Path, job_id: str) -> int | None:
-    """The task process of a local job once its pretraining has begun."""
-    log = out / "jobs" / "logs" / f"{job_id}_0_log.err"
-    if not log.is_file() or "train_dataloader" not in log.read_text(errors="replace"):
+def _started_pretraining(out: Path, job_id: str, cell: Cell) -> int | None:
+    """The task process of a local job once its pretraining has begun.
+
+    Lightning creates the run's log folder (``logs/pretrain/<checkpoint key>``) when ``fit`` starts, before the first
+    batch; the harness's own folder is the marker, not a library's log line (quiet runs print none).
+    """
+    if not (out / log_dir(PRETRAIN, pretrain_key(cell, GRID_CONFIG))).is_dir():
         return None
     tasks = _children(int(job_id))
     return tasks[0] if tasks else None
@@ -91,8 +97,10 @@ def test_local_jobs_killed_preempted_and_resubmitted_write_the_in_process_record
     by_cell = {t.cell.describe(): t for t in tickets.values()}
     preempted = by_cell["embedded dino/cnn bs=16 ep=1 seed=0"]
     killed = by_cell["embedded dino/vit bs=16 ep=1 seed=0"]
-    os.kill(_wait_for(lambda: _started_pretraining(jobs, preempted.job_id), "dino/cnn pretraining"), signal.SIGUSR2)
-    os.kill(_wait_for(lambda: _started_pretraining(jobs, killed.job_id), "dino/vit pretraining"), signal.SIGKILL)
+    os.kill(_wait_for(lambda: _started_pretraining(jobs, preempted.job_id, preempted.cell), "dino/cnn pretraining"),
+            signal.SIGUSR2)
+    os.kill(_wait_for(lambda: _started_pretraining(jobs, killed.job_id, killed.cell), "dino/vit pretraining"),
+            signal.SIGKILL)
     first.wait(timeout=1800)
     stdout = (tmp_path / "first.out").read_text()
     assert first.returncode == 0, stdout[-2000:]
@@ -115,9 +123,7 @@ def test_local_jobs_killed_preempted_and_resubmitted_write_the_in_process_record
     expected, got = _by_id(RecordStore(inprocess).load()), _by_id(RecordStore(jobs).load())
     assert len(files) == len(got) == len(expected) == 8
     assert sorted(got) == sorted(expected)
-    cfg = load_config(ROOT / "configs/smoke.yaml", {"methods": "dino,supervised", "image_size": 16,
-                                                   "label_fractions": "0.1,1", "eval.evals": "finetune"})
-    assert set(got) == {i for cell in expand(cfg) for i in expected_ids(cell, cfg)}
+    assert set(got) == {i for cell in expand(GRID_CONFIG) for i in expected_ids(cell, GRID_CONFIG)}
     for record_id, record in got.items():
         assert record["status"] == "ok"
         for metric in METRICS:

@@ -9,7 +9,7 @@ from cass_bench.config.load import load_config
 from cass_bench.run.cell import INJECT_OOM_ENV
 from cass_bench.records.identity import expected_ids
 from cass_bench.records.store import RecordStore
-from cass_bench.run.sweep import expand
+from cass_bench.run.grid import expand
 
 from .conftest import ROOT, run_cli
 

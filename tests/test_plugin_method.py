@@ -13,10 +13,11 @@ from cass_bench.config.schema import BenchConfig
 from cass_bench.config.load import load_config
 from cass_bench.errors import UserError
 from cass_bench.records.identity import config_hash, expected_ids
-from cass_bench.methods.registry import MethodSpec, method_names, register, run_keys, unregister
+from cass_bench.config.registry import MethodSpec, method_names, register, run_keys, unregister
 from cass_bench.report import write_report
 from cass_bench.records.store import RecordStore
-from cass_bench.run.sweep import expand, preflight, run_sweep
+from cass_bench.run.grid import expand
+from cass_bench.run.sweep import preflight, run_sweep
 
 from .conftest import ROOT
 

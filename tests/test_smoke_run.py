@@ -13,7 +13,7 @@ import yaml
 from sklearn.metrics import balanced_accuracy_score, f1_score
 
 from cass_bench.evaluation.chance import is_above_chance
-from cass_bench.methods.registry import get_method
+from cass_bench.config.registry import get_method
 from cass_bench.records.store import RECORD_FIELDS
 
 CHANCE_INPUTS = ("f1_macro", "above_chance_p", "chance_f1_majority", "chance_f1_random")

@@ -18,7 +18,7 @@ from cass_bench.errors import UserError
 from cass_bench.run.cell import INJECT_OOM_ENV
 from cass_bench.records.identity import expected_ids
 from cass_bench.records.store import RecordStore
-from cass_bench.run.sweep import expand, parse_shard, shard_cells
+from cass_bench.run.grid import expand, parse_shard, shard_cells
 
 from .conftest import ROOT, run_cli
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pandas as pd
+import numpy as np
 import pytest
 import pytorch_lightning as pl
 import torch
@@ -242,6 +243,23 @@ def test_library_warnings_are_silenced_at_their_source_and_others_still_show(mon
         quiet.silence_library_warnings()
         torch.nn.utils.weight_norm(torch.nn.Linear(2, 2))
     assert any("weight_norm" in str(w.message) for w in caught)
+
+
+def test_a_linear_probe_fit_stopped_at_max_iter_is_silent(monkeypatch: pytest.MonkeyPatch) -> None:
+    from sklearn.linear_model import LogisticRegression
+
+    monkeypatch.delenv(quiet.VERBOSE_ENV, raising=False)
+    x = np.random.default_rng(0).normal(size=(60, 40))
+    y = (x[:, 0] > 0).astype(int)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        quiet.silence_library_warnings()
+        LogisticRegression(C=1e6, max_iter=2).fit(x, y)
+    assert not caught
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        LogisticRegression(C=1e6, max_iter=2).fit(x, y)
+    assert any("failed to converge" in str(w.message) for w in caught), "the fit must not converge for this test"
 
 
 def test_every_silenced_warning_is_named_with_its_module_and_reason() -> None:

@@ -19,7 +19,7 @@ from cass_bench.models.encoders import build_encoder
 from cass_bench.errors import UserError
 from cass_bench.methods.contract import PretrainMethod
 from cass_bench.config.recipe import MethodRecipe
-from cass_bench.methods.registry import MethodSpec, PretrainSetup
+from cass_bench.config.registry import MethodSpec, PretrainSetup
 from cass_bench.engine.trainer import Optimization
 
 

@@ -16,7 +16,7 @@ from tabulate import tabulate
 from cass_bench.bench.compare import REGENERATE, flops_of, load_benchmarks
 from cass_bench.config.schema import ARCHS
 from cass_bench.errors import UserError
-from cass_bench.methods.registry import COST_BASELINE, PROPOSED, comparators, run_key, run_keys
+from cass_bench.config.registry import COST_BASELINE, PROPOSED, comparators, parse_run_key, run_key, run_keys_of
 
 PROPOSED_KEY = run_key(PROPOSED, ARCHS)
 BASELINE_KEYS = tuple(run_key(COST_BASELINE, (arch,)) for arch in ARCHS)
@@ -28,8 +28,7 @@ OVERHEAD_BUDGET = 0.05
 
 def key_label(key: str) -> str:
     """How a run key is written in the tables: the method in capitals, then the arch (``DINO-cnn``)."""
-    method, sep, arch = key.partition("-")
-    return method.upper() + sep + arch
+    return parse_run_key(key, ARCHS).label
 
 
 def _sum_label(keys: Sequence[str]) -> str:
@@ -40,7 +39,7 @@ def comparisons() -> list[tuple[str, tuple[str, ...]]]:
     """(row name, baseline keys) of each comparison: per comparator, its runs summed, then each run alone."""
     rows = []
     for method in comparators():
-        keys = tuple(k for k in run_keys(ARCHS) if k == method or k.startswith(method + "-"))
+        keys = tuple(k.name for k in run_keys_of(ARCHS) if k.method == method)
         groups = [keys, *((k,) for k in keys)] if len(keys) > 1 else [keys]
         rows.extend((f"{key_label(PROPOSED_KEY)} / {_sum_label(g)}", g) for g in groups)
     return rows

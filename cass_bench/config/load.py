@@ -17,7 +17,7 @@ from typing import Any, get_type_hints
 from cass_bench.config.checks import validate
 from cass_bench.config.schema import BenchConfig
 from cass_bench.errors import UserError
-from cass_bench.methods import registry
+from cass_bench.config import registry
 
 PATH_KEYS = ("out", "init", "backbones.weights_dir")
 """Config keys holding a path: a leading ``~`` is expanded when the config is loaded, so the records, the logs and

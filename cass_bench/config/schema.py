@@ -11,19 +11,43 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, TypeVar, get_type_hints
 
-from cass_bench.methods import registry
+from cass_bench.config import registry
 from cass_bench.errors import UserError
 from cass_bench.config.recipe import MethodRecipe
+from cass_bench.config.vocabulary import EVALS
 
 ARCHS = ("cnn", "vit")
 PRECISIONS = ("32", "32-true", "bf16-mixed", "16-mixed")
-EVALS = ("finetune", "linear", "knn")
 INITS = ("random", "imagenet", "fractal")
 SOURCE_OPTIMIZERS = ("adamw", "adam", "sgd")
 STEM_CHOICES = ("auto", "true", "false")
 LAUNCHERS = ("local", "submitit-local", "slurm")
+
+
+@dataclass(frozen=True)
+class Flag:
+    """The ``run`` command-line flag of a config field (its value is parsed by the field's type hint).
+
+    Attributes:
+        names: the flag and its aliases, e.g. ``("--dataset", "--datasets")``.
+        help: one line for ``--help``.
+        choices: the allowed values, when ``--help`` should list them.
+    """
+
+    names: tuple[str, ...]
+    help: str | None = None
+    choices: tuple[str, ...] | None = None
+
+
+FLAG = "flag"
+"""The field-metadata key of a :class:`Flag`."""
+
+
+def flagged(default: Any, *names: str, help: str | None = None, choices: tuple[str, ...] | None = None) -> Any:
+    """A config field with a ``run`` flag: its ``names`` (the flag and its aliases), help and choices."""
+    return field(default=default, metadata={FLAG: Flag(tuple(names), help, choices)})
 
 
 @dataclass(frozen=True)
@@ -133,8 +157,8 @@ class FinetuneConfig:
     """
 
     budget: str = "steps"
-    steps: int = 300
-    epochs: int = 50
+    steps: int = flagged(300, "--finetune-steps", help="fine-tuning optimiser steps (finetune.budget: steps)")
+    epochs: int = flagged(50, "--finetune-epochs", help="fine-tuning epochs (finetune.budget: epochs)")
     select: str = "last"
     val_every: int = 50
     patience: int = 0
@@ -161,7 +185,7 @@ class EvalConfig:
         chance_alpha: its significance level.
     """
 
-    evals: tuple[str, ...] = EVALS
+    evals: tuple[str, ...] = flagged(EVALS, "--evals", help="finetune,linear,knn (default: all three)")
     knn_k: int = 20
     knn_temperature: float = 0.07
     linear_c_grid: tuple[float, ...] = (0.001, 0.01, 0.1, 1.0, 10.0, 100.0)
@@ -274,32 +298,38 @@ class BenchConfig:
         slurm: the jobs' resources (see :class:`SlurmConfig`).
     """
 
-    methods: tuple[str, ...] = (registry.PROPOSED,)
-    datasets: tuple[str, ...] = ("embedded",)
-    archs: tuple[str, ...] = ARCHS
-    label_fractions: tuple[float, ...] = (0.01, 0.1, 1.0)
-    batch_sizes: tuple[int, ...] = (16,)
-    seeds: tuple[int, ...] = (0,)
-    pretrain_epochs: tuple[int, ...] = (20,)
-    image_size: int = 32
-    data_dir: str = "~/.medmnist"
+    methods: tuple[str, ...] = flagged((registry.PROPOSED,), "--methods", help="e.g. cass,dino,byol,supervised")
+    datasets: tuple[str, ...] = flagged(("embedded",), "--dataset", "--datasets", help="embedded, embedded-multilabel, "
+                                        "medmnist:<flag> or a dataset YAML; comma-separated")
+    archs: tuple[str, ...] = flagged(ARCHS, "--archs", help="encoders: cnn,vit")
+    label_fractions: tuple[float, ...] = flagged((0.01, 0.1, 1.0), "--label-fractions", help="e.g. 0.01,0.1,1")
+    batch_sizes: tuple[int, ...] = flagged((16,), "--batch-sizes", help="pretraining batch sizes, e.g. 16,32")
+    seeds: tuple[int, ...] = flagged((0,), "--seeds", help="e.g. 0,1")
+    pretrain_epochs: tuple[int, ...] = flagged((20,), "--pretrain-epochs", help="one or more, e.g. 10,20")
+    image_size: int = flagged(32, "--image-size")
+    data_dir: str = flagged("~/.medmnist", "--data-dir", help="folder of MedMNIST .npz files (default ~/.medmnist)")
     split_seed: int = 0
     pretrain_batches: int | None = None
-    num_workers: int | None = None
-    precision: str = "32"
-    accelerator: str = "auto"
-    devices: int = 1
-    num_nodes: int = 1
-    strategy: str = "auto"
+    num_workers: int | None = flagged(None, "--num-workers", help="DataLoader workers")
+    precision: str = flagged("32", "--precision", help="32, bf16-mixed or 16-mixed")
+    accelerator: str = flagged("auto", "--accelerator", help="auto, cpu or gpu")
+    devices: int = flagged(1, "--devices", help="devices per node (DDP when > 1)")
+    num_nodes: int = flagged(1, "--num-nodes")
+    strategy: str = flagged("auto", "--strategy", help="Lightning strategy, e.g. ddp")
     channels_last: bool = False
-    out: str = "runs/latest"
-    init: str = "random"
+    out: str = flagged("runs/latest", "--out", help="results folder (default from the config)")
+    init: str = flagged("random", "--init", help="starting weights of every encoder: random, imagenet, fractal (a "
+                        "formula-driven supervised start trained once and cached) or a checkpoint path")
     backbones: BackboneConfig = field(default_factory=BackboneConfig)
     source: SourceConfig = field(default_factory=SourceConfig)
     finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     claims: ClaimsConfig = field(default_factory=ClaimsConfig)
     recipes: dict[str, MethodRecipe] = field(default_factory=default_recipes)
+    launcher: str = flagged("local", "--launcher", choices=LAUNCHERS, help="local: cells one after another here "
+                            "(default); submitit-local: each cell a job on this machine; slurm: each cell a SLURM job "
+                            "(resources from the config's slurm section)")
+    slurm: SlurmConfig = field(default_factory=SlurmConfig)
 
     def recipe(self, kind: type[R]) -> R:
         """The recipe of type ``kind`` (each method reads its own section this way)."""
@@ -315,14 +345,18 @@ class BenchConfig:
             raise KeyError(f"no {type(recipe).__name__} in this config; is its method registered?")
         return dataclasses.replace(self, recipes={**self.recipes, names[0]: recipe})
 
-    def __getattr__(self, name: str) -> MethodRecipe:
-        """``cfg.<method name>``: that method's recipe, as its section is named in YAML and hashed in records."""
-        recipes = self.__dict__.get("recipes", {})
-        if name.startswith("_") or name not in recipes:
-            raise AttributeError(f"'BenchConfig' has no attribute or method recipe '{name}'")
-        return recipes[name]
-    launcher: str = "local"
-    slurm: SlurmConfig = field(default_factory=SlurmConfig)
+
+def config_flags(cls: type | None = None, prefix: str = "") -> list[tuple[str, Flag, Any]]:
+    """Every flagged field of the config and its sections: (dotted key, :class:`Flag`, type hint), in field order."""
+    cls = BenchConfig if cls is None else cls
+    hints = get_type_hints(cls)
+    found = []
+    for f, hint in ((f, hints[f.name]) for f in dataclasses.fields(cls)):
+        if FLAG in f.metadata:
+            found.append((prefix + f.name, f.metadata[FLAG], hint))
+        elif dataclasses.is_dataclass(hint):
+            found.extend(config_flags(hint, f"{prefix}{f.name}."))
+    return found
 
 
 def to_dict(obj: Any) -> dict[str, Any]:

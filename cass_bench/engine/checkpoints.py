@@ -17,7 +17,7 @@ import sys
 import uuid
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator, TypeVar
 
 import torch
 
@@ -25,6 +25,7 @@ FORMAT = 2
 """Version of the file's contents; a checkpoint of another version is moved aside and its cell pretrained again
 (2: the feature-rank history is the centred rank, :func:`cass_bench.engine.collapse.centred_rank`)."""
 States = dict[str, dict[str, torch.Tensor]]
+M = TypeVar("M")
 RANK_VARIABLES = ("RANK", "LOCAL_RANK", "NODE_RANK", "SLURM_PROCID")
 """Environment variables a distributed launcher sets; a process where any is non-zero is not global rank zero."""
 
@@ -94,20 +95,29 @@ class CheckpointCache:
             fcntl.flock(fd, fcntl.LOCK_UN)
             os.close(fd)
 
-    def load(self, key: str, payload: dict[str, Any]) -> tuple[States, dict[str, Any]] | None:
+    def load(self, key: str, payload: dict[str, Any],
+             read: Callable[[dict[str, Any]], M] | None = None) -> tuple[States, M | dict[str, Any]] | None:
         """The verified states and measures of ``key``, or None when there is no usable checkpoint.
 
-        A checkpoint that cannot be read, was written for another key or payload, or fails its content hash is moved
-        aside to ``<key>.bad`` with a warning, and None is returned so the cell pretrains again.
+        A checkpoint that cannot be read, was written for another key or payload, fails its content hash or holds
+        measures ``read`` refuses is moved aside to ``<key>.bad`` with a warning, and None is returned so the cell
+        pretrains again.
 
         Args:
             key: the cell's checkpoint key.
             payload: what the key hashes (the cell and every setting its pretraining depends on).
+            read: turns the stored measures into their type (e.g. :meth:`RunFigures.from_dict`); ValueError when
+                they are of another shape. None: the plain dict.
         """
         path = self.path(key)
         if not path.exists():
             return None
         problem = self._problem(path, key, payload)
+        if not isinstance(problem, str) and read is not None:
+            try:
+                problem = problem[0], read(problem[1])
+            except ValueError as exc:
+                problem = f"holds measures of another version ({exc})"
         if isinstance(problem, str):
             bad = self._move_aside(path, key)
             _warn(f"checkpoint {path.name} {problem}; moved it aside to {bad.name} and pretraining again")

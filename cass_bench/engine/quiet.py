@@ -17,6 +17,8 @@ import sys
 import warnings
 from dataclasses import dataclass
 
+from sklearn.exceptions import ConvergenceWarning
+
 VERBOSE_ENV = "CASS_BENCH_VERBOSE"
 """Set to 1 (``run --verbose``) to keep every library line and warning, in this process and the cells it starts."""
 LIGHTNING_LOGGERS = ("pytorch_lightning", "lightning.pytorch", "lightning_fabric", "lightning.fabric")
@@ -44,6 +46,10 @@ LIBRARY_WARNINGS = (
                    FutureWarning, "Lightning's own use of a torch API torch deprecated; nothing the harness calls"),
     LibraryWarning("torch.nn.utils.weight_norm", r"`torch.nn.utils.weight_norm` is deprecated", FutureWarning,
                    "lightly's DINO projection head is built with torch's old weight_norm; the head is lightly's"),
+    LibraryWarning("sklearn.linear_model._logistic", r"lbfgs failed to converge", ConvergenceWarning,
+                   "the linear probe's weakest-regularised C values on separable features stop at max_iter; "
+                   "cross-validation chooses C on held-out folds, so such a fit counts only as well as it scores "
+                   "(docs/protocol.md)"),
     LibraryWarning("pytorch_lightning.trainer.configuration_validator",
                    r"You defined a `validation_step` but have no `val_dataloader`", UserWarning,
                    "fine-tuning keeps its validation step for select: best_val and has no validation set with "

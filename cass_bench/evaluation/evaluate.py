@@ -15,6 +15,7 @@ from cass_bench.config.schema import BenchConfig
 from cass_bench.data.bundle import DatasetBundle
 from cass_bench.data.splits import class_counts, label_fraction_indices
 from cass_bench.models.encoders import build_encoder
+from cass_bench.config.vocabulary import Eval
 from cass_bench.evaluation.finetune import finetune
 from cass_bench.evaluation.probes import extract_features, knn_scores, linear_probe_scores
 from cass_bench.records.schema import Chance, Evaluation
@@ -64,9 +65,14 @@ class EncoderEvaluator:
         return self._features
 
     def run(self, fraction: float, evaluation: str, loggers: list[Logger] | None = None) -> Evaluated:
-        """Test labels and scores of one evaluation at one label fraction (``loggers``: the fine-tune's curves)."""
+        """Test labels and scores of one evaluation at one label fraction (``loggers``: the fine-tune's curves).
+
+        Raises:
+            UserError: ``evaluation`` names no :class:`~cass_bench.config.vocabulary.Eval`.
+        """
         bundle, ev, seed = self.bundle, self.cfg.eval, self.seed
-        if evaluation == "finetune":
+        kind = Eval.parse(evaluation)
+        if kind is Eval.FINETUNE:
             result = finetune(self.encoder(), bundle, fraction, seed, self.cfg, loggers)
             return Evaluated(result.y_true, result.y_score, Evaluation(
                 n_labelled=result.n_labelled, finetune_steps_taken=result.steps, selected_step=result.selected_step,
@@ -75,11 +81,11 @@ class EncoderEvaluator:
         indices = label_fraction_indices(bundle.train.labels, fraction, seed, bundle.task)
         train_x, test_x = self.features()
         labels = bundle.train.labels[indices]
-        if evaluation == "knn":
+        if kind is Eval.KNN:
             scores = knn_scores(train_x[indices], labels, test_x, bundle.num_classes, bundle.task, ev.knn_k,
                                 ev.knn_temperature)
             done = Evaluation(n_labelled=len(indices), knn_k=min(ev.knn_k, len(indices)), encoder_params=self.params)
-        else:
+        else:  # Eval.LINEAR, the one evaluation left
             scores, c = linear_probe_scores(train_x[indices], labels, test_x, bundle.num_classes, bundle.task,
                                             ev.linear_c_grid, ev.linear_folds, seed)
             done = Evaluation(n_labelled=len(indices), linear_c=c, encoder_params=self.params)

@@ -14,7 +14,6 @@ and the augmentations are the reference's torchvision pipeline. The reference lo
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, Callable
 
 import torch
@@ -22,73 +21,14 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torchvision import transforms as T
 
-from cass_bench.config.schema import BackboneConfig, BenchConfig
+from cass_bench.config.schema import BackboneConfig
 from cass_bench.data.loaders import IMAGENET_NORMALIZE
 from cass_bench.models.encoders import build_encoder
 from cass_bench.errors import UserError
 from cass_bench.methods.contract import PretrainMethod
-from cass_bench.config.recipe import MethodRecipe
-from cass_bench.methods.registry import MethodSpec, PretrainSetup
+from cass_bench.config.recipes import CassConfig
+from cass_bench.config.registry import PretrainSetup
 from cass_bench.engine.trainer import Optimization
-
-IMAGENET_CLASSES = 1000
-SCHEDULES = ("reference", "cosine")
-HEADS = ("start", "fresh")
-
-
-@dataclass(frozen=True)
-class CassConfig(MethodRecipe):
-    """CASS recipe as the reference code runs it.
-
-    Attributes:
-        lr, weight_decay: Adam settings, one parameter group per network.
-        heads: the classifiers whose outputs the loss compares. ``start`` (the reference's choice): the start's own
-            classifiers when the start has them (``init: imagenet``: timm's 1000-class ImageNet heads; ``init:
-            fractal`` or an exported start folder: the source classifiers, of the source's class count), seeded
-            random linear layers of ``output_dim`` otherwise (``init: random``, a checkpoint of encoders only).
-            ``fresh``: seeded random linear layers of ``output_dim`` whatever the start.
-        output_dim: width of the random heads. With ``heads: start`` and ``init: imagenet`` it must be 1000 (the
-            ImageNet heads' width); with ``heads: start`` and ``init: fractal`` it is ignored (the source classifiers
-            have ``source.classes`` outputs; the records' ``embedding_dim`` says the width used).
-        schedule: ``reference`` (``CosineAnnealingLR(T_max=t_max, eta_min=eta_min)`` stepped every batch, so the
-            learning rate cycles every ``2 * t_max`` steps) or ``cosine`` (one decay over the whole run).
-        t_max, eta_min: the reference schedule's half-period in steps and floor.
-        accumulate_gradients: never zero gradients, exactly as the reference loop (which never calls
-            ``zero_grad``); the default zeroes them every step.
-    """
-
-    lr: float = 1e-3
-    weight_decay: float = 0.0
-    heads: str = "start"
-    output_dim: int = 1000
-    schedule: str = "reference"
-    t_max: int = 16
-    eta_min: float = 1e-6
-    accumulate_gradients: bool = False
-
-    def validate(self) -> None:
-        if self.heads not in HEADS:
-            raise UserError(f"unknown cass.heads '{self.heads}'; choose start (the start's own classifiers) or fresh "
-                            "(random heads of cass.output_dim)")
-        if self.output_dim < 1:
-            raise UserError(f"cass.output_dim must be >= 1, got {self.output_dim}")
-        if self.schedule not in SCHEDULES:
-            raise UserError(f"unknown cass.schedule '{self.schedule}'; choose reference or cosine")
-        if self.t_max < 1:
-            raise UserError("cass.t_max must be >= 1")
-
-    def check(self, cfg: BenchConfig) -> None:
-        self.check_init(cfg.init)
-
-    def check_init(self, init: str) -> None:
-        """Raises UserError when ``init: imagenet`` with ``heads: start`` meets a width other than ImageNet's 1000."""
-        if init == "imagenet" and self.heads == "start" and self.output_dim != IMAGENET_CLASSES:
-            raise UserError(
-                f"cass.output_dim is {self.output_dim}, but with init: imagenet and cass.heads: start the CASS heads "
-                f"are the backbones' ImageNet classifiers ({IMAGENET_CLASSES} outputs); set cass.output_dim: "
-                f"{IMAGENET_CLASSES}, or cass.heads: fresh for random heads of {self.output_dim} outputs"
-            )
-
 
 def cass_loss(cnn_out: Tensor, vit_out: Tensor) -> Tensor:
     """``2 - 2 * cosine similarity`` of the two networks' outputs, batch mean."""
@@ -229,10 +169,7 @@ def _width(head: nn.Module) -> int:
     return int(weights[-1].shape[0]) if weights else 0
 
 
-def _build(setup: PretrainSetup) -> CASS:
+def build(setup: PretrainSetup) -> CASS:
+    """The CASS module of one pretraining run (``BUILTIN_METHODS`` names this function)."""
     cfg = setup.cfg
     return CASS(cfg.recipe(CassConfig), cfg.backbones, cfg.image_size, setup.seed, cfg.init)
-
-
-METHOD = MethodSpec("cass", "CASS: CNN + ViT trained together with a cosine loss between their outputs", joint=True,
-                    build=_build, recipe=CassConfig)

@@ -15,7 +15,9 @@ from typing import Any, Callable, get_type_hints
 import pandas as pd
 from tabulate import tabulate
 
-OK = "ok"
+from cass_bench.config.vocabulary import Status
+
+OK = Status.OK
 DOC = "doc"
 
 

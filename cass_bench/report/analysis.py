@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from cass_bench.config.vocabulary import EVALS, MAIN_EVAL
 from cass_bench.report.cells import CELL, CellStats, metric_stats
 from cass_bench.report.claims import check_claims
 from cass_bench.report.costs import CostStats, cost_stats, pretrain_runs
@@ -15,8 +16,7 @@ from cass_bench.report.family import Family, claim_family
 from cass_bench.report.format import key_text
 from cass_bench.report.load import PRETRAINED, finished, finished_pretraining
 
-EVAL_ORDER = ("finetune", "linear", "knn")
-MAIN_EVAL = EVAL_ORDER[0]
+EVAL_ORDER = EVALS
 PAPER_BATCH_SIZE = 16
 
 

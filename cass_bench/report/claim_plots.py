@@ -12,7 +12,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from scipy import stats
 
-from cass_bench.methods.registry import PROPOSED, comparators, method_color, method_order
+from cass_bench.config.registry import PROPOSED, comparators, method_color, method_order
 from cass_bench.report.analysis import Analysis, Sweep
 from cass_bench.config.schema import ARCHS
 from cass_bench.report.gains import PAPER_GAINS

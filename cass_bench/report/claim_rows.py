@@ -10,10 +10,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from cass_bench.methods.registry import PROPOSED
+from cass_bench.config.registry import PROPOSED
 from cass_bench.records.schema import OK
 from cass_bench.report.cells import CHANCE_SHARE
-from cass_bench.report.family import MAIN_EVAL, RowSpec
+from cass_bench.config.vocabulary import MAIN_EVAL
+from cass_bench.report.family import RowSpec
 from cass_bench.report.load import PRETRAINED, RUN_KEYS
 from cass_bench.report.stats import Interval, paired_interval
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from cass_bench.methods.registry import comparators
+from cass_bench.config.registry import comparators
 from cass_bench.report.cells import CHANCE_SHARE
 from cass_bench.report.claim_rows import (BOTH_AT_CHANCE, LEVEL, MIN_SEEDS, N_BOOT, NAME, NOT_MEASURED,
                                           REFERENCE_EFFECT, CellTable, Row, prepare)

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from cass_bench.methods.registry import PROPOSED, comparators
+from cass_bench.config.registry import PROPOSED, comparators
 from cass_bench.report.claim_rows import LEVEL, NAME, NOT_MEASURED, Row
 from cass_bench.report.costs import COST_REFERENCE, JOINT
 from cass_bench.report.load import PRETRAINED, RUN_KEYS

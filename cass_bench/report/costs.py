@@ -10,7 +10,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from cass_bench.methods.registry import comparators
+from cass_bench.config.registry import comparators
 from cass_bench.report.cells import Indexed
 from cass_bench.report.format import key_text, sort_rows
 from cass_bench.report.load import RUN_KEYS, finished_pretraining

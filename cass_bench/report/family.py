@@ -18,13 +18,13 @@ import yaml
 from cass_bench.config.files import RESOLVED
 from cass_bench.config.schema import ARCHS, CLAIM_ROW, BenchConfig, ClaimsConfig
 from cass_bench.config.load import settings_from_dict
+from cass_bench.config.vocabulary import MAIN_EVAL
 from cass_bench.errors import UserError
 from cass_bench.records.schema import OK
-from cass_bench.methods.registry import comparators
+from cass_bench.config.registry import comparators
 from cass_bench.report.load import PRETRAINED
 from cass_bench.report.render import fraction_text
 
-MAIN_EVAL = "finetune"
 POOLED = "+".join(ARCHS)
 """The arch of a row that averages the encoders within each seed (a labelled average, outside the default family)."""
 GRID_KEYS = ("methods", "datasets", "archs", "label_fractions", "batch_sizes", "pretrain_epochs", "claims")

@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from cass_bench.methods.registry import method_names
+from cass_bench.config.registry import method_names
 from cass_bench.report.render import fraction_text
 
 MISSING = "—"

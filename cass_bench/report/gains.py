@@ -14,11 +14,12 @@ import pandas as pd
 
 from cass_bench.evaluation.chance import score_macro_f1 as macro_f1
 from cass_bench.config.schema import ARCHS
-from cass_bench.methods.registry import PROPOSED
+from cass_bench.config.registry import PROPOSED
 from cass_bench.report.claim_rows import (BOTH_AT_CHANCE, LEVEL, N_BOOT, NAME, NOT_MEASURED, CellTable, Pair,
                                           Row, chance_note, collapse_text, interval_text, kept_encoders,
                                           pooled_row, seed_interval, spec_base)
-from cass_bench.report.family import MAIN_EVAL, POOLED, RowSpec
+from cass_bench.config.vocabulary import MAIN_EVAL
+from cass_bench.report.family import POOLED, RowSpec
 from cass_bench.report.render import fraction_text
 from cass_bench.report.stats import Interval, bootstrap_interval
 

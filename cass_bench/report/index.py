@@ -19,7 +19,7 @@ from typing import Callable, Sequence
 import pandas as pd
 
 from cass_bench.errors import UserError
-from cass_bench.methods.registry import method_order
+from cass_bench.config.registry import method_order
 from cass_bench.records.schema import field_table
 from cass_bench.records.store import RECORDS
 from cass_bench.report.analysis import Analysis, analyse
@@ -30,15 +30,31 @@ from cass_bench.report.load import load_records
 from cass_bench.report.render import STYLES, Table
 from cass_bench.report.tables import metric_table, ratio_header, scale_lines
 from cass_bench.report.validity import collapse_runs
+from cass_bench.report.variants import variant_lines
 
 INDEX = "README.md"
 REPORT = "report.md"
 CONFIG = "config.yaml"
 DESCRIPTIONS = {
     "default": (
-        "The default config (`configs/default.yaml`) with all four methods and three seeds. Every cell ran with one "
-        "torch thread, as two shards side by side (`OMP_NUM_THREADS=1 python -m cass_bench run --seeds 0,1,2 "
-        "--shard i/2`), each cell keeping freed memory (`cass_bench/engine/allocator.py`)."),
+        "The default config (`configs/default.yaml`: the formula-driven start, CASS comparing the start's own "
+        "classifiers) with all four methods, grown seed by seed across working sessions towards the seeds its power "
+        "line asks for. Seed 0 is the README's command as is (`python -m cass_bench run --methods "
+        "cass,dino,byol,supervised`: one process, two torch threads); the other seeds ran as two single-threaded "
+        "shards side by side (`OMP_NUM_THREADS=1 python -m cass_bench run --config results/default/config.yaml "
+        "--seeds 0,...,N --shard i/2`), so the efficiency section warns that thread counts differ (cost ratios "
+        "are taken within a seed, where both methods ran alike)."),
+    "start-quality": (
+        "The formula-driven start itself, by frozen-feature probes (kNN and linear, `--methods supervised --evals "
+        "linear,knn`, seeds 0-2): what every method of `default/` starts from. Its scale line gives the start's "
+        "held-out source accuracy."),
+    "cass-heads": (
+        "Which classifiers CASS should compare when it starts from a supervised start: the start's own (`start/`, "
+        "the reference's choice with ImageNet weights and the default, `configs/cass_heads.yaml`) or fresh random "
+        "heads of `cass.output_dim` (`fresh/`, `configs/cass_heads_fresh.yaml`), from the same formula-driven "
+        "start, seeds 0-2, DINO, BYOL and the start itself (`supervised`) beside them. `start/` holds the default's "
+        "records of those seeds; `fresh/` copied the other methods' records from it and ran CASS only. Each "
+        "report's section 1h gives every method's change from the start."),
     "robustness": (
         "Claims (d) and (e) (`configs/robustness.yaml`: the default's scale at 10% labels): CASS, DINO and BYOL at "
         "several batch sizes and pretraining epoch counts. The cells at batch 16 and the most epochs are the default "
@@ -219,6 +235,8 @@ def folder_section(folder: Path, results: Path) -> list[str]:
                    and not any(p.is_relative_to(r) for r in record_folders))
     if files:
         blocks.append("Files: " + ", ".join(_link(p, results) for p in files) + ".")
+    if len(record_folders) == 2:
+        blocks.extend(variant_lines(*record_folders))
     for records in record_folders:
         blocks.extend([f"### {records.relative_to(results).as_posix()}/", *records_section(records, results)])
     return blocks

@@ -12,7 +12,7 @@ from cass_bench.evaluation.chance import is_above_chance
 from cass_bench.errors import UserError
 from cass_bench.records.identity import RUN_KEYS, SETTING_KEYS
 from cass_bench.records.schema import NUMERIC_FIELDS, OK, RECORD_FIELDS
-from cass_bench.methods.registry import reference_methods
+from cass_bench.config.registry import reference_methods
 from cass_bench.records.store import RecordStore
 
 """The fields that identify one pretraining run (a CASS run gives the records of two encoders); the same settings
@@ -72,7 +72,7 @@ def normalise(frame: pd.DataFrame) -> pd.DataFrame:
     ``random`` and ``encoders`` to the record's arch. ``above_chance`` is recomputed where its inputs are stored.
     ``collapsed`` is None (not measured) where :data:`RANK_HISTORY` is empty. ``run_collapsed`` is True on every
     record of a pretraining run any of whose encoders collapsed; ``pretrained``
-    is False for the no-pretraining reference methods (:func:`cass_bench.methods.registry.reference_methods`).
+    is False for the no-pretraining reference methods (:func:`cass_bench.config.registry.reference_methods`).
     """
     df = frame.reindex(columns=list(dict.fromkeys([*RECORD_FIELDS, *frame.columns])))
     for column in NUMERIC_FIELDS:

@@ -13,7 +13,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import NullLocator
 
-from cass_bench.methods.registry import method_color
+from cass_bench.config.registry import method_color
 from cass_bench.report.cells import CellStats
 from cass_bench.report.costs import CostStats, Quantity
 from cass_bench.report.load import RANK_HISTORY

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from cass_bench.config.schema import ARCHS
-from cass_bench.methods.registry import PROPOSED
+from cass_bench.config.registry import PROPOSED
 from cass_bench.report.claim_rows import (BOTH_AT_CHANCE, NAME, NOT_MEASURED, REFERENCE_EFFECT, Cell, CellTable, Pair,
                                           Row, chance_note, collapse_text, interval_text, paired, pooled_row,
                                           seed_interval, spec_base)

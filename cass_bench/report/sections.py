@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pandas as pd
 
+from cass_bench.config.vocabulary import EVAL_TITLES, MAIN_EVAL, Eval
 from cass_bench.records.schema import OK
-from cass_bench.methods.registry import PROPOSED, reference_methods
-from cass_bench.report.analysis import MAIN_EVAL, Analysis, Sweep, finetuned
+from cass_bench.config.registry import PROPOSED, reference_methods
+from cass_bench.report.analysis import Analysis, Sweep, finetuned
 from cass_bench.report.cells import metric_stats
 from cass_bench.report.claims import claims_table, family_lines, rule_lines, summary_lines
 from cass_bench.report.costs import (
@@ -17,10 +18,9 @@ from cass_bench.report.load import RANK_HISTORY
 from cass_bench.report.plots import Plot
 from cass_bench.report.render import Section
 from cass_bench.report.tables import cost_table, failure_table, metric_table, robustness_table, scale_lines
-from cass_bench.report.validity import COLLAPSE_RULE, chance_table, collapse_runs, collapse_table, ssl_helped_lines
+from cass_bench.report.start import start_change_lines, start_change_table, start_changes
+from cass_bench.report.validity import COLLAPSE_RULE, chance_table, collapse_runs, collapse_table
 
-EVAL_TITLES = {"finetune": "fine-tuned end to end", "linear": "linear probe on frozen features",
-               "knn": "kNN on frozen features"}
 COMPANIONS = {"f1_micro": "micro-F1", "balanced_accuracy": "balanced accuracy",
               "f1_seed_code": "F1 as the reference code scores it (f1_seed_code, comparable with the paper)",
               "auroc": "AUROC"}
@@ -53,7 +53,7 @@ def _f1_sections(analysis: Analysis) -> list[Section]:
     for name, stats in analysis.eval_stats.items():
         if name == MAIN_EVAL:
             continue
-        sections.append(Section(f"f1_macro_{name}", f"1{next(letters)}. Macro-F1, {EVAL_TITLES[name]}",
+        sections.append(Section(f"f1_macro_{name}", f"1{next(letters)}. Macro-F1, {EVAL_TITLES[Eval(name)]}",
                                 table=metric_table(stats), level=3))
     sections.append(Section("chance", f"1{next(letters)}. Chance levels and labelled examples", [
         "Macro-F1 of always predicting the labelled subset's majority class, and of guessing with its class "
@@ -64,8 +64,9 @@ def _f1_sections(analysis: Analysis) -> list[Section]:
     for metric, words in COMPANIONS.items():
         sections.append(Section(metric, f"1{next(letters)}. {words[0].upper()}{words[1:]} (fine-tuned)",
                                 table=metric_table(metric_stats(rows, metric)), level=3))
-    sections.append(Section("ssl_helped", f"1{next(letters)}. Did self-supervision help?",
-                            ssl_helped_lines(analysis.records), level=3))
+    changes = start_changes(analysis.main_rows)
+    sections.append(Section("start_change", f"1{next(letters)}. What each method made of its start",
+                            start_change_lines(changes), start_change_table(changes), level=3))
     return sections
 
 

@@ -6,13 +6,14 @@ from __future__ import annotations
 import pandas as pd
 
 from cass_bench.records.schema import OK
-from cass_bench.methods.registry import method_order
+from cass_bench.config.registry import method_order
 from cass_bench.report.analysis import EVAL_ORDER, Setting, Sweep
 from cass_bench.report.cells import CELL, CellStats
 from cass_bench.report.costs import COST_KEYS, COST_REFERENCE, FLOPS, TIME, CostStats
 from cass_bench.report.format import HEADERS, MISSING, key_text, number_text, sort_rows, stat_text, with_keys
 from cass_bench.report.load import PRETRAINED
 from cass_bench.report.render import Table, fraction_text
+from cass_bench.report.start import start_lines
 
 AT_CHANCE_MARK, COLLAPSED_MARK = " †", " ‡"
 PAPER_SCALE = ("Paper scale: Brain MRI, ISIC-2019, Dermofit, Autoimmune; one RTX8000; 384 px; ResNet-50 + ViT-B/16; "
@@ -122,7 +123,7 @@ def scale_lines(df: pd.DataFrame) -> list[str]:
         ("methods", ", ".join(method_order(set(df["method"].dropna())))),
     ]
     n_ok = int((df["status"] == OK).sum())
-    lines = ["Scale of this run: " + "; ".join(f"{k} {v}" for k, v in items) + ".",
+    lines = ["Scale of this run: " + "; ".join(f"{k} {v}" for k, v in items) + ".", *start_lines(df),
              f"{len(df)} records: {n_ok} finished, {len(df) - n_ok} failed.", PAPER_SCALE]
     devices = df["device"].dropna().unique()
     if len(devices) > 1:

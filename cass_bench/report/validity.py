@@ -1,4 +1,4 @@
-"""What decides whether a measured number may enter a verdict: chance levels, collapse, and whether SSL helped.
+"""What decides whether a measured number may enter a verdict: chance levels and collapse.
 
 Every table here is built from the records alone: the chance levels and the above-chance test are stored in each
 record (:mod:`cass_bench.evaluation.chance`), the feature spread and effective rank per epoch in each pretrained encoder's
@@ -7,13 +7,11 @@ record (:class:`cass_bench.engine.measure.FeatureCollapse`).
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 
 from cass_bench.engine.collapse import COLLAPSE_RANK
 from cass_bench.records.identity import ENCODER_RUN_KEYS
 from cass_bench.records.schema import OK
-from cass_bench.methods.registry import reference_methods
 from cass_bench.report.load import RANK_HISTORY, finished_pretraining
 from cass_bench.report.render import Table, fraction_text
 
@@ -87,28 +85,3 @@ COLLAPSE_RULE = (f"A pretrained encoder is collapsed when the effective rank (Ra
                  "the claims flag a collapsed encoder beside their verdict and never veto one."
                  + ("" if _CENTRED else " These features are not centred: a large mean direction shared by every "
                     "image lowers the rank without collapse."))
-
-
-def ssl_helped_lines(df: pd.DataFrame, fraction: float = 0.1) -> list[str]:
-    """Whether self-supervised pretraining beat the randomly initialised encoder on kNN at ``fraction`` labels."""
-    reference = reference_methods()[0]
-    ok = df[(df["status"] == OK) & (df["eval"] == "knn") & np.isclose(df["label_fraction"], fraction)]
-    if ok.empty or reference not in set(ok["method"]):
-        return [f"No kNN records at {fraction_text(fraction)} labels with a {reference} (no pretraining) reference."]
-    means = ok.groupby(["dataset", "arch", "method"])["f1_macro"].mean()
-    lines, helped = [], False
-    for (dataset, arch), group in means.groupby(level=["dataset", "arch"]):
-        group = group.droplevel(["dataset", "arch"])
-        if reference not in group:
-            continue
-        base = group[reference]
-        parts = []
-        for method, value in group.drop(reference).items():
-            parts.append(f"{method} {value:.3f} ({value - base:+.3f})")
-            helped |= bool(value > base)
-        lines.append(f"- {dataset} {arch}: no pretraining {base:.3f}; " + ", ".join(parts))
-    verdict = ("Self-supervision helped at least one encoder over no pretraining (kNN macro-F1, "
-               f"{fraction_text(fraction)} labels, mean over seeds):" if helped else
-               "Self-supervision did not help at this scale: no pretrained encoder beat the same encoder without "
-               f"pretraining on kNN macro-F1 at {fraction_text(fraction)} labels (mean over seeds):")
-    return [verdict, *lines]

@@ -19,8 +19,8 @@ import pytorch_lightning as pl
 import torch
 
 from cass_bench.engine.checkpoints import CheckpointCache, is_global_rank_zero
-from cass_bench.engine.collapse import collapsed, embedding_collapsed
 from cass_bench.config.schema import BenchConfig
+from cass_bench.config.vocabulary import Status
 from cass_bench.data.bundle import DatasetBundle
 from cass_bench.data.loaders import eval_transform, loader_workers, make_loader
 from cass_bench.data.sources import load_dataset
@@ -28,10 +28,11 @@ from cass_bench.models.encoders import backbone_name, small_stem_applied
 from cass_bench.errors import DivergedError
 from cass_bench.evaluation.evaluate import EncoderEvaluator, chance_figures, param_count
 from cass_bench.evaluation.finetune import compute_metrics
+from cass_bench.engine.figures import RunFigures
 from cass_bench.engine.measure import EpochClock, FeatureCollapse, PeakMemory, StepFlops
 from cass_bench.engine.logs import FINETUNE, PRETRAIN, log_dir, run_loggers
-from cass_bench.records.schema import Environment, Files, Identity, Pretraining, failed_record, field_names, ok_record
-from cass_bench.methods.registry import PretrainSetup, get_method
+from cass_bench.records.schema import Environment, Files, Identity, Pretraining, failed_record, ok_record
+from cass_bench.config.registry import PretrainSetup, get_method
 from cass_bench.records.environment import device_name, git_commit, versions
 from cass_bench.records.identity import (Cell, config_hash, pretrain_key, pretrain_payload, record_id, record_keys,
                                          start_key)
@@ -50,11 +51,11 @@ class Pretrained:
 
     Attributes:
         states: encoder state dicts keyed by arch.
-        measures: efficiency and collapse figures (None where not measured).
+        figures: what the run measured (None for the no-pretraining reference).
     """
 
     states: dict[str, dict[str, torch.Tensor]]
-    measures: dict[str, Any]
+    figures: RunFigures | None
 
 
 def _inject_oom(cell: Cell) -> None:
@@ -90,17 +91,17 @@ def pretrain(cell: Cell, cfg: BenchConfig, bundle: DatasetBundle, cache_dir: Pat
     """
     spec = get_method(cell.method)
     if spec.is_reference:
-        return Pretrained(states={}, measures={})
+        return Pretrained(states={}, figures=None)
     cache, key, payload = CheckpointCache(cache_dir), pretrain_key(cell, cfg), pretrain_payload(cell, cfg)
-    saved = cache.load(key, payload) if is_global_rank_zero() else None
+    saved = cache.load(key, payload, RunFigures.from_dict) if is_global_rank_zero() else None
     if saved is not None:
-        return Pretrained(states=saved[0], measures=saved[1])
+        return Pretrained(states=saved[0], figures=saved[1])
     _inject_oom(cell)
     assert cell.batch_size is not None
     pl.seed_everything(cell.seed, workers=True, verbose=False)
     if cfg.init == "fractal" and start is None:
         start = ensure_start(cfg)
-    module = spec.build(PretrainSetup(cfg=with_start(cfg, start), archs=cell.archs, batch_size=cell.batch_size,
+    module = spec.make(PretrainSetup(cfg=with_start(cfg, start), archs=cell.archs, batch_size=cell.batch_size,
                                       seed=cell.seed))
     if cfg.channels_last:
         module = module.to(memory_format=torch.channels_last)
@@ -115,43 +116,43 @@ def pretrain(cell: Cell, cfg: BenchConfig, bundle: DatasetBundle, cache_dir: Pat
         return None
     timing = clock.summary(world_size=trainer.world_size)
     encoders = module.encoders()
-    measures = {
-        "pretrain_epoch_time_s": timing["epoch_time_s"],
-        "pretrain_first_epoch_time_s": timing["first_epoch_time_s"],
-        "pretrain_time_s": timing["total_time_s"],
-        "images_per_s": timing["images_per_s"],
-        "data_wait_share": timing["data_wait_share"],
-        "peak_gpu_mem_mb": max(memory.allocated_mb) if memory.allocated_mb else None,
-        "peak_gpu_reserved_mb": max(memory.reserved_mb) if memory.reserved_mb else None,
-        "peak_gpu_mem_mb_per_device": memory.allocated_mb or None,
-        "peak_rss_mb": PeakMemory.peak_rss_mb(),
-        "flops_per_image": flops.flops_per_image,
-        "mfu": flops.utilisation(timing["images_per_s"], trainer.world_size),
-        "pretrain_params": param_count(module),
-        "embedding_std": module.embedding_std_history[-1] if module.embedding_std_history else None,
-        "embedding_std_history": module.embedding_std_history,
-        "embedding_dim": module.embedding_dim,
-        "feature_std_history": collapse.std_history,
-        "centred_rank_history": collapse.rank_history,
-        "world_size": trainer.world_size,
-        "effective_batch_size": cell.batch_size * trainer.world_size,
-    }
+    figures = RunFigures(
+        pretrain_epoch_time_s=timing["epoch_time_s"],
+        pretrain_first_epoch_time_s=timing["first_epoch_time_s"],
+        pretrain_time_s=timing["total_time_s"],
+        images_per_s=timing["images_per_s"],
+        data_wait_share=timing["data_wait_share"],
+        peak_gpu_mem_mb=max(memory.allocated_mb) if memory.allocated_mb else None,
+        peak_gpu_reserved_mb=max(memory.reserved_mb) if memory.reserved_mb else None,
+        peak_gpu_mem_mb_per_device=memory.allocated_mb or None,
+        peak_rss_mb=PeakMemory.peak_rss_mb(),
+        flops_per_image=flops.flops_per_image,
+        mfu=flops.utilisation(timing["images_per_s"], trainer.world_size),
+        pretrain_params=param_count(module),
+        embedding_std=module.embedding_std_history[-1] if module.embedding_std_history else None,
+        embedding_std_history=module.embedding_std_history,
+        embedding_dim=module.embedding_dim,
+        feature_std_history=collapse.std_history,
+        centred_rank_history=collapse.rank_history,
+        world_size=trainer.world_size,
+        effective_batch_size=cell.batch_size * trainer.world_size,
+    )
     states = {arch: {k: v.detach().cpu() for k, v in enc.state_dict().items()} for arch, enc in encoders.items()}
-    cache.save(key, payload, states, measures)
-    return Pretrained(states=states, measures=measures)
+    cache.save(key, payload, states, figures.to_dict())
+    return Pretrained(states=states, figures=figures)
 
 
-def failure_status(exc: BaseException) -> tuple[str, str]:
+def failure_status(exc: BaseException) -> tuple[Status, str]:
     """Maps an exception to a record status (``oom``, ``diverged``, ``error``) and a one-line message."""
     message = (str(exc).strip().splitlines() or [""])[0]
     text = f"{type(exc).__name__}: {message}"
     lowered = message.lower()
     if isinstance(exc, (torch.cuda.OutOfMemoryError, MemoryError)) or any(
             phrase in lowered for phrase in ("out of memory", "can't allocate memory", "cannot allocate memory")):
-        return "oom", text
+        return Status.OOM, text
     if isinstance(exc, DivergedError):
-        return "diverged", text
-    return "error", text
+        return Status.DIVERGED, text
+    return Status.ERROR, text
 
 
 def _identity(cell: Cell, arch: str, fraction: float, evaluation: str, cfg: BenchConfig,
@@ -212,26 +213,6 @@ def failure_record(cell: Cell, arch: str, fraction: float, evaluation: str, cfg:
                          _environment(cfg), _files(cell, cfg)).to_json()
 
 
-RUN_FIGURES = tuple(name for name in field_names(Pretraining)
-                    if name not in ("feature_std", "centred_rank", "collapsed", "embedding_collapsed"))
-"""The figures a pretraining run measures once for all its encoders (the feature histories per encoder)."""
-
-
-def _run_measures(pretrained: Pretrained, arch: str) -> Pretraining:
-    """The pretraining run's figures as one encoder's record holds them (its own feature histories)."""
-    measures = pretrained.measures
-    if not measures:
-        return Pretraining()
-    ranks = measures.get("centred_rank_history", {}).get(arch)
-    stds = measures.get("feature_std_history", {}).get(arch)
-    run = {name: measures.get(name) for name in RUN_FIGURES}
-    run.update(feature_std_history=stds, centred_rank_history=ranks)
-    return Pretraining(**run, feature_std=stds[-1] if stds else None, centred_rank=ranks[-1] if ranks else None,
-                       collapsed=collapsed(ranks),
-                       embedding_collapsed=embedding_collapsed(measures.get("embedding_std"),
-                                                               measures.get("embedding_dim")))
-
-
 def run_cell(cell: Cell, cfg: BenchConfig, store: RecordStore) -> None:
     """Pretrains a cell (or loads its checkpoint) and writes one record per missing (encoder, fraction, evaluation).
 
@@ -290,7 +271,7 @@ def _run_missing(cell: Cell, cfg: BenchConfig, store: RecordStore, todo: list[tu
             continue
         evaluated = result.evaluation if start is None else dataclasses.replace(
             result.evaluation, start_source_accuracy=start.source_accuracy(arch))
-        record = ok_record(ident, metrics, chance, _run_measures(pretrained, arch), evaluated,
+        record = ok_record(ident, metrics, chance, (pretrained.figures.for_encoder(arch) if pretrained.figures else Pretraining()), evaluated,
                            _environment(cfg), _files(cell, cfg, store.out, rid if loggers else None))
         store.append(record.to_json())
 

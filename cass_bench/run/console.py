@@ -19,12 +19,13 @@ import pandas as pd
 from tqdm import tqdm
 
 from cass_bench.engine.quiet import interactive
+from cass_bench.config.vocabulary import MAIN_EVAL
 from cass_bench.records.schema import OK
 
 WIDTH = 120
 """Columns the ending fits in."""
 CELL_PREFIX = "[cell]"
-HEADLINE_EVAL = "finetune"
+HEADLINE_EVAL = MAIN_EVAL.value
 ELLIPSIS = "…"
 T = TypeVar("T")
 

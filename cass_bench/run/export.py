@@ -24,10 +24,11 @@ from cass_bench.config.schema import BenchConfig
 from cass_bench.data.loaders import IMAGENET_NORMALIZE
 from cass_bench.models.encoders import swap_small_stem
 from cass_bench.errors import UserError
-from cass_bench.methods.registry import get_method
+from cass_bench.config.registry import get_method
 from cass_bench.records.store import RecordStore
 from cass_bench.records.identity import Cell, expected_ids, pretrain_key
-from cass_bench.run.sweep import shard_cells
+from cass_bench.run.grid import shard_cells
+from cass_bench.starts.export import check_destination
 
 CHECKPOINTS = "checkpoints"
 
@@ -106,16 +107,6 @@ def _load_state(checkpoint: Path, record: dict[str, Any], out: Path) -> dict[str
     return state
 
 
-def _check_dest(dest: Path, names: list[str], force: bool) -> None:
-    """Refuses a destination that is a file, or that holds the files to write unless ``force``."""
-    if dest.exists() and not dest.is_dir():
-        raise UserError(f"export destination '{dest}' is a file, not a folder; pass a folder path")
-    present = [name for name in names if (dest / name).exists()]
-    if present and not force:
-        raise UserError(f"'{dest}' already holds {' and '.join(present)}; pass --force to overwrite them, or "
-                        "export to another folder")
-
-
 def _write(dest: Path, files: dict[str, bytes]) -> list[Path]:
     """Writes each file whole (temporary file, then rename); on OSError none of the temporary files is left."""
     written, temporary = [], []
@@ -156,7 +147,7 @@ def export_encoder(out: str | Path, record_id: str, dest: str | Path, force: boo
     record = _record(out, record_id)
     arch = record["arch"]
     names = [f"{arch}.safetensors", f"{arch}.json"]
-    _check_dest(dest, names, force)
+    check_destination(dest, names, force)
     state = _load_state(out / CHECKPOINTS / f"{record['checkpoint_key']}.pt", record, out)
     spec = {
         "timm": timm_arguments(record, state),

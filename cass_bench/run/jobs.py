@@ -20,48 +20,23 @@ import shutil
 import sys
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
 import submitit
-from submitit.core.utils import JobPaths
 
-from cass_bench.config.schema import BenchConfig, stable_hash, to_dict
+from cass_bench.config.schema import BenchConfig, to_dict
 from cass_bench.data.loaders import AUTO_WORKERS_MAX, loader_workers, usable_cores
 from cass_bench.errors import UserError
 from cass_bench.run.plan import plan_sweep
 from cass_bench.records.identity import Cell, expected_ids
 from cass_bench.records.store import RecordStore
-from cass_bench.run.sweep import _clock, _spec_file, run_cell_file, shard_cells
+from cass_bench.run.grid import shard_cells
+from cass_bench.run.sweep import _clock, _spec_file, run_cell_file
+from cass_bench.run.tickets import (CONFIG_FILE, Ticket, cell_key, jobs_dir, read_tickets, scheduler_state,
+                                    write_ticket)
 
-JOBS_DIR = "jobs"
-CONFIG_FILE = "config.json"
 ROOT = Path(__file__).resolve().parent.parent
-ACTIVE_SLURM_STATES = ("PENDING", "RUNNING", "REQUEUED", "CONFIGURING", "COMPLETING", "SUSPENDED", "RESIZING")
-
-
-@dataclass(frozen=True)
-class Ticket:
-    """A cell's latest job.
-
-    Attributes:
-        cell: the cell.
-        job_id: the scheduler's id (the controller's process id for ``submitit-local``).
-        launcher: ``submitit-local`` or ``slurm``.
-        folder: submitit's folder (``<out>/jobs/logs``).
-        submitted_at: submission time (seconds since the epoch).
-    """
-
-    cell: Cell
-    job_id: str
-    launcher: str
-    folder: str
-    submitted_at: float
-
-    def paths(self) -> JobPaths:
-        """submitit's files of task 0 of the job (submission pickle, result pickle, logs)."""
-        return JobPaths(self.folder, job_id=self.job_id, task_id=0)
 
 
 class CellJob(submitit.helpers.Checkpointable):
@@ -93,86 +68,6 @@ class CellJob(submitit.helpers.Checkpointable):
         """Requeues the cell: it resumes from its cached pretraining checkpoint and writes only missing records."""
         print(f"[job] interrupted; requeueing {self.spec}", file=sys.stderr, flush=True)
         return super().checkpoint(*args, **kwargs)
-
-
-def jobs_dir(out: str | Path) -> Path:
-    """``<out>/jobs``: submitit's folders, the cells' spec files and tickets, and the sweep's config."""
-    return Path(out) / JOBS_DIR
-
-
-def cell_key(cell: Cell) -> str:
-    """A file-name-safe key of a cell."""
-    return stable_hash(dataclasses.asdict(cell))
-
-
-def _cell_from_dict(data: dict[str, Any]) -> Cell:
-    return Cell(data["dataset"], data["method"], tuple(data["archs"]), data["batch_size"], data["pretrain_epochs"],
-                data["seed"])
-
-
-def write_ticket(out: Path, ticket: Ticket) -> None:
-    """Records ``ticket`` as its cell's latest job (atomic replace)."""
-    folder = jobs_dir(out) / "cells"
-    folder.mkdir(parents=True, exist_ok=True)
-    data = {**dataclasses.asdict(ticket), "cell": dataclasses.asdict(ticket.cell)}
-    tmp = folder / f".{cell_key(ticket.cell)}.{os.getpid()}.tmp"
-    tmp.write_text(json.dumps(data, indent=1))
-    os.replace(tmp, folder / f"{cell_key(ticket.cell)}.json")
-
-
-def _read_json(path: Path, what: str) -> Any:
-    """The JSON a job file holds; UserError naming the file when it is not readable JSON."""
-    try:
-        return json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise UserError(f"{what} {path} cannot be read as JSON ({type(exc).__name__}); move it aside (the cell "
-                        "then counts as never submitted) or run the sweep again") from None
-
-
-def read_tickets(out: str | Path) -> dict[str, Ticket]:
-    """Every cell's latest job, keyed by :func:`cell_key`, read from the JSON tickets (never from submitit's pickles).
-
-    Raises:
-        UserError: naming a ticket that is not a JSON ticket.
-    """
-    folder = jobs_dir(out) / "cells"
-    tickets = {}
-    for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
-        data = _read_json(path, "job ticket")
-        try:
-            ticket = Ticket(**{**data, "cell": _cell_from_dict(data["cell"])})
-        except (KeyError, TypeError):
-            raise UserError(f"job ticket {path} is not a ticket this version wrote; move it aside (the cell then "
-                            "counts as never submitted)") from None
-        tickets[cell_key(ticket.cell)] = ticket
-    return tickets
-
-
-def _controller_alive(pid: int) -> bool:
-    """Whether ``pid`` is a running (not zombie) submitit local controller; a reused pid does not count."""
-    proc = Path(f"/proc/{pid}")
-    if not Path("/proc/self").exists():
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return False
-        return True
-    try:
-        state = (proc / "stat").read_text().rsplit(")", 1)[1].split()[0]
-        command = (proc / "cmdline").read_bytes()
-    except OSError:
-        return False
-    return state not in ("Z", "X") and b"submitit" in command
-
-
-def scheduler_state(ticket: Ticket) -> str:
-    """The job's state: ``finished`` (a result was written), ``active`` (queued or running) or ``gone``."""
-    if ticket.paths().result_pickle.exists():
-        return "finished"
-    if ticket.launcher == "slurm":
-        state = submitit.SlurmJob(ticket.folder, ticket.job_id).state.split()[0].upper()
-        return "active" if state in ACTIVE_SLURM_STATES else "gone"
-    return "active" if _controller_alive(int(ticket.job_id)) else "gone"
 
 
 def _sbatch_memory(mem_gb: float | None) -> str | None:
@@ -247,18 +142,6 @@ def _importable_from_jobs() -> Iterator[None]:
             os.environ.pop("PYTHONPATH", None)
         else:
             os.environ["PYTHONPATH"] = before
-
-
-def load_sweep_config(out: str | Path) -> dict[str, Any] | None:
-    """The config dict the last job submission into ``out`` saved, or None."""
-    path = jobs_dir(out) / CONFIG_FILE
-    if not path.is_file():
-        return None
-    data = _read_json(path, "sweep config")
-    if not isinstance(data, dict):
-        raise UserError(f"sweep config {path} is not a mapping of settings; pass the config it was run with: "
-                        "status OUT --config FILE")
-    return data
 
 
 def submit_sweep(cfg: BenchConfig, shard: tuple[int, int] = (0, 1)) -> list[tuple[Cell, submitit.Job]]:

@@ -15,7 +15,8 @@ from tabulate import tabulate
 
 from cass_bench.config.schema import BenchConfig
 from cass_bench.records.identity import Cell, expected_ids
-from cass_bench.run.sweep import shard_cells
+from cass_bench.records.schema import OK
+from cass_bench.run.grid import shard_cells
 
 KIND = ["dataset", "method", "encoders", "batch_size", "pretrain_epochs"]
 
@@ -52,15 +53,15 @@ def plan_sweep(cfg: BenchConfig, records: list[dict[str, Any]], shard: tuple[int
     plans = []
     for cell in shard_cells(cfg, shard):
         ids = expected_ids(cell, cfg)
-        plans.append(CellPlan(cell, tuple(i for i in ids if status.get(i) == "ok"),
-                              tuple(i for i in ids if i in status and status[i] != "ok"),
+        plans.append(CellPlan(cell, tuple(i for i in ids if status.get(i) == OK),
+                              tuple(i for i in ids if i in status and status[i] != OK),
                               tuple(i for i in ids if i not in status)))
     return plans
 
 
 def _seconds_per_record(records: list[dict[str, Any]]) -> dict[tuple[Any, ...], float]:
     """Wall time per record of each kind of finished cell: (pretraining + fine-tuning) / records."""
-    ok = pd.DataFrame([r for r in records if r.get("status") == "ok"])
+    ok = pd.DataFrame([r for r in records if r.get("status") == OK])
     if ok.empty:
         return {}
     ok = ok.assign(encoders=ok["encoders"].fillna(ok["arch"]) if "encoders" in ok else ok["arch"],

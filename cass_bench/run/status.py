@@ -22,8 +22,9 @@ from tabulate import tabulate
 from cass_bench.config.schema import BenchConfig
 from cass_bench.config.load import config_from_dict, load_config
 from cass_bench.errors import UserError
-from cass_bench.run.jobs import Ticket, cell_key, load_sweep_config, read_tickets, scheduler_state
+from cass_bench.run.tickets import Ticket, cell_key, load_sweep_config, read_tickets, scheduler_state
 from cass_bench.run.plan import CellPlan, plan_sweep
+from cass_bench.records.schema import OK
 from cass_bench.records.store import RecordStore
 
 STATES = ("done", "running", "failed", "pending")
@@ -72,7 +73,7 @@ def cell_statuses(cfg: BenchConfig, lines: int = 5) -> list[CellStatus]:
     """The state of every cell of ``cfg``'s grid in ``cfg.out``."""
     out = Path(cfg.out)
     records = RecordStore(out).load()
-    errors = {r["record_id"]: f"{r.get('status')}: {r.get('error')}" for r in records if r.get("status") != "ok"}
+    errors = {r["record_id"]: f"{r.get('status')}: {r.get('error')}" for r in records if r.get("status") != OK}
     tickets = read_tickets(out)
     statuses = []
     for plan in plan_sweep(cfg, records):

@@ -1,8 +1,6 @@
-"""The sweep: expand the grid into cells, run each pretraining cell in its own process, resume, shard.
+"""The sweep: run each pretraining cell of the grid (:mod:`cass_bench.run.grid`) in its own process, resume, shard.
 
-Grid: datasets x seeds x batch sizes x pretraining epochs x methods x encoders (CASS trains both encoders in one
-cell; the reference method has no pretraining, so it has one cell per encoder and seed). Label fractions fan out inside
-a cell. A cell whose records all exist is skipped, so re-running the same command resumes.
+A cell whose records all exist is skipped, so re-running the same command resumes.
 """
 
 from __future__ import annotations
@@ -15,122 +13,41 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
 from cass_bench.engine.allocator import keep_freed_memory
 from cass_bench.engine.quiet import silence_library_warnings
 from cass_bench.config.schema import ARCHS, BenchConfig, stable_hash, to_dict
 from cass_bench.config.load import config_from_dict
-from cass_bench.data.sources import check_dataset, load_dataset
 from cass_bench.models.encoders import check_backbones
 from cass_bench.errors import UserError
 from cass_bench.run.preflight import check_device, check_encoders, check_output, encoder_bytes
 from cass_bench.run.cell import failure_record, run_cell
-from cass_bench.records.identity import Cell, config_hash, expected_ids, pretrain_key, record_keys
-from cass_bench.records.identity import setting_of
+from cass_bench.records.identity import Cell, expected_ids, pretrain_key, record_keys
 from cass_bench.run.console import cell_line
-from cass_bench.methods.registry import get_method, plugin_modules, register
+from cass_bench.config.registry import get_method, plugin_modules, register
 from cass_bench.records.store import RecordStore
-
-
-def expand(cfg: BenchConfig) -> list[Cell]:
-    """Every cell of the grid, in a stable order (all methods of a seed before the next seed)."""
-    cells: list[Cell] = []
-    for dataset in cfg.datasets:
-        for seed in cfg.seeds:
-            for method in cfg.methods:
-                if get_method(method).build is None:
-                    cells.extend(Cell(dataset, method, (a,), None, 0, seed) for a in cfg.archs)
-            for batch_size in cfg.batch_sizes:
-                for epochs in cfg.pretrain_epochs:
-                    for method in cfg.methods:
-                        spec = get_method(method)
-                        if spec.build is None:
-                            continue
-                        groups = [cfg.archs] if spec.joint else [(a,) for a in cfg.archs]
-                        cells.extend(Cell(dataset, method, g, batch_size, epochs, seed) for g in groups)
-    return cells
-
-
-def parse_shard(text: str | None) -> tuple[int, int]:
-    """Parses ``i/n`` (0-based shard i of n); None means the whole sweep."""
-    if text is None:
-        return 0, 1
-    try:
-        i, n = (int(x) for x in text.split("/"))
-    except ValueError:
-        raise UserError(f"--shard '{text}' is malformed; write it as i/n, e.g. 0/2 for the first of two") from None
-    if n < 1 or not 0 <= i < n:
-        raise UserError(f"--shard {text} is impossible; i must be in 0..n-1, e.g. 0/2 and 1/2")
-    return i, n
-
-
-def shard_cells(cfg: BenchConfig, shard: tuple[int, int]) -> list[Cell]:
-    """The cells shard ``(i, n)`` runs: ``i, i+n, i+2n, ...`` of :func:`expand`."""
-    return expand(cfg)[shard[0]::shard[1]]
+from cass_bench.run.grid import check_grid, expand, shard_cells
 
 
 def preflight(cfg: BenchConfig, write: bool = True) -> None:
     """Checks every name, file and size before anything is written; raises UserError on the first problem.
+
+    The torch-free checks (:func:`cass_bench.run.grid.check_grid`), then the backbones, the encoders' memory and the
+    device, then (when writing) the output folder and its free disk space.
 
     Args:
         cfg: the validated config.
         write: also create the output folder, open its records for append and check its free disk space
             (False for a dry run, which writes nothing).
     """
-    for method in cfg.methods:
-        get_method(method)
-        if method in cfg.recipes:
-            cfg.recipes[method].check(cfg)
+    check_grid(cfg)
     joint = any(get_method(m).joint for m in cfg.methods)
     check_backbones(cfg.backbones, ARCHS if joint else cfg.archs, cfg.init)
     check_encoders(cfg, ARCHS if joint else cfg.archs)
-    for name in cfg.datasets:
-        bundle = load_dataset(name, cfg.image_size, cfg.data_dir, cfg.split_seed)
-        check_dataset(bundle)
-        for batch_size in cfg.batch_sizes:
-            if batch_size * cfg.devices * cfg.num_nodes > len(bundle.train):
-                raise UserError(
-                    f"batch size {batch_size} is larger than the {len(bundle.train)} training images of "
-                    f"'{name}' allow; use a batch size <= {len(bundle.train) // (cfg.devices * cfg.num_nodes)}"
-                )
     if cfg.launcher != "slurm":  # a login node need not hold the GPUs its jobs ask for
         check_device(cfg)
-    store = RecordStore(cfg.out)
-    check_one_configuration(cfg, store.load())
-    done = store.ids()
     if write:
-        check_output(Path(cfg.out), checkpoint_bytes(cfg, done))
-
-
-def check_one_configuration(cfg: BenchConfig, records: list[dict[str, Any]]) -> None:
-    """Refuses a run whose records would sit beside finished records of another configuration of the same setting.
-
-    The report does not average records of different ``config_hash`` values as seeds (it refuses such a folder), so a
-    run that would create that mix (e.g. ``--init random`` into a folder of ``--init imagenet`` results) is stopped
-    before any work instead of after it.
-
-    Raises:
-        UserError: naming the setting, both hashes and the fix (another ``--out``).
-    """
-    mine: dict[tuple[Any, ...], str] = {}
-    for cell in expand(cfg):
-        digest = config_hash(cfg, cell.method)
-        for arch, fraction, evaluation in record_keys(cell, cfg):
-            mine[setting_of({"dataset": cell.dataset, "method": cell.method, "arch": arch, "eval": evaluation,
-                             "label_fraction": fraction, "batch_size": cell.batch_size,
-                             "pretrain_epochs": cell.pretrain_epochs})] = digest
-    for record in records:
-        if record.get("status") != "ok":
-            continue
-        setting = setting_of(record)
-        if setting in mine and record.get("config_hash") != mine[setting]:
-            raise UserError(
-                f"{cfg.out} already holds finished records of another configuration (config_hash "
-                f"{record.get('config_hash')}; this run's is {mine[setting]}) for {record.get('method')}/"
-                f"{record.get('arch')} {record.get('eval')} at {record.get('label_fraction')} of the labels on "
-                f"{record.get('dataset')}; give this configuration its own --out (one results folder per configuration)"
-            )
+        check_output(Path(cfg.out), checkpoint_bytes(cfg, RecordStore(cfg.out).ids()))
 
 
 def checkpoint_bytes(cfg: BenchConfig, done: set[str]) -> int:

@@ -23,6 +23,20 @@ from cass_bench.records.identity import start_payload
 DESCRIPTION = "start.json"
 
 
+def check_destination(dest: Path, names: list[str], force: bool) -> None:
+    """Refuses an export destination that is a file, or that holds the files to write unless ``force``.
+
+    Raises:
+        UserError: naming the destination and the fix.
+    """
+    if dest.exists() and not dest.is_dir():
+        raise UserError(f"export destination '{dest}' is a file, not a folder; pass a folder path")
+    present = [name for name in names if (dest / name).exists()]
+    if present and not force:
+        raise UserError(f"'{dest}' already holds {' and '.join(present)}; pass --force to overwrite them, or "
+                        "export to another folder")
+
+
 def _timm_arguments(arch: str, cfg: BenchConfig, start: Start) -> dict[str, Any]:
     """``timm.create_model`` arguments of one exported model (with its classifier; small stem: see the JSON)."""
     kwargs: dict[str, Any] = {"model_name": backbone_name(arch, cfg.backbones), "num_classes": cfg.source.classes}
@@ -65,12 +79,7 @@ def export_start(cfg: BenchConfig, dest: str | Path, force: bool = False) -> lis
     """
     folder = Path(dest)
     names = [f"{arch}.safetensors" for arch in ARCHS] + [DESCRIPTION]
-    if folder.exists() and not folder.is_dir():
-        raise UserError(f"export destination '{folder}' is a file, not a folder; pass a folder path")
-    present = [name for name in names if (folder / name).exists()]
-    if present and not force:
-        raise UserError(f"'{folder}' already holds {' and '.join(present)}; pass --force to overwrite them, or "
-                        "export to another folder")
+    check_destination(folder, names, force)
     start = ensure_start(cfg)
     folder.mkdir(parents=True, exist_ok=True)
     for arch in ARCHS:

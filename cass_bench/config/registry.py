@@ -1,33 +1,24 @@
-"""Method name -> spec: the one list every other module derives methods from.
+"""Method name -> spec: the one list every other module derives methods from (torch-free, so it sits with the config).
 
-Each method lives in one module that defines its recipe (a :class:`~cass_bench.config.recipe.MethodRecipe`), its
-pretraining module and ``METHOD``, its :class:`MethodSpec`. Adding a method is one new module plus its line in
-``METHOD_MODULES``; :func:`register` adds one at run time (a plug-in, e.g. in a test). Modules are imported on
-first use, so the config, the registry and the method modules can import each other's names freely.
+A built-in method is one module holding its pretraining module and a ``build`` function, its recipe in the torch-free
+:mod:`cass_bench.config.recipes`, and its line in :data:`BUILTIN_METHODS`, which names the build as
+``"module:function"`` so that names, order, colours, joint-ness and recipes (all the config, the plan and the report
+need) never import torch; the module is imported when a cell builds the method. :func:`register` adds a plug-in at
+run time: one module defining ``METHOD = MethodSpec(...)`` with its recipe and build (e.g. in a test).
 """
 
 from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, NamedTuple, Sequence
 
 from cass_bench.errors import UserError
+from cass_bench.config.recipes import ByolConfig, CassConfig, DinoConfig
 
 if TYPE_CHECKING:
-    from cass_bench.config.schema import BenchConfig
-    from cass_bench.methods.contract import PretrainMethod
     from cass_bench.config.recipe import MethodRecipe
-
-BUILTIN_METHODS: dict[str, str] = {
-    "cass": "cass_bench.methods.cass",
-    "dino": "cass_bench.methods.baselines.dino",
-    "byol": "cass_bench.methods.baselines.byol",
-}
-"""The built-in methods' modules by name, in the order methods are listed, tabled and plotted. A module is imported
-the first time its spec is asked for, so names, order and colours (all the report needs) never load torch."""
-BUILTIN_COLORS = {"cass": "tab:red", "dino": "tab:blue", "byol": "tab:green"}
-"""Plot colour of each built-in method (a plug-in's comes with its spec)."""
+    from cass_bench.config.schema import BenchConfig
 
 PROPOSED = "cass"
 """The method whose claims the benchmark tests."""
@@ -60,7 +51,8 @@ class MethodSpec:
         name: the name used on the CLI, in records and as the recipe's config section.
         summary: one line for ``list``.
         joint: True if one run trains every architecture together; False runs it once per arch.
-        build: builds the pretraining module, or None for the no-pretraining reference.
+        build: builds the pretraining module, a :class:`cass_bench.methods.contract.PretrainMethod` (a function,
+            or its ``"module:function"`` name, imported on first use), or None for the no-pretraining reference.
         color: matplotlib colour of the method in every plot.
         recipe: the method's recipe class (None: no settings of its own).
     """
@@ -68,7 +60,7 @@ class MethodSpec:
     name: str
     summary: str
     joint: bool
-    build: Callable[[PretrainSetup], PretrainMethod] | None
+    build: Callable[[PretrainSetup], Any] | str | None
     color: str = "tab:purple"
     recipe: type[MethodRecipe] | None = None
 
@@ -77,11 +69,30 @@ class MethodSpec:
         """True for the no-pretraining reference (``supervised``): the one way it is told apart."""
         return self.build is None
 
+    def make(self, setup: PretrainSetup) -> Any:
+        """The pretraining module (a ``PretrainMethod``) for ``setup``, importing the method's module if ``build``
+        names it."""
+        build = self.build
+        if build is None:
+            raise ValueError(f"{self.name} does no pretraining; nothing to build")
+        if isinstance(build, str):
+            module, _, function = build.partition(":")
+            build = getattr(importlib.import_module(module), function)
+        return build(setup)
 
+
+BUILTIN_METHODS: dict[str, MethodSpec] = {spec.name: spec for spec in (
+    MethodSpec("cass", "CASS: CNN + ViT trained together with a cosine loss between their outputs", joint=True,
+               build="cass_bench.methods.cass:build", color="tab:red", recipe=CassConfig),
+    MethodSpec("dino", "DINO (lightly): self-distillation with multi-crop, one encoder per run", joint=False,
+               build="cass_bench.methods.baselines.dino:build", color="tab:blue", recipe=DinoConfig),
+    MethodSpec("byol", "BYOL (lightly): online/target networks with a predictor, one encoder per run", joint=False,
+               build="cass_bench.methods.baselines.byol:build", color="tab:green", recipe=ByolConfig),
+)}
+"""The built-in methods, in the order methods are listed, tabled and plotted."""
 REFERENCE = MethodSpec("supervised", "no pretraining: the same initial encoder fine-tuned directly", False, None,
                        "tab:gray")
 
-_LOADED: dict[str, MethodSpec] = {}
 _PLUGINS: dict[str, MethodSpec] = {}
 _PLUGIN_MODULES: list[str] = []
 
@@ -91,13 +102,6 @@ def _spec_of(module: str) -> MethodSpec:
     if not isinstance(spec, MethodSpec):
         raise UserError(f"method module '{module}' defines no METHOD = MethodSpec(...); define one in that module")
     return spec
-
-
-def _builtin(name: str) -> MethodSpec:
-    """The spec of a built-in method, importing its module on first use."""
-    if name not in _LOADED:
-        _LOADED[name] = _spec_of(BUILTIN_METHODS[name])
-    return _LOADED[name]
 
 
 def register(module: str) -> MethodSpec:
@@ -145,7 +149,7 @@ def method_names() -> list[str]:
 def get_method(name: str) -> MethodSpec:
     """Looks up a method; raises UserError listing the known names."""
     if name in BUILTIN_METHODS:
-        return _builtin(name)
+        return BUILTIN_METHODS[name]
     if name == REFERENCE.name:
         return REFERENCE
     if name in _PLUGINS:
@@ -154,7 +158,7 @@ def get_method(name: str) -> MethodSpec:
 
 
 def recipe_classes() -> dict[str, type[MethodRecipe]]:
-    """Each registered method's recipe class, keyed by method name (the config sections; imports every method)."""
+    """Each registered method's recipe class, keyed by method name (the config sections)."""
     specs = [get_method(name) for name in method_names()]
     return {spec.name: spec.recipe for spec in specs if spec.recipe is not None}
 
@@ -183,25 +187,53 @@ def method_order(methods: list[str] | set[str] | tuple[str, ...]) -> list[str]:
 
 def method_color(name: str) -> str:
     """Plot colour of a method (a neutral colour for unregistered names)."""
-    if name in _PLUGINS:
-        return _PLUGINS[name].color
-    return REFERENCE.color if name == REFERENCE.name else BUILTIN_COLORS.get(name, "tab:purple")
+    known = {**BUILTIN_METHODS, REFERENCE.name: REFERENCE, **_PLUGINS}
+    return known[name].color if name in known else "tab:purple"
+
+
+class RunKey(NamedTuple):
+    """One pretraining run: a method and the encoders it trains (both for a joint method, one otherwise)."""
+
+    method: str
+    archs: tuple[str, ...]
+
+    @property
+    def name(self) -> str:
+        """How benchmarks and tables name the run: the method for a joint method, ``<method>-<arch>`` otherwise."""
+        return self.method if get_method(self.method).joint else f"{self.method}-{'+'.join(self.archs)}"
+
+    @property
+    def label(self) -> str:
+        """The name with the method in capitals (``DINO-cnn``)."""
+        return self.method.upper() + self.name[len(self.method):]
 
 
 def run_key(method: str, archs: Sequence[str]) -> str:
-    """Name of one pretraining run: the method for a joint method, ``<method>-<arch>`` otherwise."""
-    return method if get_method(method).joint else f"{method}-{'+'.join(archs)}"
+    """Name of one pretraining run (:attr:`RunKey.name`)."""
+    return RunKey(method, tuple(archs)).name
 
 
-def split_run_key(key: str, archs: Sequence[str]) -> tuple[str, tuple[str, ...]]:
-    """``dino-vit`` -> (``dino``, (``vit``,)); a joint method's key -> (method, ``archs``)."""
-    method, _, arch = key.partition("-")
-    return method, ((arch,) if arch else tuple(archs))
+def run_keys_of(archs: Sequence[str]) -> list[RunKey]:
+    """Every pretraining run of every pretraining method over ``archs``, in registration order."""
+    keys = []
+    for method in pretraining_methods():
+        groups = [tuple(archs)] if get_method(method).joint else [(a,) for a in archs]
+        keys.extend(RunKey(method, g) for g in groups)
+    return keys
 
 
 def run_keys(archs: Sequence[str]) -> list[str]:
-    """The key of every pretraining run of every pretraining method over ``archs``, in registration order."""
-    keys = []
-    for method in pretraining_methods():
-        keys.extend([run_key(method, archs)] if get_method(method).joint else [run_key(method, (a,)) for a in archs])
-    return keys
+    """The name of every pretraining run of every pretraining method over ``archs``, in registration order."""
+    return [key.name for key in run_keys_of(archs)]
+
+
+def parse_run_key(name: str, archs: Sequence[str]) -> RunKey:
+    """The run a name stands for, found among the registered runs (a method name may hold a hyphen).
+
+    Raises:
+        UserError: no registered run over ``archs`` has that name; the message lists them.
+    """
+    for key in run_keys_of(archs):
+        if key.name == name:
+            return key
+    raise UserError(f"unknown pretraining run '{name}'; known runs: {', '.join(run_keys(archs))}")

@@ -1,0 +1,116 @@
+"""What each method made of its start: the start stated, and every pretrained encoder's change from it.
+
+The no-pretraining reference (``supervised``) fine-tunes and probes the initial encoder itself, so its records are
+the start's own quality; a method's change from its start is its metric minus the reference's, paired by seed
+(the same labelled subset and split), with a t interval over seeds (:func:`cass_bench.report.stats.paired_interval`).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from cass_bench.config.registry import method_order, reference_methods
+from cass_bench.records.schema import OK
+from cass_bench.report.render import Table, fraction_text
+from cass_bench.report.paired import SEED, paired_changes
+from cass_bench.report.stats import Interval
+
+START_EVALS = ("knn", "linear", "finetune")
+"""The evaluations the change is shown for, frozen features first."""
+START_FRACTION = 0.1
+INIT_WORDS = {
+    "random": "random weights (timm's initialisation)",
+    "fractal": "the formula-driven supervised start (FractalDB-style images; both encoders with their classifiers)",
+    "imagenet": "supervised ImageNet weights",
+}
+
+
+def _accuracy_text(df: pd.DataFrame) -> str:
+    if "start_source_accuracy" not in df:
+        return ""
+    accuracy = df.dropna(subset=["start_source_accuracy"]).groupby("arch")["start_source_accuracy"].mean()
+    if accuracy.empty:
+        return ""
+    return "; held-out source accuracy " + ", ".join(f"{arch} {value:.3f}" for arch, value in accuracy.items())
+
+
+def start_lines(df: pd.DataFrame) -> list[str]:
+    """The start every method shares, in words: its kind, its key and (for a trained start) its source accuracy."""
+    lines = []
+    for init, group in df.groupby("init", dropna=True):
+        keys = sorted(str(k) for k in group.get("start_key", pd.Series(dtype=object)).dropna().unique())
+        key = f" (start {', '.join(keys)})" if keys else ""
+        lines.append(f"Start: {INIT_WORDS.get(str(init), str(init))}{key}{_accuracy_text(group)}.")
+    return lines
+
+
+def _interval_text(interval: Interval) -> str:
+    if not math.isfinite(interval.mean):
+        return "—"
+    if math.isfinite(interval.low) and math.isfinite(interval.high):
+        return f"{interval.mean:+.3f} [{interval.low:+.3f}, {interval.high:+.3f}] n={interval.n}"
+    return f"{interval.mean:+.3f} (n={interval.n}, no interval)"
+
+
+def start_changes(df: pd.DataFrame, fraction: float = START_FRACTION) -> pd.DataFrame:
+    """Per dataset, encoder, method and evaluation at ``fraction`` labels: the start's mean and the paired change.
+
+    Returns:
+        One row per (dataset, arch, method, eval) with ``start`` (the reference's mean macro-F1), ``value`` (the
+        method's mean) and the paired :class:`Interval` of method minus reference over the shared seeds
+        (``interval``); empty without reference records.
+    """
+    reference = reference_methods()[0]
+    ok = df[(df["status"] == OK) & df["eval"].isin(START_EVALS) & np.isclose(df["label_fraction"], fraction)]
+    keys = ["dataset", "arch", "eval", SEED]
+    start = ok[ok["method"] == reference].groupby(keys)["f1_macro"].mean()
+    rows = []
+    for method in method_order(set(ok["method"]) - set(reference_methods())):
+        values = ok[ok["method"] == method].groupby(keys)["f1_macro"].mean()
+        rows.extend({"method": method, **row} for row in paired_changes(values, start, keys[:-1]))
+    frame = pd.DataFrame(rows, columns=["method", "dataset", "arch", "eval", "base", "value", "interval"])
+    return frame.rename(columns={"base": "start"})[["dataset", "arch", "method", "eval", "start", "value", "interval"]]
+
+
+def _word(interval: Interval) -> str:
+    if not (math.isfinite(interval.low) and math.isfinite(interval.high)):
+        return "not called"
+    return "improved" if interval.low > 0 else "worsened" if interval.high < 0 else "no clear change"
+
+
+def start_change_table(changes: pd.DataFrame) -> Table:
+    """The changes as a table: one row per dataset, encoder and method; per evaluation the start and the change."""
+    if changes.empty:
+        return Table(pd.DataFrame({"": ["no method and no-pretraining reference share a seed at this fraction"]}))
+    rows = []
+    ordered = changes.sort_values(["dataset", "arch"], kind="stable")
+    for (dataset, arch, method), group in ordered.groupby(["dataset", "arch", "method"], sort=False):
+        row = {"dataset": dataset, "arch": arch, "method": method}
+        for evaluation in START_EVALS:
+            match = group[group["eval"] == evaluation]
+            if match.empty:
+                continue
+            item = match.iloc[0]
+            row[f"{evaluation}: start"] = f"{item['start']:.3f}"
+            row[f"{evaluation}: change"] = f"{_interval_text(item['interval'])} ({_word(item['interval'])})"
+        rows.append(row)
+    return Table(pd.DataFrame(rows))
+
+
+def start_change_lines(changes: pd.DataFrame, fraction: float = START_FRACTION) -> list[str]:
+    """The section's words: what the table holds and a one-line count of improved and worsened encoders."""
+    reference = reference_methods()[0]
+    lines = [f"Macro-F1 at {fraction_text(fraction)} labels of the start itself (`{reference}`: the initial encoder "
+             "probed and fine-tuned without pretraining) and each pretrained encoder's change from it: the mean of "
+             "the per-seed differences (method minus start, same split and labelled subset) with its 95% t interval "
+             "over seeds. Improved / worsened: the interval excludes 0; one seed gives no interval (not called)."]
+    if changes.empty:
+        return lines
+    words = changes["interval"].map(_word)
+    counted = {w: int((words == w).sum()) for w in ("improved", "worsened", "no clear change", "not called")}
+    lines.append("Of " + f"{len(changes)} (encoder, method, evaluation) changes: "
+                 + ", ".join(f"{n} {w}" for w, n in counted.items() if n) + ".")
+    return lines

@@ -262,6 +262,25 @@ def test_a_linear_probe_fit_stopped_at_max_iter_is_silent(monkeypatch: pytest.Mo
     assert any("failed to converge" in str(w.message) for w in caught), "the fit must not converge for this test"
 
 
+def test_a_resumed_cell_rewrites_its_log_silently(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from pytorch_lightning.loggers import CSVLogger
+
+    def rerun(quieted: bool) -> list[str]:
+        first = CSVLogger(tmp_path, name="pretrain", version="key")
+        first.log_metrics({"loss": 1.0})
+        first.save()
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            if quieted:
+                quiet.silence_library_warnings()
+            CSVLogger(tmp_path, name="pretrain", version="key").experiment
+        return [str(w.message) for w in caught]
+
+    monkeypatch.delenv(quiet.VERBOSE_ENV, raising=False)
+    assert not rerun(quieted=True)
+    assert any("exists and is not empty" in m for m in rerun(quieted=False)), "the log must exist for this test"
+
+
 def test_every_silenced_warning_is_named_with_its_module_and_reason() -> None:
     for item in quiet.LIBRARY_WARNINGS:
         assert re.fullmatch(r"[a-z_]+(\.[a-z_]+)+", item.module) and item.reason and item.message

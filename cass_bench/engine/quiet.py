@@ -54,6 +54,9 @@ LIBRARY_WARNINGS = (
                    r"You defined a `validation_step` but have no `val_dataloader`", UserWarning,
                    "fine-tuning keeps its validation step for select: best_val and has no validation set with "
                    "select: last, by design"),
+    LibraryWarning("lightning_fabric.loggers.csv_logs", r"Experiment logs directory .* exists and is not empty",
+                   UserWarning, "a cell that is run again (a resumed or retried sweep) writes its log afresh under its "
+                   "checkpoint key; the interrupted attempt's partial log is replaced by design"),
 )
 
 

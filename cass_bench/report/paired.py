@@ -6,9 +6,11 @@ seed's share of the spread (:func:`cass_bench.report.stats.paired_interval`).
 
 from __future__ import annotations
 
+import math
+
 import pandas as pd
 
-from cass_bench.report.stats import paired_interval
+from cass_bench.report.stats import Interval, paired_interval
 
 SEED = "seed"
 
@@ -32,3 +34,16 @@ def paired_changes(values: pd.Series, base: pd.Series, by: list[str]) -> list[di
         rows.append({**dict(zip(by, keys)), "base": group["base"].mean(), "value": group["value"].mean(),
                      "interval": paired_interval((group["value"] - group["base"]).to_numpy())})
     return rows
+
+
+def change_text(interval: Interval, show_n: bool = False) -> str:
+    """A paired change as ``+0.012 [-0.003, +0.027]``, with `` n=5`` when ``show_n``; "—" when nothing was measured.
+
+    A single shared seed has no interval: the mean is shown with "no interval".
+    """
+    if not math.isfinite(interval.mean):
+        return "—"
+    n = f"n={interval.n}"
+    if math.isfinite(interval.low) and math.isfinite(interval.high):
+        return f"{interval.mean:+.3f} [{interval.low:+.3f}, {interval.high:+.3f}]" + (f" {n}" if show_n else "")
+    return f"{interval.mean:+.3f} ({n + ', ' if show_n else ''}no interval)"

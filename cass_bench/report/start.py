@@ -15,7 +15,7 @@ import pandas as pd
 from cass_bench.config.registry import method_order, reference_methods
 from cass_bench.records.schema import OK
 from cass_bench.report.render import Table, fraction_text
-from cass_bench.report.paired import SEED, paired_changes
+from cass_bench.report.paired import SEED, change_text, paired_changes
 from cass_bench.report.stats import Interval
 
 START_EVALS = ("knn", "linear", "finetune")
@@ -45,14 +45,6 @@ def start_lines(df: pd.DataFrame) -> list[str]:
         key = f" (start {', '.join(keys)})" if keys else ""
         lines.append(f"Start: {INIT_WORDS.get(str(init), str(init))}{key}{_accuracy_text(group)}.")
     return lines
-
-
-def _interval_text(interval: Interval) -> str:
-    if not math.isfinite(interval.mean):
-        return "—"
-    if math.isfinite(interval.low) and math.isfinite(interval.high):
-        return f"{interval.mean:+.3f} [{interval.low:+.3f}, {interval.high:+.3f}] n={interval.n}"
-    return f"{interval.mean:+.3f} (n={interval.n}, no interval)"
 
 
 def start_changes(df: pd.DataFrame, fraction: float = START_FRACTION) -> pd.DataFrame:
@@ -95,7 +87,7 @@ def start_change_table(changes: pd.DataFrame) -> Table:
                 continue
             item = match.iloc[0]
             row[f"{evaluation}: start"] = f"{item['start']:.3f}"
-            row[f"{evaluation}: change"] = f"{_interval_text(item['interval'])} ({_word(item['interval'])})"
+            row[f"{evaluation}: change"] = f"{change_text(item['interval'], show_n=True)} ({_word(item['interval'])})"
         rows.append(row)
     return Table(pd.DataFrame(rows))
 

@@ -8,7 +8,6 @@ encoder, evaluation, label fraction) gets the second folder's macro-F1 minus the
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import pandas as pd
@@ -16,9 +15,8 @@ import pandas as pd
 from cass_bench.config.registry import method_order
 from cass_bench.records.schema import OK
 from cass_bench.report.load import load_records
-from cass_bench.report.paired import SEED, paired_changes
+from cass_bench.report.paired import SEED, change_text, paired_changes
 from cass_bench.report.render import STYLES, Table, fraction_text
-from cass_bench.report.stats import Interval
 
 KEYS = ["dataset", "arch", "eval", "label_fraction"]
 
@@ -38,17 +36,11 @@ def variant_changes(first: pd.DataFrame, second: pd.DataFrame, method: str) -> p
     return pd.DataFrame(rows, columns=[*KEYS, "base", "value", "interval"])
 
 
-def _change_text(interval: Interval) -> str:
-    if math.isfinite(interval.low) and math.isfinite(interval.high):
-        return f"{interval.mean:+.3f} [{interval.low:+.3f}, {interval.high:+.3f}]"
-    return f"{interval.mean:+.3f} (no interval)"
-
-
 def variant_table(changes: pd.DataFrame, names: tuple[str, str]) -> Table:
     """One row per (dataset, encoder, evaluation, label fraction): each folder's mean, the change and its seeds."""
     rows = [{"dataset": r["dataset"], "arch": r["arch"], "eval": r["eval"],
              "labels": fraction_text(r["label_fraction"]), names[0]: f"{r['base']:.3f}", names[1]: f"{r['value']:.3f}",
-             f"{names[1]} − {names[0]} (95% interval)": _change_text(r["interval"]), "seeds": str(r["interval"].n)}
+             f"{names[1]} − {names[0]} (95% interval)": change_text(r["interval"]), "seeds": str(r["interval"].n)}
             for _, r in changes.iterrows()]
     return Table(pd.DataFrame(rows))
 

@@ -143,6 +143,21 @@ def test_cost_claims_are_per_setting_on_the_log_scale() -> None:
     assert "FLOPs ratio 0.200" in out.loc["d1/c:bs8:ep6:dino", "measured"]
 
 
+def test_a_run_timed_under_contention_leaves_its_seed_out_of_the_time_rows_only() -> None:
+    frame = sweep_frame(seeds=5, fractions=(0.1,), time_sd=0.05, rng=10).assign(pretrain_cpu_share=0.97)
+    held_up = (frame.method == "dino") & (frame.arch == "cnn") & (frame.seed == 2)
+    frame.loc[held_up, "pretrain_cpu_share"] = 0.55
+    frame.loc[held_up, "pretrain_epoch_time_s"] *= 3
+    out, clean = claims_of(frame), claims_of(frame[frame.seed != 2])
+    for key in ("d1/b:bs16:ep6:dino", "d1/c:bs16:ep6:dino"):
+        assert out.loc[key, "n"] == 4 and out.loc[key, "estimate"] == pytest.approx(clean.loc[key, "estimate"])
+        assert "1 seed left out: a run timed under contention" in out.loc[key, "measured"]
+    assert out.loc["d1/b:bs16:ep6:byol", "n"] == 5 and "left out" not in out.loc["d1/b:bs16:ep6:byol", "measured"]
+    assert out.loc["d1/a@10%:cnn:dino", "n"] == 5, "F1 rows keep every seed: contention changes times, not F1"
+    assert normalise(frame.assign(pretrain_cpu_share=np.nan)).loc[held_up, "pretrain_epoch_time_s"].notna().all(), \
+        "a record without the share (older, or an accelerator run) keeps its time"
+
+
 @pytest.mark.parametrize("cass_time, expected", [(0.25 * 50, "supported"), (0.31 * 50, "inconclusive"),
                                                  (0.40 * 50, "contradicted")])
 def test_the_time_bound_is_the_claim_with_no_tolerance(cass_time: float, expected: str) -> None:

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Callable
 
 import numpy as np
@@ -78,6 +79,35 @@ def test_data_wait_share_is_high_when_loading_dominates() -> None:
     clock = EpochClock()
     _fit(_Tiny(), DataLoader(_SlowData(), batch_size=4), 2, clock)
     assert clock.summary()["data_wait_share"] > 0.5
+
+
+class _Busy(_Tiny):
+    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        end = time.perf_counter() + self.step_sleep
+        while time.perf_counter() < end:
+            pass
+        return self.batch_loss(batch)
+
+
+def test_cpu_share_tells_an_epoch_that_computed_from_one_that_was_kept_waiting() -> None:
+    loader = DataLoader(TensorDataset(torch.randn(12, 10), torch.zeros(12)), batch_size=4)
+    shares = {}
+    for name, module in {"busy": _Busy(step_sleep=0.1), "waiting": _Tiny(step_sleep=0.1)}.items():
+        clock = EpochClock()
+        _fit(module, loader, 3, clock)
+        assert len(clock.epoch_cpu_s) == 3
+        shares[name] = clock.summary()["cpu_share"]
+        assert shares[name] == pytest.approx(sum(clock.epoch_cpu_s[1:]) / sum(clock.epoch_times[1:]))
+    assert shares["waiting"] < 0.5 < shares["busy"] <= 1.05, shares
+
+
+def test_cpu_share_is_not_taken_on_an_accelerator() -> None:
+    clock = EpochClock()
+    on_gpu = SimpleNamespace(device=torch.device("cuda"))
+    clock.on_train_epoch_start(None, on_gpu)  # type: ignore[arg-type]
+    clock.on_train_epoch_end(None, on_gpu)  # type: ignore[arg-type]
+    assert clock.epoch_times and not clock.epoch_cpu_s
+    assert clock.summary()["cpu_share"] is None
 
 
 def test_flop_count_matches_analytic_and_leaves_the_module_untouched() -> None:

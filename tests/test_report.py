@@ -377,3 +377,24 @@ def test_data_wait_share_is_shown_per_run_and_warned_about_above_five_percent(tm
     text = (out / "report.md").read_text()
     assert "data wait (%)" in text and "wait ×DINO" not in text
     assert f"WARNING: data wait above 5%, so these times compare loaders: dino cnn on d1 ({GPU}" in text
+
+
+def test_runs_timed_under_contention_are_named_and_left_out_of_the_time_figures(tmp_path: Path) -> None:
+    records = make_records(datasets=("d1",), seeds=(0, 1, 2), batch_sizes=(16,), gpu=False)
+    for record in records:
+        if record.get("pretrain_epoch_time_s") is not None:
+            held_up = (record["method"], record["arch"], record["seed"]) == ("dino", "cnn", 1)
+            record["pretrain_cpu_share"] = 0.42 if held_up else 0.98
+            record["pretrain_epoch_time_s"] = 99.0 if held_up else 1.0
+    out = write_records(tmp_path / "r", records)
+    costs = analyse(load_records(out)).costs
+    assert costs.mean(TIME)[("d1", CPU, 16, 10, "dino", "cnn")] == pytest.approx(1.0)
+    assert costs.n(TIME)[("d1", CPU, 16, 10, "dino", "cnn")] == 2
+    write_report(out)
+    text = (out / "report.md").read_text()
+    assert "1 left out: dino/cnn bs=16 ep=10 seed=1 (0.42)." in text
+    dino_time_row = next(line for line in text.splitlines() if line.startswith("| d1/b:bs16:ep10:dino"))
+    assert "2 runs)" in dino_time_row and "1 seed left out: a run timed under contention (section 2)" in dino_time_row
+    clean = write_records(tmp_path / "clean", [{**r, "pretrain_cpu_share": None} for r in records])
+    write_report(clean)
+    assert "seed left out" not in (clean / "report.md").read_text() and "Contention:" not in (clean / "report.md").read_text()

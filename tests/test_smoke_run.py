@@ -52,6 +52,7 @@ def test_smoke_run_writes_every_record_complete(smoke_run: Path) -> None:
     for record in (r for r in records if r["method"] == "cass"):
         assert record["pretrain_epoch_time_s"] > 0 and record["pretrain_time_s"] > 0
         assert record["images_per_s"] > 0 and record["flops_per_image"] > 0
+        assert 0 < record["pretrain_cpu_share"] <= 1.05, "a CPU run measures its training thread's share"
         assert record["embedding_std"] > 0
         assert len(record["centred_rank_history"]) == len(record["feature_std_history"]) == 2
         assert all(0 <= rank <= 256 for rank in record["centred_rank_history"])

@@ -31,6 +31,7 @@ class RunFigures:
     pretrain_time_s: float | None = None
     images_per_s: float | None = None
     data_wait_share: float | None = None
+    pretrain_cpu_share: float | None = None
     peak_gpu_mem_mb: float | None = None
     peak_gpu_reserved_mb: float | None = None
     peak_gpu_mem_mb_per_device: list[float] | None = None

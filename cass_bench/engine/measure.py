@@ -41,22 +41,33 @@ def batch_size_of(batch: Any) -> int:
 
 
 class EpochClock(pl.Callback):
-    """Per-epoch wall time, images seen, and the time spent waiting for the next batch.
+    """Per-epoch wall time, images seen, the time spent waiting for the next batch and, on CPU, the training
+    thread's CPU time.
+
+    On CPU the training loop's thread is busy for the whole epoch unless the process is kept waiting (another job on
+    the machine takes its cores, or the process is paused), so its CPU time over the wall time (``cpu_share``) says
+    whether a time per epoch measured the method or the machine's other load. On an accelerator the thread waits on
+    the device by design and no share is taken.
 
     Attributes:
         epoch_times: seconds per training epoch.
         epoch_images: images per epoch on this process.
         data_wait_s: seconds per epoch between the end of one step and the start of the next.
+        epoch_cpu_s: CPU seconds of the training thread per epoch (empty on an accelerator).
     """
 
     def __init__(self) -> None:
         self.epoch_times: list[float] = []
         self.epoch_images: list[int] = []
         self.data_wait_s: list[float] = []
-        self._start = self._mark = 0.0
+        self.epoch_cpu_s: list[float] = []
+        self._start = self._mark = self._cpu_start = 0.0
+        self._on_cpu = False
 
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         synchronize()
+        self._on_cpu = pl_module.device.type == "cpu"
+        self._cpu_start = time.thread_time()
         self._start = self._mark = time.perf_counter()
         self.epoch_images.append(0)
         self.data_wait_s.append(0.0)
@@ -71,21 +82,26 @@ class EpochClock(pl.Callback):
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         synchronize()
         self.epoch_times.append(time.perf_counter() - self._start)
+        if self._on_cpu:
+            self.epoch_cpu_s.append(time.thread_time() - self._cpu_start)
 
     def summary(self, world_size: int = 1) -> dict[str, float | None]:
-        """Epoch-time figures: first epoch apart, median of the rest, throughput over the measured epochs."""
+        """Epoch-time figures: first epoch apart, median of the rest, throughput over the measured epochs, and the
+        training thread's CPU share of those epochs (None on an accelerator)."""
         if not self.epoch_times:
             return {"first_epoch_time_s": None, "epoch_time_s": None, "total_time_s": None,
-                    "images_per_s": None, "data_wait_share": None}
+                    "images_per_s": None, "data_wait_share": None, "cpu_share": None}
         steady = self.epoch_times[1:] or self.epoch_times
         steady_images = self.epoch_images[1:] or self.epoch_images
         steady_wait = self.data_wait_s[1:] or self.data_wait_s
+        steady_cpu = self.epoch_cpu_s[1:] or self.epoch_cpu_s
         return {
             "first_epoch_time_s": self.epoch_times[0],
             "epoch_time_s": statistics.median(steady),
             "total_time_s": sum(self.epoch_times),
             "images_per_s": world_size * sum(steady_images) / sum(steady),
             "data_wait_share": sum(steady_wait) / sum(steady),
+            "cpu_share": sum(steady_cpu) / sum(steady) if steady_cpu else None,
         }
 
 

@@ -91,6 +91,7 @@ class Pretraining:
     pretrain_time_s: float | None = _opt("total pretraining wall time (s)")
     images_per_s: float | None = _opt("pretraining throughput")
     data_wait_share: float | None = _opt("share of step time spent waiting for data")
+    pretrain_cpu_share: float | None = _opt("training thread CPU / wall time, measured epochs (CPU; < 0.8: held up)")
     peak_gpu_mem_mb: float | None = _opt("peak GPU memory allocated, largest device (null on CPU)")
     peak_gpu_reserved_mb: float | None = _opt("peak GPU memory reserved (null on CPU)")
     peak_gpu_mem_mb_per_device: list[float] | None = _opt("peak GPU memory allocated per device")

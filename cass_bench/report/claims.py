@@ -21,6 +21,7 @@ from cass_bench.report.claim_rows import (BOTH_AT_CHANCE, LEVEL, MIN_SEEDS, N_BO
                                           REFERENCE_EFFECT, CellTable, Row, prepare)
 from cass_bench.report.cost_claims import EFFICIENCY_BAR, PAPER_MINUTES, QUOTED_RATIO, TIME_BOUND, cost_rows
 from cass_bench.report.costs import COST_REFERENCE
+from cass_bench.report.load import CONTENTION_BAR
 from cass_bench.report.family import RECORD_SOURCE, Family, ordered, record_rows
 from cass_bench.report.gains import PAPER_GAINS, gain_rows, prediction_bootstrap
 from cass_bench.report.power import MAX_SEEDS, detectable_effect, seeds_needed
@@ -85,7 +86,9 @@ RULES = (
     "the claim as stated, with no tolerance either way; the paper's quoted "
     f"{PAPER_MINUTES['cass']} / {PAPER_MINUTES['dino']} min give {QUOTED_RATIO:.3f}), contradicted iff it lies "
     f"above, inconclusive otherwise and with one run. X = {_REF} is the paper's claim; "
-    + "; ".join(f"X = {c} asks the same question" for c in _C if c != _REF) + ". Cost rows are outside the family.",
+    + "; ".join(f"X = {c} asks the same question" for c in _C if c != _REF) + ". Cost rows are outside the family. "
+    f"A seed whose CPU run's training thread ran less than {CONTENTION_BAR:.0%} of its measured epochs' wall time "
+    "(another job or a pause held it up; `pretrain_cpu_share`) is left out and counted in the row.",
     f"(c) twice as efficient restates (b) with bound {EFFICIENCY_BAR:g}, plus the FLOPs-per-image ratio "
     f"(deterministic) against {_REF}-cnn + {_REF}-vit: supported iff both are at most {EFFICIENCY_BAR:g}, "
     "contradicted iff either lies above.",

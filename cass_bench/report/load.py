@@ -22,6 +22,13 @@ RANK_HISTORY = "centred_rank_history"
 """The record field of an encoder's centred effective rank per epoch: its ``collapsed`` flag counts as measured only
 where this field is filled (a record from before the centred measure, with ``feature_rank_history``, has none)."""
 PRETRAINED = "pretrained"
+CPU_SHARE = "pretrain_cpu_share"
+CONTENTION_BAR = 0.8
+"""Below this share of its measured epochs' wall time on the CPU, a run's training thread was kept waiting (another
+job took its cores, or the process was paused): its times measured the machine, not the method."""
+CONTENDED = "time_contended"
+STEADY_TIMES = ("pretrain_epoch_time_s", "images_per_s", "mfu")
+"""The figures taken over the measured epochs that :data:`CPU_SHARE` covers; a contended run's are read as missing."""
 _CHANCE_INPUTS = ["f1_macro", "above_chance_p", "chance_f1_majority", "chance_f1_random"]
 
 
@@ -73,6 +80,8 @@ def normalise(frame: pd.DataFrame) -> pd.DataFrame:
     ``collapsed`` is None (not measured) where :data:`RANK_HISTORY` is empty. ``run_collapsed`` is True on every
     record of a pretraining run any of whose encoders collapsed; ``pretrained``
     is False for the no-pretraining reference methods (:func:`cass_bench.config.registry.reference_methods`).
+    ``time_contended`` is True where the run's CPU share is below :data:`CONTENTION_BAR`; its
+    :data:`STEADY_TIMES` are then missing (records without the share, and accelerator runs, keep theirs).
     """
     df = frame.reindex(columns=list(dict.fromkeys([*RECORD_FIELDS, *frame.columns])))
     for column in NUMERIC_FIELDS:
@@ -92,7 +101,15 @@ def normalise(frame: pd.DataFrame) -> pd.DataFrame:
     flagged = df["collapsed"].eq(True)
     df[RUN_COLLAPSED] = flagged.groupby([df[k].fillna(-1) for k in RUN_KEYS]).transform("any")
     df[PRETRAINED] = ~df["method"].isin(reference_methods())
+    df[CONTENDED] = df[CPU_SHARE].lt(CONTENTION_BAR)
+    df.loc[df[CONTENDED], list(STEADY_TIMES)] = float("nan")
     return df
+
+
+def contended_runs(df: pd.DataFrame) -> pd.DataFrame:
+    """One row per finished pretraining run whose times were left out (:data:`CONTENTION_BAR`), with its share."""
+    runs = finished_pretraining(df)
+    return runs.loc[runs[CONTENDED], [*RUN_KEYS, CPU_SHARE]].drop_duplicates(list(RUN_KEYS))
 
 
 def finished(df: pd.DataFrame) -> pd.DataFrame:

@@ -14,7 +14,7 @@ from cass_bench.report.costs import (
     COST_REFERENCE, DATA_WAIT_LIMIT, GPU_MEMORY, MFU, data_wait_warnings, pretrain_runs,
 )
 from cass_bench.report.format import key_text
-from cass_bench.report.load import RANK_HISTORY
+from cass_bench.report.load import CONTENTION_BAR, CPU_SHARE, RANK_HISTORY, contended_runs
 from cass_bench.report.plots import Plot
 from cass_bench.report.render import Section
 from cass_bench.report.tables import cost_table, failure_table, metric_table, robustness_table, scale_lines
@@ -99,7 +99,24 @@ def _efficiency_section(analysis: Analysis) -> Section:
     if warnings:
         lines.append(f"WARNING: data wait above {100 * DATA_WAIT_LIMIT:.0f}%, so these times compare loaders: "
                      + "; ".join(warnings) + ".")
+    lines.extend(_contention_lines(analysis.records))
     return Section("efficiency", "2. Pretraining efficiency", lines, cost_table(analysis.costs, analysis.setting))
+
+
+def _contention_lines(records: pd.DataFrame) -> list[str]:
+    if not records[CPU_SHARE].notna().any():
+        return []
+    bar = f"{CONTENTION_BAR:.0%}"
+    line = (f"Contention: on the CPU a run's training thread is busy for its whole epoch unless the process is kept "
+            f"waiting; a run whose thread ran less than {bar} of its measured epochs' wall time (`{CPU_SHARE}`) "
+            "timed the machine's other load (another job, a paused process), so its time per epoch, images/s and "
+            "MFU are left out of this table and of claims (b) and (c)")
+    runs = contended_runs(records)
+    if runs.empty:
+        return [line + "; none here (runs before the share was recorded are kept unchecked)."]
+    named = [f"{r.method}/{r.encoders} bs={key_text(r.batch_size)} ep={key_text(r.pretrain_epochs)} seed={r.seed} "
+             f"({getattr(r, CPU_SHARE):.2f})" for r in runs.itertuples(index=False)]
+    return [line + f": {len(named)} left out: " + "; ".join(named) + "."]
 
 
 def _robustness_section(sweep: Sweep, number: int) -> Section:

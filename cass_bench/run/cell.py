@@ -122,6 +122,7 @@ def pretrain(cell: Cell, cfg: BenchConfig, bundle: DatasetBundle, cache_dir: Pat
         pretrain_time_s=timing["total_time_s"],
         images_per_s=timing["images_per_s"],
         data_wait_share=timing["data_wait_share"],
+        pretrain_cpu_share=timing["cpu_share"],
         peak_gpu_mem_mb=max(memory.allocated_mb) if memory.allocated_mb else None,
         peak_gpu_reserved_mb=max(memory.reserved_mb) if memory.reserved_mb else None,
         peak_gpu_mem_mb_per_device=memory.allocated_mb or None,

@@ -39,11 +39,14 @@ DESCRIPTIONS = {
     "default": (
         "The default config (`configs/default.yaml`: the formula-driven start, CASS comparing the start's own "
         "classifiers) with all four methods, grown seed by seed across working sessions towards the seeds its power "
-        "line asks for. Seed 0 is the README's command as is (`python -m cass_bench run --methods "
+        "line asks for: seeds 0-11, across three sessions. Seed 0 is the README's command as is (`python -m cass_bench run --methods "
         "cass,dino,byol,supervised`: one process, two torch threads); the other seeds ran as two single-threaded "
         "shards side by side (`OMP_NUM_THREADS=1 python -m cass_bench run --config results/default/config.yaml "
         "--seeds 0,...,N --shard i/2`), so the efficiency section warns that thread counts differ (cost ratios "
-        "are taken within a seed, where both methods ran alike)."),
+        "are taken within a seed, where both methods ran alike). Seeds 0-8 were timed before runs recorded their "
+        "training thread's CPU share; some of their cells ran beside other work on the machine (DINO-cnn of seeds "
+        "4 and 6 at about twice its usual time per epoch, CASS of seed 6 at 1.6x, seeds 1-2 slower throughout), "
+        "and the (b), (c) intervals include them; seeds 9-11 carry the share (0.92-0.97: no run held up)."),
     "start-quality": (
         "The formula-driven start itself, by frozen-feature probes (kNN and linear, `--methods supervised --evals "
         "linear,knn`, seeds 0-2): what every method of `default/` starts from. Its scale line gives the start's "

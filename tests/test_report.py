@@ -397,4 +397,5 @@ def test_runs_timed_under_contention_are_named_and_left_out_of_the_time_figures(
     assert "2 runs)" in dino_time_row and "1 seed left out: a run timed under contention (section 2)" in dino_time_row
     clean = write_records(tmp_path / "clean", [{**r, "pretrain_cpu_share": None} for r in records])
     write_report(clean)
-    assert "seed left out" not in (clean / "report.md").read_text() and "Contention:" not in (clean / "report.md").read_text()
+    clean_text = (clean / "report.md").read_text()
+    assert "seed left out" not in clean_text and "Contention:" not in clean_text

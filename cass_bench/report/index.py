@@ -39,7 +39,7 @@ DESCRIPTIONS = {
     "default": (
         "The default config (`configs/default.yaml`: the formula-driven start, CASS comparing the start's own "
         "classifiers) with all four methods, grown seed by seed across working sessions towards the seeds its power "
-        "line asks for: seeds 0-11, across three sessions. Seed 0 is the README's command as is (`python -m cass_bench run --methods "
+        "line asks for: seeds 0-11. Seed 0 is the README's command as is (`python -m cass_bench run --methods "
         "cass,dino,byol,supervised`: one process, two torch threads); the other seeds ran as two single-threaded "
         "shards side by side (`OMP_NUM_THREADS=1 python -m cass_bench run --config results/default/config.yaml "
         "--seeds 0,...,N --shard i/2`), so the efficiency section warns that thread counts differ (cost ratios "

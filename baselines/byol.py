@@ -90,14 +90,15 @@ class BYOL(PretrainMethod):
         return loss, z0
 
     def build_optimizer(self, total_steps: int) -> Optimization:
-        """SGD on the online network and predictor at ``cfg.lr * batch_size / 128``, cosine over ``total_steps``."""
+        """SGD on the online network and predictor at ``cfg.lr * batch_size / 128``, cosine over ``total_steps`` (after
+        ``cfg.warmup_fraction`` of linear warm-up)."""
         optimizer = torch.optim.SGD(
             [*self.online.parameters(), *self.predictor.parameters()],
             lr=self.cfg.lr * self.batch_size / 128,
             momentum=self.cfg.momentum,
             weight_decay=self.cfg.weight_decay,
         )
-        return Optimization.cosine(optimizer, total_steps)
+        return Optimization.warmup_cosine(optimizer, total_steps, self.cfg.warmup_fraction)
 
 
 def build(setup: PretrainSetup) -> BYOL:

@@ -12,7 +12,9 @@ from __future__ import annotations
 import torch
 from lightly.loss import DINOLoss
 from lightly.models.modules import DINOProjectionHead
-from lightly.models.utils import update_momentum
+from lightly.models.utils import get_weight_decay_parameters, update_momentum
+from lightly.utils.optim import update_param_groups
+from lightly.utils.scheduler import cosine_schedule
 from lightly.transforms import DINOTransform
 from torch import Tensor, nn
 
@@ -23,6 +25,10 @@ from cass_bench.config.recipes import DinoConfig
 from cass_bench.methods.parts import EncoderWithHead, blur_sigmas, ema_momentum, momentum_pair
 from cass_bench.config.registry import PretrainSetup
 from cass_bench.engine.trainer import Optimization
+
+DECAYED = "weight_decay"
+"""The optimiser group whose weight decay follows the schedule (every parameter but norms and biases)."""
+
 
 def teacher_temperature(cfg: DinoConfig, epoch: int, total_epochs: int | None) -> float:
     """Teacher temperature of an epoch: DINOLoss's linear warm-up, cut to end before a run of ``total_epochs`` does.
@@ -53,6 +59,10 @@ def local_crop_size(cfg: DinoConfig, image_size: int, encoder: nn.Module) -> int
 class DINO(PretrainMethod):
     """The DINO pretraining module for one timm encoder.
 
+    Optimised as the reference does (:class:`DinoConfig` names each value's source): the learning rate scaled
+    linearly with the batch size, a linear warm-up then a cosine decay, weight decay on a cosine schedule and never
+    on norms and biases, gradient clipping, the head's last layer frozen for the first epoch.
+
     Args:
         cfg: DINO recipe (head, optimiser, EMA momentum, temperatures, multi-crop, clipping).
         backbones: timm names of the encoders.
@@ -63,12 +73,14 @@ class DINO(PretrainMethod):
     """
 
     def __init__(
-        self, cfg: DinoConfig, backbones: BackboneConfig, arch: str, image_size: int, seed: int, init: str = "random"
+        self, cfg: DinoConfig, backbones: BackboneConfig, arch: str, image_size: int, seed: int, init: str = "random",
+        batch_size: int | None = None,
     ) -> None:
         super().__init__()
         cfg.validate()
         self.cfg = cfg
         self.arch = arch
+        self.batch_size = batch_size if batch_size is not None else max(1, cfg.lr_reference_batch)
         self.gradient_clip_val = cfg.gradient_clip_val
 
         def network() -> EncoderWithHead:
@@ -96,6 +108,7 @@ class DINO(PretrainMethod):
             output_dim=self.cfg.output_dim,
             batch_norm=self.cfg.batch_norm,
             freeze_last_layer=self.cfg.freeze_last_layer,
+            norm_last_layer=self.cfg.norm_last_layer,
         )
 
     def encoders(self) -> dict[str, nn.Module]:
@@ -125,20 +138,35 @@ class DINO(PretrainMethod):
     def on_after_backward(self) -> None:
         self.student.head.cancel_last_layer_gradients(current_epoch=self.progress.epoch)
 
+    def weight_decay(self) -> float:
+        """Weight decay of this step: cosine from ``weight_decay`` to ``weight_decay_end`` over the run."""
+        if self.progress.total_steps is None:
+            return self.cfg.weight_decay
+        return cosine_schedule(self.progress.step, self.progress.total_steps, self.cfg.weight_decay,
+                               self.cfg.weight_decay_end)
+
+    def on_train_batch_start(self, batch: object, batch_idx: int) -> None:
+        super().on_train_batch_start(batch, batch_idx)
+        update_param_groups(self.trainer.optimizers[0], updates=[{"name": DECAYED, "weight_decay": self.weight_decay()}])
+
     def build_optimizer(self, total_steps: int) -> Optimization:
-        """``cfg.optimizer`` over the student's trainable parameters, cosine-annealed over ``total_steps``."""
-        params = [p for p in self.student.parameters() if p.requires_grad]
+        """``cfg.optimizer`` over the student at ``cfg.scaled_lr(batch_size)``, warmed up then cosine-annealed over
+        ``total_steps``; norms and biases in a group without weight decay."""
+        decayed, plain = get_weight_decay_parameters([self.student])
+        groups = [{"name": DECAYED, "params": [p for p in decayed if p.requires_grad]},
+                  {"name": "no_weight_decay", "params": [p for p in plain if p.requires_grad], "weight_decay": 0.0}]
+        lr, wd = self.cfg.scaled_lr(self.batch_size), self.cfg.weight_decay
         if self.cfg.optimizer == "sgd":
-            optimizer = torch.optim.SGD(params, lr=self.cfg.lr, momentum=0.9, weight_decay=self.cfg.weight_decay)
+            optimizer = torch.optim.SGD(groups, lr=lr, momentum=0.9, weight_decay=wd)
         elif self.cfg.optimizer == "adamw":
-            optimizer = torch.optim.AdamW(params, lr=self.cfg.lr, weight_decay=self.cfg.weight_decay)
+            optimizer = torch.optim.AdamW(groups, lr=lr, weight_decay=wd)
         else:
-            optimizer = torch.optim.Adam(params, lr=self.cfg.lr, weight_decay=self.cfg.weight_decay)
-        return Optimization.cosine(optimizer, total_steps)
+            optimizer = torch.optim.Adam(groups, lr=lr, weight_decay=wd)
+        return Optimization.warmup_cosine(optimizer, total_steps, self.cfg.warmup_fraction)
 
 
 def build(setup: PretrainSetup) -> DINO:
     """The DINO module of one pretraining run (``BUILTIN_METHODS`` names this function)."""
     (arch,) = setup.archs
     cfg = setup.cfg
-    return DINO(cfg.recipe(DinoConfig), cfg.backbones, arch, cfg.image_size, setup.seed, cfg.init)
+    return DINO(cfg.recipe(DinoConfig), cfg.backbones, arch, cfg.image_size, setup.seed, cfg.init, setup.batch_size)

@@ -190,12 +190,13 @@ def _torch_importable() -> bool:
 
 def _run(args: argparse.Namespace) -> None:
     from cass_bench.config.load import load_config
-    from cass_bench.config.files import resolve_config, write_resolved
+    from cass_bench.config.files import resolve_config
+    from cass_bench.config.registered import registered_config
     from cass_bench.run.plan import plan_sweep, render_plan
     from cass_bench.records.store import RecordStore
     from cass_bench.run.grid import check_grid, parse_shard
 
-    cfg = load_config(resolve_config(args.config), _overrides(args))
+    cfg = registered_config(load_config(resolve_config(args.config), _overrides(args)), write=False)
     shard = parse_shard(args.shard)
     rebuilt = None
     if args.rebuild:
@@ -228,7 +229,7 @@ def _run(args: argparse.Namespace) -> None:
         from cass_bench.run.export import rebuild
 
         print(rebuild(rebuilt, cfg), flush=True)
-    write_resolved(cfg, cfg.out)
+    cfg = registered_config(cfg)
     if cfg.launcher != "local":
         from cass_bench.run.jobs import submit_sweep, wait_for
 

@@ -14,6 +14,7 @@ from typing import Any
 
 from cass_bench.config.schema import (ARCHS, EVALS, INITS, LAUNCHERS, PRECISIONS, SOURCE_OPTIMIZERS, STEM_CHOICES,
                                       BenchConfig, SlurmConfig)
+from cass_bench.config.registry import get_method
 from cass_bench.errors import UserError
 
 ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps")
@@ -80,6 +81,7 @@ def validate(cfg: BenchConfig) -> None:
     for recipe in cfg.recipes.values():
         recipe.validate()
     _check_source(cfg)
+    _check_tune(cfg)
     if cfg.init not in INITS and not Path(cfg.init).expanduser().exists():
         raise UserError(f"init '{cfg.init}' is neither random, imagenet, fractal nor an existing checkpoint path; "
                         "pass --init random|imagenet|fractal|PATH")
@@ -216,6 +218,34 @@ def _check_source(cfg: BenchConfig) -> None:
         raise UserError(f"source.warmup_epochs {src.warmup_epochs} is impossible; give 0 or more")
     if not 0 <= src.seed <= SEED_MAX:
         raise UserError(f"source.seed {src.seed} is impossible; use whole numbers from 0 to {SEED_MAX}")
+
+
+def _check_tune(cfg: BenchConfig) -> None:
+    """The ``tune`` section against the rest: tuning seeds apart from measured ones, equal trials, sane choices."""
+    tune = cfg.tune
+    shared = sorted(set(tune.seeds) & set(cfg.seeds))
+    if tune.trials and shared:
+        raise UserError(f"tune.seeds and seeds share {shared}; tuning must not see a measured seed: pick tuning "
+                        "seeds outside the measured ones (e.g. 1000)")
+    for method, values in tune.chosen.items():
+        recipe = cfg.recipes.get(method)
+        if not tune.tunes(recipe) or not isinstance(values, dict):
+            raise UserError(f"tune.chosen names '{method}', which has no tuned recipe here; remove it (the tuning "
+                            "stage writes tune.chosen itself)")
+        tuned = {axis.name for axis in recipe.SEARCH}
+        for key, value in values.items():
+            if key not in tuned or isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise UserError(f"tune.chosen.{method}.{key} = {value!r} is not a value of {method}'s search space "
+                                f"({', '.join(sorted(tuned))}); remove it and let the tuning stage write it")
+    if tune.trials:
+        for method in cfg.methods:
+            if get_method(method).is_reference:
+                continue
+            recipe = cfg.recipes.get(method)
+            if not tune.tunes(recipe):
+                raise UserError(f"method '{method}' declares no search space, so tuning would give it 0 trials and "
+                                f"the others {tune.trials}; give its recipe a SEARCH, or set tune.trials: 0")
+            tune.trial_points(recipe)
 
 
 def _check_count(key: str, value: Any) -> None:

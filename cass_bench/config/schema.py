@@ -106,6 +106,9 @@ class SourceConfig:
         warmup_epochs: epochs of linear warm-up (may be fractional).
         augment: random shifts (up to 1/8 of the side) and left-right flips of each training batch.
         label_smoothing: cross-entropy label smoothing.
+        starts: how many distinct starts stand behind the seeds: 1, one start (``seed``) for every seed; 0, one
+            start per seed (seed s trains from start ``seed + s``); k > 1, k starts reused in turn
+            (``seed + s mod k``). Each is trained once and cached.
     """
 
     classes: int = 32
@@ -126,6 +129,18 @@ class SourceConfig:
     warmup_epochs: float = 1.0
     augment: bool = True
     label_smoothing: float = 0.0
+    starts: int = 1
+
+    def __post_init__(self) -> None:
+        if self.starts < 0:
+            raise UserError(f"source.starts must be >= 0 (0: one start per seed, 1: one start, k: k in turn), got "
+                            f"{self.starts}")
+
+    def seed_for(self, seed: int) -> int:
+        """The source seed of the start behind measured seed ``seed`` (see ``starts``)."""
+        if self.starts == 1:
+            return self.seed
+        return self.seed + (seed if self.starts == 0 else seed % self.starts)
 
 
 R = TypeVar("R", bound=MethodRecipe)
@@ -192,6 +207,72 @@ class EvalConfig:
     linear_folds: int = 5
     chance_permutations: int = 1000
     chance_alpha: float = 0.05
+
+
+TUNE_EVALS = ("knn", "linear")
+
+
+@dataclass(frozen=True)
+class TuneConfig:
+    """One tuning budget for every pretraining method, spent on validation images before any measured seed runs.
+
+    Each pretraining method with a search space (its recipe's ``SEARCH``) gets the same number of trials; a trial
+    pretrains with one point of the space on the training images less a validation part (stratified, seeded by the
+    tuning seed; never a test image) and scores the frozen encoder by ``eval`` at ``label_fraction`` of the
+    remaining training labels on the validation part. Per method, the point with the best mean macro-F1 over its
+    encoders, datasets and tuning seeds is chosen and written into the results folder's ``config.yaml``
+    (``chosen``) before the first measured cell (:mod:`cass_bench.run.tune`). The shared fine-tuning recipe is
+    never tuned.
+
+    Attributes:
+        trials: trials per method (0: no tuning; every method runs its reference recipe).
+        seeds: tuning seeds, disjoint from the measured ``seeds``.
+        eval: the selection evaluation: ``knn`` or ``linear`` (macro-F1 of frozen features).
+        label_fraction: the labelled share of the tuning training images the selection evaluation uses.
+        val_share: the share of the training images held out as the validation part.
+        chosen: the values tuning chose, per method (written by the tuning stage; applied on top of each recipe).
+    """
+
+    trials: int = 0
+    seeds: tuple[int, ...] = (1000,)
+    eval: str = "knn"
+    label_fraction: float = 0.1
+    val_share: float = 0.2
+    chosen: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.trials < 0:
+            raise UserError(f"tune.trials must be >= 0 (0: no tuning), got {self.trials}")
+        if self.eval not in TUNE_EVALS:
+            raise UserError(f"tune.eval '{self.eval}' is not a selection evaluation; choose knn or linear")
+        if not 0 < self.label_fraction <= 1:
+            raise UserError(f"tune.label_fraction must lie in (0, 1], got {self.label_fraction}")
+        if not 0 < self.val_share < 1:
+            raise UserError(f"tune.val_share must lie in (0, 1), got {self.val_share}")
+        if self.trials and not self.seeds:
+            raise UserError("tune.seeds is empty; give at least one tuning seed (disjoint from seeds)")
+
+    def tunes(self, recipe: MethodRecipe | None) -> bool:
+        """Whether tuning changes ``recipe`` (there are trials and the recipe has a search space)."""
+        return self.trials > 0 and recipe is not None and bool(recipe.SEARCH)
+
+    def trial_points(self, recipe: MethodRecipe) -> list[dict[str, Any]]:
+        """The ``trials`` points a method's tuning tries: its search grid, the reference's own values first.
+
+        Raises:
+            UserError: the grid has fewer points than ``trials`` (every method must get the same number).
+        """
+        grid = recipe.search_grid()
+        if len(grid) < self.trials:
+            raise UserError(f"tune.trials is {self.trials}, but the search space of {type(recipe).__name__} has "
+                            f"{len(grid)} points; lower tune.trials to {len(grid)} so every method gets as many")
+        return grid[: self.trials]
+
+    def apply(self, method: str, recipe: R) -> R:
+        """``recipe`` with the values tuning chose for ``method`` (unchanged before tuning or without it)."""
+        if not self.tunes(recipe) or method not in self.chosen:
+            return recipe
+        return dataclasses.replace(recipe, **self.chosen[method])
 
 
 CLAIM_ROW = re.compile(r"^(?:(?P<dataset>.+)/)?(?P<claim>[ade])@(?P<fraction>\d*\.?\d+)(?P<percent>%?)"
@@ -290,6 +371,7 @@ class BenchConfig:
             describes, trained once per recipe and cached (:mod:`cass_bench.starts`).
         backbones, finetune, eval: the shared sections.
         claims: the claim checks' pre-registered family (read by the report, not by the run).
+        tune: the tuning budget and, once tuning ran, the values it chose (see :class:`TuneConfig`).
         source: the recipe of the ``fractal`` start (unused by other inits).
         recipes: each registered method's recipe, keyed by method name (in YAML, a top-level section named after
             the method).
@@ -325,6 +407,7 @@ class BenchConfig:
     finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     claims: ClaimsConfig = field(default_factory=ClaimsConfig)
+    tune: TuneConfig = field(default_factory=TuneConfig)
     recipes: dict[str, MethodRecipe] = field(default_factory=default_recipes)
     launcher: str = flagged("local", "--launcher", choices=LAUNCHERS, help="local: cells one after another here "
                             "(default); submitit-local: each cell a job on this machine; slurm: each cell a SLURM job "
@@ -332,10 +415,10 @@ class BenchConfig:
     slurm: SlurmConfig = field(default_factory=SlurmConfig)
 
     def recipe(self, kind: type[R]) -> R:
-        """The recipe of type ``kind`` (each method reads its own section this way)."""
-        for recipe in self.recipes.values():
+        """The recipe of type ``kind``, with the values tuning chose (each method reads its own section this way)."""
+        for name, recipe in self.recipes.items():
             if type(recipe) is kind:
-                return recipe
+                return self.tune.apply(name, recipe)
         raise KeyError(f"no {kind.__name__} in this config; is its method registered?")
 
     def with_recipe(self, recipe: MethodRecipe) -> BenchConfig:

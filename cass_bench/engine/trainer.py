@@ -15,7 +15,8 @@ import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import TQDMProgressBar
 from pytorch_lightning.loggers import Logger
-from torch.optim.lr_scheduler import CosineAnnealingLR, LRScheduler
+from lightly.utils.scheduler import CosineWarmupScheduler
+from torch.optim.lr_scheduler import CosineAnnealingLR, LinearLR, LRScheduler, SequentialLR
 
 from cass_bench.engine.logs import LOG_EVERY_N_STEPS, learning_rate_monitor
 from cass_bench.engine.quiet import interactive, quiet_lightning
@@ -58,9 +59,33 @@ class Optimization:
         """``optimizer`` with one cosine decay of its learning rate over ``total_steps`` steps."""
         return cls(optimizer, CosineAnnealingLR(optimizer, T_max=max(1, int(total_steps))))
 
+    @classmethod
+    def warmup_cosine(cls, optimizer: torch.optim.Optimizer, total_steps: int, warmup_fraction: float) -> Optimization:
+        """A linear warm-up from 0 over ``warmup_fraction`` of ``total_steps``, then one cosine decay to 0 (lightly's
+        ``CosineWarmupScheduler``); without warm-up exactly :meth:`cosine`."""
+        if warmup_fraction <= 0:
+            return cls.cosine(optimizer, total_steps)
+        warmup = warmup_steps(total_steps, warmup_fraction)
+        return cls(optimizer, CosineWarmupScheduler(optimizer, warmup, max(int(total_steps), warmup + 1),
+                                                    end_value=0.0))
+
+    def warmed(self, total_steps: int, warmup_fraction: float) -> Optimization:
+        """This schedule after a linear warm-up over ``warmup_fraction`` of ``total_steps`` (unchanged without one):
+        for a schedule of its own shape, such as CASS's cycling reference schedule."""
+        if warmup_fraction <= 0:
+            return self
+        warmup = warmup_steps(total_steps, warmup_fraction)
+        ramp = LinearLR(self.optimizer, start_factor=1.0 / (warmup + 1), total_iters=warmup)
+        return Optimization(self.optimizer, SequentialLR(self.optimizer, [ramp, self.scheduler], milestones=[warmup]))
+
     def lightning(self) -> dict[str, Any]:
         """The ``configure_optimizers`` answer Lightning expects (the schedule stepped every step)."""
         return {"optimizer": self.optimizer, "lr_scheduler": {"scheduler": self.scheduler, "interval": "step"}}
+
+
+def warmup_steps(total_steps: int, warmup_fraction: float) -> int:
+    """Steps of a warm-up over ``warmup_fraction`` of a run of ``total_steps`` (at least one)."""
+    return max(1, round(warmup_fraction * int(total_steps)))
 
 
 def cosine_annealing(optimizer: torch.optim.Optimizer, total_steps: int) -> dict[str, Any]:

@@ -159,8 +159,8 @@ class CASS(PretrainMethod):
             scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
                 optimizer, T_max=self.cfg.t_max, eta_min=self.cfg.eta_min
             )
-            return Optimization(optimizer, scheduler)
-        return Optimization.cosine(optimizer, total_steps)
+            return Optimization(optimizer, scheduler).warmed(total_steps, self.cfg.warmup_fraction)
+        return Optimization.warmup_cosine(optimizer, total_steps, self.cfg.warmup_fraction)
 
 
 def _width(head: nn.Module) -> int:

@@ -8,7 +8,8 @@ Every field of :class:`~cass_bench.config.schema.BenchConfig` has one role in :d
   recipe section is one: ``recipes``);
 - ``record``: a setting only the downstream evaluation depends on: it enters the record ids, not the checkpoint key;
 - ``none``: changes no measured number (paths, launchers, the report's claim family), or enters through a derived
-  setting (:func:`derived_settings`: ``accelerator`` as the device's name, ``source`` as the start's key).
+  setting (:func:`derived_settings`: ``accelerator`` as the device's name, ``source`` as the start's key) or a
+  method's section (:func:`method_section`: ``tune`` as the method's tuning budget and the values it chose).
 
 A field without a role is an error (:func:`check_roles`, run by the tests and before any hash), so a new setting
 cannot silently pool records of different configurations. Record ids also hash :data:`RECORD_SCHEMA`, raised when
@@ -53,7 +54,7 @@ ROLES: dict[str, str] = {
     "backbones": PRETRAIN, "recipes": PRETRAIN,
     "finetune": RECORD, "eval": RECORD,
     "data_dir": NONE, "num_workers": NONE, "accelerator": NONE, "out": NONE, "launcher": NONE, "slurm": NONE,
-    "claims": NONE, "source": NONE,
+    "claims": NONE, "source": NONE, "tune": NONE,
 }
 """The identity role of every BenchConfig field (see the module docstring)."""
 
@@ -93,25 +94,40 @@ class Cell:
         return f"{self.dataset} {self.method}/{'+'.join(self.archs)} bs={bs} ep={self.pretrain_epochs} seed={self.seed}"
 
 
-def start_payload(cfg: BenchConfig) -> dict[str, Any]:
-    """What the formula-driven start's key hashes: its recipe and everything that shapes the encoders it trains."""
+def start_payload(cfg: BenchConfig, seed: int | None = None) -> dict[str, Any]:
+    """What the formula-driven start's key hashes: its recipe (at the source seed of measured seed ``seed``; None:
+    ``source.seed``) and everything that shapes the encoders it trains."""
     backbones = to_dict(cfg.backbones)
     backbones.pop("weights_dir", None)
     backbones["small_input_stem"] = cfg.backbones.uses_small_stem(cfg.image_size)
-    return {"format": START_FORMAT, "source": to_dict(cfg.source), "backbones": backbones,
-            "image_size": cfg.image_size}
+    source = to_dict(cfg.source)
+    source.pop("starts", None)
+    if seed is not None:
+        source["seed"] = cfg.source.seed_for(seed)
+    return {"format": START_FORMAT, "source": source, "backbones": backbones, "image_size": cfg.image_size}
 
 
-def start_key(cfg: BenchConfig) -> str:
-    """The hash that names a config's formula-driven start (and enters its records' identity)."""
-    return stable_hash(start_payload(cfg))
+def start_key(cfg: BenchConfig, seed: int | None = None) -> str:
+    """The hash that names the formula-driven start behind measured seed ``seed`` (None: the start of
+    ``source.seed``); it enters that seed's records as ``start_key``."""
+    return stable_hash(start_payload(cfg, seed))
+
+
+def start_policy(cfg: BenchConfig) -> str | None:
+    """What every record of a config shares about its starts: the one start's key (``source.starts: 1``), else the
+    hash of the recipe and the number of starts (each seed's own key is in its records)."""
+    if cfg.init != "fractal":
+        return None
+    if cfg.source.starts == 1:
+        return start_key(cfg)
+    return stable_hash({"recipe": start_payload(cfg), "starts": cfg.source.starts})
 
 
 def derived_settings(cfg: BenchConfig) -> dict[str, Any]:
     """Pretraining settings computed from fields whose own role is ``none``: the device, the stem, the start."""
     return {"device": device_name(cfg.accelerator),
             "small_input_stem": cfg.backbones.uses_small_stem(cfg.image_size),
-            "start": start_key(cfg) if cfg.init == "fractal" else None}
+            "start": start_policy(cfg)}
 
 
 def _settings(cfg: BenchConfig, role: str) -> dict[str, Any]:
@@ -122,9 +138,22 @@ def _settings(cfg: BenchConfig, role: str) -> dict[str, Any]:
 
 
 def method_section(cfg: BenchConfig, method: str) -> dict[str, Any]:
-    """A method's own recipe section as hashed (empty for a method without one)."""
+    """A method's own recipe section as hashed, with the values tuning chose, and, for a tuned method, its tuning
+    budget and search grid (empty for a method without a recipe)."""
     recipe = cfg.recipes.get(method)
-    return to_dict(recipe) if recipe is not None else {}
+    if recipe is None:
+        return {}
+    section = to_dict(cfg.tune.apply(method, recipe))
+    if cfg.tune.tunes(recipe):
+        section["tuning"] = tuning_identity(cfg, method)
+    return section
+
+
+def tuning_identity(cfg: BenchConfig, method: str) -> dict[str, Any]:
+    """A tuned method's tuning as it enters identity: the budget, the selection and the grid tried."""
+    tune = cfg.tune
+    return {"trials": tune.trials, "seeds": list(tune.seeds), "eval": tune.eval, "fraction": tune.label_fraction,
+            "val_share": tune.val_share, "grid": tune.trial_points(cfg.recipes[method])}
 
 
 def shared_settings(cfg: BenchConfig) -> dict[str, Any]:

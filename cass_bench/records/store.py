@@ -36,16 +36,18 @@ PREDICTIONS = "predictions"
 
 
 class RecordStore:
-    """``<out>/records.jsonl`` and ``<out>/predictions/``.
+    """``<out>/records.jsonl`` and ``<out>/predictions/`` (or another JSON-lines file of the folder, e.g. the tuning
+    stage's ``tuning.jsonl``, keyed by ``record_id`` the same way).
 
     Args:
         out: the results folder (created on first write).
+        name: the JSON-lines file (``records.jsonl``: the measured records, with ``records.d/`` beside it).
     """
 
-    def __init__(self, out: str | Path) -> None:
+    def __init__(self, out: str | Path, name: str = RECORDS) -> None:
         self.out = Path(out)
-        self.path = self.out / RECORDS
-        self.records_dir = self.out / recordfiles.RECORDS_DIR
+        self.path = self.out / name
+        self.records_dir = self.out / (recordfiles.RECORDS_DIR if name == RECORDS else f"{Path(name).stem}.d")
 
     def _check_file(self) -> None:
         """Raises UserError when ``records.jsonl`` exists but is not a regular file."""

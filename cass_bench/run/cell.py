@@ -84,7 +84,8 @@ def pretrain(cell: Cell, cfg: BenchConfig, bundle: DatasetBundle, cache_dir: Pat
         bundle: the dataset (its training split is used without labels).
         cache_dir: folder of cached checkpoints.
         out: results folder whose ``logs/pretrain/<checkpoint key>/`` receives the curves (None: not logged).
-        start: the ``init: fractal`` start (None: found or trained here when the config asks for it).
+        start: the ``init: fractal`` start of the cell's seed (None: found or trained here when the config asks for
+            it).
 
     Returns:
         The encoders and measures, or None on non-zero ranks of a distributed run.
@@ -100,7 +101,7 @@ def pretrain(cell: Cell, cfg: BenchConfig, bundle: DatasetBundle, cache_dir: Pat
     assert cell.batch_size is not None
     pl.seed_everything(cell.seed, workers=True, verbose=False)
     if cfg.init == "fractal" and start is None:
-        start = ensure_start(cfg)
+        start = ensure_start(cfg, cell.seed)
     module = spec.make(PretrainSetup(cfg=with_start(cfg, start), archs=cell.archs, batch_size=cell.batch_size,
                                       seed=cell.seed))
     if cfg.channels_last:
@@ -180,7 +181,7 @@ def _identity(cell: Cell, arch: str, fraction: float, evaluation: str, cfg: Benc
         seed=cell.seed,
         precision=cfg.precision,
         config_hash=config_hash(cfg, cell.method),
-        start_key=start_key(cfg) if cfg.init == "fractal" else None,
+        start_key=start_key(cfg, cell.seed) if cfg.init == "fractal" else None,
     )
 
 
@@ -244,7 +245,7 @@ def _run_missing(cell: Cell, cfg: BenchConfig, store: RecordStore, todo: list[tu
     """Pretrains (or loads) a cell and writes the records of ``todo``; failures become records."""
     bundle = load_dataset(cell.dataset, cfg.image_size, cfg.data_dir, cfg.split_seed)
     try:
-        start = ensure_start(cfg) if cfg.init == "fractal" else None
+        start = ensure_start(cfg, cell.seed) if cfg.init == "fractal" else None
         pretrained = pretrain(cell, cfg, bundle, store.out / "checkpoints", store.out, start)
     except Exception as exc:  # noqa: BLE001 - every failure becomes a record
         status, error = failure_status(exc)

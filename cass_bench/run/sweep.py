@@ -22,7 +22,7 @@ from cass_bench.models.encoders import check_backbones
 from cass_bench.errors import UserError
 from cass_bench.run.preflight import check_device, check_encoders, check_output, encoder_bytes
 from cass_bench.run.cell import failure_record, run_cell
-from cass_bench.records.identity import Cell, expected_ids, pretrain_key, record_keys
+from cass_bench.records.identity import Cell, expected_ids, pretrain_key, record_keys, start_key
 from cass_bench.run.console import cell_line
 from cass_bench.config.registry import get_method, plugin_modules, register
 from cass_bench.records.store import RecordStore
@@ -111,15 +111,65 @@ def _exit_on_sigterm(signum: int, frame: object) -> None:
     raise SystemExit(128 + signum)
 
 
-def _prepare_start(cfg: BenchConfig) -> None:
-    """Trains (or verifies) the ``fractal`` start before the first cell, so no cell's time or ETA includes it."""
+def prepare_starts(cfg: BenchConfig, seeds: list[int], shard: tuple[int, int] = (0, 1)) -> None:
+    """Trains (or verifies) the ``fractal`` starts behind ``seeds`` before the first cell, so no cell's time or ETA
+    includes them; each shard trains its share first (the others' are locked, so it then waits for them or finds
+    them cached)."""
     from cass_bench.starts.cache import ensure_start
 
-    try:
-        ensure_start(cfg)
-    except Exception as exc:  # noqa: BLE001 - the cells try again and record the failure
-        print(f"[sweep] the fractal start could not be prepared ({type(exc).__name__}: {exc}); each cell tries "
-              "again and records the failure", flush=True)
+    if cfg.init != "fractal":
+        return
+    keys: dict[str, int] = {}
+    for seed in seeds:
+        keys.setdefault(start_key(cfg, seed), seed)
+    firsts = list(keys.values())
+    for seed in firsts[shard[0]::shard[1]] + [s for s in firsts if s not in firsts[shard[0]::shard[1]]]:
+        try:
+            ensure_start(cfg, seed)
+        except Exception as exc:  # noqa: BLE001 - the cells try again and record the failure
+            print(f"[sweep] the fractal start of seed {seed} could not be prepared ({type(exc).__name__}: {exc}); "
+                  "each of its cells tries again and records the failure", flush=True)
+
+
+def tuning_stage(cfg: BenchConfig, shard: tuple[int, int] = (0, 1)) -> BenchConfig:
+    """Runs the tuning trials not yet recorded (this shard's first, then any no other shard holds), waits for the
+    rest, and registers the chosen values in ``<out>/config.yaml`` before any measured cell (:mod:`cass_bench.run.tune`).
+
+    Returns:
+        ``cfg`` with the chosen values (unchanged when nothing is tuned or the folder already holds its choice).
+    """
+    from cass_bench.config.registered import register_stage
+    from cass_bench.run.tune import run_trials
+    from cass_bench.run.tuning import TUNING, choose, needs_tuning, pending, trials, with_chosen
+
+    if not needs_tuning(cfg):
+        return cfg
+    store = RecordStore(cfg.out, TUNING)
+    every = trials(cfg)
+    mine = every[shard[0]::shard[1]]
+    todo = pending(cfg, store.load())
+    print(f"[tune] {len(every)} tuning trials ({cfg.tune.trials} per method, encoder group, dataset and tuning seed), "
+          f"{len(every) - len(todo)} already done", flush=True)
+    prepare_starts(cfg, list(cfg.tune.seeds), shard)
+    say = lambda line: print(line, flush=True)  # noqa: E731
+    run_trials(cfg, [t for t in mine if t in todo] + [t for t in todo if t not in mine], say)
+    waited = False
+    while todo := pending(cfg, store.load()):
+        if not waited:
+            say(f"[tune] waiting for {len(todo)} trial(s) another shard is running")
+            waited = True
+        time.sleep(TUNING_POLL_S)
+        run_trials(cfg, todo, say)  # takes over the trials of a shard that stopped
+    chosen = choose(cfg, store.load())
+    registered = register_stage(cfg.out, tune=dataclasses.replace(cfg.tune, chosen=chosen))
+    print(f"[tune] chosen and registered in {Path(cfg.out) / 'config.yaml'}: "
+          + "; ".join(f"{m} " + ", ".join(f"{k}={v:g}" for k, v in values.items()) for m, values in chosen.items()),
+          flush=True)
+    return with_chosen(cfg, registered.tune.chosen)
+
+
+TUNING_POLL_S = 15.0
+"""Seconds between two looks at the tuning records while another shard finishes its trials."""
 
 
 def run_sweep(cfg: BenchConfig, shard: tuple[int, int] = (0, 1)) -> int:
@@ -137,13 +187,14 @@ def run_sweep(cfg: BenchConfig, shard: tuple[int, int] = (0, 1)) -> int:
     """
     out = Path(cfg.out)
     store = RecordStore(out)
+    cfg = tuning_stage(cfg, shard)
     cells = shard_cells(cfg, shard)
     done = store.ids()
     pending = [c for c in cells if not set(expected_ids(c, cfg)) <= done]
     print(f"[sweep] {len(cells)} cells in this shard, {len(cells) - len(pending)} already done, {len(pending)} to run",
           flush=True)
-    if pending and cfg.init == "fractal":
-        _prepare_start(cfg)
+    if pending:
+        prepare_starts(cfg, sorted({c.seed for c in pending}), shard)
     start = time.perf_counter()
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     with tempfile.TemporaryDirectory(prefix="cass-bench-cells-") as specs:

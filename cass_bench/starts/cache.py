@@ -73,21 +73,23 @@ def _log_to_stderr() -> None:
         LOG.setLevel(logging.INFO)
 
 
-def ensure_start(cfg: BenchConfig) -> Start:
-    """The start of ``cfg``: loaded from the cache when a verified copy is there, trained and saved otherwise.
+def ensure_start(cfg: BenchConfig, seed: int | None = None) -> Start:
+    """The start behind measured seed ``seed`` (None: the start of ``source.seed``), loaded from the cache when a
+    verified copy is there, trained and saved otherwise (``source.starts`` says which source seed a seed uses).
 
     The start's lock is held while it is looked up and trained, so concurrent runs train it once and the others
     load what it wrote.
     """
     _log_to_stderr()
-    key, payload = start_key(cfg), start_payload(cfg)
+    key, payload = start_key(cfg, seed), start_payload(cfg, seed)
+    source = cfg.source if seed is None else dataclasses.replace(cfg.source, seed=cfg.source.seed_for(seed))
     cache = CheckpointCache(start_folder(key))
     with cache.lock(STEM):
         saved = cache.load(STEM, payload)
         if saved is None:
-            LOG.info("[start] training the formula-driven start %s (%d classes x %d images) into %s", key,
-                     cfg.source.classes, cfg.source.instances, cache.folder)
-            states, measures = train_start(cfg.source, cfg.backbones, cfg.image_size)
+            LOG.info("[start] training the formula-driven start %s (%d classes x %d images, source seed %d) into %s",
+                     key, source.classes, source.instances, source.seed, cache.folder)
+            states, measures = train_start(source, cfg.backbones, cfg.image_size)
             cache.save(STEM, payload, states, measures)
             saved = states, measures
         else:

@@ -28,6 +28,7 @@ from cass_bench.report.load import load_records
 from cass_bench.report.plots import Plot, collapse_plot, cost_plot, f1_plot
 from cass_bench.report.render import STYLES, render_latex, render_markdown, write_csv, write_whole
 from cass_bench.report.sections import TERMINAL_SECTIONS, build_sections
+from cass_bench.report.tuning import tuning_section
 from cass_bench.report.validity import collapse_runs
 
 __all__ = ["Analysis", "analyse", "load_records", "write_plots", "write_report"]
@@ -86,6 +87,10 @@ def write_report(out: Path, fmt: str = "markdown", batch_size: float | None = No
     analysis = analyse(records, out, batch_size, epochs)
     plots = write_plots(analysis, out)
     sections = build_sections(analysis, plots)
+    tuning = tuning_section(out)
+    if tuning is not None:
+        at = next((k + 1 for k, s in enumerate(sections) if s.key == "claims"), 1)
+        sections.insert(at, tuning)
     style = STYLES["github" if fmt == "github" else "markdown"]
     written = [out / "report.md"]
     markdown = render_markdown(sections, style)

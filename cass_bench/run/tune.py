@@ -120,4 +120,4 @@ def run_trials(cfg: BenchConfig, todo: list[Trial], say: Callable[[str], None] =
             record = run_trial(cfg, trial)
             store.append(record)
         scores = ", ".join(f"{a} {s:.3f}" if s is not None else f"{a} -" for a, s in record["scores"].items())
-        say(f"[tune]   {record['status']}: validation macro-F1 {scores or '-'} ({record['wall_time_s']:.0f} s)")
+        say(f"[tune]   {record['status']}: validation macro-F1 {scores or '-'} ({record.get('wall_time_s') or 0:.0f} s)")

@@ -1,0 +1,122 @@
+"""The tuning stage in the report: each method's search space, every trial's validation score, the values chosen, and
+the spread between the best and the worst trial, so a reader sees whether a verdict hinges on a recipe.
+
+Read from ``<out>/tuning.jsonl`` (one record per trial, written by :mod:`cass_bench.run.tune`) and the chosen values
+registered in ``<out>/config.yaml`` (``tune.chosen``); torch-free.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import yaml
+
+from cass_bench.config.registry import method_order
+from cass_bench.errors import UserError
+from cass_bench.report.render import Section, Table
+
+TUNING = "tuning.jsonl"
+
+
+def load_trials(out: Path) -> pd.DataFrame:
+    """One row per (trial, encoder): dataset, method, encoder, point, values, seed, status and validation macro-F1
+    (empty when the folder ran no tuning).
+
+    Raises:
+        UserError: a line of ``tuning.jsonl`` is not a JSON record (naming the line).
+    """
+    path = Path(out) / TUNING
+    if not path.is_file():
+        return pd.DataFrame()
+    rows: list[dict[str, Any]] = []
+    for number, line in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except ValueError:
+            raise UserError(f"{path} line {number} is not a JSON record; remove the line (the tuning stage writes "
+                            "it again) and rerun") from None
+        scores = record.get("scores") or {a: None for a in str(record.get("encoders", "")).split("+")}
+        for arch, score in scores.items():
+            valid = (record.get("status") == "ok" and isinstance(score, (int, float)) and math.isfinite(score)
+                     and 0 <= score <= 1)
+            rows.append({"dataset": record.get("dataset"), "method": record.get("method"), "arch": arch,
+                         "point": record.get("point"), "values": _values_text(record.get("values") or {}),
+                         "seed": record.get("seed"), "status": record.get("status"),
+                         "f1": float(score) if valid else math.nan})
+    return pd.DataFrame(rows)
+
+
+def _values_text(values: dict[str, Any]) -> str:
+    return ", ".join(f"{k} {v:g}" if isinstance(v, (int, float)) else f"{k} {v}" for k, v in values.items())
+
+
+def tuning_table(trials: pd.DataFrame, chosen: dict[str, dict[str, Any]]) -> Table:
+    """Per method, encoder and point: the mean validation macro-F1 over datasets and tuning seeds, the chosen point
+    marked."""
+    means = trials.groupby(["method", "arch", "point", "values"], dropna=False)["f1"].agg(["mean", "count"])
+    means = means.reset_index()
+    means["order"] = means["method"].map({m: k for k, m in enumerate(method_order(set(means["method"])))})
+    means = means.sort_values(["order", "arch", "point"])
+    picked = means.apply(lambda r: r["values"] == _values_text(chosen.get(r["method"], {})), axis=1)
+    cells = pd.DataFrame({
+        "method": means["method"].str.upper(), "encoder": means["arch"], "trial": (means["point"] + 1).astype(str),
+        "values": means["values"],
+        "validation macro-F1": [("-" if math.isnan(m) else f"{m:.3f}") + (f" (n={n})" if n > 1 else "")
+                                for m, n in zip(means["mean"], means["count"])],
+        "chosen": ["yes" if p else "" for p in picked]})
+    bold = pd.DataFrame(False, cells.index, cells.columns)
+    bold["validation macro-F1"] = picked.to_numpy()
+    return Table(cells.reset_index(drop=True), bold.reset_index(drop=True))
+
+
+def spread_lines(trials: pd.DataFrame) -> list[str]:
+    """Per method and encoder, the best and worst trial's mean validation macro-F1 and their gap in points."""
+    lines = []
+    means = trials.groupby(["method", "arch", "point"])["f1"].mean().reset_index()
+    for (method, arch), group in means.groupby(["method", "arch"], sort=False):
+        scores = group["f1"].dropna()
+        if scores.empty:
+            lines.append(f"- {method.upper()}-{arch}: every trial failed")
+            continue
+        failed = int(group["f1"].isna().sum())
+        lines.append(f"- {method.upper()}-{arch}: best {scores.max():.3f}, worst {scores.min():.3f}, spread "
+                     f"{100 * (scores.max() - scores.min()):.1f} points" + (f"; {failed} trial(s) failed" if failed
+                                                                             else ""))
+    return lines
+
+
+def registered_tuning(out: Path) -> tuple[int | None, dict[str, dict[str, Any]]]:
+    """The trials per method and the chosen values registered in ``<out>/config.yaml`` (None and {} without them)."""
+    path = Path(out) / "config.yaml"
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) if path.is_file() else None
+    except (yaml.YAMLError, UnicodeDecodeError):
+        return None, {}
+    tune = data.get("tune") if isinstance(data, dict) else None
+    if not isinstance(tune, dict):
+        return None, {}
+    chosen = tune.get("chosen") if isinstance(tune.get("chosen"), dict) else {}
+    return tune.get("trials"), {m: v for m, v in chosen.items() if isinstance(v, dict)}
+
+
+def tuning_section(out: Path) -> Section | None:
+    """The report's tuning section (None when the folder ran no tuning)."""
+    trials = load_trials(out)
+    if trials.empty:
+        return None
+    trials_per_method, chosen = registered_tuning(out)
+    lines = [
+        f"Every pretraining method got the same budget ({trials_per_method} trials), scored on validation images carved "
+        "from the training split (never a test image) by frozen-feature macro-F1; per method the point with the best "
+        "mean score over its encoders, datasets and tuning seeds was registered before any measured seed ran: "
+        + "; ".join(f"{m.upper()} {_values_text(v)}" for m, v in chosen.items()) + ".",
+        "Spread between each method's best and worst trial (a large spread means the verdict leans on the recipe):",
+        *spread_lines(trials),
+    ]
+    return Section("tuning", "Tuning", lines, tuning_table(trials, chosen))

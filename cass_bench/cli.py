@@ -219,8 +219,13 @@ def _run(args: argparse.Namespace) -> None:
         preflight(cfg, write=not args.dry_run)
     store = RecordStore(cfg.out)
     if args.dry_run:
+        from cass_bench.run.tuning import TUNING, plan_text
+
         records = store.load()
         print(render_plan(plan_sweep(cfg, records, shard), records))
+        tuning = plan_text(cfg, RecordStore(cfg.out, TUNING).load(), records)
+        if tuning:
+            print(tuning)
         return
     if args.retry_failed:
         failed = {i for plan in plan_sweep(cfg, store.load(), shard) for i in plan.failed}

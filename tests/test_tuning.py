@@ -273,3 +273,15 @@ def test_the_report_shows_the_tuning(tmp_path: Path) -> None:
     spread = [line for line in section.lines if line.startswith("- DINO-cnn")]
     assert spread == ["- DINO-cnn: best 0.700, worst 0.300, spread 40.0 points"]
     assert any(line.startswith("- BYOL-cnn") and "1 trial(s) failed" in line for line in section.lines)
+
+
+def test_dry_run_shows_the_tuning_stage(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from cass_bench.cli import main
+
+    out = tmp_path / "dry"
+    code = main(["run", "--config", "smoke", "--methods", "cass,dino,supervised", "--out", str(out), "--dry-run",
+                 "--set", "tune.trials=3"])
+    text = capsys.readouterr().out
+    assert code == 0 and not out.exists()
+    assert "Tuning: 9 trials (3 per method, encoder group, dataset and tuning seed), 0 done, 9 pending" in text
+    assert "every measured cell waits for it" in text

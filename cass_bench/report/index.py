@@ -27,6 +27,7 @@ from cass_bench.report.claims import rule_lines
 from cass_bench.report.costs import TIME, pretrain_runs
 from cass_bench.report.format import number_text, stat_text, with_keys
 from cass_bench.report.load import load_records
+from cass_bench.report.provenance import recipe_table_text
 from cass_bench.report.render import STYLES, Table
 from cass_bench.report.tables import metric_table, ratio_header, scale_lines
 from cass_bench.report.validity import collapse_runs
@@ -96,7 +97,8 @@ def _claim_rules() -> str:
                                    break_on_hyphens=False) for rule in rule_lines())
 
 
-SECTIONS: dict[str, Callable[[], str]] = {"field_table": field_table, "claim_rules": _claim_rules}
+SECTIONS: dict[str, Callable[[], str]] = {"field_table": field_table, "claim_rules": _claim_rules,
+                                          "recipe_sources": recipe_table_text}
 """The generated sections of the docs, by the name in their ``<!-- generated: NAME -->`` marker."""
 
 

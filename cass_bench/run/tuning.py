@@ -146,3 +146,45 @@ def with_chosen(cfg: BenchConfig, chosen: dict[str, dict[str, Any]]) -> BenchCon
 def needs_tuning(cfg: BenchConfig) -> bool:
     """Whether the measured cells must wait for tuning: trials are configured and nothing is chosen yet."""
     return bool(tuned_methods(cfg)) and not cfg.tune.chosen
+
+
+def plan_text(cfg: BenchConfig, done: list[dict[str, Any]], measured: list[dict[str, Any]]) -> str | None:
+    """The tuning stage in a dry run: its trials, how many are done, and the time left (from the trials already
+    recorded, else from finished pretraining runs of the same kind scaled to the tuning split; None without
+    tuning)."""
+    every = trials(cfg)
+    if not every:
+        return None
+    left = pending(cfg, done)
+    if cfg.tune.chosen:
+        state = "chosen values registered: " + "; ".join(
+            f"{m} " + ", ".join(f"{k}={v:g}" for k, v in values.items()) for m, values in cfg.tune.chosen.items())
+    else:
+        state = "nothing chosen yet: every measured cell waits for it (their ids above are provisional)"
+    seconds, unknown = 0.0, 0
+    for trial in left:
+        estimate = _trial_seconds(cfg, trial, done, measured)
+        if estimate is None:
+            unknown += 1
+        else:
+            seconds += estimate
+    time_left = f"about {seconds / 60:.0f} min" + (f" plus {unknown} trial(s) of unknown duration" if unknown else "")
+    if unknown and not seconds:
+        time_left = "unknown (no trial or pretraining run of the same kind in this folder yet)"
+    return (f"Tuning: {len(every)} trials ({cfg.tune.trials} per method, encoder group, dataset and tuning seed), "
+            f"{len(every) - len(left)} done, {len(left)} pending; time left: {time_left if left else 'nothing'}; "
+            f"{state}.")
+
+
+def _trial_seconds(cfg: BenchConfig, trial: Trial, done: list[dict[str, Any]],
+                   measured: list[dict[str, Any]]) -> float | None:
+    """A trial's expected wall time: the mean of recorded trials of its method and encoders, else the pretraining
+    time of a finished measured run of its kind times the tuning split's share of the training images."""
+    same = [r["wall_time_s"] for r in done if r.get("method") == trial.method
+            and r.get("encoders") == "+".join(trial.archs) and isinstance(r.get("wall_time_s"), (int, float))]
+    if same:
+        return sum(same) / len(same)
+    runs = [r["pretrain_time_s"] for r in measured if r.get("method") == trial.method
+            and r.get("encoders") == "+".join(trial.archs) and r.get("batch_size") == trial.batch_size
+            and r.get("pretrain_epochs") == trial.pretrain_epochs and isinstance(r.get("pretrain_time_s"), (int, float))]
+    return (1 - cfg.tune.val_share) * sum(runs) / len(runs) if runs else None

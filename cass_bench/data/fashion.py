@@ -8,8 +8,8 @@ each a whole number or ``all``. ``<train>`` images are drawn from the official 6
 from the official 10,000 test images, stratified and seeded by ``split_seed``; 10% of the training draw becomes the
 validation split, as for every source with its own test set. The draw is part of the dataset: the same for every
 method, seed and cell, and its sizes are in the name, so in every record's identity. The default
-(:data:`DEFAULT_TRAIN`, :data:`DEFAULT_TEST`) gives about the 1,258 training images of ``embedded``, so a seed costs
-about what a digits seed costs.
+(:data:`DEFAULT_TRAIN`, :data:`DEFAULT_TEST`) gives as many training images as ``embedded`` has (1,260 against
+1,258), so that pretraining a seed costs about as much.
 """
 
 from __future__ import annotations

@@ -104,11 +104,10 @@ def flag_facts(flag: str) -> FlagFacts:
 
 def _missing_message(flag: str, cls: str, image_size: int, data_dir: Path) -> str:
     size = min((s for s in SIZES if s >= image_size), default=max(SIZES))
-    install = "" if package_info() is not None else "pip install medmnist && "
     return (
         f"MedMNIST file for '{flag}' not found: expected '{data_dir / file_name(flag, size)}' "
         f"(or {flag}.npz / {flag}_<64|128|224>.npz) in --data-dir '{data_dir}'; copy the file there, or on a "
-        f"machine with internet run: {install}python -c \"import medmnist; "
+        f"machine with internet run: pip install medmnist && python -c \"import medmnist; "
         f"medmnist.{cls}(split='train', download=True, root='{data_dir}', size={size})\""
     )
 

@@ -52,8 +52,8 @@ def stratified_split(labels: np.ndarray, fractions: tuple[float, ...], seed: int
 def stratified_subset(labels: np.ndarray, size: int, seed: int) -> np.ndarray:
     """Exactly ``size`` indices, each class kept in proportion (largest remainder), seeded.
 
-    Each class's picks are the head of one seeded permutation of its members, so for one seed a smaller subset
-    lies inside a larger one.
+    Each class's picks are the head of one seeded permutation of its members, so for one seed a subset lies inside
+    any other whose count of every class is as large (with balanced classes: inside every larger subset).
 
     Args:
         labels: ``(N,)`` class indices.

@@ -77,9 +77,9 @@ def _is_3d(flag: str) -> bool:
 
 
 def known_flags() -> tuple[str, ...]:
-    """The 2D flags: ``medmnist.INFO``'s when the package is installed, else the built-in table's."""
+    """The 2D flags: ``medmnist.INFO``'s when the package is installed, then the built-in table's."""
     info = package_info()
-    return tuple(f for f in (FLAGS if info is None else info) if not _is_3d(f))
+    return tuple(f for f in dict.fromkeys([*(info or ()), *FLAGS]) if not _is_3d(f))
 
 
 def flag_facts(flag: str) -> FlagFacts:

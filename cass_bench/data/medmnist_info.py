@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib.util
 import sys
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -55,8 +56,11 @@ def package_info() -> Mapping[str, Any] | None:
     if loaded is not None:
         return getattr(loaded, "INFO", None)
     file = _info_module_file()
-    if file is None:
-        return None
+    return None if file is None else _run_info_module(file)
+
+
+@lru_cache(maxsize=4)
+def _run_info_module(file: Path) -> Mapping[str, Any] | None:
     spec = importlib.util.spec_from_file_location("_cass_bench_medmnist_info", file)
     if spec is None or spec.loader is None:
         return None

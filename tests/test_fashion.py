@@ -6,6 +6,8 @@ Every file here is generated; nothing needs the OS package (its folder is pointe
 from __future__ import annotations
 
 import gzip
+import subprocess
+import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -23,6 +25,7 @@ from cass_bench.errors import UserError
 from cass_bench.records.identity import Cell, pretrain_key, record_id
 from tests.dataset_builders import fashion_files, idx_bytes, idx_file
 from tests.test_datasets import SIZE, check_bundle
+from tests.test_layers import BLOCK_TORCH
 
 ROOT = Path(__file__).resolve().parent.parent
 SMOKE = str(ROOT / "configs" / "smoke.yaml")
@@ -223,3 +226,15 @@ def test_the_datasets_config_is_the_default_on_three_datasets_and_plans_its_grid
     printed = capsys.readouterr().out
     assert "21 cells (21 pending)" in printed and "fashion cass/cnn+vit bs=16 ep=6 seed=0" in printed
     assert not out.exists()
+
+
+def test_fashion_loads_with_torch_unimportable(tmp_path: Path) -> None:
+    folder = fashion_files(tmp_path / "data")
+    code = BLOCK_TORCH + (
+        "from cass_bench.data.sources import load_dataset\n"
+        "bundle = load_dataset('fashion:200/50', 16, sys.argv[1], 0)\n"
+        "assert len(bundle.test) == 50\n"
+        "assert not any(m == 'torch' or m.startswith('torch.') for m in sys.modules)\n")
+    proc = subprocess.run([sys.executable, "-c", code, str(folder)], capture_output=True, text=True, timeout=300,
+                          cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr[-3000:]

@@ -1,4 +1,6 @@
-"""Errors that reach the user as one line and exit status 2."""
+"""Errors that reach the user as one line and exit status 2, and warnings that reach them as one line."""
+
+import sys
 
 
 class UserError(Exception):
@@ -7,3 +9,8 @@ class UserError(Exception):
 
 class DivergedError(RuntimeError):
     """A training loss became non-finite (NaN or inf)."""
+
+
+def warn(message: str) -> None:
+    """Prints ``warning: <message>`` as one line on stderr; the run goes on."""
+    print(f"warning: {message}", file=sys.stderr, flush=True)

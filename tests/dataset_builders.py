@@ -1,7 +1,8 @@
-"""Tiny on-disk datasets for the dataset tests: JPEG/PNG images drawn with PIL, CSVs, MedMNIST-like npz, YAML."""
+"""Tiny on-disk datasets for the dataset tests: images drawn with PIL, CSVs, MedMNIST-like npz, IDX files, YAML."""
 
 from __future__ import annotations
 
+import gzip
 from pathlib import Path
 from typing import Any
 
@@ -113,3 +114,39 @@ def medmnist_npz(path: Path, size: int = 28, rgb: bool = False, num_labels: int 
     path.parent.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(path, **{k: v for k, v in arrays.items() if k not in drop})
     return path
+
+
+IDX_CODES = {np.dtype(np.uint8): 0x08, np.dtype(np.int8): 0x09, np.dtype(np.int16): 0x0B, np.dtype(np.int32): 0x0C,
+             np.dtype(np.float32): 0x0D, np.dtype(np.float64): 0x0E}
+
+
+def idx_bytes(array: np.ndarray) -> bytes:
+    """``array`` in the IDX format: magic ``00 00 <type> <ndim>``, big-endian uint32 sizes, big-endian values."""
+    header = bytes([0, 0, IDX_CODES[array.dtype], array.ndim]) + np.asarray(array.shape, dtype=">u4").tobytes()
+    return header + array.astype(array.dtype.newbyteorder(">")).tobytes()
+
+
+def idx_file(path: Path, array: np.ndarray, compress: bool = True) -> Path:
+    """Writes ``array`` as an IDX file, gzip-compressed or plain; returns the path."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = idx_bytes(array)
+    path.write_bytes(gzip.compress(data, mtime=0) if compress else data)
+    return path
+
+
+def fashion_files(folder: Path, train_per_class: int = 30, test_per_class: int = 10, compress: bool = True) -> Path:
+    """The four Fashion-MNIST IDX files with random 28x28 images, balanced over 10 classes; returns the folder.
+
+    Each image's first pixel holds its position in its file modulo 256 and the second its class, so a test can
+    check which images a draw kept.
+    """
+    rng = np.random.default_rng(train_per_class)
+    suffix = ".gz" if compress else ""
+    for prefix, per_class in (("train", train_per_class), ("t10k", test_per_class)):
+        labels = rng.permutation(np.repeat(np.arange(10, dtype=np.uint8), per_class))
+        images = rng.integers(0, 256, (len(labels), 28, 28), dtype=np.uint8)
+        images[:, 0, 0] = np.arange(len(labels)) % 256
+        images[:, 0, 1] = labels
+        idx_file(folder / f"{prefix}-images-idx3-ubyte{suffix}", images, compress)
+        idx_file(folder / f"{prefix}-labels-idx1-ubyte{suffix}", labels, compress)
+    return folder

@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -16,14 +17,29 @@ from PIL import Image
 from cass_bench.config.load import load_config
 from cass_bench.data.bundle import MULTICLASS, MULTILABEL, ArrayImages, DatasetBundle, FileImages, SubsetImages
 from cass_bench.data.embedded import digit_images
-from cass_bench.data.medmnist import FLAGS, choose_file
+from cass_bench.data.medmnist import FLAGS, choose_file, flag_facts, known_flags
+from cass_bench.data.medmnist_info import package_info
 from cass_bench.data.sources import load_dataset
+from cass_bench.errors import UserError
 from tests.dataset_builders import (
     SHAPES, csv_dataset, imagefolder_dataset, medmnist_npz, multilabel_csv_dataset, write_yaml,
 )
 
 ROOT = Path(__file__).resolve().parent.parent
 SIZE = 32
+
+
+@pytest.fixture(autouse=True)
+def without_medmnist_package(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Hides an installed ``medmnist`` package, so the built-in table is tested wherever the suite runs."""
+    monkeypatch.setitem(sys.modules, "medmnist", None)
+
+
+def _info_entry(classes: tuple[str, ...], channels: int, samples: tuple[int, int, int],
+                task: str = "multi-class") -> dict[str, object]:
+    """One ``medmnist.INFO`` entry, shaped like the package's."""
+    return {"python_class": "FakeMNIST", "task": task, "label": {str(i): c for i, c in enumerate(classes)},
+            "n_channels": channels, "n_samples": dict(zip(("train", "val", "test"), samples)), "license": "CC BY 4.0"}
 
 
 def _base(images: object) -> tuple[object, np.ndarray]:
@@ -210,6 +226,68 @@ def test_medmnist_config_example_loads(tmp_path: Path) -> None:
         check_bundle(load_dataset(name, SIZE, str(tmp_path), cfg.split_seed), task, len(classes))
 
 
+def test_without_the_package_the_built_in_table_is_used() -> None:
+    assert package_info() is None
+    assert flag_facts("breastmnist").source == "the built-in table"
+    assert flag_facts("breastmnist").classes == FLAGS["breastmnist"][2]
+    assert known_flags() == tuple(FLAGS)
+
+
+def test_medmnist_info_replaces_the_table_when_the_package_is_installed(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    info = {"breastmnist": _info_entry(("bad", "good"), 1, (30, 10, 12), task="binary-class"),
+            "kneemnist": _info_entry(("a", "b", "c"), 3, (30, 10, 12)),
+            "chestmnist": _info_entry(tuple(f"finding {i}" for i in range(14)), 1, (30, 10, 12),
+                                      task="multi-label, binary-class"),
+            "organmnist3d": _info_entry(("liver", "heart"), 1, (30, 10, 12))}
+    monkeypatch.setitem(sys.modules, "medmnist", SimpleNamespace(INFO=info))
+    medmnist_npz(tmp_path / "breastmnist.npz", num_classes=2)
+    medmnist_npz(tmp_path / "kneemnist.npz", rgb=True, num_classes=3)
+    medmnist_npz(tmp_path / "chestmnist.npz", num_labels=14)
+    breast = load_dataset("medmnist:breastmnist", SIZE, str(tmp_path), 0)
+    assert breast.class_names == ("bad", "good")
+    check_bundle(load_dataset("medmnist:kneemnist", SIZE, str(tmp_path), 0), MULTICLASS, 3)
+    chest = load_dataset("medmnist:chestmnist", SIZE, str(tmp_path), 0)
+    check_bundle(chest, MULTILABEL, 14)
+    assert chest.class_names[0] == "finding 0"
+    assert known_flags()[:3] == ("breastmnist", "kneemnist", "chestmnist") and "pathmnist" in known_flags()
+    assert "organmnist3d" not in known_flags()
+    assert flag_facts("pathmnist").source == "the built-in table"
+    assert capsys.readouterr().err == ""
+    with pytest.raises(UserError, match="unknown MedMNIST flag 'hipmnist'.*breastmnist, kneemnist, chestmnist, "):
+        load_dataset("medmnist:hipmnist", SIZE, str(tmp_path), 0)
+
+
+def test_a_file_unlike_medmnist_info_is_refused_or_warned_about(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    info = {"dermamnist": _info_entry(tuple("abcdefg"), 3, (7007, 1003, 2005)),
+            "bloodmnist": _info_entry(tuple("abcdefgh"), 3, (11959, 1712, 3421))}
+    monkeypatch.setitem(sys.modules, "medmnist", SimpleNamespace(INFO=info))
+    medmnist_npz(tmp_path / "dermamnist.npz", num_classes=7)
+    with pytest.raises(UserError, match="dermamnist.npz' holds 1-channel images but medmnist.INFO gives 3"):
+        load_dataset("medmnist:dermamnist", SIZE, str(tmp_path), 0)
+    medmnist_npz(tmp_path / "bloodmnist.npz", rgb=True, num_classes=8)
+    load_dataset("medmnist:bloodmnist", SIZE, str(tmp_path), 0)
+    warning = capsys.readouterr().err.splitlines()
+    assert len(warning) == 1 and warning[0].startswith("warning: ") and "bloodmnist.npz' holds 30/10/12" in warning[0]
+    assert "11959/1712/3421" in warning[0] and "not comparable" in warning[0]
+
+
+def test_only_the_packages_info_module_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The package's ``__init__`` imports torch; reading INFO must not run it."""
+    package = tmp_path / "site" / "medmnist"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text("raise ImportError('the package __init__ ran')\n")
+    (package / "info.py").write_text(f"INFO = {{'breastmnist': {_info_entry(('x', 'y'), 1, (1, 1, 1))!r}}}\n")
+    monkeypatch.delitem(sys.modules, "medmnist")
+    monkeypatch.syspath_prepend(str(package.parent))
+    assert flag_facts("breastmnist").classes == ("x", "y")
+    assert flag_facts("breastmnist").source == "medmnist.INFO"
+    assert "medmnist" not in sys.modules
+    (package / "info.py").unlink()
+    assert flag_facts("breastmnist").source == "the built-in table"
+
+
 def test_embedded_multiclass() -> None:
     check_bundle(load_dataset("embedded", SIZE, "unused", 0), MULTICLASS, 10)
 
@@ -237,7 +315,8 @@ def test_list_shows_every_dataset_form() -> None:
     from cass_bench.data.sources import dataset_names
 
     text = "\n".join(dataset_names())
-    for form in ("embedded", "embedded-multilabel", "medmnist:<flag>", "chestmnist", ".yaml", "csv", "imagefolder"):
+    for form in ("embedded", "embedded-multilabel", "fashion", "apt-get install dataset-fashion-mnist",
+                 "medmnist:<flag>", "chestmnist", ".yaml", "csv", "imagefolder"):
         assert form in text
 
 

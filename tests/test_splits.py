@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from cass_bench.data.embedded import embedded
-from cass_bench.data.splits import label_fraction_indices, stratified_split
+from cass_bench.data.splits import label_fraction_indices, stratified_split, stratified_subset
 
 LABELS = np.repeat(np.arange(6), [200, 100, 50, 20, 5, 2])
 
@@ -21,6 +21,18 @@ def test_label_fractions_are_nested_seeded_and_cover_every_class() -> None:
     other = label_fraction_indices(LABELS, 0.1, seed=4, task="multiclass")
     assert np.array_equal(subsets[1], again)
     assert not np.array_equal(subsets[1], other)
+
+
+def test_a_stratified_subset_has_the_exact_size_in_proportion_seeded_and_nested() -> None:
+    for size in (0, 1, 37, 120, len(LABELS)):
+        subset = stratified_subset(LABELS, size, seed=5)
+        assert len(subset) == size == len(np.unique(subset))
+        expected = np.bincount(LABELS, minlength=6) * size / len(LABELS)
+        assert (np.abs(np.bincount(LABELS[subset], minlength=6) - expected) < 1).all()
+    assert np.bincount(LABELS[stratified_subset(LABELS, 75, seed=0)], minlength=6).tolist() == [40, 20, 10, 4, 1, 0]
+    assert np.array_equal(stratified_subset(LABELS, 37, seed=5), stratified_subset(LABELS, 37, seed=5))
+    assert not np.array_equal(stratified_subset(LABELS, 37, seed=5), stratified_subset(LABELS, 37, seed=6))
+    assert set(stratified_subset(LABELS, 37, seed=5)) <= set(stratified_subset(LABELS, 120, seed=5))
 
 
 def test_label_fractions_are_stratified() -> None:

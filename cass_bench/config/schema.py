@@ -347,14 +347,16 @@ class BenchConfig:
 
     Attributes:
         methods: methods to run (see ``python -m cass_bench list``).
-        datasets: dataset names: ``embedded``, ``embedded-multilabel``, ``medmnist:<flag>`` or a dataset YAML.
+        datasets: dataset names: ``embedded``, ``embedded-multilabel``, ``fashion[:<train>[/<test>]]``,
+            ``medmnist:<flag>`` or a dataset YAML.
         archs: encoder architectures pretrained by single-encoder methods and fine-tuned for every method.
         label_fractions: fractions of the training labels used for fine-tuning.
         batch_sizes: pretraining batch sizes (per device).
         seeds: seeds; each seed draws its own label subsets and initialisation.
         pretrain_epochs: pretraining epoch counts.
         image_size: side of the square input images.
-        data_dir: folder holding MedMNIST ``.npz`` files.
+        data_dir: folder holding MedMNIST ``.npz`` or Fashion-MNIST IDX files (Fashion-MNIST falls back to the OS
+            package's folder when this one holds none).
         split_seed: seed of the train/val/test split (fixed across seeds so test sets are shared).
         pretrain_batches: pretraining batches per epoch (Lightning's ``limit_train_batches``); unset, the whole
             training set. For smoke tests: a capped epoch is not the protocol's epoch, so it enters the record ids.
@@ -382,14 +384,15 @@ class BenchConfig:
 
     methods: tuple[str, ...] = flagged((registry.PROPOSED,), "--methods", help="e.g. cass,dino,byol,supervised")
     datasets: tuple[str, ...] = flagged(("embedded",), "--dataset", "--datasets", help="embedded, embedded-multilabel, "
-                                        "medmnist:<flag> or a dataset YAML; comma-separated")
+                                        "fashion, medmnist:<flag> or a dataset YAML; comma-separated")
     archs: tuple[str, ...] = flagged(ARCHS, "--archs", help="encoders: cnn,vit")
     label_fractions: tuple[float, ...] = flagged((0.01, 0.1, 1.0), "--label-fractions", help="e.g. 0.01,0.1,1")
     batch_sizes: tuple[int, ...] = flagged((16,), "--batch-sizes", help="pretraining batch sizes, e.g. 16,32")
     seeds: tuple[int, ...] = flagged((0,), "--seeds", help="e.g. 0,1")
     pretrain_epochs: tuple[int, ...] = flagged((20,), "--pretrain-epochs", help="one or more, e.g. 10,20")
     image_size: int = flagged(32, "--image-size")
-    data_dir: str = flagged("~/.medmnist", "--data-dir", help="folder of MedMNIST .npz files (default ~/.medmnist)")
+    data_dir: str = flagged("~/.medmnist", "--data-dir", help="folder of MedMNIST .npz or Fashion-MNIST IDX files "
+                             "(default ~/.medmnist)")
     split_seed: int = 0
     pretrain_batches: int | None = None
     num_workers: int | None = flagged(None, "--num-workers", help="DataLoader workers")

@@ -7,13 +7,12 @@ also in a separate test set is dropped from training, with a warning.
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from cass_bench.errors import UserError
+from cass_bench.errors import UserError, warn
 
 
 @dataclass(frozen=True)
@@ -33,10 +32,6 @@ class LabelledFiles:
     def rows(self, keep: np.ndarray) -> LabelledFiles:
         """The rows at ``keep``."""
         return LabelledFiles([self.paths[i] for i in keep], self.labels[keep], [self.digests[i] for i in keep])
-
-
-def _warn(message: str) -> None:
-    print(f"warning: {message}", file=sys.stderr, flush=True)
 
 
 def deduplicate(files: LabelledFiles, where: str) -> LabelledFiles:
@@ -64,7 +59,7 @@ def deduplicate(files: LabelledFiles, where: str) -> LabelledFiles:
             )
     dropped = len(files.digests) - len(keep)
     if dropped:
-        _warn(f"{where} holds {dropped} repeated image(s) (same file content, e.g. '{_repeat(files, keep)}'); "
+        warn(f"{where} holds {dropped} repeated image(s) (same file content, e.g. '{_repeat(files, keep)}'); "
               "each is used once")
     return files.rows(np.asarray(keep, dtype=np.int64))
 
@@ -87,7 +82,7 @@ def without(train: LabelledFiles, test: LabelledFiles, where: str) -> LabelledFi
             )
     dropped = len(train.digests) - len(keep)
     if dropped:
-        _warn(f"{dropped} training image(s) of {where} are also in the test set (same file content); "
+        warn(f"{dropped} training image(s) of {where} are also in the test set (same file content); "
               "they are left out of training")
     return train.rows(np.asarray(keep, dtype=np.int64))
 

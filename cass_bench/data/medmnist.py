@@ -1,5 +1,9 @@
 """MedMNIST (v2/v3) 2D datasets read straight from their ``.npz`` files with numpy (no ``medmnist`` package needed).
 
+Flag facts (task, label names): from ``medmnist.INFO`` when the ``medmnist`` package is installed, which also checks
+the file against the official channels (refused on a mismatch) and split sizes (a warning: subsets and other
+versions are allowed, but not comparable with the official splits); else from the built-in table :data:`FLAGS`.
+
 File choice: ``<flag>.npz`` holds 28 px images and ``<flag>_<size>.npz`` the 64, 128 and 224 px ones. Among the
 files present in the data folder, the loader takes the smallest size >= the configured image size, or else the
 largest available; images are then resized to the configured size (grayscale replicated to 3 channels).
@@ -14,7 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from cass_bench.data.bundle import MULTICLASS, MULTILABEL, ArrayImages, DatasetBundle, ImageSet
-from cass_bench.errors import UserError
+from cass_bench.data.medmnist_info import FlagFacts, facts_from_info, package_info
+from cass_bench.errors import UserError, warn
 
 SIZES = (28, 64, 128, 224)
 SPLITS = ("train", "val", "test")
@@ -67,15 +72,34 @@ def choose_file(flag: str, image_size: int, data_dir: Path) -> Path | None:
     return data_dir / file_name(flag, min(larger) if larger else max(present))
 
 
-def _check_flag(flag: str) -> tuple[str, str, tuple[str, ...]]:
-    if flag in FLAGS_3D:
+def _is_3d(flag: str) -> bool:
+    return flag in FLAGS_3D or flag.endswith("3d")
+
+
+def known_flags() -> tuple[str, ...]:
+    """The 2D flags: ``medmnist.INFO``'s when the package is installed, then the built-in table's."""
+    info = package_info()
+    return tuple(f for f in dict.fromkeys([*(info or ()), *FLAGS]) if not _is_3d(f))
+
+
+def flag_facts(flag: str) -> FlagFacts:
+    """A 2D flag's facts, from ``medmnist.INFO`` when the package is installed, else from :data:`FLAGS`.
+
+    Raises:
+        UserError: a 3D or unknown flag.
+    """
+    if _is_3d(flag):
         raise UserError(
             f"MedMNIST flag '{flag}' is a 3D volume dataset, which is not supported; "
-            f"use a 2D flag: {', '.join(FLAGS)}"
+            f"use a 2D flag: {', '.join(known_flags())}"
         )
+    info = package_info()
+    facts = facts_from_info(info[flag]) if info is not None and flag in info else None
+    if facts is not None:
+        return facts
     if flag not in FLAGS:
-        raise UserError(f"unknown MedMNIST flag '{flag}'; use medmnist:<flag> with one of {', '.join(FLAGS)}")
-    return FLAGS[flag]
+        raise UserError(f"unknown MedMNIST flag '{flag}'; use medmnist:<flag> with one of {', '.join(known_flags())}")
+    return FlagFacts(*FLAGS[flag])
 
 
 def _missing_message(flag: str, cls: str, image_size: int, data_dir: Path) -> str:
@@ -156,6 +180,23 @@ def _whole_labels(labels: np.ndarray, split: str, path: Path) -> np.ndarray:
     return labels.reshape(len(labels), -1).astype(np.int64)
 
 
+def _check_against(facts: FlagFacts, arrays: dict[str, np.ndarray], path: Path) -> None:
+    """Refuses images whose channels differ from ``facts``; warns when split sizes differ from the official ones."""
+    images = arrays["train_images"]
+    channels = 3 if images.ndim == 4 else 1
+    if facts.channels is not None and channels != facts.channels:
+        raise UserError(f"'{path}' holds {channels}-channel images but {facts.source} gives {facts.channels} for this "
+                        f"flag; replace it with the official {path.name}")
+    if facts.samples is None:
+        return
+    found = [len(arrays[f"{s}_images"]) for s in SPLITS]
+    official = [facts.samples[s] for s in SPLITS]
+    if found != official:
+        warn(f"'{path}' holds {'/'.join(map(str, found))} train/val/test images, {facts.source} gives "
+             f"{'/'.join(map(str, official))} for the official file: a subset or another version, whose results are "
+             "not comparable with results on the official splits")
+
+
 def load_medmnist(flag: str, image_size: int, data_dir: str | Path) -> DatasetBundle:
     """Loads a 2D MedMNIST dataset from ``<data_dir>/<flag>[_<size>].npz``.
 
@@ -172,13 +213,15 @@ def load_medmnist(flag: str, image_size: int, data_dir: str | Path) -> DatasetBu
         The bundle with the official train/val/test splits.
 
     Raises:
-        UserError: 3D or unknown flag, missing file (the message says how to fetch it), missing keys, bad shapes.
+        UserError: 3D or unknown flag, missing file (the message says how to fetch it), missing keys, bad shapes,
+            channels other than the package's ``INFO`` gives.
     """
-    cls, task, classes = _check_flag(flag)
+    facts = flag_facts(flag)
     folder = Path(data_dir).expanduser()
     path = choose_file(flag, image_size, folder)
     if path is None:
-        raise UserError(_missing_message(flag, cls, image_size, folder))
+        raise UserError(_missing_message(flag, facts.python_class, image_size, folder))
     arrays = _read(path)
-    sets = [_split(arrays, s, task, classes, path, image_size) for s in SPLITS]
-    return DatasetBundle(f"medmnist:{flag}", task, classes, *sets)
+    sets = [_split(arrays, s, facts.task, facts.classes, path, image_size) for s in SPLITS]
+    _check_against(facts, arrays, path)
+    return DatasetBundle(f"medmnist:{flag}", facts.task, facts.classes, *sets)

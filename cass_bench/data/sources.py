@@ -1,9 +1,10 @@
 """Dataset names -> bundles: the one entry point the protocol uses to get data.
 
-Names: ``embedded`` and ``embedded-multilabel`` (bundled digits, offline), ``medmnist:<flag>`` (a local MedMNIST
-``.npz``), or a path to a dataset ``.yaml`` file (``format: csv`` or ``format: imagefolder``, see
-``cass_bench.data.spec``). Every source applies the same channel policy: grayscale replicated to 3 channels,
-images resized to the configured size (``cass_bench.data.bundle.to_rgb``).
+Names: ``embedded`` and ``embedded-multilabel`` (bundled digits, offline), ``fashion[:<train>[/<test>]]``
+(Fashion-MNIST's IDX files, see ``cass_bench.data.fashion``), ``medmnist:<flag>`` (a local MedMNIST ``.npz``), or a
+path to a dataset ``.yaml`` file (``format: csv`` or ``format: imagefolder``, see ``cass_bench.data.spec``).
+Every source applies the same channel policy: grayscale replicated to 3 channels, images resized to the configured
+size (``cass_bench.data.bundle.to_rgb``).
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ from typing import Callable
 
 from cass_bench.data.bundle import DatasetBundle
 from cass_bench.data.embedded import embedded, embedded_multilabel
-from cass_bench.data.medmnist import FLAGS, load_medmnist
+from cass_bench.data.fashion import DEFAULT_TEST, DEFAULT_TRAIN, INSTALL, is_fashion, load_fashion
+from cass_bench.data.medmnist import known_flags, load_medmnist
 from cass_bench.data.spec import CsvSpec, read_spec
 from cass_bench.data.tabular import load_csv, load_imagefolder
 from cass_bench.errors import UserError
@@ -31,7 +33,9 @@ def dataset_names() -> list[str]:
     return [
         "embedded             bundled digits, 10 classes (offline)",
         "embedded-multilabel  pairs of bundled digits, 10 labels (offline)",
-        f"medmnist:<flag>      a MedMNIST .npz in --data-dir; flags: {', '.join(FLAGS)}",
+        f"fashion              Fashion-MNIST, 10 classes: IDX files in --data-dir or from {INSTALL}; draws "
+        f"{DEFAULT_TRAIN} train / {DEFAULT_TEST} test images (fashion:<train>/<test>, or all; alias fashion-mnist)",
+        f"medmnist:<flag>      a MedMNIST .npz in --data-dir; flags: {', '.join(known_flags())}",
         "<path>.yaml          a dataset file: format csv (train/test CSVs + image folder) or imagefolder",
     ]
 
@@ -44,9 +48,10 @@ def load_dataset(name: str, image_size: int, data_dir: str, split_seed: int) -> 
     """Loads a dataset by name.
 
     Args:
-        name: ``embedded``, ``embedded-multilabel``, ``medmnist:<flag>`` or a path to a dataset YAML file.
+        name: ``embedded``, ``embedded-multilabel``, ``fashion[:<train>[/<test>]]``, ``medmnist:<flag>`` or a path
+            to a dataset YAML file.
         image_size: side of the images handed to the models.
-        data_dir: folder holding MedMNIST ``.npz`` files (``~`` expanded).
+        data_dir: folder holding MedMNIST ``.npz`` or Fashion-MNIST IDX files (``~`` expanded).
         split_seed: seed for splits the source does not fix itself.
 
     Returns:
@@ -57,6 +62,8 @@ def load_dataset(name: str, image_size: int, data_dir: str, split_seed: int) -> 
     """
     if name in BUILTIN:
         return BUILTIN[name](image_size, split_seed)
+    if is_fashion(name):
+        return load_fashion(name, image_size, data_dir, split_seed)
     if name.lower().startswith(MEDMNIST_PREFIX):
         return load_medmnist(name[len(MEDMNIST_PREFIX):].strip().lower(), image_size, data_dir)
     if _is_yaml(name):
@@ -65,8 +72,8 @@ def load_dataset(name: str, image_size: int, data_dir: str, split_seed: int) -> 
             return load_csv(spec, image_size, split_seed)
         return load_imagefolder(spec, image_size, split_seed)
     raise UserError(
-        f"unknown dataset '{name}'; use embedded, embedded-multilabel, medmnist:<flag> or a path to a dataset "
-        ".yaml file (see python -m cass_bench list)"
+        f"unknown dataset '{name}'; use embedded, embedded-multilabel, fashion, medmnist:<flag> or a path to a "
+        "dataset .yaml file (see python -m cass_bench list)"
     )
 
 

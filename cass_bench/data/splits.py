@@ -49,6 +49,30 @@ def stratified_split(labels: np.ndarray, fractions: tuple[float, ...], seed: int
     return [np.sort(np.asarray(p, dtype=np.int64)) for p in parts]
 
 
+def stratified_subset(labels: np.ndarray, size: int, seed: int) -> np.ndarray:
+    """Exactly ``size`` indices, each class kept in proportion (largest remainder), seeded.
+
+    Each class's picks are the head of one seeded permutation of its members, so for one seed a subset lies inside
+    any other whose count of every class is as large (with balanced classes: inside every larger subset).
+
+    Args:
+        labels: ``(N,)`` class indices.
+        size: how many to keep, in ``0..N``.
+        seed: shuffling seed.
+
+    Returns:
+        Sorted indices.
+    """
+    classes, counts = np.unique(labels, return_counts=True)
+    shares = counts * (size / len(labels))
+    quotas = np.floor(shares).astype(np.int64)
+    by_remainder = np.argsort(-(shares - quotas), kind="stable")
+    quotas[by_remainder[: size - int(quotas.sum())]] += 1
+    rng = np.random.default_rng(seed)
+    picked = [rng.permutation(np.flatnonzero(labels == cls))[:quota] for cls, quota in zip(classes, quotas)]
+    return np.sort(np.concatenate(picked)).astype(np.int64)
+
+
 def label_fraction_indices(labels: np.ndarray, fraction: float, seed: int, task: str) -> np.ndarray:
     """The labelled subset used for fine-tuning at ``fraction`` of the training labels.
 

@@ -285,3 +285,14 @@ def test_dry_run_shows_the_tuning_stage(tmp_path: Path, capsys: pytest.CaptureFi
     assert code == 0 and not out.exists()
     assert "Tuning: 9 trials (3 per method, encoder group, dataset and tuning seed), 0 done, 9 pending" in text
     assert "every measured cell waits for it" in text
+
+
+def test_the_report_counts_the_starts_behind_the_seeds() -> None:
+    import pandas as pd
+
+    from cass_bench.report.start import start_lines
+
+    many = pd.DataFrame({"init": "fractal", "seed": [0, 1, 2, 3], "start_key": ["a", "b", "c", "a"], "arch": "cnn"})
+    assert "3 distinct starts behind 4 seeds: a, b, c" in start_lines(many)[0]
+    one = many.assign(start_key="a")
+    assert "one start behind all 4 seeds" in start_lines(one)[0]

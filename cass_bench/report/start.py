@@ -42,7 +42,12 @@ def start_lines(df: pd.DataFrame) -> list[str]:
     lines = []
     for init, group in df.groupby("init", dropna=True):
         keys = sorted(str(k) for k in group.get("start_key", pd.Series(dtype=object)).dropna().unique())
-        key = f" (start {', '.join(keys)})" if keys else ""
+        key = f" (start {', '.join(keys)})" if len(keys) == 1 else ""
+        if len(keys) > 1:
+            seeds = group.dropna(subset=["start_key"])["seed"].nunique()
+            key = f" ({len(keys)} distinct starts behind {seeds} seeds: {', '.join(keys)})"
+        elif keys and group["seed"].nunique() > 1:
+            key += f"; one start behind all {group['seed'].nunique()} seeds, so intervals are conditional on it"
         lines.append(f"Start: {INIT_WORDS.get(str(init), str(init))}{key}{_accuracy_text(group)}.")
     return lines
 

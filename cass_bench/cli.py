@@ -196,7 +196,8 @@ def _run(args: argparse.Namespace) -> None:
     from cass_bench.records.store import RecordStore
     from cass_bench.run.grid import check_grid, parse_shard
 
-    cfg = registered_config(load_config(resolve_config(args.config), _overrides(args)), write=False)
+    cfg = registered_config(load_config(resolve_config(args.config), _overrides(args)), write=False,
+                            strict=not args.dry_run)
     shard = parse_shard(args.shard)
     rebuilt = None
     if args.rebuild:

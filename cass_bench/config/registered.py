@@ -12,6 +12,7 @@ differ from run to run and are not written back.
 from __future__ import annotations
 
 import dataclasses
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -43,12 +44,13 @@ def _first_difference(mine: Any, theirs: Any, key: str = "") -> str | None:
     return None if mine == theirs else key.rstrip(".")
 
 
-def registered_config(cfg: BenchConfig, write: bool = True) -> BenchConfig:
+def registered_config(cfg: BenchConfig, write: bool = True, strict: bool = True) -> BenchConfig:
     """The config a run into ``cfg.out`` goes on with, checked against the folder's ``config.yaml``.
 
     A new folder gets the run's config written (when ``write``). An existing one: the run must agree with it except
     for :data:`RUNTIME_KEYS` and the seeds; it takes the folder's chosen tuning values when it has none, and seeds
-    beyond the folder's are added to the file.
+    beyond the folder's are added to the file. Not ``strict`` (a dry run, which writes nothing): a difference is
+    printed on stderr instead of refused.
 
     Raises:
         UserError: the run differs from the folder's registration (naming the first key and the fix).
@@ -63,9 +65,13 @@ def registered_config(cfg: BenchConfig, write: bool = True) -> BenchConfig:
     folder = load_config(path)
     differs = _first_difference(_comparable(to_dict(cfg)), _comparable(to_dict(folder)))
     if differs is not None:
-        raise UserError(f"{path} registered this folder with another '{differs}' than this run asks for; a results "
-                        f"folder is measured under one registration: run with --config {path} (and no flag that "
-                        "changes it), or give this configuration its own --out")
+        message = (f"{path} registered this folder with another '{differs}' than this run asks for; a results "
+                   f"folder is measured under one registration: run with --config {path} (and no flag that changes "
+                   "it), or give this configuration its own --out")
+        if strict:
+            raise UserError(message)
+        print(f"note: a real run would stop here: {message}", file=sys.stderr)
+        return cfg
     if cfg.tune.chosen and folder.tune.chosen and cfg.tune.chosen != folder.tune.chosen:
         raise UserError(f"{path} holds other tuned values (tune.chosen) than this run; remove tune.chosen from the "
                         "run's config so it uses the folder's")

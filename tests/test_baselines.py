@@ -204,8 +204,8 @@ def test_gradient_clipping_bounds_the_gradient_norm_of_a_step() -> None:
     """With SGD (no momentum history yet, no weight decay) the first step moves the weights by lr x the clipped
     gradient, so the step's length shows the gradient norm the optimiser used."""
     clip, lr = 1e-3, 1.0
-    cfg = dataclasses.replace(DINO_CFG, optimizer="sgd", lr=lr, weight_decay=0.0, gradient_clip_val=clip,
-                              freeze_last_layer=0)
+    cfg = dataclasses.replace(DINO_CFG, optimizer="sgd", lr=lr, weight_decay=0.0, weight_decay_end=0.0,
+                              gradient_clip_val=clip, freeze_last_layer=0, warmup_fraction=0.0)
     model = _dino(cfg=cfg)
     before = _params(model.student)
     norms = _GradNorms()

@@ -3,6 +3,7 @@ robustness over every level, cost per setting, the one-seed bootstrap and the fa
 
 from __future__ import annotations
 
+import itertools
 import math
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from cass_bench.errors import UserError
 from cass_bench.report.claims import COLUMNS, OUTSIDE, RULES, TIME_BOUND, check_claims
 from cass_bench.report.family import Family, claim_family, parse_row, record_rows
 from cass_bench.report.load import normalise
-from cass_bench.report.stats import holm
+from cass_bench.report.stats.multiple import holm
 
 from .claim_frames import MAIN_BATCH, MAIN_EPOCHS, TIMES, claims_of, sweep_frame
 
@@ -34,7 +35,7 @@ def test_one_row_per_dataset_encoder_fraction_and_comparator() -> None:
 
 
 def test_each_encoder_row_is_the_t_interval_of_its_own_paired_differences() -> None:
-    frame = sweep_frame(gain={"cnn": 12.0, "vit": -12.0}, seeds=6, rng=3)
+    frame = sweep_frame(gain={"cnn": 12.0, "vit": -12.0}, seeds=10, rng=3)
     out = claims_of(frame)
     for arch in ("cnn", "vit"):
         r = frame[(frame.label_fraction == 0.1) & (frame.arch == arch)]
@@ -43,8 +44,11 @@ def test_each_encoder_row_is_the_t_interval_of_its_own_paired_differences() -> N
         half = sps.t.ppf(0.975, len(d) - 1) * d.std() / len(d) ** 0.5
         row = out.loc[f"d1/a@10%:{arch}:dino"]
         assert (row["estimate"], row["low"], row["high"], row["n"]) == pytest.approx((d.mean(), d.mean() - half,
-                                                                                      d.mean() + half, 6))
-        assert row["sd"] == pytest.approx(d.std()) and row["p"] == pytest.approx(sps.ttest_1samp(d, 0).pvalue)
+                                                                                      d.mean() + half, 10))
+        flips = np.array(list(itertools.product((1, -1), repeat=len(d))))
+        exact = np.mean(np.abs(flips @ d.to_numpy()) >= abs(d.sum()) - 1e-9)
+        assert row["sd"] == pytest.approx(d.std()) and row["p"] == pytest.approx(exact)
+        assert row["test"] == "exact sign-flip" and "(exact sign-flip)" in row["measured"]
     assert out.loc["d1/a@10%:cnn:dino", "status"] == "supported"
     assert out.loc["d1/a@10%:vit:dino", "status"] == "contradicted"
 
@@ -88,18 +92,18 @@ def test_the_papers_gain_is_read_on_the_reference_codes_f1() -> None:
 
 
 def test_a_comparison_is_left_out_only_when_both_methods_are_at_chance() -> None:
-    frame = sweep_frame(gain=8.0, seeds=5, sd=1.0, at_chance=("dino",), rng=6)
+    frame = sweep_frame(gain=8.0, seeds=10, sd=1.0, at_chance=("dino",), rng=6)
     out = claims_of(frame)
     lost = out.loc["d1/a@10%:cnn:dino"]
-    assert lost["status"] == "supported" and "dino at chance" in lost["measured"] and lost["n"] == 5
-    both = claims_of(sweep_frame(gain=8.0, seeds=5, sd=1.0, at_chance=("dino", "cass"), rng=6))
+    assert lost["status"] == "supported" and "dino at chance" in lost["measured"] and lost["n"] == 10
+    both = claims_of(sweep_frame(gain=8.0, seeds=10, sd=1.0, at_chance=("dino", "cass"), rng=6))
     assert both.loc["d1/a@10%:cnn:dino", "status"] == "not testable: both methods at chance"
     assert both.loc["d1/a@10%:cnn:byol", "status"] == "supported"  # CASS at chance, BYOL not: CASS's F1 counts
     assert both.loc["d1/a@10%:cnn:dino", "in_family"] and both.loc["d1/a@10%:cnn:dino", "p_holm"] == 1.0
 
 
 def test_robustness_compares_every_level_with_the_main_one() -> None:
-    frame = sweep_frame(gain=0.0, seeds=6, sd=1.0, fractions=(0.1,), batch_sizes=(8, 16, 32), loss={"dino": 6.0},
+    frame = sweep_frame(gain=0.0, seeds=10, sd=1.0, fractions=(0.1,), batch_sizes=(8, 16, 32), loss={"dino": 6.0},
                         rng=7)
     out = claims_of(frame)
     for level in (8, 32):
@@ -108,17 +112,17 @@ def test_robustness_compares_every_level_with_the_main_one() -> None:
     assert small["status"] == "supported" and small["estimate"] == pytest.approx(-6.0, abs=3.0)
     assert "each method's loss at batch 8: cass" in small["measured"] and small["in_family"]
     assert out.loc["d1/d@10%:cnn:dino:32", "status"] == "inconclusive"  # no method loses above the main batch
-    gains = claims_of(sweep_frame(gain=0.0, seeds=6, sd=1.0, fractions=(0.1,), batch_sizes=(8, 16),
+    gains = claims_of(sweep_frame(gain=0.0, seeds=10, sd=1.0, fractions=(0.1,), batch_sizes=(8, 16),
                                   loss={"byol": -6.0}, rng=7))
     assert gains.loc["d1/d@10%:cnn:byol:8", "status"] == "contradicted"  # BYOL gains at batch 8, CASS does not
-    epochs = claims_of(sweep_frame(gain=0.0, seeds=6, sd=1.0, fractions=(0.1,), epochs=(3, 6), loss={"cass": 6.0},
+    epochs = claims_of(sweep_frame(gain=0.0, seeds=10, sd=1.0, fractions=(0.1,), epochs=(3, 6), loss={"cass": 6.0},
                                    rng=8))
     assert epochs.loc["d1/e@10%:vit:dino:3", "status"] == "contradicted"
     assert "main level" not in epochs.loc["d1/e@10%:vit:dino:3", "measured"]
 
 
 def test_a_method_falling_to_chance_at_a_level_counts_as_its_loss() -> None:
-    frame = sweep_frame(gain=0.0, seeds=6, sd=1.0, fractions=(0.1,), batch_sizes=(8, 16), loss={"dino": 6.0}, rng=9)
+    frame = sweep_frame(gain=0.0, seeds=10, sd=1.0, fractions=(0.1,), batch_sizes=(8, 16), loss={"dino": 6.0}, rng=9)
     frame.loc[(frame.method == "dino") & (frame.batch_size == 8), "above_chance"] = False
     row = claims_of(frame).loc["d1/d@10%:cnn:dino:8"]
     assert row["status"] == "supported" and "dino at chance at batch 8" in row["measured"]
@@ -168,7 +172,7 @@ def test_the_time_bound_is_the_claim_with_no_tolerance(cass_time: float, expecte
 
 
 def test_missing_comparators_are_not_measured() -> None:
-    frame = sweep_frame(seeds=4, sd=1.0, fractions=(0.1,), rng=12)
+    frame = sweep_frame(seeds=8, sd=1.0, fractions=(0.1,), rng=12)
     out = claims_of(frame[frame.method != "dino"])
     assert "d1/a@10%:cnn:dino" not in out.index and out.loc["d1/a@10%:cnn:byol", "status"] == "supported"
     assert out.loc["b:dino", "status"] == "not measured" and out.loc["c:dino", "status"] == "not measured"

@@ -38,7 +38,7 @@ def test_intervals_cover_the_true_per_encoder_difference(gain_sweeps: list[pd.Da
 def test_a_true_five_point_gain_at_ten_seeds_is_called_supported(gain_sweeps: list[pd.DataFrame]) -> None:
     for key in ("d1/a@10%:cnn:dino", "d1/a@1%:vit:byol"):
         statuses = [c.loc[key, "status"] for c in gain_sweeps]
-        assert statuses.count("supported") >= 70, (key, statuses.count("supported"))
+        assert statuses.count("supported") >= 60, (key, statuses.count("supported"))  # the exact test, 10 seeds
         assert "contradicted" not in statuses
     mde = pd.Series([c.loc["d1/a@10%:cnn:dino", "mde"] for c in gain_sweeps])
     assert 4.5 < mde.median() < 7.5  # the design's own power figure: about 6 points at this spread and family

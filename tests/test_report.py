@@ -385,7 +385,8 @@ def test_runs_timed_under_contention_are_named_and_left_out_of_the_time_figures(
         if record.get("pretrain_epoch_time_s") is not None:
             held_up = (record["method"], record["arch"], record["seed"]) == ("dino", "cnn", 1)
             record["pretrain_cpu_share"] = 0.42 if held_up else 0.98
-            record["pretrain_epoch_time_s"] = 99.0 if held_up else 1.0
+            ours = record["method"] == "cass"  # CASS's time varies by seed, so the ratio has a spread
+            record["pretrain_epoch_time_s"] = 99.0 if held_up else 1.0 + 0.01 * record["seed"] * ours
     out = write_records(tmp_path / "r", records)
     costs = analyse(load_records(out)).costs
     assert costs.mean(TIME)[("d1", CPU, 16, 10, "dino", "cnn")] == pytest.approx(1.0)

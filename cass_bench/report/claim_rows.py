@@ -16,7 +16,7 @@ from cass_bench.report.cells import CHANCE_SHARE
 from cass_bench.config.vocabulary import MAIN_EVAL
 from cass_bench.report.family import RowSpec
 from cass_bench.report.load import PRETRAINED, RUN_KEYS
-from cass_bench.report.stats import Interval, paired_interval
+from cass_bench.report.stats.intervals import Interval, paired_interval
 
 LEVEL = 0.95
 MIN_SEEDS = 3

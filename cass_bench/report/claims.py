@@ -24,17 +24,22 @@ from cass_bench.report.costs import COST_REFERENCE
 from cass_bench.report.load import CONTENTION_BAR
 from cass_bench.report.family import RECORD_SOURCE, Family, ordered, record_rows
 from cass_bench.report.gains import PAPER_GAINS, gain_rows, prediction_bootstrap
-from cass_bench.report.power import MAX_SEEDS, detectable_effect, seeds_needed
+from cass_bench.report.stats.power import MAX_SEEDS, detectable_effect, seeds_needed
 from cass_bench.report.render import Table
 from cass_bench.report.robustness import robustness_rows
-from cass_bench.report.stats import CONTRADICTED, INCONCLUSIVE, SUPPORTED, TOO_FEW_SEEDS, holm
+from cass_bench.report.stats.intervals import MAX_EXACT_SEEDS, SIGN_FLIP, T_TEST
+from cass_bench.report.stats.multiple import holm
+from cass_bench.report.stats.verdicts import (CONTRADICTED, INCONCLUSIVE, SUPPORTED, TOO_FEW_SEEDS,
+                                              zero_variance_status)
 
 __all__ = ["COLUMNS", "PAPER_GAINS", "RULES", "TIME_BOUND", "check_claims", "claims_table", "family_lines",
            "rule_lines", "summary_lines"]
 
 OUTSIDE = "no verdict: outside the family"
+SEED_TESTS = (T_TEST, SIGN_FLIP)
+"""The tests over seeds whose p enters Holm's correction (a one-seed bootstrap's does not)."""
 COLUMNS = ["key", "kind", "claim", "comparator", "dataset", "arch", "fraction", "level", "eval", "paper", "measured",
-           "estimate", "low", "high", "n", "sd", "p", "p_holm", "in_family", "mde", "seeds_needed", "power",
+           "estimate", "low", "high", "n", "sd", "p", "test", "p_holm", "in_family", "mde", "seeds_needed", "power",
            "collapse", "status"]
 SHOWN = {"key": "#", "claim": "claim", "paper": "paper", "measured": "measured here (95% interval)",
          "power": "power (after Holm)", "collapse": "collapsed / measured runs", "status": "status"}
@@ -48,12 +53,14 @@ RULES = (
     "the main pretraining setting. One row per dataset, encoder (cnn, vit), label fraction and comparator: "
     f"{NAME} is compared with {' and with '.join(_C)} separately, paired by seed (same label subset, head "
     f"initialisation and test set). Interval: {LEVEL:.0%} t interval (n - 1 df) over seeds of the per-seed "
-    f"difference; with one seed a paired bootstrap over test images ({N_BOOT} resamples, percentile), which ignores "
-    "seed noise.",
+    f"difference; its p is the exact sign-flip permutation test's (all 2^n sign flips of the per-seed differences) "
+    f"up to {MAX_EXACT_SEEDS} seeds and the t test's above (each row names its test); seeds that all give the same "
+    "difference get no p and no interval (\"zero variance\"). With one seed: a paired bootstrap over test images "
+    f"({N_BOOT} resamples, percentile), which ignores seed noise.",
     "The family: the rows named above the table, fixed before any result is read (claims.family in the results "
     "folder's config.yaml; by default every (a), (d) and (e) row per encoder of that config's grid, or of the "
     "settings the records hold when the folder has no config.yaml). Holm's correction runs over exactly that "
-    "family; a family row that could not be measured, or has no t test, counts with p = 1. Supported / "
+    "family; a family row that could not be measured, or has no test over seeds, counts with p = 1. Supported / "
     f"contradicted: p_holm below the family's alpha (0.05 unless configured) and >= {MIN_SEEDS} seeds, the "
     "contrast on the claimed / the other side of 0; else inconclusive (\"inconclusive — too few seeds (n)\" below "
     f"{MIN_SEEDS} seeds). A row outside the family is measured but gets no verdict (\"{OUTSIDE}\").",
@@ -103,7 +110,7 @@ def _power(row: Row, status: str, family: Family) -> tuple[str, float, int | Non
         return f"{n} seed{'s' * (n != 1)}: no spread to judge power", math.nan, None
     effect = row.effect if math.isfinite(row.effect) else REFERENCE_EFFECT
     mde = detectable_effect(n, sd, family.alpha, family.size, family.power)
-    need = seeds_needed(effect, sd, family.alpha, family.size, family.power)
+    need = seeds_needed(sd, effect, family.alpha, family.size, family.power)
     named = f"the paper's +{effect:g}" if math.isfinite(row.effect) and row.base["kind"] == "a" else \
         f"a {effect:g}-point difference"
     text = f"{n} seeds detect >= {mde:.1f} points; {named} needs " + (f"≈ {need} seeds" if need else
@@ -119,6 +126,8 @@ def _status(row: Row, in_family: bool, p_holm: float, alpha: float) -> str:
         return OUTSIDE
     if row.interval.n < MIN_SEEDS:
         return f"{TOO_FEW_SEEDS} ({row.interval.n})"
+    if (flat := zero_variance_status(row.interval)) is not None:
+        return flat
     if p_holm < alpha:
         return SUPPORTED if row.direction * row.interval.mean > 0 else CONTRADICTED
     return INCONCLUSIVE
@@ -127,8 +136,8 @@ def _status(row: Row, in_family: bool, p_holm: float, alpha: float) -> str:
 def _decide(rows: list[Row], family: Family) -> pd.DataFrame:
     keys = set(family.keys)
     members = [i for i, row in enumerate(rows) if row.tested and row.base["key"] in keys]
-    p_values = [rows[i].interval.p if rows[i].status is None and rows[i].interval.method == "t"
-                and math.isfinite(rows[i].interval.p) else 1.0 for i in members]
+    p_values = [rows[i].interval.p if rows[i].status is None and rows[i].interval.test in SEED_TESTS
+                and rows[i].interval.tested else 1.0 for i in members]
     adjusted = dict(zip(members, holm(p_values)))
     out = []
     for i, row in enumerate(rows):
@@ -137,11 +146,11 @@ def _decide(rows: list[Row], family: Family) -> pd.DataFrame:
         power, mde, need = _power(row, status, family)
         measured = row.measured
         if row.tested and row.status is None and math.isfinite(row.interval.p):
-            measured += f"; p {row.interval.p:.3g}" + (f", Holm {p_holm:.3g} (family of {family.size})"
+            measured += f"; p {row.interval.p:.3g} ({row.interval.test})" + (f", Holm {p_holm:.3g} (family of {family.size})"
                                                        if i in adjusted else "")
         iv = row.interval
         out.append({**row.base, "measured": measured, "estimate": iv.mean, "low": iv.low, "high": iv.high,
-                    "n": iv.n, "sd": row.sd, "p": iv.p, "p_holm": p_holm, "in_family": i in adjusted, "mde": mde,
+                    "n": iv.n, "sd": row.sd, "p": iv.p, "test": iv.test, "p_holm": p_holm, "in_family": i in adjusted, "mde": mde,
                     "seeds_needed": need, "power": power, "collapse": row.collapse or "—", "status": status})
     return pd.DataFrame(out).reindex(columns=COLUMNS)
 

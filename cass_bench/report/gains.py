@@ -21,7 +21,8 @@ from cass_bench.report.claim_rows import (BOTH_AT_CHANCE, LEVEL, N_BOOT, NAME, N
 from cass_bench.config.vocabulary import MAIN_EVAL
 from cass_bench.report.family import POOLED, RowSpec
 from cass_bench.report.render import fraction_text
-from cass_bench.report.stats import Interval, bootstrap_interval
+from cass_bench.report.stats.bootstrap import bootstrap_interval
+from cass_bench.report.stats.intervals import Interval
 
 PAPER_GAINS = {0.01: 3.8, 0.1: 5.9, 1.0: 10.13}
 """The paper's F1 gains (points, its metric) over the best other method at 1 / 10 / 100% labels."""

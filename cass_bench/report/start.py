@@ -2,7 +2,7 @@
 
 The no-pretraining reference (``supervised``) fine-tunes and probes the initial encoder itself, so its records are
 the start's own quality; a method's change from its start is its metric minus the reference's, paired by seed
-(the same labelled subset and split), with a t interval over seeds (:func:`cass_bench.report.stats.paired_interval`).
+(the same labelled subset and split), with a t interval over seeds (:func:`cass_bench.report.stats.intervals.paired_interval`).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from cass_bench.config.registry import method_order, reference_methods
 from cass_bench.records.schema import OK
 from cass_bench.report.render import Table, fraction_text
 from cass_bench.report.paired import SEED, change_text, paired_changes
-from cass_bench.report.stats import Interval
+from cass_bench.report.stats.intervals import Interval
 
 START_EVALS = ("knn", "linear", "finetune")
 """The evaluations the change is shown for, frozen features first."""

@@ -14,7 +14,9 @@ from typing import Iterable
 import numpy as np
 import pandas as pd
 
-from cass_bench.report.claims import check_claims
+from cass_bench.config.claim_row import BEST
+from cass_bench.report.claims.decide import check_claims
+from cass_bench.report.claims.family import Family, record_rows
 from cass_bench.report.load import RANK_HISTORY, normalise
 
 METHODS = ("cass", "dino", "byol")
@@ -82,7 +84,17 @@ def sweep_frame(*, gain: float | dict[str, float] = 5.0, seeds: int = 10, sd: fl
     return df
 
 
-def claims_of(frame: pd.DataFrame, batch: int = MAIN_BATCH, epochs: int = MAIN_EPOCHS, **kwargs: object
-              ) -> pd.DataFrame:
-    """The claim rows of a simulated sweep, indexed by key (the function the report uses)."""
-    return check_claims(normalise(frame), float(batch), float(epochs), None, **kwargs).set_index("key")
+def each_family(records: pd.DataFrame, batch: int = MAIN_BATCH, epochs: int = MAIN_EPOCHS) -> Family:
+    """A family of every row against one comparator ((a) per comparator, (d), (e)): the detail rows as a family."""
+    rows = [r for r in record_rows(records, float(batch), float(epochs)) if r.claim != "s" and r.comparator != BEST]
+    return Family(tuple(rows), "every row against one comparator (a test)")
+
+
+def claims_of(frame: pd.DataFrame, batch: int = MAIN_BATCH, epochs: int = MAIN_EPOCHS, each: bool = False,
+              **kwargs: object) -> pd.DataFrame:
+    """The claim rows of a simulated sweep, indexed by key (the function the report uses); ``each``: the family is
+    every row against one comparator (:func:`each_family`) instead of the default."""
+    records = normalise(frame)
+    if each:
+        kwargs["family"] = each_family(records, batch, epochs)
+    return check_claims(records, float(batch), float(epochs), None, **kwargs).set_index("key")

@@ -7,8 +7,8 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from cass_bench.report.claims import OUTSIDE
-from cass_bench.report.family import Family, parse_row
+from cass_bench.report.claims.specs import OUTSIDE
+from cass_bench.report.claims.family import Family, parse_row
 from cass_bench.report.load import RANK_HISTORY, normalise
 
 from .claim_frames import claims_of, sweep_frame
@@ -21,7 +21,7 @@ GAIN, SEEDS, PAIRED_SD = 5.0, 10, 4.0
 @pytest.fixture(scope="module")
 def gain_sweeps() -> list[pd.DataFrame]:
     """The claim rows of 100 simulated default sweeps (1 dataset, 3 fractions, 2 encoders, 2 comparators)."""
-    return [claims_of(sweep_frame(gain=GAIN, seeds=SEEDS, sd=PAIRED_SD, rng=i)) for i in range(SWEEPS)]
+    return [claims_of(sweep_frame(gain=GAIN, seeds=SEEDS, sd=PAIRED_SD, rng=i), each=True) for i in range(SWEEPS)]
 
 
 def test_the_default_family_is_every_encoder_row(gain_sweeps: list[pd.DataFrame]) -> None:
@@ -72,8 +72,8 @@ def test_a_pooled_row_of_agreeing_encoders_gets_its_verdict() -> None:
 @pytest.mark.parametrize("collapsed", ["cass", "dino"])
 def test_collapse_of_any_method_is_flagged_alike_and_vetoes_nothing(collapsed: str) -> None:
     frame = sweep_frame(gain=8.0, seeds=SEEDS, sd=2.0, collapsed=[(collapsed, "vit")], rng=5)
-    clean = claims_of(sweep_frame(gain=8.0, seeds=SEEDS, sd=2.0, rng=5))
-    out = claims_of(frame)
+    clean = claims_of(sweep_frame(gain=8.0, seeds=SEEDS, sd=2.0, rng=5), each=True)
+    out = claims_of(frame, each=True)
     other = "dino" if collapsed == "cass" else "cass"
     row = out.loc["d1/a@10%:vit:dino"]
     assert row["collapse"] == "COLLAPSED: " + ", ".join(
@@ -87,6 +87,6 @@ def test_collapse_of_any_method_is_flagged_alike_and_vetoes_nothing(collapsed: s
 def test_collapse_is_not_measured_for_records_without_the_centred_rank() -> None:
     frame = sweep_frame(gain=8.0, seeds=4, collapsed=[("dino", "vit")], rng=6)
     frame = frame.rename(columns={RANK_HISTORY: "feature_rank_history"})  # a record of the old, uncentred measure
-    out = claims_of(frame)
+    out = claims_of(frame, each=True)
     assert out.loc["d1/a@10%:vit:dino", "collapse"] == "cass-vit not measured, dino-vit not measured"
     assert normalise(frame)["collapsed"].isna().all()  # the old flag is not read without its rank

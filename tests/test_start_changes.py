@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from cass_bench.report import load_records
-from cass_bench.report.start import start_change_lines, start_change_table, start_changes, start_lines
+from cass_bench.report.present.start import start_change_lines, start_change_table, start_changes, start_lines
 
 from .test_report import make_records, write_records
 

@@ -9,8 +9,8 @@ batch-size and (4) pretraining-epoch robustness, (5) failures, (6) collapse and 
 the mean ± sample std over seeds, with n shown when n > 1.
 
 The pipeline: :mod:`~cass_bench.report.load` (records -> frame) -> :mod:`~cass_bench.report.analysis` (typed
-statistics) -> :mod:`~cass_bench.report.claims` (the rules) -> :mod:`~cass_bench.report.plots` and
-:mod:`~cass_bench.report.sections` -> :mod:`~cass_bench.report.render` (Markdown, LaTeX, CSV).
+statistics) -> :mod:`~cass_bench.report.claims` (the rules) -> :mod:`~cass_bench.report.present.plots` and
+:mod:`~cass_bench.report.present.sections` -> :mod:`~cass_bench.report.present.render` (Markdown, LaTeX, CSV).
 """
 
 from __future__ import annotations
@@ -22,13 +22,13 @@ from pathlib import Path
 from cass_bench.errors import UserError
 from cass_bench.records.schema import OK
 from cass_bench.report.analysis import Analysis, analyse
-from cass_bench.report.claim_plots import cost_f1_plot, gain_plot, stacked_time_plot, sweep_plot
+from cass_bench.report.present.claim_plots import cost_f1_plot, gain_plot, stacked_time_plot, sweep_plot
 from cass_bench.report.costs import GPU_MEMORY, TIME
 from cass_bench.report.load import load_records
-from cass_bench.report.plots import Plot, collapse_plot, cost_plot, f1_plot
-from cass_bench.report.render import STYLES, render_latex, render_markdown, write_csv, write_whole
-from cass_bench.report.sections import TERMINAL_SECTIONS, build_sections
-from cass_bench.report.validity import collapse_runs
+from cass_bench.report.present.plots import Plot, collapse_plot, cost_plot, f1_plot
+from cass_bench.report.present.render import STYLES, render_latex, render_markdown, write_csv, write_whole
+from cass_bench.report.present.sections import TERMINAL_SECTIONS, build_sections
+from cass_bench.report.present.validity import collapse_runs
 
 __all__ = ["Analysis", "analyse", "load_records", "write_plots", "write_report"]
 

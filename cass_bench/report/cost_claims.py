@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from cass_bench.config.registry import PROPOSED, comparators
-from cass_bench.report.claim_rows import LEVEL, NAME, NOT_MEASURED, Row
+from cass_bench.report.claims.rows import LEVEL, NAME, NOT_MEASURED, Row
 from cass_bench.report.costs import COST_REFERENCE, JOINT
 from cass_bench.report.load import PRETRAINED, RUN_KEYS
 from cass_bench.report.stats.intervals import Interval, t_interval

@@ -23,13 +23,13 @@ from cass_bench.config.registry import method_order
 from cass_bench.records.schema import field_table
 from cass_bench.records.store import RECORDS
 from cass_bench.report.analysis import Analysis, analyse
-from cass_bench.report.claims import rule_lines
+from cass_bench.report.claims.specs import rule_lines
 from cass_bench.report.costs import TIME, pretrain_runs
 from cass_bench.report.format import number_text, stat_text, with_keys
 from cass_bench.report.load import load_records
-from cass_bench.report.render import STYLES, Table
-from cass_bench.report.tables import metric_table, ratio_header, scale_lines
-from cass_bench.report.validity import collapse_runs
+from cass_bench.report.present.render import STYLES, Table
+from cass_bench.report.present.tables import metric_table, ratio_header, scale_lines
+from cass_bench.report.present.validity import collapse_runs
 from cass_bench.report.variants import variant_lines
 
 INDEX = "README.md"

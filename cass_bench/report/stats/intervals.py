@@ -17,6 +17,8 @@ from scipy import stats as sps
 T_TEST, SIGN_FLIP, BOOTSTRAP, ZERO_VARIANCE, NO_TEST = ("t test", "exact sign-flip", "paired bootstrap",
                                                        "zero variance", "none")
 """The test behind an interval's p value (:attr:`Interval.test`)."""
+SEED_TESTS = (T_TEST, SIGN_FLIP)
+"""The tests over seeds (a one-seed bootstrap's p covers test images only and enters no family)."""
 MAX_EXACT_SEEDS = 16
 """Up to this many paired seeds a row's p is the exact sign-flip p (all 2^n flips); above, the t test's."""
 

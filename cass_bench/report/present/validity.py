@@ -13,7 +13,8 @@ from cass_bench.engine.collapse import COLLAPSE_RANK
 from cass_bench.records.identity import ENCODER_RUN_KEYS
 from cass_bench.records.schema import OK
 from cass_bench.report.load import RANK_HISTORY, finished_pretraining
-from cass_bench.report.render import Table, fraction_text
+from cass_bench.report.format import fraction_text
+from cass_bench.report.present.render import Table
 
 
 

@@ -12,8 +12,9 @@ from cass_bench.report.cells import CELL, CellStats
 from cass_bench.report.costs import COST_KEYS, COST_REFERENCE, FLOPS, TIME, CostStats
 from cass_bench.report.format import HEADERS, MISSING, key_text, number_text, sort_rows, stat_text, with_keys
 from cass_bench.report.load import PRETRAINED
-from cass_bench.report.render import Table, fraction_text
-from cass_bench.report.start import start_lines
+from cass_bench.report.format import fraction_text
+from cass_bench.report.present.render import Table
+from cass_bench.report.present.start import start_lines
 
 AT_CHANCE_MARK, COLLAPSED_MARK = " †", " ‡"
 PAPER_SCALE = ("Paper scale: Brain MRI, ISIC-2019, Dermofit, Autoimmune; one RTX8000; 384 px; ResNet-50 + ViT-B/16; "

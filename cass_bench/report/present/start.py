@@ -14,7 +14,8 @@ import pandas as pd
 
 from cass_bench.config.registry import method_order, reference_methods
 from cass_bench.records.schema import OK
-from cass_bench.report.render import Table, fraction_text
+from cass_bench.report.format import fraction_text
+from cass_bench.report.present.render import Table
 from cass_bench.report.paired import SEED, change_text, paired_changes
 from cass_bench.report.stats.intervals import Interval
 

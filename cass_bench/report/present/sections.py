@@ -9,17 +9,19 @@ from cass_bench.records.schema import OK
 from cass_bench.config.registry import PROPOSED, reference_methods
 from cass_bench.report.analysis import Analysis, Sweep, finetuned
 from cass_bench.report.cells import metric_stats
-from cass_bench.report.claims import claims_table, family_lines, rule_lines, summary_lines
+from cass_bench.report.claims.decide import family_lines, summary_lines
+from cass_bench.report.claims.specs import rule_lines
+from cass_bench.report.present.claim_tables import claims_table
 from cass_bench.report.costs import (
     COST_REFERENCE, DATA_WAIT_LIMIT, GPU_MEMORY, MFU, data_wait_warnings, pretrain_runs,
 )
 from cass_bench.report.format import key_text
 from cass_bench.report.load import CONTENTION_BAR, CPU_SHARE, RANK_HISTORY, contended_runs
-from cass_bench.report.plots import Plot
-from cass_bench.report.render import Section
-from cass_bench.report.tables import cost_table, failure_table, metric_table, robustness_table, scale_lines
-from cass_bench.report.start import start_change_lines, start_change_table, start_changes
-from cass_bench.report.validity import COLLAPSE_RULE, chance_table, collapse_runs, collapse_table
+from cass_bench.report.present.plots import Plot
+from cass_bench.report.present.render import Section
+from cass_bench.report.present.tables import cost_table, failure_table, metric_table, robustness_table, scale_lines
+from cass_bench.report.present.start import start_change_lines, start_change_table, start_changes
+from cass_bench.report.present.validity import COLLAPSE_RULE, chance_table, collapse_runs, collapse_table
 
 COMPANIONS = {"f1_micro": "micro-F1", "balanced_accuracy": "balanced accuracy",
               "f1_seed_code": "F1 as the reference code scores it (f1_seed_code, comparable with the paper)",

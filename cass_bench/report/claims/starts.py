@@ -5,8 +5,6 @@ the (a) rows it enters (:func:`start_flag`)."""
 
 from __future__ import annotations
 
-import math
-
 from cass_bench.config.claim_row import ClaimRow
 from cass_bench.config.registry import reference_methods
 from cass_bench.report.claims.cells import Pair
@@ -38,6 +36,6 @@ def start_row(spec: ClaimRow, ctx: Context) -> Row:
 
 def start_flag(method: str, arch: str, interval: Interval, where: str = "") -> str:
     """The flag beside an (a) row whose comparator fell significantly below its start."""
-    bounds = f" [{interval.low:.1f}, {interval.high:.1f}]" if math.isfinite(interval.low) else ""
+    bounds = f" [{-interval.high:.1f}, {-interval.low:.1f}]" if interval.bounded else ""
     return (f"{method.upper()}-{arch} fell {-interval.mean:.1f}{bounds} below its start{where}: this row may measure "
             "the baseline's recipe")

@@ -20,6 +20,7 @@ from cass_bench.report.cost_claims import TIME_BOUND
 from cass_bench.report.claims.family import Family, claim_family, parse_row, record_rows
 from cass_bench.report.load import normalise
 from cass_bench.report.stats.multiple import holm
+from cass_bench.report.stats.power import power_of
 
 from .claim_frames import MAIN_BATCH, MAIN_EPOCHS, TIMES, claims_of, sweep_frame
 
@@ -94,6 +95,35 @@ def test_the_papers_gain_is_read_on_the_reference_codes_f1() -> None:
     assert "the interval contains 0 and excludes the paper's value" in far["measured"]
     assert far["status"] == "supported"  # the verdict is macro-F1's; the paper's value is read on its own metric
     assert "compatible" not in near["measured"] + far["measured"]
+    assert (near["paper_value"], far["paper_value"]) == ("inside", "outside")  # size, read apart from direction
+    assert near["code_low"] <= 5.9 <= near["code_high"] and not far["code_low"] <= 5.9 <= far["code_high"]
+
+
+def test_a_sign_disagreement_between_the_metrics_is_flagged() -> None:
+    out = claims_of(sweep_frame(gain=3.0, code_gain=-3.0, seeds=12, sd=1.0, fractions=(0.1,), rng=6))
+    for key in ("d1/a@10%:cnn:dino", "d1/a@10%:cnn:best"):
+        row = out.loc[key]
+        assert row["estimate"] > 0 > row["code_estimate"] and "sign" in row["flags"].split(", ")
+        assert f"macro-F1 {row['estimate']:+.2f}, f1_seed_code {row['code_estimate']:+.2f}" in row["notes"]
+    agree = claims_of(sweep_frame(gain=3.0, seeds=12, sd=1.0, fractions=(0.1,), rng=6))
+    assert "sign" not in agree.loc["d1/a@10%:cnn:best", "flags"]
+
+
+def test_power_is_stated_on_the_scale_of_the_number_compared_with_its_range() -> None:
+    frame = sweep_frame(gain=2.0, seeds=12, sd=4.0, fractions=(0.1,), rng=7)
+    out = claims_of(frame, each=True)
+    row, m = out.loc["d1/a@10%:cnn:dino"], int((out["family"] == "paper").sum())
+    r = frame[(frame.label_fraction == 0.1) & (frame.arch == "cnn")]
+    per_seed = 100 * r.pivot_table(index="seed", columns="method", values=["f1_macro", "f1_seed_code"])
+    f1 = per_seed[("f1_macro", "cass")] - per_seed[("f1_macro", "dino")]
+    code = per_seed[("f1_seed_code", "cass")] - per_seed[("f1_seed_code", "dino")]
+    on_f1 = power_of(12, f1.std(), 5.0, 0.05, m, 0.8)  # a declared 5-point macro-F1 difference
+    on_code = power_of(12, code.std(), 5.9, 0.05, m, 0.8)  # the paper's gain, on the paper's metric
+    assert row["mde"] == pytest.approx(on_f1.mde) and row["seeds_needed"] == on_f1.need
+    assert (f"detect >= {on_f1.mde:.1f} [{on_f1.mde_range[0]:.1f}, {on_f1.mde_range[1]:.1f}] macro-F1 points"
+            in row["power"])
+    assert (f"the paper's +5.9 on f1_seed_code (spread {code.std():.2f}) needs ≈ {on_code.need} "
+            f"[{on_code.need_range[0]}, {on_code.need_range[1]}] seeds") in row["power"]
 
 
 def test_a_comparison_is_left_out_only_when_both_methods_are_at_chance() -> None:

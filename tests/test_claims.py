@@ -21,6 +21,7 @@ from cass_bench.report.claims.family import Family, claim_family, parse_row, rec
 from cass_bench.report.load import normalise
 from cass_bench.report.stats.multiple import holm
 from cass_bench.report.stats.power import power_of
+from cass_bench.report.versions import version_lines
 
 from .claim_frames import MAIN_BATCH, MAIN_EPOCHS, TIMES, claims_of, sweep_frame
 
@@ -285,3 +286,16 @@ def test_docs_recipe_recomputes_a_per_encoder_row() -> None:
     low, high = mean + np.array([-1, 1]) * sps.t.ppf(0.975, n - 1) * se
     row = claims_of(records, each=True).loc["d1/a@10%:cnn:dino"]
     assert (row["estimate"], row["low"], row["high"]) == pytest.approx((mean, low, high))
+
+
+def test_a_seed_whose_methods_ran_on_different_commits_is_named_and_flagged() -> None:
+    frame = sweep_frame(seeds=10, sd=1.0, fractions=(0.1,), rng=15).assign(git_commit="a" * 40)
+    frame.loc[(frame.seed == 2) & (frame.method == "dino") & (frame.arch == "vit"), "git_commit"] = "b" * 40
+    out = claims_of(frame, each=True)
+    assert "commits" in out.loc["d1/a@10%:vit:dino", "flags"] and "commits" in out.loc["d1/a@10%:vit:best", "flags"]
+    assert "seed 2: the row's methods ran on different commits" in out.loc["d1/a@10%:vit:dino", "notes"]
+    assert "commits" not in out.loc["d1/a@10%:vit:byol", "flags"] + out.loc["d1/a@10%:cnn:dino", "flags"]
+    lines = version_lines(normalise(frame))
+    assert lines[0].startswith("Code versions: 2 commits behind the finished records (aaaaaaa ")
+    assert "seed 2: " in lines[1] and "dino-vit bbbbbbb" in lines[1] and "seed 3" not in lines[1]
+    assert len(version_lines(normalise(frame.assign(git_commit="a" * 40)))) == 1

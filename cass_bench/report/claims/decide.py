@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 
 from cass_bench.config.claim_row import ACROSS, BEST
-from cass_bench.config.registry import comparators
+from cass_bench.config.registry import PROPOSED, comparators, reference_methods
 from cass_bench.report.claims.cells import CellTable, prepare
 from cass_bench.report.claims.family import Family, claim_family, ordered, record_rows
 from cass_bench.report.claims.gains import paper_reading, prediction_bootstrap
@@ -23,6 +23,7 @@ from cass_bench.report.cost_claims import cost_rows
 from cass_bench.report.stats.intervals import SEED_TESTS, Interval
 from cass_bench.report.stats.multiple import holm
 from cass_bench.report.stats.power import MAX_SEEDS, power_of
+from cass_bench.report.versions import mixed_seeds
 from cass_bench.report.stats.verdicts import (CONTRADICTED, INCONCLUSIVE, SUPPORTED, TOO_FEW_SEEDS,
                                               zero_variance_status)
 
@@ -123,8 +124,34 @@ def _sign_note(row: Row) -> str:
     return f"the metrics disagree in sign: macro-F1 {f1:+.2f}, f1_seed_code {code:+.2f}"
 
 
-def decide(rows: list[Row], family: Family) -> pd.DataFrame:
-    """The verdict, power line and flags of every row, Holm's correction over each family apart."""
+def _methods(row: Row) -> set[str]:
+    comparator = str(row.base["comparator"])
+    if row.base["kind"] == "s":
+        return {comparator, *reference_methods()}
+    return {PROPOSED, *(comparators() if comparator.startswith(BEST) else [comparator])}
+
+
+def _commit_note(row: Row, mixed: dict[int, dict[tuple[str, str], list[str]]]) -> str:
+    """The seeds of a row whose methods (at the row's encoders) ran on different commits."""
+    if not row.tested or not mixed:
+        return ""
+    methods, archs = _methods(row), str(row.base["arch"]).split("+")
+    seeds = [int(s) for s in row.per_seed.index if int(s) in mixed
+             and len({c for (m, a), cs in mixed[int(s)].items() if m in methods and a in archs for c in cs}) > 1]
+    if not seeds:
+        return ""
+    return f"seed{'s' * (len(seeds) > 1)} {', '.join(map(str, seeds))}: the row's methods ran on different commits"
+
+
+def decide(rows: list[Row], family: Family, mixed: dict[int, dict[tuple[str, str], list[str]]] | None = None
+           ) -> pd.DataFrame:
+    """The verdict, power line and flags of every row, Holm's correction over each family apart.
+
+    Args:
+        rows: the measured rows.
+        family: the families.
+        mixed: the seeds whose methods ran on different commits (:func:`cass_bench.report.versions.mixed_seeds`).
+    """
     families = {PAPER: (_adjusted(rows, family.keys), family.size),
                 START: (_adjusted(rows, family.start_keys), len(family.start_rows))}
     out = []
@@ -139,13 +166,14 @@ def decide(rows: list[Row], family: Family) -> pd.DataFrame:
             measured += f"; p {iv.p:.3g} ({iv.test})"
         if name:
             measured += f", Holm {p_holm:.3g} (the {name} family of {size})"
-        sign = _sign_note(row)
+        sign, commits = _sign_note(row), _commit_note(row, mixed or {})
         out.append({**row.base, "measured": measured, "estimate": iv.mean, "low": iv.low, "high": iv.high, "n": iv.n,
                     "sd": row.sd, "p": iv.p, "test": iv.test if row.tested else "", "p_holm": p_holm,
                     "family": name, "in_family": name == PAPER, "mde": mde, "seeds_needed": need, "power": power,
                     "code_estimate": row.code.mean, "code_low": row.code.low, "code_high": row.code.high,
                     "paper_value": paper_reading(row.code, row.effect), "collapse": row.collapse or "—",
-                    "flags": "sign" if sign else "", "notes": "; ".join([*row.notes, *([sign] if sign else [])]),
+                    "flags": ", ".join(w for w, on in (("sign", sign), ("commits", commits)) if on),
+                    "notes": "; ".join([*row.notes, *(n for n in (sign, commits) if n)]),
                     "status": status})
     return _flag_rows(pd.DataFrame(out).reindex(columns=COLUMNS))
 
@@ -175,7 +203,7 @@ def check_claims(records: pd.DataFrame, batch_size: float | None, epochs: float 
                                                                                       predictions))
     measure = Measurer(ctx)
     rows = [measure(spec) for spec in specs]
-    return decide([*rows, *cost_rows(df)], family)
+    return decide([*rows, *cost_rows(df)], family, mixed_seeds(records))
 
 
 def family_lines(family: Family) -> list[str]:

@@ -15,6 +15,7 @@ from cass_bench.report.load import PRETRAINED
 from cass_bench.report.format import fraction_text
 from cass_bench.report.present.render import Table
 from cass_bench.report.present.start import start_lines
+from cass_bench.report.versions import version_lines
 
 AT_CHANCE_MARK, COLLAPSED_MARK = " †", " ‡"
 PAPER_SCALE = ("Paper scale: Brain MRI, ISIC-2019, Dermofit, Autoimmune; one RTX8000; 384 px; ResNet-50 + ViT-B/16; "
@@ -125,7 +126,7 @@ def scale_lines(df: pd.DataFrame) -> list[str]:
     ]
     n_ok = int((df["status"] == OK).sum())
     lines = ["Scale of this run: " + "; ".join(f"{k} {v}" for k, v in items) + ".", *start_lines(df),
-             f"{len(df)} records: {n_ok} finished, {len(df) - n_ok} failed.", PAPER_SCALE]
+             f"{len(df)} records: {n_ok} finished, {len(df) - n_ok} failed.", *version_lines(df), PAPER_SCALE]
     devices = df["device"].dropna().unique()
     if len(devices) > 1:
         lines.append(f"The records come from {len(devices)} devices: efficiency figures, their ratios and the cost "

@@ -297,5 +297,5 @@ def test_a_seed_whose_methods_ran_on_different_commits_is_named_and_flagged() ->
     assert "commits" not in out.loc["d1/a@10%:vit:byol", "flags"] + out.loc["d1/a@10%:cnn:dino", "flags"]
     lines = version_lines(normalise(frame))
     assert lines[0].startswith("Code versions: 2 commits behind the finished records (aaaaaaa ")
-    assert "seed 2: " in lines[1] and "dino-vit bbbbbbb" in lines[1] and "seed 3" not in lines[1]
+    assert "seed 2: aaaaaaa (byol, cass, dino-cnn), bbbbbbb (dino-vit)." in lines[1] and "seed 3" not in lines[1]
     assert len(version_lines(normalise(frame.assign(git_commit="a" * 40)))) == 1

@@ -27,9 +27,9 @@ def test_a_methods_change_from_its_start_is_paired_by_seed_with_an_interval(tmp_
     assert cass["interval"].n == 10
     assert cass["interval"].mean == pytest.approx(offset, abs=0.03)
     table = start_change_table(changes).cells
-    row = table[(table["method"] == "cass") & (table["arch"] == "cnn")].iloc[0]
-    assert f"({word}, Holm p " in row["finetune: change"]
-    assert "n=10" in row["finetune: change"]
+    row = table[(table["method"] == "cass") & (table["arch"] == "cnn") & (table["eval"] == "finetune")].iloc[0]
+    assert row["call"].startswith(f"{word} (Holm p ")
+    assert "n=10" in row["change (95% interval)"]
     assert f" {word}" in start_change_lines(changes)[-1]
 
 
@@ -39,14 +39,15 @@ def test_a_change_is_called_only_when_it_survives_holm_over_the_section(tmp_path
     assert (changes["p_holm"] >= changes["interval"].map(lambda iv: iv.p)).all()
     cass = changes[(changes["method"] == "cass") & (changes["arch"] == "cnn")].iloc[0]
     assert cass["interval"].low > 0 and cass["p_holm"] > 0.05  # 4 seeds: the exact p is at least 1/8
-    assert "(no clear change, Holm p" in start_change_table(changes).cells.iloc[0]["finetune: change"]
+    assert start_change_table(changes).cells["call"].str.startswith("no clear change (Holm p").all()
 
 
 def test_one_seed_gives_a_change_without_an_interval_and_no_call(tmp_path) -> None:  # noqa: ANN001
     changes = start_changes(_frame(tmp_path, seeds=(0,), offsets={"cass": 0.2}))
     assert set(changes["method"]) == {"cass", "dino"}
     table = start_change_table(changes).cells
-    assert table["finetune: change"].str.endswith("(n=1, no interval) (not called)").all()
+    assert table["change (95% interval)"].str.endswith("(n=1, no interval)").all() and set(table["call"]) == {
+        "not called"}
 
 
 def test_without_the_no_pretraining_reference_there_is_nothing_to_compare(tmp_path) -> None:  # noqa: ANN001

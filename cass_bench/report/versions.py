@@ -32,6 +32,21 @@ def mixed_seeds(records: pd.DataFrame) -> dict[int, dict[tuple[str, str], list[s
     return out
 
 
+def _by_commit(methods: dict[tuple[str, str], list[str]]) -> str:
+    """``59d3ecd (byol, cass, dino), 6db1cf5 (supervised)``: each commit with the methods (-arch where only one of a
+    method's encoders ran on it) that ran on it."""
+    runs: dict[str, list[str]] = {}
+    for (method, arch), commits in methods.items():
+        for commit in commits:
+            runs.setdefault(commit, []).append(f"{method}-{arch}")
+    out = []
+    for commit, names in sorted(runs.items()):
+        methods_here = sorted({n.rsplit("-", 1)[0] for n in names})
+        whole = [m for m in methods_here if all(f"{m}-{a}" in names for (mm, a) in methods if mm == m)]
+        out.append(f"{commit} ({', '.join(sorted([*whole, *(n for n in names if n.rsplit('-', 1)[0] not in whole)]))})")
+    return ", ".join(out)
+
+
 def version_lines(records: pd.DataFrame) -> list[str]:
     """The commits behind the records, and one line naming the seeds whose methods ran on different commits."""
     counts = commit_counts(records)
@@ -43,6 +58,5 @@ def version_lines(records: pd.DataFrame) -> list[str]:
     if mixed:
         lines.append(f"WARNING: in {len(mixed)} seed{'s' * (len(mixed) != 1)} the methods ran on different commits, so "
                      "a row's per-seed difference there may hold a code change (flag \"commits\"): "
-                     + "; ".join(f"seed {s}: " + ", ".join(f"{m}-{a} {'/'.join(c)}" for (m, a), c in methods.items())
-                                 for s, methods in mixed.items()) + ".")
+                     + "; ".join(f"seed {s}: " + _by_commit(methods) for s, methods in mixed.items()) + ".")
     return lines

@@ -206,6 +206,11 @@ def check_claims(records: pd.DataFrame, batch_size: float | None, epochs: float 
     return decide([*rows, *cost_rows(df)], family, mixed_seeds(records))
 
 
+def headline(claims: pd.DataFrame) -> pd.DataFrame:
+    """The rows that answer the paper: its family's rows and the cost rows, in report order."""
+    return claims[(claims["family"] == PAPER) | claims["kind"].isin(["b", "c"])]
+
+
 def family_lines(family: Family) -> list[str]:
     """The families in words: their sizes, levels, source and rows."""
     return [f"Families: Holm's correction over each apart at alpha {family.alpha:g}, power stated at "

@@ -83,24 +83,20 @@ def _word(interval: Interval, p_holm: float, alpha: float = ALPHA) -> str:
 
 
 def start_change_table(changes: pd.DataFrame) -> Table:
-    """The changes as a table: one row per dataset, encoder and method; per evaluation the start and the change."""
+    """The changes as a table: one row per dataset, encoder, method and evaluation (frozen features first)."""
     if changes.empty:
         return Table(pd.DataFrame({"": ["no method and no-pretraining reference share a seed at this fraction"]}))
-    rows = []
-    ordered = changes.sort_values(["dataset", "arch"], kind="stable")
-    for (dataset, arch, method), group in ordered.groupby(["dataset", "arch", "method"], sort=False):
-        row = {"dataset": dataset, "arch": arch, "method": method}
-        for evaluation in START_EVALS:
-            match = group[group["eval"] == evaluation]
-            if match.empty:
-                continue
-            item = match.iloc[0]
-            row[f"{evaluation}: start"] = f"{item['start']:.3f}"
-            holm_p = f", Holm p {item['p_holm']:.2g}" if math.isfinite(item["p_holm"]) else ""
-            row[f"{evaluation}: change"] = (f"{change_text(item['interval'], show_n=True)} "
-                                            f"({_word(item['interval'], item['p_holm'])}{holm_p})")
-        rows.append(row)
-    return Table(pd.DataFrame(rows))
+    order = {evaluation: i for i, evaluation in enumerate(START_EVALS)}
+    ordered = changes.sort_values(["dataset", "arch", "eval"], key=lambda c: c.map(order) if c.name == "eval" else c,
+                                  kind="stable")
+    rows = [{"dataset": r["dataset"], "arch": r["arch"], "method": r["method"], "eval": r["eval"],
+             "start": f"{r['start']:.3f}", "change (95% interval)": change_text(r["interval"], show_n=True),
+             "call": _word(r["interval"], r["p_holm"]) + (f" (Holm p {r['p_holm']:.2g})" if math.isfinite(r["p_holm"])
+                                                          else "")}
+            for _, r in ordered.iterrows()]
+    return Table(pd.DataFrame(rows), data=changes.drop(columns="interval").assign(
+        change=[iv.mean for iv in changes["interval"]], low=[iv.low for iv in changes["interval"]],
+        high=[iv.high for iv in changes["interval"]], n=[iv.n for iv in changes["interval"]]))
 
 
 def start_change_lines(changes: pd.DataFrame, fraction: float = START_FRACTION) -> list[str]:

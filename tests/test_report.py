@@ -217,7 +217,7 @@ def test_cpu_records_report_rss_instead_of_gpu_memory(tmp_path: Path) -> None:
     rss_ratio = analysis.costs.ratio(analysis.costs.memory)[("d1", CPU, 16, 10, "cass", "cnn+vit")]
     assert rss_ratio == pytest.approx((2000 + 500 * 1.05) / (2000 + 400 * 1.05))
     write_report(out)
-    assert "peak RSS (MB, CPU: no GPU memory)" in (out / "report.md").read_text()
+    assert "| peak RSS (MB) " in (out / "report.md").read_text()
 
 
 def test_failures_are_listed_with_their_messages(full: tuple[Path, list[dict[str, Any]], str]) -> None:

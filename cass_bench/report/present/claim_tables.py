@@ -33,7 +33,9 @@ def _claim(row: pd.Series, datasets: int) -> str:
         device = f", {row['key'].split('@', 1)[1]}" if "@" in str(row["key"]) else ""
         what = "time" if kind == "b" else "twice as efficient"
         setting = str(row["key"]).split(":")[1:3] if ":bs" in str(row["key"]) else []
-        return f"({kind}) {what} vs {comparator.upper()}" + (f" ({', '.join(setting)}{device})" if setting else "")
+        where = f"{row['dataset']}, " if datasets > 1 and isinstance(row["dataset"], str) else ""
+        return f"({kind}) {where}{what} vs {comparator.upper()}" + (f" ({', '.join(setting)}{device})" if setting
+                                                                    else "")
     where = "across datasets, " if row["dataset"] == "across" else f"{row['dataset']}, " if datasets > 1 else ""
     versus = "best other" + (f" ({comparator[6:-1].upper()})" if comparator.startswith("best (") else "") \
         if comparator.startswith("best") else comparator.upper()
@@ -58,7 +60,7 @@ def answer_table(claims: pd.DataFrame) -> Table:
         return Table(pd.DataFrame({"": ["no claim row: no finished pretraining record"]}))
     ratio = rows["kind"].isin(["b", "c"])
     cells = pd.DataFrame({
-        "claim": [_claim(r, rows["dataset"].nunique()) for _, r in rows.iterrows()],
+        "claim": [_claim(r, rows.loc[rows["dataset"] != "across", "dataset"].nunique()) for _, r in rows.iterrows()],
         "measured": [f"{r['estimate']:.3f}" if is_ratio and math.isfinite(r["estimate"]) else _signed(r["estimate"])
                      for (_, r), is_ratio in zip(rows.iterrows(), ratio)],
         "95% interval": [_interval(r, is_ratio) for (_, r), is_ratio in zip(rows.iterrows(), ratio)],

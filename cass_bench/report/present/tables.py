@@ -9,7 +9,7 @@ from cass_bench.records.schema import OK
 from cass_bench.config.registry import method_order
 from cass_bench.report.analysis import EVAL_ORDER, Setting, Sweep
 from cass_bench.report.cells import CELL, CellStats
-from cass_bench.report.costs import COST_KEYS, COST_REFERENCE, FLOPS, TIME, CostStats
+from cass_bench.report.costs import COST_KEYS, COST_REFERENCE, FLOPS, RSS, TIME, CostStats
 from cass_bench.report.format import HEADERS, MISSING, key_text, number_text, sort_rows, stat_text, with_keys
 from cass_bench.report.load import PRETRAINED
 from cass_bench.report.format import fraction_text
@@ -57,6 +57,10 @@ def shared_keys(table: pd.DataFrame, keys: list[str]) -> tuple[pd.DataFrame, str
     return table.drop(columns=constant), (f"Every row: {words}." if words else "")
 
 
+SHORT_HEADERS = {RSS: "peak RSS (MB)"}
+"""Narrower headers than the figures' own (the section's text says what they hold)."""
+
+
 def _figure_text(mean: float, std: float, n: int, runs: int, fmt: str) -> str:
     if pd.isna(mean):
         return MISSING
@@ -68,7 +72,7 @@ def _cost_cells(costs: CostStats) -> pd.DataFrame:
     runs = costs.n(TIME)
     cells = pd.DataFrame({"runs": runs.map(lambda v: f"{int(v)}")}, index=costs.index)
     for q in costs.quantities:
-        cells[q.header] = [_figure_text(m * q.scale, s * q.scale, k, r, q.fmt)
+        cells[SHORT_HEADERS.get(q.field, q.header)] = [_figure_text(m * q.scale, s * q.scale, k, r, q.fmt)
                            for m, s, k, r in zip(costs.mean(q), costs.std(q), costs.n(q), runs)]
     return cells
 
@@ -87,7 +91,7 @@ def cost_table(costs: CostStats, setting: Setting, ratios: bool = False) -> tupl
     table, line = shared_keys(table, keys)
     shown = (TIME, costs.memory, FLOPS)
     terminal = [c for c in table.columns if c in keys or c in [
-        *(q.header for q in shown), *(ratio_header(q.short) for q in shown)]]
+        *(SHORT_HEADERS.get(q.field, q.header) for q in shown), *(ratio_header(q.short) for q in shown)]]
     at = ((costs.index.get_level_values("batch_size") == setting.batch_size)
           & (costs.index.get_level_values("pretrain_epochs") == setting.pretrain_epochs))
     return Table(table, data=costs.data(), terminal=terminal, terminal_rows=list(at)), line

@@ -14,7 +14,7 @@ def zero_variance_status(interval: Interval) -> str | None:
     """The verdict of seeds that all gave the same value (no spread: no test, no interval), else None."""
     if interval.test != ZERO_VARIANCE:
         return None
-    return f"{INCONCLUSIVE} — zero variance: all {interval.n} seeds give {interval.mean:+.4g}, no test"
+    return f"{INCONCLUSIVE} — zero variance ({interval.n} equal seeds)"
 
 
 def outcome(interval: Interval, bound: float = 0.0, higher_is_better: bool = True, min_seeds: int = 3,

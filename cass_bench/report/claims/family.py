@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from cass_bench.config.claim_row import ACROSS, BEST, ClaimRow, parse_claim_row
+from cass_bench.config.claim_row import ACROSS, BEST, LEVELLED, ClaimRow, parse_claim_row
 from cass_bench.config.files import RESOLVED
 from cass_bench.config.load import settings_from_dict
 from cass_bench.config.registry import comparators, pretraining_methods, reference_methods
@@ -23,6 +23,8 @@ from cass_bench.config.schema import ARCHS, BenchConfig, ClaimsConfig
 from cass_bench.config.vocabulary import MAIN_EVAL
 from cass_bench.errors import UserError
 from cass_bench.records.schema import OK
+from cass_bench.report.claims.robustness import sweep_axes
+from cass_bench.report.claims.specs import DETAIL, KINDS, PAPER, START, ClaimKind
 from cass_bench.report.load import PRETRAINED
 
 POOLED = "+".join(ARCHS)
@@ -32,8 +34,6 @@ GRID_KEYS = ("methods", "datasets", "archs", "label_fractions", "batch_sizes", "
 DEFAULT_WORDS = ("the default families ((a) against the best other method per encoder and label fraction, across "
                  "datasets when there are several, every (d) and (e) row; every method minus its start)")
 RECORD_SOURCE = f"{DEFAULT_WORDS} over the settings the records hold"
-ROBUSTNESS = ("d", "e")
-"""The robustness claims: (d) sweeps the batch size at the main epochs, (e) the epochs at the main batch size."""
 
 
 @dataclass(frozen=True)
@@ -111,21 +111,35 @@ class Grid:
     levels: dict[str, list[tuple[str, float, float]]]
 
 
-def _rows(grid: Grid) -> tuple[list[ClaimRow], list[ClaimRow], list[ClaimRow]]:
-    """The default paper family, the start family and every detail row of a grid."""
+def _kind_rows(kind: ClaimKind, grid: Grid) -> dict[str, list[ClaimRow]]:
+    """A kind's rows over a grid, by where they belong (its family, or detail beside it)."""
     cells = [(d, f, a) for d in grid.datasets for f in grid.fractions for a in grid.archs]
-    over = [ACROSS] if len(grid.datasets) > 1 else list(grid.datasets)
-    best = [ClaimRow("a", d, f, a, BEST) for d in over for f in grid.fractions for a in grid.archs] \
-        if grid.comparators else []
-    sweeps = [ClaimRow(claim, d, f, a, c, level) for claim, triples in grid.levels.items()
-              for d, f, level in triples for a in grid.archs for c in grid.comparators]
-    family = [*best, *sweeps]
-    each = [ClaimRow("a", d, f, a, c) for d, f, a in cells for c in grid.comparators]
-    if len(grid.datasets) > 1:
-        each += [ClaimRow("a", d, f, a, BEST) for d, f, a in cells if grid.comparators]
-        each += [ClaimRow("a", ACROSS, f, a, c) for f in grid.fractions for a in grid.archs for c in grid.comparators]
-    starts = [ClaimRow("s", d, f, a, m) for d, f, a in cells for m in grid.methods] if grid.start else []
-    return family, starts, each
+    several = len(grid.datasets) > 1
+    if kind.letter == "s":
+        return {kind.family: [ClaimRow("s", d, f, a, m) for d, f, a in cells for m in grid.methods] if grid.start
+                else []}
+    comps = [c for c in kind.comparators() if c in grid.comparators or c == BEST] if grid.comparators else []
+    if kind.letter in LEVELLED:
+        return {kind.family: [ClaimRow(kind.letter, d, f, a, c, level) for d, f, level in grid.levels[kind.letter]
+                              for a in grid.archs for c in comps]}
+    across = [ClaimRow(kind.letter, ACROSS, f, a, c) for f in grid.fractions for a in grid.archs for c in comps]
+    each = [ClaimRow(kind.letter, d, f, a, c) for d, f, a in cells for c in comps]
+    if not several:
+        return {kind.family: each}
+    if kind.family == PAPER:
+        return {PAPER: across, DETAIL: each}
+    return {kind.family: [*each, *across]}
+
+
+def _rows(grid: Grid) -> tuple[list[ClaimRow], list[ClaimRow], list[ClaimRow]]:
+    """The default paper family, the start family and every detail row of a grid, from the kinds' specs (the cost
+    kinds are measured apart)."""
+    out: dict[str, list[ClaimRow]] = {PAPER: [], START: [], DETAIL: []}
+    for kind in KINDS:
+        if kind.measure is not None:
+            for where, rows in _kind_rows(kind, grid).items():
+                out[where].extend(rows)
+    return out[PAPER], out[START], out[DETAIL]
 
 
 def record_grid(records: pd.DataFrame, batch_size: float | None, epochs: float | None) -> Grid:
@@ -137,7 +151,7 @@ def record_grid(records: pd.DataFrame, batch_size: float | None, epochs: float |
     present = set(pre["method"])
     main = pre[(pre["batch_size"] == batch_size) & (pre["pretrain_epochs"] == epochs)]
     levels: dict[str, list[tuple[str, float, float]]] = {}
-    for claim in ROBUSTNESS:
+    for claim in LEVELLED:
         factor, fixed, held, main_level = sweep_axes(claim, batch_size, epochs)
         swept = pre[(pre[fixed] == held) & (pre[factor] != main_level)]
         levels[claim] = [(d, f, float(v)) for d, f, v in swept[["dataset", "label_fraction", factor]]
@@ -172,14 +186,6 @@ def config_family(cfg: BenchConfig, batch_size: float | None, epochs: float | No
     source = ("claims.family of the config.yaml beside the records" if named else
               f"{DEFAULT_WORDS} over the grid of the config.yaml beside the records")
     return Family(ordered(paper), source, cfg.claims.alpha, cfg.claims.power, ordered(start))
-
-
-def sweep_axes(claim: str, batch_size: float | None, epochs: float | None) -> tuple[str, str, float | None,
-                                                                                float | None]:
-    """(swept factor, held factor, its held value, the swept factor's main level) of robustness claim ``claim``."""
-    if claim == "d":
-        return "batch_size", "pretrain_epochs", epochs, batch_size
-    return "pretrain_epochs", "batch_size", batch_size, epochs
 
 
 def read_grid(out: Path) -> BenchConfig | None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 from cass_bench.config.claim_row import ClaimRow
 from cass_bench.config.registry import PROPOSED
 from cass_bench.report.claims.cells import Cell, CellTable, Pair, paired
-from cass_bench.report.claims.family import sweep_axes
 from cass_bench.report.claims.rows import (BOTH_AT_CHANCE, NAME, NOT_MEASURED, Context, Row,
                                            chance_note, collapse_text, interval_text, row_base, seed_interval)
 from cass_bench.report.format import fraction_text
@@ -35,6 +34,14 @@ def _cells(table: CellTable, spec: ClaimRow, arch: str, level: float | None, hel
            method: str) -> Cell:
     batch, epochs = (level, held) if spec.claim == "d" else (held, level)
     return table.get(spec.dataset, spec.fraction, arch, batch, epochs, method)
+
+
+def sweep_axes(claim: str, batch_size: float | None, epochs: float | None) -> tuple[str, str, float | None,
+                                                                                float | None]:
+    """(swept factor, held factor, its held value, the swept factor's main level) of robustness claim ``claim``."""
+    if claim == "d":
+        return "batch_size", "pretrain_epochs", epochs, batch_size
+    return "pretrain_epochs", "batch_size", batch_size, epochs
 
 
 def robustness_row(spec: ClaimRow, ctx: Context) -> Row:

@@ -9,8 +9,9 @@ batch-size and (4) pretraining-epoch robustness, (5) failures, (6) collapse and 
 the mean ± sample std over seeds, with n shown when n > 1.
 
 The pipeline: :mod:`~cass_bench.report.load` (records -> frame) -> :mod:`~cass_bench.report.analysis` (typed
-statistics) -> :mod:`~cass_bench.report.claims` (the rules) -> :mod:`~cass_bench.report.present.plots` and
-:mod:`~cass_bench.report.present.sections` -> :mod:`~cass_bench.report.present.render` (Markdown, LaTeX, CSV).
+statistics) -> :mod:`~cass_bench.report.claims` (claim kinds as specs -> rows -> verdicts, on the pure functions of
+:mod:`~cass_bench.report.stats`) -> :mod:`~cass_bench.report.present` (sections, tables, plots; Markdown, LaTeX,
+CSV). The report opens with its answer: the paper's claims in one compact table.
 """
 
 from __future__ import annotations

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
@@ -38,7 +37,6 @@ class Context:
         batch_size, epochs: the main setting.
         datasets: the datasets the records hold (an ``across`` row averages them).
         bootstrap: the one-seed paired bootstrap over test images (None: none).
-        predictions: the folder of saved predictions (None: none).
     """
 
     table: CellTable
@@ -46,7 +44,6 @@ class Context:
     epochs: float | None
     datasets: tuple[str, ...]
     bootstrap: Bootstrap | None = None
-    predictions: Path | None = None
 
     @property
     def setting(self) -> str:

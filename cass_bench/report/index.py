@@ -23,6 +23,7 @@ from cass_bench.config.registry import method_order
 from cass_bench.records.schema import field_table
 from cass_bench.records.store import RECORDS
 from cass_bench.report.analysis import Analysis, analyse
+from cass_bench.report.claims.decide import headline
 from cass_bench.report.claims.specs import rule_lines
 from cass_bench.report.costs import TIME, pretrain_runs
 from cass_bench.report.format import number_text, stat_text, with_keys
@@ -159,7 +160,8 @@ def records_section(folder: Path, results: Path) -> list[str]:
     plots = sorted(folder.glob("*.png"))
     if plots:
         links.append("plots: " + ", ".join(f"[{p.stem}]({p.relative_to(results).as_posix()})" for p in plots))
-    claims = analysis.claims[["key", "status"]].rename(columns={"key": "claim"}).astype(str)
+    claims = headline(analysis.claims)[["key", "status", "flags"]].rename(columns={"key": "claim"}).astype(str)
+    claims["flags"] = claims["flags"].replace("", "—")
     return [
         describe(folder, results),
         f"{scale} {counts}",
@@ -171,7 +173,8 @@ def records_section(folder: Path, results: Path) -> list[str]:
         "Time per pretraining epoch at the same setting (median epoch after the first; mean ± std over seeds):",
         _time_table(analysis).render(_MARKDOWN),
         _collapse_line(df) + " " + _clock_line(df),
-        "Claim checks (the measured differences and their intervals are in the report):",
+        "The paper's claims ((a) against the best other method, the paper's family, and the cost rows; the measured "
+        "differences, their intervals and every detail row are in the report):",
         Table(claims.reset_index(drop=True)).render(_MARKDOWN),
     ]
 

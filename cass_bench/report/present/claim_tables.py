@@ -16,6 +16,16 @@ TABLE_WIDTH = 160
 _KIND_WORDS = {"d": "batch", "e": "epochs"}
 
 
+def verdict_text(statuses: pd.Series) -> pd.Series:
+    """Statuses as a table shows them: "inconclusive — too few seeds (n)" as "too few seeds (n)", "zero variance"
+    likewise, a row outside the families as "detail", "not testable: both methods at chance" as "both at chance",
+    and no pooled verdict without its reason (in the notes)."""
+    return (statuses.astype(str).str.replace("inconclusive — ", "", regex=False)
+            .str.replace("no verdict: outside the family", "detail", regex=False)
+            .str.replace("not testable: both methods at chance", "both at chance", regex=False)
+            .str.replace("no pooled verdict: .*", "no pooled verdict", regex=True))
+
+
 def _signed(value: float, digits: int = 2) -> str:
     return "—" if not math.isfinite(value) else f"{value:+.{digits}f}"
 
@@ -31,7 +41,7 @@ def _claim(row: pd.Series, datasets: int) -> str:
     kind, comparator = str(row["kind"]), str(row["comparator"])
     if kind in ("b", "c"):
         device = f", {row['key'].split('@', 1)[1]}" if "@" in str(row["key"]) else ""
-        what = "time" if kind == "b" else "twice as efficient"
+        what = "time" if kind == "b" else "2x efficient"
         setting = str(row["key"]).split(":")[1:3] if ":bs" in str(row["key"]) else []
         where = f"{row['dataset']}, " if datasets > 1 and isinstance(row["dataset"], str) else ""
         return f"({kind}) {where}{what} vs {comparator.upper()}" + (f" ({', '.join(setting)}{device})" if setting
@@ -40,7 +50,7 @@ def _claim(row: pd.Series, datasets: int) -> str:
     versus = "best other" + (f" ({comparator[6:-1].upper()})" if comparator.startswith("best (") else "") \
         if comparator.startswith("best") else comparator.upper()
     level = f", {_KIND_WORDS[kind]} {row['level']:g}" if kind in _KIND_WORDS else ""
-    return f"({kind}) {where}{fraction_text(float(row['fraction']))} {row['arch']}{level}: CASS vs {versus}"
+    return f"({kind}) {where}{fraction_text(float(row['fraction']))} {row['arch']}{level} vs {versus}"
 
 
 def _paper(row: pd.Series) -> str:
@@ -64,7 +74,7 @@ def answer_table(claims: pd.DataFrame) -> Table:
         "measured": [f"{r['estimate']:.3f}" if is_ratio and math.isfinite(r["estimate"]) else _signed(r["estimate"])
                      for (_, r), is_ratio in zip(rows.iterrows(), ratio)],
         "95% interval": [_interval(r, is_ratio) for (_, r), is_ratio in zip(rows.iterrows(), ratio)],
-        "verdict": rows["status"].astype(str).str.replace("no pooled verdict: .*", "no pooled verdict", regex=True),
+        "verdict": verdict_text(rows["status"]),
         "paper": [_paper(r) for _, r in rows.iterrows()],
         "flags": rows["flags"].fillna("").astype(str).replace("", "—"),
     })
@@ -93,7 +103,7 @@ def claims_table(claims: pd.DataFrame) -> Table:
         "n": claims["n"].map(lambda v: "—" if pd.isna(v) else f"{int(v)}"),
         "p (test)": [_p(r) for _, r in claims.iterrows()],
         "Holm p": claims["p_holm"].map(lambda v: "—" if pd.isna(v) else f"{v:.3g}"),
-        "status": claims["status"].astype(str).str.replace("no verdict: outside the family", "detail"),
+        "status": verdict_text(claims["status"]),
         "flags": claims["flags"].fillna("").astype(str).replace("", "—"),
     })
     return Table(cells.reset_index(drop=True), data=claims.reset_index(drop=True))

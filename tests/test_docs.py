@@ -126,4 +126,5 @@ def test_claims_recipe_in_the_docs_reproduces_the_report(monkeypatch: pytest.Mon
     (row,) = [row for row in claims.itertuples() if row.kind == "a" and row.comparator == "dino" and row.arch == "cnn"
               and row.dataset == "embedded" and row.fraction == pytest.approx(0.1)]
     assert scope["n"] == 3
-    assert (scope["mean"], scope["low"], scope["high"]) == pytest.approx((row.estimate, row.low, row.high))
+    assert (scope["mean"], scope["low"], scope["high"], scope["p"]) == pytest.approx((row.estimate, row.low, row.high,
+                                                                                      row.p))

@@ -170,6 +170,7 @@ def _export(args: argparse.Namespace) -> list[Path]:
 def _ending(out: Path) -> str:
     """Writes the report; returns the short ending: claim checks, record counts, where the report and plots are."""
     from cass_bench.report import analyse, load_records, write_report
+    from cass_bench.report.claims.decide import headline
     from cass_bench.report.costs import DATA_WAIT_LIMIT, data_wait_warnings
     from cass_bench.run.console import ending
 
@@ -177,7 +178,8 @@ def _ending(out: Path) -> str:
     analysis = analyse(load_records(out), out)
     notes = [f"warning: data wait above {100 * DATA_WAIT_LIMIT:.0f}% of the epoch time, raise --num-workers: {line}"
              for line in data_wait_warnings(analysis.costs)]
-    return ending(analysis.claims, analysis.records["status"], out / "report.md", sorted(out.glob("*.png")), notes)
+    return ending(headline(analysis.claims), analysis.records["status"], out / "report.md", sorted(out.glob("*.png")),
+                  notes)
 
 
 def _torch_importable() -> bool:

@@ -14,7 +14,9 @@ from typing import Iterable
 import numpy as np
 import pandas as pd
 
-from cass_bench.report.claims import check_claims
+from cass_bench.config.claim_row import BEST
+from cass_bench.report.claims.decide import check_claims
+from cass_bench.report.claims.family import Family, record_rows
 from cass_bench.report.load import RANK_HISTORY, normalise
 
 METHODS = ("cass", "dino", "byol")
@@ -32,7 +34,8 @@ def sweep_frame(*, gain: float | dict[str, float] = 5.0, seeds: int = 10, sd: fl
                 offsets: dict[str, float] | None = None, loss: dict[str, float] | None = None,
                 code_gain: float | None = None, at_chance: Iterable[str] = (),
                 collapsed: Iterable[tuple[str, str]] = (), times: dict[tuple[str, str], float] | None = None,
-                time_sd: float = 0.02, shared_sd: float = 3.0, rng: np.random.Generator | int = 0) -> pd.DataFrame:
+                time_sd: float = 0.02, shared_sd: float = 3.0, dataset_gain: dict[str, float] | None = None,
+                start: float | None = None, rng: np.random.Generator | int = 0) -> pd.DataFrame:
     """A records frame of one simulated sweep.
 
     Args:
@@ -45,6 +48,9 @@ def sweep_frame(*, gain: float | dict[str, float] = 5.0, seeds: int = 10, sd: fl
         at_chance: methods whose records are all below chance.
         collapsed: (method, arch) encoders that collapsed in every run; every other encoder has its collapse measured.
         times: time per pretraining epoch of each run (method, encoders); each run varies by ``time_sd`` (relative).
+        dataset_gain: extra true gain of CASS per dataset (points).
+        start: when set, the start's own records (``supervised``, no pretraining) at the main setting's cells, with a
+            true F1 of 60 + ``start``: every method's true change from its start is its offset minus ``start``.
     """
     rng = np.random.default_rng(rng)
     gains = gain if isinstance(gain, dict) else {arch: gain for arch in ARCH_PAIR}
@@ -61,7 +67,8 @@ def sweep_frame(*, gain: float | dict[str, float] = 5.0, seeds: int = 10, sd: fl
                 + np.log2(MAIN_EPOCHS / df["pretrain_epochs"]).clip(lower=0)).to_numpy()
     truth = (60 + np.array([offsets.get(m, 0.0) for m in METHODS]).repeat(size)
              - np.array([loss.get(m, 0.0) for m in METHODS]).repeat(size) * halvings
-             + is_cass * np.vectorize(gains.get)(arch))
+             + is_cass * np.vectorize(gains.get)(arch)
+             + is_cass * df["dataset"].map(dataset_gain or {}).fillna(0.0).to_numpy())
     shared = np.tile(rng.normal(0, shared_sd, size), len(METHODS))
     f1 = truth + shared + rng.normal(0, sd / np.sqrt(2), 3 * size)
     code_shift = is_cass * (code_gain - np.vectorize(gains.get)(arch)) if code_gain is not None else 0.0
@@ -79,10 +86,30 @@ def sweep_frame(*, gain: float | dict[str, float] = 5.0, seeds: int = 10, sd: fl
                    device="CPU (test)", init="random", config_hash="h", batch_size=df["batch_size"].astype(float),
                    pretrain_epochs=df["pretrain_epochs"].astype(float), record_id=[f"r{i}" for i in range(3 * size)],
                    **{RANK_HISTORY: [[8.0, 1.0] if c else [8.0, 6.0] for c in flags]})
-    return df
+    if start is None:
+        return df
+    main = df[(df["method"] == "cass") & (df["batch_size"] == MAIN_BATCH) & (df["pretrain_epochs"] == MAIN_EPOCHS)]
+    own = truth[main.index] - 60 - offsets.get("cass", 0.0)  # CASS's gain: the start does not have it
+    noise = rng.normal(0, sd / np.sqrt(2), len(main))
+    reference = main.assign(method="supervised", encoders=main["arch"], batch_size=np.nan, pretrain_epochs=0.0,
+                            f1_macro=(100 * main["f1_macro"] - own + start + noise) / 100,
+                            f1_seed_code=(100 * main["f1_seed_code"] - own + start + noise) / 100, collapsed=None,
+                            pretrain_epoch_time_s=np.nan, flops_per_image=np.nan, above_chance=True,
+                            record_id=[f"s{i}" for i in range(len(main))], **{RANK_HISTORY: None})
+    return pd.concat([df, reference], ignore_index=True)
 
 
-def claims_of(frame: pd.DataFrame, batch: int = MAIN_BATCH, epochs: int = MAIN_EPOCHS, **kwargs: object
-              ) -> pd.DataFrame:
-    """The claim rows of a simulated sweep, indexed by key (the function the report uses)."""
-    return check_claims(normalise(frame), float(batch), float(epochs), None, **kwargs).set_index("key")
+def each_family(records: pd.DataFrame, batch: int = MAIN_BATCH, epochs: int = MAIN_EPOCHS) -> Family:
+    """A family of every row against one comparator ((a) per comparator, (d), (e)): the detail rows as a family."""
+    rows = [r for r in record_rows(records, float(batch), float(epochs)) if r.claim != "s" and r.comparator != BEST]
+    return Family(tuple(rows), "every row against one comparator (a test)")
+
+
+def claims_of(frame: pd.DataFrame, batch: int = MAIN_BATCH, epochs: int = MAIN_EPOCHS, each: bool = False,
+              **kwargs: object) -> pd.DataFrame:
+    """The claim rows of a simulated sweep, indexed by key (the function the report uses); ``each``: the family is
+    every row against one comparator (:func:`each_family`) instead of the default."""
+    records = normalise(frame)
+    if each:
+        kwargs["family"] = each_family(records, batch, epochs)
+    return check_claims(records, float(batch), float(epochs), None, **kwargs).set_index("key")

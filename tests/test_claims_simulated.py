@@ -4,11 +4,14 @@ alike and vetoes nothing."""
 
 from __future__ import annotations
 
+import gc
+
 import pandas as pd
 import pytest
+from scipy import stats as sps
 
-from cass_bench.report.claims import OUTSIDE
-from cass_bench.report.family import Family, parse_row
+from cass_bench.report.claims.specs import OUTSIDE
+from cass_bench.report.claims.family import Family, parse_row
 from cass_bench.report.load import RANK_HISTORY, normalise
 
 from .claim_frames import claims_of, sweep_frame
@@ -21,10 +24,12 @@ GAIN, SEEDS, PAIRED_SD = 5.0, 10, 4.0
 @pytest.fixture(scope="module")
 def gain_sweeps() -> list[pd.DataFrame]:
     """The claim rows of 100 simulated default sweeps (1 dataset, 3 fractions, 2 encoders, 2 comparators)."""
-    return [claims_of(sweep_frame(gain=GAIN, seeds=SEEDS, sd=PAIRED_SD, rng=i)) for i in range(SWEEPS)]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(gc, "collect", lambda *args: 0)  # statsmodels' Holm collects garbage on every call
+        return [claims_of(sweep_frame(gain=GAIN, seeds=SEEDS, sd=PAIRED_SD, rng=i), each=True) for i in range(SWEEPS)]
 
 
-def test_the_default_family_is_every_encoder_row(gain_sweeps: list[pd.DataFrame]) -> None:
+def test_every_row_against_one_comparator_can_form_the_family(gain_sweeps: list[pd.DataFrame]) -> None:
     family = gain_sweeps[0][gain_sweeps[0]["in_family"]]
     assert len(family) == 12 and set(family["arch"]) == {"cnn", "vit"} and set(family["kind"]) == {"a"}
 
@@ -38,7 +43,7 @@ def test_intervals_cover_the_true_per_encoder_difference(gain_sweeps: list[pd.Da
 def test_a_true_five_point_gain_at_ten_seeds_is_called_supported(gain_sweeps: list[pd.DataFrame]) -> None:
     for key in ("d1/a@10%:cnn:dino", "d1/a@1%:vit:byol"):
         statuses = [c.loc[key, "status"] for c in gain_sweeps]
-        assert statuses.count("supported") >= 70, (key, statuses.count("supported"))
+        assert statuses.count("supported") >= 60, (key, statuses.count("supported"))  # the exact test, 10 seeds
         assert "contradicted" not in statuses
     mde = pd.Series([c.loc["d1/a@10%:cnn:dino", "mde"] for c in gain_sweeps])
     assert 4.5 < mde.median() < 7.5  # the design's own power figure: about 6 points at this spread and family
@@ -72,8 +77,8 @@ def test_a_pooled_row_of_agreeing_encoders_gets_its_verdict() -> None:
 @pytest.mark.parametrize("collapsed", ["cass", "dino"])
 def test_collapse_of_any_method_is_flagged_alike_and_vetoes_nothing(collapsed: str) -> None:
     frame = sweep_frame(gain=8.0, seeds=SEEDS, sd=2.0, collapsed=[(collapsed, "vit")], rng=5)
-    clean = claims_of(sweep_frame(gain=8.0, seeds=SEEDS, sd=2.0, rng=5))
-    out = claims_of(frame)
+    clean = claims_of(sweep_frame(gain=8.0, seeds=SEEDS, sd=2.0, rng=5), each=True)
+    out = claims_of(frame, each=True)
     other = "dino" if collapsed == "cass" else "cass"
     row = out.loc["d1/a@10%:vit:dino"]
     assert row["collapse"] == "COLLAPSED: " + ", ".join(
@@ -87,6 +92,70 @@ def test_collapse_of_any_method_is_flagged_alike_and_vetoes_nothing(collapsed: s
 def test_collapse_is_not_measured_for_records_without_the_centred_rank() -> None:
     frame = sweep_frame(gain=8.0, seeds=4, collapsed=[("dino", "vit")], rng=6)
     frame = frame.rename(columns={RANK_HISTORY: "feature_rank_history"})  # a record of the old, uncentred measure
-    out = claims_of(frame)
+    out = claims_of(frame, each=True)
     assert out.loc["d1/a@10%:vit:dino", "collapse"] == "cass-vit not measured, dino-vit not measured"
     assert normalise(frame)["collapsed"].isna().all()  # the old flag is not read without its rank
+
+
+def test_cass_beating_dino_but_not_byol_is_not_supported_against_the_best_other_method() -> None:
+    out = claims_of(sweep_frame(gain=6.0, offsets={"byol": 6.0}, seeds=12, sd=2.0, fractions=(0.1,), rng=20))
+    for arch in ("cnn", "vit"):
+        best = out.loc[f"d1/a@10%:{arch}:best"]
+        assert out.loc[f"d1/a@10%:{arch}:dino", "low"] > 0  # CASS is clearly above DINO ...
+        assert best["status"] == "inconclusive" and best["comparator"] == "best (byol)"  # ... not above BYOL
+        p = {c: out.loc[f"d1/a@10%:{arch}:{c}", "p"] for c in ("dino", "byol")}
+        below = out.loc[f"d1/a@10%:{arch}:byol", "estimate"] < 0  # CASS and BYOL are equal: either side by chance
+        assert best["p"] == pytest.approx(min(1.0, 2 * p["byol"]) if below else max(p.values()))
+        assert best["family"] == "paper" and out.loc[f"d1/a@10%:{arch}:dino", "status"] == OUTSIDE
+
+
+def test_a_comparator_significantly_above_cass_contradicts_the_best_other_row() -> None:
+    out = claims_of(sweep_frame(gain=6.0, offsets={"byol": 12.0}, seeds=12, sd=2.0, fractions=(0.1,), rng=21))
+    best = out.loc["d1/a@10%:cnn:best"]
+    assert best["status"] == "contradicted" and best["estimate"] < 0
+    assert best["p"] == pytest.approx(min(1.0, 2 * out.loc["d1/a@10%:cnn:byol", "p"]))  # Bonferroni over 2
+
+
+def test_the_intersection_union_rows_type_i_error_is_at_most_alpha(monkeypatch: pytest.MonkeyPatch) -> None:
+    """CASS far above DINO and equal to BYOL: "supported" against the best other method is a false claim."""
+    monkeypatch.setattr(gc, "collect", lambda *args: 0)  # statsmodels' Holm collects garbage on every call
+    sweeps = [claims_of(sweep_frame(gain=0.0, offsets={"dino": -10.0}, seeds=10, sd=PAIRED_SD, fractions=(0.1,),
+                                    rng=100 + i)) for i in range(200)]
+    false = [int(c.loc[key, "status"] == "supported") for c in sweeps for key in ("d1/a@10%:cnn:best",
+                                                                               "d1/a@10%:vit:best")]
+    assert sum(false) / len(false) <= 0.05 + 2 * (0.05 * 0.95 / len(false)) ** 0.5, sum(false)
+
+
+def test_a_recipe_that_destroys_its_start_flags_the_rows_it_enters_and_vetoes_none() -> None:
+    frame = sweep_frame(gain=6.0, offsets={"dino": -20.0}, start=0.0, seeds=10, sd=2.0, fractions=(0.1,), rng=22)
+    out = claims_of(frame)
+    start = out.loc["d1/s@10%:vit:dino"]
+    assert start["family"] == "start" and start["status"] == "contradicted" and start["estimate"] < -15
+    for key in ("d1/a@10%:vit:dino", "d1/a@10%:vit:best"):
+        assert "start" in out.loc[key, "flags"].split(", ")
+        assert f"DINO-vit fell {-start['estimate']:.1f} [{-start['high']:.1f}, {-start['low']:.1f}] below its start: " \
+               "this row may measure the baseline's recipe" in out.loc[key, "notes"]
+    assert "start" not in out.loc["d1/a@10%:vit:byol", "flags"]  # BYOL kept its start
+    assert out.loc["d1/s@10%:vit:byol", "status"] == "inconclusive"
+    without = claims_of(frame[frame["method"] != "supervised"])
+    assert out.loc["d1/a@10%:vit:best", "status"] == without.loc["d1/a@10%:vit:best", "status"]  # a flag, no veto
+    assert out[out["family"] == "start"]["p_holm"].notna().all() and len(out[out["family"] == "start"]) == 6
+
+
+def test_the_across_datasets_row_is_the_equal_weight_mean_within_each_seed() -> None:
+    frame = sweep_frame(gain=4.0, datasets=("d1", "d2"), dataset_gain={"d2": 4.0}, seeds=10, sd=2.0,
+                        fractions=(0.1,), rng=23)
+    out = claims_of(frame)
+    r = frame[(frame.label_fraction == 0.1) & (frame.arch == "cnn")]
+    f1 = 100 * r.pivot_table(index=["seed", "dataset"], columns="method", values="f1_macro")
+    d = (f1["cass"] - f1["dino"]).groupby(level="seed").mean()  # within each seed, each dataset weighs 1/2
+    half = sps.t.ppf(0.975, len(d) - 1) * d.std() / len(d) ** 0.5
+    row = out.loc["across/a@10%:cnn:dino"]
+    assert (row["estimate"], row["low"], row["high"], row["n"]) == pytest.approx((d.mean(), d.mean() - half,
+                                                                                 d.mean() + half, 10))
+    assert out.loc["across/a@10%:cnn:best", "family"] == "paper" and out.loc["d1/a@10%:cnn:best", "family"] == ""
+    assert out.loc["across/a@10%:cnn:best", "status"] == "supported"
+    opposite = claims_of(sweep_frame(gain=8.0, datasets=("d1", "d2"), dataset_gain={"d2": -16.0}, seeds=10, sd=2.0,
+                                     fractions=(0.1,), rng=24))
+    for key in ("across/a@10%:cnn:dino", "across/a@10%:cnn:best"):
+        assert opposite.loc[key, "status"].startswith("no pooled verdict: d1 above 0 and d2 below 0"), key

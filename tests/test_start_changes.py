@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from cass_bench.report import load_records
-from cass_bench.report.start import start_change_lines, start_change_table, start_changes, start_lines
+from cass_bench.report.present.start import start_change_lines, start_change_table, start_changes, start_lines
 
 from .test_report import make_records, write_records
 
@@ -19,25 +19,35 @@ def _frame(tmp_path, **kwargs) -> pd.DataFrame:  # noqa: ANN001 - pytest fixture
 @pytest.mark.parametrize(("offset", "word"), [(0.1, "improved"), (-0.1, "worsened"), (0.0, "no clear change")])
 def test_a_methods_change_from_its_start_is_paired_by_seed_with_an_interval(tmp_path, offset: float,
                                                                            word: str) -> None:
-    df = _frame(tmp_path, seeds=(0, 1, 2, 3), offsets={"cass": offset, "dino": 0.0, "supervised": 0.0})
+    df = _frame(tmp_path, seeds=tuple(range(10)), offsets={"cass": offset, "dino": 0.0, "supervised": 0.0})
     changes = start_changes(df)
     cass = changes[(changes["method"] == "cass") & (changes["arch"] == "cnn")].iloc[0]
     reference = df[(df["method"] == "supervised") & (df["arch"] == "cnn") & (df["label_fraction"] == 0.1)]
     assert cass["start"] == pytest.approx(reference["f1_macro"].mean())
-    assert cass["interval"].n == 4
+    assert cass["interval"].n == 10
     assert cass["interval"].mean == pytest.approx(offset, abs=0.03)
     table = start_change_table(changes).cells
-    row = table[(table["method"] == "cass") & (table["arch"] == "cnn")].iloc[0]
-    assert row["finetune: change"].endswith(f"({word})")
-    assert "n=4" in row["finetune: change"]
+    row = table[(table["method"] == "cass") & (table["arch"] == "cnn") & (table["eval"] == "finetune")].iloc[0]
+    assert row["call"].startswith(f"{word} (Holm p ")
+    assert "n=10" in row["change (95% interval)"]
     assert f" {word}" in start_change_lines(changes)[-1]
+
+
+def test_a_change_is_called_only_when_it_survives_holm_over_the_section(tmp_path) -> None:  # noqa: ANN001
+    df = _frame(tmp_path, seeds=(0, 1, 2, 3), offsets={"cass": 0.1, "dino": 0.0, "supervised": 0.0})
+    changes = start_changes(df)
+    assert (changes["p_holm"] >= changes["interval"].map(lambda iv: iv.p)).all()
+    cass = changes[(changes["method"] == "cass") & (changes["arch"] == "cnn")].iloc[0]
+    assert cass["interval"].low > 0 and cass["p_holm"] > 0.05  # 4 seeds: the exact p is at least 1/8
+    assert start_change_table(changes).cells["call"].str.startswith("no clear change (Holm p").all()
 
 
 def test_one_seed_gives_a_change_without_an_interval_and_no_call(tmp_path) -> None:  # noqa: ANN001
     changes = start_changes(_frame(tmp_path, seeds=(0,), offsets={"cass": 0.2}))
     assert set(changes["method"]) == {"cass", "dino"}
     table = start_change_table(changes).cells
-    assert table["finetune: change"].str.endswith("(n=1, no interval) (not called)").all()
+    assert table["change (95% interval)"].str.endswith("(n=1, no interval)").all() and set(table["call"]) == {
+        "not called"}
 
 
 def test_without_the_no_pretraining_reference_there_is_nothing_to_compare(tmp_path) -> None:  # noqa: ANN001

@@ -26,7 +26,7 @@ from cass_bench.data.sources import load_dataset
 from cass_bench.engine.trainer import Optimization
 from cass_bench.errors import UserError
 from cass_bench.records.identity import config_hash, pretrain_key, start_key, Cell
-from cass_bench.report.tuning import load_trials, tuning_section
+from cass_bench.report.present.tuning import load_trials, tuning_section
 from cass_bench.run import sweep, tune
 from cass_bench.run.tuning import TUNING, choose, trial_id, trials, tuned_methods
 
@@ -290,7 +290,7 @@ def test_dry_run_shows_the_tuning_stage(tmp_path: Path, capsys: pytest.CaptureFi
 def test_the_report_counts_the_starts_behind_the_seeds() -> None:
     import pandas as pd
 
-    from cass_bench.report.start import start_lines
+    from cass_bench.report.present.start import start_lines
 
     many = pd.DataFrame({"init": "fractal", "seed": [0, 1, 2, 3], "start_key": ["a", "b", "c", "a"], "arch": "cnn"})
     assert "3 distinct starts behind 4 seeds: a, b, c" in start_lines(many)[0]

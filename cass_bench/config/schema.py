@@ -9,11 +9,11 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import re
 from dataclasses import dataclass, field
 from typing import Any, TypeVar, get_type_hints
 
 from cass_bench.config import registry
+from cass_bench.config.claim_row import parse_claim_row
 from cass_bench.errors import UserError
 from cass_bench.config.recipe import MethodRecipe
 from cass_bench.config.tuning import TuneConfig
@@ -210,20 +210,13 @@ class EvalConfig:
     chance_alpha: float = 0.05
 
 
-CLAIM_ROW = re.compile(r"^(?:(?P<dataset>.+)/)?(?P<claim>[ade])@(?P<fraction>\d*\.?\d+)(?P<percent>%?)"
-                       r":(?P<arch>cnn\+vit|cnn|vit):(?P<comparator>[\w-]+)(?::(?P<level>\d+))?$")
-"""One claim row: ``[DATASET/]CLAIM@FRACTION:ARCH:COMPARATOR[:LEVEL]``, e.g. ``a@10%:cnn:dino`` (fraction as
-``10%`` or ``0.1``; ``cnn+vit``: the encoders' average) or ``d@10%:vit:byol:8`` ((d) batch 8, (e) epochs 3 against
-the main level); without ``DATASET/`` the row stands for every dataset."""
-
-
 @dataclass(frozen=True)
 class ClaimsConfig:
     """The claim checks' pre-registered family, fixed before any result is read (see the report's rules).
 
     Attributes:
-        family: the F1 and robustness rows Holm's correction runs over (:data:`CLAIM_ROW`); empty: every (a), (d)
-            and (e) row of the configured datasets, label fractions, archs, comparators and sweep levels.
+        family: the rows of the paper's family, which Holm's correction runs over
+            (:mod:`cass_bench.config.claim_row`); empty: the default family over the configured grid.
         alpha: family-wise error rate of the verdicts.
         power: the power at which the report states each row's minimum detectable effect.
     """
@@ -236,14 +229,7 @@ class ClaimsConfig:
         if not (0 < self.alpha < 1 and 0 < self.power < 1):
             raise UserError(f"claims.alpha and claims.power must lie in (0, 1), got {self.alpha} and {self.power}")
         for row in self.family:
-            match = CLAIM_ROW.match(row)
-            if (match is None or (match["claim"] == "a") != (match["level"] is None)
-                    or not 0 < float(match["fraction"]) / (100 if match["percent"] else 1) <= 1):
-                raise UserError(f"claims.family row '{row}' is malformed; write a@10%:cnn:dino, d@10%:cnn:dino:8 or "
-                                "e@10%:vit:byol:3 (optionally DATASET/ in front)")
-            if match["comparator"] not in registry.comparators():
-                raise UserError(f"claims.family row '{row}' names comparator '{match['comparator']}'; choose from "
-                                f"{', '.join(registry.comparators())}")
+            parse_claim_row(row)
 
 
 @dataclass(frozen=True)

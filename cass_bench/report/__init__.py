@@ -9,8 +9,9 @@ batch-size and (4) pretraining-epoch robustness, (5) failures, (6) collapse and 
 the mean ± sample std over seeds, with n shown when n > 1.
 
 The pipeline: :mod:`~cass_bench.report.load` (records -> frame) -> :mod:`~cass_bench.report.analysis` (typed
-statistics) -> :mod:`~cass_bench.report.claims` (the rules) -> :mod:`~cass_bench.report.plots` and
-:mod:`~cass_bench.report.sections` -> :mod:`~cass_bench.report.render` (Markdown, LaTeX, CSV).
+statistics) -> :mod:`~cass_bench.report.claims` (claim kinds as specs -> rows -> verdicts, on the pure functions of
+:mod:`~cass_bench.report.stats`) -> :mod:`~cass_bench.report.present` (sections, tables, plots; Markdown, LaTeX,
+CSV). The report opens with its answer: the paper's claims in one compact table.
 """
 
 from __future__ import annotations
@@ -22,14 +23,14 @@ from pathlib import Path
 from cass_bench.errors import UserError
 from cass_bench.records.schema import OK
 from cass_bench.report.analysis import Analysis, analyse
-from cass_bench.report.claim_plots import cost_f1_plot, gain_plot, stacked_time_plot, sweep_plot
+from cass_bench.report.present.claim_plots import cost_f1_plot, gain_plot, stacked_time_plot, sweep_plot
 from cass_bench.report.costs import GPU_MEMORY, TIME
 from cass_bench.report.load import load_records
-from cass_bench.report.plots import Plot, collapse_plot, cost_plot, f1_plot
-from cass_bench.report.render import STYLES, render_latex, render_markdown, write_csv, write_whole
-from cass_bench.report.sections import TERMINAL_SECTIONS, build_sections
-from cass_bench.report.tuning import tuning_section
-from cass_bench.report.validity import collapse_runs
+from cass_bench.report.present.plots import Plot, collapse_plot, cost_plot, f1_plot
+from cass_bench.report.present.render import STYLES, render_latex, render_markdown, write_csv, write_whole
+from cass_bench.report.present.sections import TERMINAL_SECTIONS, build_sections
+from cass_bench.report.present.validity import collapse_per_seed, collapse_runs
+from cass_bench.report.present.tuning import tuning_section
 
 __all__ = ["Analysis", "analyse", "load_records", "write_plots", "write_report"]
 
@@ -51,6 +52,20 @@ def write_plots(analysis: Analysis, out: Path) -> list[Plot]:
     ]
 
 
+COLLAPSE_CSV = "collapse_per_seed.csv"
+
+
+def write_collapse_csv(analysis: Analysis, out: Path) -> list[Path]:
+    """Writes every pretrained encoder's collapse figures beside the report (an old file is removed when no run
+    measured them)."""
+    runs = collapse_per_seed(analysis.records)
+    path = out / COLLAPSE_CSV
+    if runs.empty:
+        path.unlink(missing_ok=True)
+        return []
+    return [write_whole(path, lambda tmp: runs.to_csv(tmp, index=False))]
+
+
 def check_writable(out: Path) -> None:
     """Raises UserError, before any work, when the report cannot be written into ``out``."""
     try:
@@ -64,7 +79,8 @@ def check_writable(out: Path) -> None:
 
 def write_report(out: Path, fmt: str = "markdown", batch_size: float | None = None,
                  epochs: float | None = None) -> str:
-    """Regenerates ``<out>/report.md``, its plots and (by ``fmt``) ``report.tex`` or ``report_<table>.csv``.
+    """Regenerates ``<out>/report.md``, its plots, ``collapse_per_seed.csv`` and (by ``fmt``) ``report.tex`` or
+    ``report_<table>.csv``.
 
     Args:
         out: results folder holding ``records.jsonl``.
@@ -102,6 +118,7 @@ def write_report(out: Path, fmt: str = "markdown", batch_size: float | None = No
     elif fmt == "csv":
         written.extend(write_csv(sections, out))
     written.extend(out / p.name for p in plots if not p.note)
+    written.extend(write_collapse_csv(analysis, out))
     n_failed = int((analysis.records["status"] != OK).sum())
     footer = [f"{n_failed} failed record(s): see section 5 of the report." if n_failed else "No failed records.",
               "Written: " + ", ".join(str(p) for p in written)]

@@ -10,9 +10,9 @@ import pandas as pd
 
 from cass_bench.config.vocabulary import EVALS, MAIN_EVAL
 from cass_bench.report.cells import CELL, CellStats, metric_stats
-from cass_bench.report.claims import check_claims
+from cass_bench.report.claims.decide import check_claims
 from cass_bench.report.costs import CostStats, cost_stats, pretrain_runs
-from cass_bench.report.family import Family, claim_family
+from cass_bench.report.claims.family import Family, claim_family
 from cass_bench.report.format import key_text
 from cass_bench.report.load import PRETRAINED, finished, finished_pretraining
 

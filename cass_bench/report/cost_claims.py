@@ -11,10 +11,11 @@ import numpy as np
 import pandas as pd
 
 from cass_bench.config.registry import PROPOSED, comparators
-from cass_bench.report.claim_rows import LEVEL, NAME, NOT_MEASURED, Row
+from cass_bench.report.claims.rows import LEVEL, NAME, NOT_MEASURED, Row
 from cass_bench.report.costs import COST_REFERENCE, JOINT
 from cass_bench.report.load import PRETRAINED, RUN_KEYS
-from cass_bench.report.stats import CONTRADICTED, INCONCLUSIVE, SUPPORTED, Interval, outcome, t_interval
+from cass_bench.report.stats.intervals import Interval, t_interval
+from cass_bench.report.stats.verdicts import CONTRADICTED, INCONCLUSIVE, SUPPORTED, outcome, zero_variance_status
 
 CLAIMED_REDUCTION = 0.69
 TIME_BOUND = round(1 - CLAIMED_REDUCTION, 4)
@@ -38,7 +39,8 @@ def ratio_intervals(ratios: dict[tuple, list[float]]) -> dict[tuple, Interval]:
         logs = np.log(np.asarray(values, dtype=float))
         iv = t_interval(float(logs.mean()), float(logs.std(ddof=1)) if logs.size > 1 else math.nan, logs.size, LEVEL)
         out[setting] = Interval(math.exp(iv.mean), math.exp(iv.low) if iv.bounded else math.nan,
-                                math.exp(iv.high) if iv.bounded else math.nan, iv.n, iv.method, iv.p, iv.level)
+                                math.exp(iv.high) if iv.bounded else math.nan, iv.n, iv.method, iv.p, iv.level,
+                                iv.test)
     return out
 
 
@@ -50,7 +52,8 @@ def _ratio_text(iv: Interval) -> str:
 
 
 def _verdict(iv: Interval, bound: float) -> str:
-    return outcome(iv, bound, higher_is_better=False, needs_seeds=False) if iv.bounded else ONE_RUN
+    flat = zero_variance_status(iv)
+    return flat if flat else outcome(iv, bound, higher_is_better=False, needs_seeds=False) if iv.bounded else ONE_RUN
 
 
 Runs = dict[tuple[str, str], dict[tuple, tuple[float, float]]]

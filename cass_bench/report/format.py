@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from cass_bench.config.registry import method_names
-from cass_bench.report.render import fraction_text
+from cass_bench.config.claim_row import fraction_text
 
 MISSING = "—"
 ENCODER_ORDER = ("cnn", "vit", "cnn+vit")

@@ -23,71 +23,27 @@ from cass_bench.config.registry import method_order
 from cass_bench.records.schema import field_table
 from cass_bench.records.store import RECORDS
 from cass_bench.report.analysis import Analysis, analyse
-from cass_bench.report.claims import rule_lines
+from cass_bench.report.claims.decide import headline
+from cass_bench.report.claims.specs import rule_lines
 from cass_bench.report.costs import TIME, pretrain_runs
 from cass_bench.report.format import number_text, stat_text, with_keys
 from cass_bench.report.load import load_records
-from cass_bench.report.provenance import recipe_table_text
-from cass_bench.report.render import STYLES, Table
-from cass_bench.report.tables import metric_table, ratio_header, scale_lines
-from cass_bench.report.validity import collapse_runs
+from cass_bench.report.present.render import STYLES, Table
+from cass_bench.report.present.tables import metric_table, ratio_header, scale_lines
+from cass_bench.report.present.validity import collapse_runs
+from cass_bench.report.present.provenance import recipe_table_text
 from cass_bench.report.variants import variant_lines
 
 INDEX = "README.md"
 REPORT = "report.md"
 CONFIG = "config.yaml"
-DESCRIPTIONS = {
-    "default": (
-        "The default config (`configs/default.yaml`: the formula-driven start, CASS comparing the start's own "
-        "classifiers) with all four methods, grown seed by seed across working sessions towards the seeds its power "
-        "line asks for: seeds 0-11. Seed 0 is the README's command as is (`python -m cass_bench run --methods "
-        "cass,dino,byol,supervised`: one process, two torch threads); the other seeds ran as two single-threaded "
-        "shards side by side (`OMP_NUM_THREADS=1 python -m cass_bench run --config results/default/config.yaml "
-        "--seeds 0,...,N --shard i/2`), so the efficiency section warns that thread counts differ (cost ratios "
-        "are taken within a seed, where both methods ran alike). Seeds 0-8 were timed before runs recorded their "
-        "training thread's CPU share; some of their cells ran beside other work on the machine (DINO-cnn of seeds "
-        "4 and 6 at about twice its usual time per epoch, CASS of seed 6 at 1.6x, seeds 1-2 slower throughout), "
-        "and the (b), (c) intervals include them; seeds 9-11 carry the share (0.92-0.97: no run held up)."),
-    "start-quality": (
-        "The formula-driven start itself, by frozen-feature probes (kNN and linear, `--methods supervised --evals "
-        "linear,knn`, seeds 0-2): what every method of `default/` starts from. Its scale line gives the start's "
-        "held-out source accuracy."),
-    "cass-heads": (
-        "Which classifiers CASS should compare when it starts from a supervised start: the start's own (`start/`, "
-        "the reference's choice with ImageNet weights and the default, `configs/cass_heads.yaml`) or fresh random "
-        "heads of `cass.output_dim` (`fresh/`, `configs/cass_heads_fresh.yaml`), from the same formula-driven "
-        "start, seeds 0-2, DINO, BYOL and the start itself (`supervised`) beside them. `start/` holds the default's "
-        "records of those seeds; `fresh/` copied the other methods' records from it and ran CASS only. Each "
-        "report's section 1h gives every method's change from the start."),
-    "robustness": (
-        "Claims (d) and (e) (`configs/robustness.yaml`: the default's scale at 10% labels): CASS, DINO and BYOL at "
-        "several batch sizes and pretraining epoch counts. The cells at batch 16 and the most epochs are the default "
-        "run's records as committed at commit c32a4bd (copied in first, same record ids; `results/default/` was "
-        "rerun since, single-threaded); the others ran as two single-threaded shards side by side, so the cost rows "
-        "mix one- and two-thread runs, and the report says so."),
-    "cass-start": (
-        "How CASS starts from random weights: its gradients zeroed every step (`zeroed/`) against the reference's "
-        "never-zeroed gradients (`accumulate/`), DINO and BYOL beside them, with collapse curves; its README holds "
-        "the reading and the commands."),
-    "cass-start/zeroed": (
-        "CASS as the harness runs it (gradients zeroed every step), DINO and BYOL beside it: the seed-0 and seed-1 "
-        "records of an earlier `results/default/`."),
-    "cass-start/accumulate": (
-        "The same CASS with `cass.accumulate_gradients: true` (the reference loop, which never calls `zero_grad`), "
-        "evaluated by the frozen-feature probes (`--evals linear,knn`); DINO and BYOL as in `zeroed/`."),
-    "overhead": (
-        "Does the harness distort the costs it measures? `python -m benchmarks.overhead_study` (not part of CI): "
-        "each method's harness/plain-loop step-time ratio over three benchmark runs, the resolution of such a ratio "
-        "(two identical plain loops timed the same way), and CASS/(DINO-cnn + DINO-vit) time per epoch from a `run` "
-        "against plain loops on the same loader, before and after it. `before-allocator/`: the same study before "
-        "cells kept freed memory. How it is run: [docs/benchmarks.md](../docs/benchmarks.md)."),
-    "ci": "`benchmark.json`: the smoke-benchmark baseline that CI (`.ci/run`) compares against "
-          "([docs/benchmarks.md](../docs/benchmarks.md)).",
-}
-"""What each committed folder is, by its path under ``results/`` (a folder's ``config.yaml`` comment comes first)."""
+ABOUT = "ABOUT.md"
+"""A folder's own description (its links relative to ``results/``); a ``config.yaml``'s leading comment comes first.
+``results/ABOUT.md`` names the order of the folders (``order: a, b, ...``)."""
+_ORDER = re.compile(r"^order:(.*)$", re.MULTILINE)
 WIDTH = 118
 """Text width of the generated prose in the docs."""
-UNDESCRIBED = "A results folder (no description yet: add one to `DESCRIPTIONS` in `cass_bench/report/index.py`)."
+UNDESCRIBED = "A results folder (no description yet: write one into its ABOUT.md)."
 _MARKDOWN = STYLES["markdown"]
 _GENERATED = re.compile(r"(<!-- generated: (\w+) -->).*?<!-- end generated -->", re.DOTALL)
 
@@ -135,7 +91,7 @@ def regenerate_docs(docs: Path) -> list[Path]:
 
 
 def describe(folder: Path, results: Path) -> str:
-    """What a folder is: the leading comment of its ``config.yaml``, else :data:`DESCRIPTIONS`."""
+    """What a folder is: the leading comment of its ``config.yaml``, else its :data:`ABOUT` file."""
     config = folder / CONFIG
     if config.is_file():
         comment = []
@@ -145,7 +101,8 @@ def describe(folder: Path, results: Path) -> str:
             comment.append(line.lstrip("#").strip())
         if any(comment):
             return " ".join(part for part in comment if part)
-    return DESCRIPTIONS.get(folder.relative_to(results).as_posix(), UNDESCRIBED)
+    about = folder / ABOUT
+    return " ".join(about.read_text().split()) if about.is_file() else UNDESCRIBED
 
 
 def _link(path: Path, results: Path) -> str:
@@ -205,7 +162,8 @@ def records_section(folder: Path, results: Path) -> list[str]:
     plots = sorted(folder.glob("*.png"))
     if plots:
         links.append("plots: " + ", ".join(f"[{p.stem}]({p.relative_to(results).as_posix()})" for p in plots))
-    claims = analysis.claims[["key", "status"]].rename(columns={"key": "claim"}).astype(str)
+    claims = headline(analysis.claims)[["key", "status", "flags"]].rename(columns={"key": "claim"}).astype(str)
+    claims["flags"] = claims["flags"].replace("", "—")
     return [
         describe(folder, results),
         f"{scale} {counts}",
@@ -217,13 +175,16 @@ def records_section(folder: Path, results: Path) -> list[str]:
         "Time per pretraining epoch at the same setting (median epoch after the first; mean ± std over seeds):",
         _time_table(analysis).render(_MARKDOWN),
         _collapse_line(df) + " " + _clock_line(df),
-        "Claim checks (the measured differences and their intervals are in the report):",
+        "The paper's claims ((a) against the best other method, the paper's family, and the cost rows; the measured "
+        "differences, their intervals and every detail row are in the report):",
         Table(claims.reset_index(drop=True)).render(_MARKDOWN),
     ]
 
 
 def _top_folders(results: Path) -> list[Path]:
-    order = {name: i for i, name in enumerate(DESCRIPTIONS)}
+    about = results / ABOUT
+    named = _ORDER.search(about.read_text()) if about.is_file() else None
+    order = {name.strip(): i for i, name in enumerate(named.group(1).split(",") if named else [])}
     folders = [p for p in results.iterdir() if p.is_dir() and not p.name.startswith(".")]
     return sorted(folders, key=lambda p: (order.get(p.name, len(order)), p.name))
 
@@ -236,7 +197,7 @@ def folder_section(folder: Path, results: Path) -> list[str]:
     if folder in record_folders:
         return [*blocks, *records_section(folder, results)]
     blocks.append(describe(folder, results))
-    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix in (".md", ".json")
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix in (".md", ".json") and p.name != ABOUT
                    and not any(p.is_relative_to(r) for r in record_folders))
     if files:
         blocks.append("Files: " + ", ".join(_link(p, results) for p in files) + ".")

@@ -1,7 +1,7 @@
 """Paired by seed: one set of runs' macro-F1 minus another's, over the seeds both ran, with a t interval.
 
 Two runs of one seed share the split, the labelled subset and the initial weights, so their difference removes the
-seed's share of the spread (:func:`cass_bench.report.stats.paired_interval`).
+seed's share of the spread (:func:`cass_bench.report.stats.intervals.paired_interval`).
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import math
 
 import pandas as pd
 
-from cass_bench.report.stats import Interval, paired_interval
+from cass_bench.report.stats.intervals import Interval, paired_interval
 
 SEED = "seed"
 

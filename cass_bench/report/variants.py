@@ -16,7 +16,8 @@ from cass_bench.config.registry import method_order
 from cass_bench.records.schema import OK
 from cass_bench.report.load import load_records
 from cass_bench.report.paired import SEED, change_text, paired_changes
-from cass_bench.report.render import STYLES, Table, fraction_text
+from cass_bench.report.format import fraction_text
+from cass_bench.report.present.render import STYLES, Table
 
 KEYS = ["dataset", "arch", "eval", "label_fraction"]
 

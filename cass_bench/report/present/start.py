@@ -2,7 +2,8 @@
 
 The no-pretraining reference (``supervised``) fine-tunes and probes the initial encoder itself, so its records are
 the start's own quality; a method's change from its start is its metric minus the reference's, paired by seed
-(the same labelled subset and split), with a t interval over seeds (:func:`cass_bench.report.stats.paired_interval`).
+(the same labelled subset and split), with a t interval over seeds (:func:`cass_bench.report.stats.intervals.paired_interval`);
+a change is called improved or worsened only when its p survives Holm's correction over every change of the section.
 """
 
 from __future__ import annotations
@@ -14,13 +15,17 @@ import pandas as pd
 
 from cass_bench.config.registry import method_order, reference_methods
 from cass_bench.records.schema import OK
-from cass_bench.report.render import Table, fraction_text
+from cass_bench.report.format import fraction_text
+from cass_bench.report.present.render import Table
 from cass_bench.report.paired import SEED, change_text, paired_changes
-from cass_bench.report.stats import Interval
+from cass_bench.report.stats.intervals import Interval
+from cass_bench.report.stats.multiple import holm
 
 START_EVALS = ("knn", "linear", "finetune")
 """The evaluations the change is shown for, frozen features first."""
 START_FRACTION = 0.1
+ALPHA = 0.05
+"""The family-wise level of the section's calls."""
 INIT_WORDS = {
     "random": "random weights (timm's initialisation)",
     "fractal": "the formula-driven supervised start (FractalDB-style images; both encoders with their classifiers)",
@@ -69,32 +74,34 @@ def start_changes(df: pd.DataFrame, fraction: float = START_FRACTION) -> pd.Data
         values = ok[ok["method"] == method].groupby(keys)["f1_macro"].mean()
         rows.extend({"method": method, **row} for row in paired_changes(values, start, keys[:-1]))
     frame = pd.DataFrame(rows, columns=["method", "dataset", "arch", "eval", "base", "value", "interval"])
-    return frame.rename(columns={"base": "start"})[["dataset", "arch", "method", "eval", "start", "value", "interval"]]
+    frame["p_holm"] = holm([iv.p for iv in frame["interval"]]) if len(frame) else []
+    return frame.rename(columns={"base": "start"})[["dataset", "arch", "method", "eval", "start", "value", "interval",
+                                                    "p_holm"]]
 
 
-def _word(interval: Interval) -> str:
-    if not (math.isfinite(interval.low) and math.isfinite(interval.high)):
+def _word(interval: Interval, p_holm: float, alpha: float = ALPHA) -> str:
+    if not (interval.bounded and math.isfinite(p_holm)):
         return "not called"
-    return "improved" if interval.low > 0 else "worsened" if interval.high < 0 else "no clear change"
+    if p_holm >= alpha:
+        return "no clear change"
+    return "improved" if interval.mean > 0 else "worsened"
 
 
 def start_change_table(changes: pd.DataFrame) -> Table:
-    """The changes as a table: one row per dataset, encoder and method; per evaluation the start and the change."""
+    """The changes as a table: one row per dataset, encoder, method and evaluation (frozen features first)."""
     if changes.empty:
         return Table(pd.DataFrame({"": ["no method and no-pretraining reference share a seed at this fraction"]}))
-    rows = []
-    ordered = changes.sort_values(["dataset", "arch"], kind="stable")
-    for (dataset, arch, method), group in ordered.groupby(["dataset", "arch", "method"], sort=False):
-        row = {"dataset": dataset, "arch": arch, "method": method}
-        for evaluation in START_EVALS:
-            match = group[group["eval"] == evaluation]
-            if match.empty:
-                continue
-            item = match.iloc[0]
-            row[f"{evaluation}: start"] = f"{item['start']:.3f}"
-            row[f"{evaluation}: change"] = f"{change_text(item['interval'], show_n=True)} ({_word(item['interval'])})"
-        rows.append(row)
-    return Table(pd.DataFrame(rows))
+    order = {evaluation: i for i, evaluation in enumerate(START_EVALS)}
+    ordered = changes.sort_values(["dataset", "arch", "eval"], key=lambda c: c.map(order) if c.name == "eval" else c,
+                                  kind="stable")
+    rows = [{"dataset": r["dataset"], "arch": r["arch"], "method": r["method"], "eval": r["eval"],
+             "start": f"{r['start']:.3f}", "change (95% interval)": change_text(r["interval"], show_n=True),
+             "call": _word(r["interval"], r["p_holm"]) + (f" (Holm p {r['p_holm']:.2g})" if math.isfinite(r["p_holm"])
+                                                          else "")}
+            for _, r in ordered.iterrows()]
+    return Table(pd.DataFrame(rows), data=changes.drop(columns="interval").assign(
+        change=[iv.mean for iv in changes["interval"]], low=[iv.low for iv in changes["interval"]],
+        high=[iv.high for iv in changes["interval"]], n=[iv.n for iv in changes["interval"]]))
 
 
 def start_change_lines(changes: pd.DataFrame, fraction: float = START_FRACTION) -> list[str]:
@@ -103,10 +110,12 @@ def start_change_lines(changes: pd.DataFrame, fraction: float = START_FRACTION) 
     lines = [f"Macro-F1 at {fraction_text(fraction)} labels of the start itself (`{reference}`: the initial encoder "
              "probed and fine-tuned without pretraining) and each pretrained encoder's change from it: the mean of "
              "the per-seed differences (method minus start, same split and labelled subset) with its 95% t interval "
-             "over seeds. Improved / worsened: the interval excludes 0; one seed gives no interval (not called)."]
+             f"over seeds. Improved / worsened: its p (exact sign-flip up to 16 seeds, else t) survives Holm's "
+             f"correction at {ALPHA:g} over the section's {len(changes)} changes; one seed gives no interval (not "
+             "called)."]
     if changes.empty:
         return lines
-    words = changes["interval"].map(_word)
+    words = pd.Series([_word(iv, p) for iv, p in zip(changes["interval"], changes["p_holm"])], dtype=object)
     counted = {w: int((words == w).sum()) for w in ("improved", "worsened", "no clear change", "not called")}
     lines.append("Of " + f"{len(changes)} (encoder, method, evaluation) changes: "
                  + ", ".join(f"{n} {w}" for w, n in counted.items() if n) + ".")

@@ -13,7 +13,8 @@ from cass_bench.engine.collapse import COLLAPSE_RANK
 from cass_bench.records.identity import ENCODER_RUN_KEYS
 from cass_bench.records.schema import OK
 from cass_bench.report.load import RANK_HISTORY, finished_pretraining
-from cass_bench.report.render import Table, fraction_text
+from cass_bench.report.format import fraction_text, sort_rows
+from cass_bench.report.present.render import Table
 
 
 
@@ -52,28 +53,54 @@ def collapse_runs(df: pd.DataFrame) -> pd.DataFrame:
     """One row per pretrained encoder (a CASS run gives two) with its collapse figures."""
     ok = finished_pretraining(df)
     if ok.empty:
-        return pd.DataFrame(columns=[*ENCODER_RUN_KEYS, RANK_HISTORY, "feature_std_history", "collapsed"])
+        return pd.DataFrame(columns=[*ENCODER_RUN_KEYS, "init", RANK_HISTORY, "feature_std_history", "embedding_std",
+                                     "collapsed", "embedding_collapsed"])
     runs = ok.drop_duplicates(list(ENCODER_RUN_KEYS))
     runs = runs[runs[RANK_HISTORY].map(lambda h: isinstance(h, list) and len(h) > 0)]
-    return runs[[*ENCODER_RUN_KEYS, "init", RANK_HISTORY, "feature_std_history", "embedding_std", "collapsed"]]
+    return runs[[*ENCODER_RUN_KEYS, "init", RANK_HISTORY, "feature_std_history", "embedding_std", "collapsed",
+                 "embedding_collapsed"]]
+
+
+def collapse_per_seed(df: pd.DataFrame) -> pd.DataFrame:
+    """Every pretrained encoder: effective rank and spread of its pooled features before and after pretraining (the
+    CSV beside the report)."""
+    runs = collapse_runs(df)
+    return pd.DataFrame({
+        "dataset": runs["dataset"], "method": runs["method"], "arch": runs["arch"], "batch_size": runs["batch_size"],
+        "pretrain_epochs": runs["pretrain_epochs"], "seed": runs["seed"], "init": runs["init"],
+        "rank_before": [h[0] for h in runs[RANK_HISTORY]], "rank_after": [h[-1] for h in runs[RANK_HISTORY]],
+        "spread_before": [h[0] for h in runs["feature_std_history"]],
+        "spread_after": [h[-1] for h in runs["feature_std_history"]], "head_output_std": runs["embedding_std"],
+        "collapsed": runs["collapsed"].eq(True), "head_output_collapsed": runs["embedding_collapsed"],
+    }).reset_index(drop=True)
+
+
+def _share(flags: pd.Series) -> str:
+    measured = flags.dropna()
+    return "—" if measured.empty else f"{int(measured.astype(bool).sum())}/{len(measured)}"
 
 
 def collapse_table(df: pd.DataFrame) -> Table:
-    """Every pretrained encoder: effective rank and spread of its pooled features before and after pretraining."""
-    runs = collapse_runs(df)
+    """Per dataset, method and encoder over its runs: the final effective rank (median, lowest), the rank kept as a
+    share of the start's, the runs below the bar, the final feature spread and the method's own output collapse."""
+    runs = collapse_per_seed(df)
     if runs.empty:
         return Table(pd.DataFrame({"": [f"no pretraining run recorded its feature rank (`{RANK_HISTORY}`): collapse "
                                         "not measured"]}))
-    table = pd.DataFrame({
-        "dataset": runs["dataset"], "method": runs["method"], "arch": runs["arch"],
-        "batch size": runs["batch_size"].map(lambda v: f"{v:g}"), "epochs": runs["pretrain_epochs"].map(lambda v: f"{v:g}"),
-        "seed": runs["seed"].map(lambda v: f"{v:g}"), "init": runs["init"],
-        "rank before → after": [f"{h[0]:.1f} → {h[-1]:.1f}" for h in runs[RANK_HISTORY]],
-        "spread before → after": [f"{h[0]:.2g} → {h[-1]:.2g}" for h in runs["feature_std_history"]],
-        "head-output std": runs["embedding_std"].map(lambda v: "—" if pd.isna(v) else f"{v:.1e}"),
-        "collapsed": runs["collapsed"].map(lambda v: "yes" if v is True else "no"),
-    })
-    return Table(table.reset_index(drop=True), data=runs.reset_index(drop=True))
+    runs = runs.assign(kept=runs["rank_after"] / runs["rank_before"])
+    rows = []
+    for (dataset, method, arch), group in runs.groupby(["dataset", "method", "arch"], sort=False):
+        rows.append({
+            "dataset": dataset, "method": method, "arch": arch, "runs": str(len(group)),
+            "rank before": f"{group['rank_before'].median():.1f}",
+            "rank after (lowest)": f"{group['rank_after'].median():.1f} ({group['rank_after'].min():.1f})",
+            "rank kept": f"{group['kept'].median():.0%}",
+            f"below {COLLAPSE_RANK:g}": f"{int(group['collapsed'].sum())}/{len(group)}",
+            "spread after": f"{group['spread_after'].median():.2g}",
+            "output collapsed": _share(group["head_output_collapsed"]),
+        })
+    table = sort_rows(pd.DataFrame(rows).set_index(["dataset", "method", "arch"])).reset_index()
+    return Table(table, data=runs)
 
 
 _CENTRED = RANK_HISTORY.startswith("centred")

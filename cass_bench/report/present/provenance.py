@@ -9,7 +9,7 @@ import pandas as pd
 
 from cass_bench.config.recipe import provenance
 from cass_bench.config.registry import BUILTIN_METHODS
-from cass_bench.report.render import STYLES, Table
+from cass_bench.report.present.render import STYLES, Table
 
 
 def _value_text(value: Any) -> str:

@@ -9,22 +9,29 @@ from cass_bench.records.schema import OK
 from cass_bench.config.registry import PROPOSED, reference_methods
 from cass_bench.report.analysis import Analysis, Sweep, finetuned
 from cass_bench.report.cells import metric_stats
-from cass_bench.report.claims import claims_table, family_lines, rule_lines, summary_lines
+from cass_bench.report.claims.decide import family_lines, summary_lines
+from cass_bench.report.claims.specs import rule_lines
+from cass_bench.report.present.claim_tables import answer_table, claim_notes, claims_table
 from cass_bench.report.costs import (
     COST_REFERENCE, DATA_WAIT_LIMIT, GPU_MEMORY, MFU, data_wait_warnings, pretrain_runs,
 )
 from cass_bench.report.format import key_text
 from cass_bench.report.load import CONTENTION_BAR, CPU_SHARE, RANK_HISTORY, contended_runs
-from cass_bench.report.plots import Plot
-from cass_bench.report.render import Section
-from cass_bench.report.tables import cost_table, failure_table, metric_table, robustness_table, scale_lines
-from cass_bench.report.start import start_change_lines, start_change_table, start_changes
-from cass_bench.report.validity import COLLAPSE_RULE, chance_table, collapse_runs, collapse_table
+from cass_bench.report.present.plots import Plot
+from cass_bench.report.present.render import Section
+from cass_bench.report.present.tables import (PAPER_SCALE, cost_table, failure_table, metric_table, robustness_table,
+                                               scale_lines)
+from cass_bench.report.present.start import start_change_lines, start_change_table, start_changes
+from cass_bench.report.present.validity import COLLAPSE_RULE, chance_table, collapse_runs, collapse_table
 
 COMPANIONS = {"f1_micro": "micro-F1", "balanced_accuracy": "balanced accuracy",
               "f1_seed_code": "F1 as the reference code scores it (f1_seed_code, comparable with the paper)",
               "auroc": "AUROC"}
-TERMINAL_SECTIONS = ("scale", "claims", "f1_macro", "efficiency")
+TERMINAL_SECTIONS = ("answer", "f1_macro", "efficiency", "efficiency_ratios")
+FLAG_WORDS = ("start: a comparator fell significantly below its own start (its recipe may be what the row measures); "
+              "sign: macro-F1 and the paper's f1_seed_code disagree in sign; commits: a seed's methods ran on "
+              "different code versions; collapse: a run behind the row collapsed; underpowered: the row's seeds "
+              "cannot detect a 5-point difference. Each row's flags in words: Claim checks.")
 _NAME, _REF = PROPOSED.upper(), COST_REFERENCE.upper()
 MARKS_NOTE = ("† at chance: fewer than half of the cell's seeds are significantly above chance (permutation test, "
               f"see the chance table); ‡ a pretraining run behind it collapsed (either encoder of a {_NAME} run; "
@@ -32,10 +39,19 @@ MARKS_NOTE = ("† at chance: fewer than half of the cell's seeds are significan
               "is flagged beside each claim and vetoes none.")
 
 
+def _answer_section(analysis: Analysis) -> Section:
+    scale = scale_lines(analysis.records)
+    lines = ["The paper's claims at the scale of this run (the paper's family, Holm-corrected, and the cost claims); "
+             "every row in detail, with its rules and power, follows under Claim checks."]
+    notes = [f"Flags (never a veto): {FLAG_WORDS}", scale[0], PAPER_SCALE]
+    return Section("answer", "Answer", lines, answer_table(analysis.claims), notes=notes)
+
+
 def _claims_section(analysis: Analysis) -> Section:
     rules = ["What the status means (each claim's rule):", *(f"- {rule}" for rule in rule_lines())]
     lines = [*family_lines(analysis.family), *summary_lines(analysis.claims, analysis.family)]
-    return Section("claims", "Claim checks", lines, claims_table(analysis.claims), notes=rules)
+    notes = ["Each row in words (the measurement, its power, its flags):", *claim_notes(analysis.claims), *rules]
+    return Section("claims", "Claim checks", lines, claims_table(analysis.claims), notes=notes)
 
 
 def _f1_sections(analysis: Analysis) -> list[Section]:
@@ -70,9 +86,9 @@ def _f1_sections(analysis: Analysis) -> list[Section]:
     return sections
 
 
-def _efficiency_section(analysis: Analysis) -> Section:
+def _efficiency_sections(analysis: Analysis) -> list[Section]:
     if analysis.costs.empty:
-        return Section("efficiency", "2. Pretraining efficiency", ["No pretraining run finished."])
+        return [Section("efficiency", "2. Pretraining efficiency", ["No pretraining run finished."])]
     gpu = analysis.costs.memory.field == GPU_MEMORY
     lines = [
         "One row per pretraining run setting (figures repeat across the label fractions of a run and are taken once). "
@@ -100,7 +116,14 @@ def _efficiency_section(analysis: Analysis) -> Section:
         lines.append(f"WARNING: data wait above {100 * DATA_WAIT_LIMIT:.0f}%, so these times compare loaders: "
                      + "; ".join(warnings) + ".")
     lines.extend(_contention_lines(analysis.records))
-    return Section("efficiency", "2. Pretraining efficiency", lines, cost_table(analysis.costs, analysis.setting))
+    figures, shared = cost_table(analysis.costs, analysis.setting)
+    ratios, _ = cost_table(analysis.costs, analysis.setting, ratios=True)
+    lines.extend(line for line in (shared, "Cells: mean ±std over the runs (runs: the time's count; n where a figure "
+                                   "has fewer runs).") if line)
+    return [Section("efficiency", "2. Pretraining efficiency", lines, figures),
+            Section("efficiency_ratios", f"2a. Ratios to {_REF}", [f"Each figure's ratio to {_REF} (see above)."
+                                                                   + (f" {shared}" if shared else "")], ratios,
+                    level=3)]
 
 
 def _contention_lines(records: pd.DataFrame) -> list[str]:
@@ -139,9 +162,14 @@ def _failure_sections(df: pd.DataFrame) -> list[Section]:
                        ["None: every record finished."], failure_table(df) if n_failed else None)
     runs = collapse_runs(df)
     n_collapsed = int(runs["collapsed"].eq(True).sum())
-    counted = (f"{n_collapsed} of {len(runs)} pretrained encoders collapsed. Rank and spread per epoch: "
+    counted = (f"{n_collapsed} of {len(runs)} pretrained encoders collapsed. Per method and encoder over its runs: "
+               "the effective rank before and after pretraining (medians; the lowest after), the rank kept as a share of "
+               "the start's (median), the runs below the bar, the final feature spread (median), and the runs whose "
+               "own outputs collapsed; every run's figures: `collapse_per_seed.csv` beside this report; rank and spread per epoch: "
                f"`collapse_curves.png`; the per-epoch values are in each record (`{RANK_HISTORY}`, "
-               "`feature_std_history`, `embedding_std_history`)." if len(runs) else
+               "`feature_std_history`, `embedding_std_history`). Output collapsed: the method's own head outputs "
+               "ended near constant (`embedding_collapsed`; — where the method does not record it)."
+               if len(runs) else
                f"Collapse not measured: no record holds `{RANK_HISTORY}` (records written before the measure).")
     collapse = Section("collapsed", "6. Collapse", [COLLAPSE_RULE, counted], collapse_table(df))
     return [failures, collapse]
@@ -156,10 +184,11 @@ def _plot_section(plots: list[Plot]) -> Section:
 def build_sections(analysis: Analysis, plots: list[Plot]) -> list[Section]:
     """The report's sections in order."""
     return [
-        Section("scale", "Scale", scale_lines(analysis.records)),
+        _answer_section(analysis),
+        Section("scale", "Scale", scale_lines(analysis.records)[1:]),
         _claims_section(analysis),
         *_f1_sections(analysis),
-        _efficiency_section(analysis),
+        *_efficiency_sections(analysis),
         _robustness_section(analysis.batch_sweep, 3),
         _robustness_section(analysis.epoch_sweep, 4),
         *_failure_sections(analysis.records),

@@ -17,7 +17,7 @@ import yaml
 
 from cass_bench.config.registry import method_order
 from cass_bench.errors import UserError
-from cass_bench.report.render import Section, Table
+from cass_bench.report.present.render import Section, Table
 
 TUNING = "tuning.jsonl"
 

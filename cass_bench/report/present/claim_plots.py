@@ -15,10 +15,10 @@ from scipy import stats
 from cass_bench.config.registry import PROPOSED, comparators, method_color, method_order
 from cass_bench.report.analysis import Analysis, Sweep
 from cass_bench.config.schema import ARCHS
-from cass_bench.report.gains import PAPER_GAINS
+from cass_bench.report.claims.gains import PAPER_GAINS
 from cass_bench.report.costs import JOINT, TIME
-from cass_bench.report.plots import Plot, plot_lines, save_png, skip_plot
-from cass_bench.report.render import fraction_text
+from cass_bench.report.present.plots import Plot, plot_lines, save_png, skip_plot
+from cass_bench.report.format import fraction_text
 
 COST_FRACTION = 0.1
 """The label fraction of the cost-against-F1 plot (the paper's middle fraction)."""

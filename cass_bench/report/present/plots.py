@@ -17,7 +17,8 @@ from cass_bench.config.registry import method_color
 from cass_bench.report.cells import CellStats
 from cass_bench.report.costs import CostStats, Quantity
 from cass_bench.report.load import RANK_HISTORY
-from cass_bench.report.render import fraction_text, write_whole
+from cass_bench.report.format import fraction_text
+from cass_bench.report.present.render import write_whole
 
 
 @dataclass(frozen=True)
@@ -111,7 +112,7 @@ def plot_lines(data: pd.DataFrame, path: Path, *, panels: Sequence[str], series:
 
 
 def save_png(fig: Figure, path: Path) -> None:
-    """Saves ``fig`` as ``path`` whole (:func:`cass_bench.report.render.write_whole`: no 0-byte PNG on a full disk)."""
+    """Saves ``fig`` as ``path`` whole (:func:`cass_bench.report.present.render.write_whole`: no 0-byte PNG on a full disk)."""
     write_whole(path, lambda tmp: fig.savefig(tmp, dpi=100, format="png"))
 
 
@@ -167,7 +168,7 @@ def collapse_plot(runs: pd.DataFrame, out: Path) -> Plot:
     Args:
         runs: one row per pretrained encoder with ``method``, ``arch``, ``seed``, ``feature_std_history`` and
             the rank history (:data:`cass_bench.report.load.RANK_HISTORY`; lists), as
-            :func:`cass_bench.report.validity.collapse_runs` gives them.
+            :func:`cass_bench.report.present.validity.collapse_runs` gives them.
         out: folder of the report.
     """
     name, caption = "collapse_curves.png", "Collapse curves: spread and effective rank of the pooled features per epoch"

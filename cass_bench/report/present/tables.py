@@ -9,11 +9,13 @@ from cass_bench.records.schema import OK
 from cass_bench.config.registry import method_order
 from cass_bench.report.analysis import EVAL_ORDER, Setting, Sweep
 from cass_bench.report.cells import CELL, CellStats
-from cass_bench.report.costs import COST_KEYS, COST_REFERENCE, FLOPS, TIME, CostStats
+from cass_bench.report.costs import COST_KEYS, COST_REFERENCE, FLOPS, RSS, TIME, CostStats
 from cass_bench.report.format import HEADERS, MISSING, key_text, number_text, sort_rows, stat_text, with_keys
 from cass_bench.report.load import PRETRAINED
-from cass_bench.report.render import Table, fraction_text
-from cass_bench.report.start import start_lines
+from cass_bench.report.format import fraction_text
+from cass_bench.report.present.render import Table
+from cass_bench.report.present.start import start_lines
+from cass_bench.report.versions import version_lines
 
 AT_CHANCE_MARK, COLLAPSED_MARK = " †", " ‡"
 PAPER_SCALE = ("Paper scale: Brain MRI, ISIC-2019, Dermofit, Autoimmune; one RTX8000; 384 px; ResNet-50 + ViT-B/16; "
@@ -48,23 +50,51 @@ def ratio_header(short: str) -> str:
     return f"{short} ×{COST_REFERENCE.upper()}"
 
 
-def cost_table(costs: CostStats, setting: Setting) -> Table:
-    """The efficiency table: figures with their spread over seeds, then each figure's ratio to the reference (the
-    terminal summary keeps the rows of ``setting``)."""
-    cells = pd.DataFrame(index=costs.index)
+def shared_keys(table: pd.DataFrame, keys: list[str]) -> tuple[pd.DataFrame, str]:
+    """The table without the key columns that hold one value, and those values in words (keeps it narrow)."""
+    constant = [k for k in keys if table[k].nunique() == 1 and len(table) > 1]
+    words = ", ".join(f"{k} {table[k].iloc[0]}" for k in constant)
+    return table.drop(columns=constant), (f"Every row: {words}." if words else "")
+
+
+SHORT_HEADERS = {RSS: "peak RSS (MB)"}
+"""Narrower headers than the figures' own (the section's text says what they hold)."""
+
+
+def _figure_text(mean: float, std: float, n: int, runs: int, fmt: str) -> str:
+    if pd.isna(mean):
+        return MISSING
+    text = f"{mean:{fmt}}" + (f" ±{std:{fmt}}" if n > 1 and pd.notna(std) else "")
+    return text + (f" (n={int(n)})" if n != runs else "")
+
+
+def _cost_cells(costs: CostStats) -> pd.DataFrame:
+    runs = costs.n(TIME)
+    cells = pd.DataFrame({"runs": runs.map(lambda v: f"{int(v)}")}, index=costs.index)
     for q in costs.quantities:
-        cells[q.header] = [stat_text(m * q.scale, s * q.scale, n, q.fmt)
-                           for m, s, n in zip(costs.mean(q), costs.std(q), costs.n(q))]
-    for q in costs.quantities:
-        if q.compared:
-            cells[ratio_header(q.short)] = costs.ratio(q).map(lambda v: number_text(v, ".2f"))
+        cells[SHORT_HEADERS.get(q.field, q.header)] = [_figure_text(m * q.scale, s * q.scale, k, r, q.fmt)
+                           for m, s, k, r in zip(costs.mean(q), costs.std(q), costs.n(q), runs)]
+    return cells
+
+
+def cost_table(costs: CostStats, setting: Setting, ratios: bool = False) -> tuple[Table, str]:
+    """The efficiency figures (mean ±std over runs; n where a figure has fewer runs), or with ``ratios`` each
+    figure's ratio to the reference; key columns with one value move to the returned line. The terminal summary
+    keeps the rows of ``setting``."""
+    if ratios:
+        cells = pd.DataFrame({ratio_header(q.short): costs.ratio(q).map(lambda v: number_text(v, ".2f"))
+                              for q in costs.quantities if q.compared}, index=costs.index)
+    else:
+        cells = _cost_cells(costs)
     table = with_keys(cells)
     keys = list(table.columns[:len(COST_KEYS)])
+    table, line = shared_keys(table, keys)
     shown = (TIME, costs.memory, FLOPS)
-    terminal = [*keys, *(q.header for q in shown), *(ratio_header(q.short) for q in shown)]
+    terminal = [c for c in table.columns if c in keys or c in [
+        *(SHORT_HEADERS.get(q.field, q.header) for q in shown), *(ratio_header(q.short) for q in shown)]]
     at = ((costs.index.get_level_values("batch_size") == setting.batch_size)
           & (costs.index.get_level_values("pretrain_epochs") == setting.pretrain_epochs))
-    return Table(table, data=costs.data(), terminal=terminal, terminal_rows=list(at))
+    return Table(table, data=costs.data(), terminal=terminal, terminal_rows=list(at)), line
 
 
 def robustness_table(sweep: Sweep) -> Table:
@@ -124,7 +154,7 @@ def scale_lines(df: pd.DataFrame) -> list[str]:
     ]
     n_ok = int((df["status"] == OK).sum())
     lines = ["Scale of this run: " + "; ".join(f"{k} {v}" for k, v in items) + ".", *start_lines(df),
-             f"{len(df)} records: {n_ok} finished, {len(df) - n_ok} failed.", PAPER_SCALE]
+             f"{len(df)} records: {n_ok} finished, {len(df) - n_ok} failed.", *version_lines(df)]
     devices = df["device"].dropna().unique()
     if len(devices) > 1:
         lines.append(f"The records come from {len(devices)} devices: efficiency figures, their ratios and the cost "

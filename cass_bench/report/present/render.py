@@ -40,11 +40,6 @@ def write_whole(path: Path, write: Callable[[Path], None]) -> Path:
     return path
 
 
-def fraction_text(fraction: float) -> str:
-    """A label fraction as a percentage, e.g. 0.01 -> ``1%``."""
-    return f"{fraction * 100:g}%"
-
-
 @dataclass(frozen=True)
 class Style:
     """How a table and its text are written in one output format.

@@ -1,36 +1,41 @@
-"""Claim (a): CASS's F1 gain over each comparator per dataset, encoder and label fraction, paired by seed; the
-paper's gain read against the reference code's F1 (``f1_seed_code``); and the encoders' labelled average with its
-heterogeneity check."""
+"""Claim (a) against one comparator: CASS's F1 gain per dataset, encoder and label fraction, paired by seed, and the
+paper's gain read against the reference code's F1 (``f1_seed_code``)."""
 
 from __future__ import annotations
 
 import math
-from dataclasses import replace
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import pandas as pd
 
-from cass_bench.evaluation.chance import score_macro_f1 as macro_f1
-from cass_bench.config.schema import ARCHS
+from cass_bench.config.claim_row import BEST, ClaimRow
 from cass_bench.config.registry import PROPOSED
-from cass_bench.report.claim_rows import (BOTH_AT_CHANCE, LEVEL, N_BOOT, NAME, NOT_MEASURED, CellTable, Pair,
-                                          Row, chance_note, collapse_text, interval_text, kept_encoders,
-                                          pooled_row, seed_interval, spec_base)
 from cass_bench.config.vocabulary import MAIN_EVAL
-from cass_bench.report.family import POOLED, RowSpec
-from cass_bench.report.render import fraction_text
-from cass_bench.report.stats import Interval, bootstrap_interval
+from cass_bench.evaluation.chance import score_macro_f1 as macro_f1
+from cass_bench.report.claims.cells import Pair
+from cass_bench.report.claims.rows import (BOTH_AT_CHANCE, LEVEL, N_BOOT, NAME, NOT_MEASURED, Bootstrap, Context,
+                                           Row, chance_note, collapse_text, interval_text, row_base, seed_interval)
+from cass_bench.report.format import fraction_text
+from cass_bench.report.stats.bootstrap import bootstrap_interval
+from cass_bench.report.stats.intervals import Interval
 
 PAPER_GAINS = {0.01: 3.8, 0.1: 5.9, 1.0: 10.13}
 """The paper's F1 gains (points, its metric) over the best other method at 1 / 10 / 100% labels."""
-Bootstrap = Callable[[RowSpec, object], "Interval | str"]
 
 
 def paper_gain(fraction: float) -> float:
     """The paper's gain at a label fraction (NaN where the paper states none)."""
     return next((gain for f, gain in PAPER_GAINS.items() if math.isclose(f, fraction)), math.nan)
+
+
+def paper_reading(iv: Interval, gain: float) -> str:
+    """Whether the paper's gain lies inside the interval on its metric: ``inside``, ``outside``, or ``—`` without an
+    interval or a paper figure."""
+    if not iv.bounded or not math.isfinite(gain):
+        return "—"
+    return "inside" if iv.low <= gain <= iv.high else "outside"
 
 
 def against_paper(iv: Interval, gain: float) -> str:
@@ -50,61 +55,47 @@ def _paper(gain: float) -> str:
     return f"+{gain:g} F1 points" if math.isfinite(gain) else "—"
 
 
-def _encoder_row(spec: RowSpec, pair: Pair, setting: str, bootstrap: Bootstrap | None) -> Row:
+def _base(spec: ClaimRow) -> dict:
+    what = "the best other method" if spec.comparator == BEST else spec.comparator.upper()
+    return row_base(spec, f"F1 gain over {what} at {fraction_text(spec.fraction)} labels ({spec.arch})",
+                    _paper(paper_gain(spec.fraction)))
+
+
+def gain_row(spec: ClaimRow, ctx: Context) -> Row:
+    """Claim (a) against one comparator for one dataset and encoder: CASS minus the comparator per seed (the
+    one-seed bootstrap over test images when one seed is shared), with the paper's metric beside it."""
     gain = paper_gain(spec.fraction)
-    base = spec_base(spec, f"F1 gain over {spec.comparator.upper()} at {fraction_text(spec.fraction)} labels "
-                           f"({spec.arch})", _paper(gain))
+    base = _base(spec)
+    pair = Pair(*(ctx.table.get(spec.dataset, spec.fraction, spec.arch, ctx.batch_size, ctx.epochs, method)
+                  for method in (PROPOSED, spec.comparator)))
     flag = collapse_text([(f"{PROPOSED}-{spec.arch}", pair.ours), (f"{spec.comparator}-{spec.arch}", pair.theirs)])
     if not pair.measured:
         return Row(base, f"no {NAME} and {spec.comparator} records of {spec.dataset}/{spec.arch} at "
-                         f"{fraction_text(spec.fraction)} labels ({setting})", status=NOT_MEASURED, collapse=flag)
+                         f"{fraction_text(spec.fraction)} labels ({ctx.setting})", status=NOT_MEASURED,
+                   collapse=flag)
     if all(pair.at_chance()):
         return Row(base, "both cells at chance: nothing to compare", status=BOTH_AT_CHANCE, collapse=flag)
     diff = pair.difference()
-    note = chance_note(pair, spec.comparator)
+    note = chance_note(pair, PROPOSED, spec.comparator)
     if pair.unpaired:
         note += f"; {pair.unpaired} seed(s) without a pair left out"
     iv, sd = seed_interval(diff)
-    if iv.n == 1 and bootstrap is not None:
-        boot = bootstrap(spec, diff.index[0])
+    if iv.n == 1 and ctx.bootstrap is not None:
+        boot = ctx.bootstrap(spec, diff.index[0])
         if isinstance(boot, Interval):
             iv = boot
         else:
             note += f"; no bootstrap: {boot}"
-    code = seed_interval(pair.difference("code"))[0]
+    code_diff = pair.difference("code")
+    code = seed_interval(code_diff)[0]
     measured = interval_text(iv) + against_paper(code, gain) + note
-    return Row(base, measured, iv, sd=sd, effect=gain, collapse=flag, per_seed=diff)
+    return Row(base, measured, iv, sd=sd, effect=gain, collapse=flag, per_seed=diff, code=code,
+               per_seed_code=code_diff)
 
 
-def _pooled_row(spec: RowSpec, pairs: dict[str, Pair], rows: dict[str, Row]) -> Row:
-    gain = paper_gain(spec.fraction)
-    base = spec_base(spec, f"F1 gain over {spec.comparator.upper()} at {fraction_text(spec.fraction)} labels "
-                           f"(average of {' and '.join(ARCHS)})", _paper(gain))
-    codes = [pairs[arch].difference("code") for arch in kept_encoders(rows)]
-    code = pd.concat(codes, axis=1).dropna().mean(axis=1) if codes else pd.Series(dtype=float)
-    return pooled_row(base, rows, against_paper(seed_interval(code)[0], gain), 1, gain)
-
-
-def gain_rows(table: CellTable, specs: list[RowSpec], batch_size: float | None, epochs: float | None,
-              bootstrap: Bootstrap | None) -> list[Row]:
-    """The (a) rows of ``specs`` (per encoder, and the labelled average for ``cnn+vit``).
-
-    Args:
-        table: the cells of the records.
-        specs: the (a) rows to measure.
-        batch_size, epochs: the main setting.
-        bootstrap: the one-seed paired bootstrap over test images (None: none).
-    """
-    setting = f"batch size {batch_size if batch_size is None else f'{batch_size:g}'}, " \
-              f"{epochs if epochs is None else f'{epochs:g}'} epochs"
-    out = []
-    for spec in specs:
-        pairs = {arch: Pair(*(table.get(spec.dataset, spec.fraction, arch, batch_size, epochs, method)
-                              for method in (PROPOSED, spec.comparator)))
-                 for arch in (ARCHS if spec.arch == POOLED else (spec.arch,))}
-        rows = {arch: _encoder_row(replace(spec, arch=arch), pair, setting, bootstrap) for arch, pair in pairs.items()}
-        out.append(_pooled_row(spec, pairs, rows) if spec.arch == POOLED else rows[spec.arch])
-    return out
+def paper_text(fraction: float) -> Callable[[Interval], str]:
+    """The paper's metric read against the paper's gain at ``fraction`` (for a pooled row)."""
+    return lambda code: against_paper(code, paper_gain(fraction))
 
 
 def prediction_bootstrap(records: pd.DataFrame, batch_size: float | None, epochs: float | None,
@@ -112,11 +103,11 @@ def prediction_bootstrap(records: pd.DataFrame, batch_size: float | None, epochs
     """The paired bootstrap over test images of one seed's cell, from the saved predictions.
 
     Args:
-        records: the prepared records (:func:`cass_bench.report.claim_rows.prepare`).
+        records: the prepared records (:func:`cass_bench.report.claims.cells.prepare`).
         batch_size, epochs: the main setting.
         predictions: folder of ``<record_id>.npz`` (``y_true``, ``y_score``), or None.
     """
-    def run(spec: RowSpec, seed: object) -> Interval | str:
+    def run(spec: ClaimRow, seed: object) -> Interval | str:
         if predictions is None:
             return "no predictions folder"
         at = records[(records["eval"] == MAIN_EVAL) & (records["dataset"] == spec.dataset)
@@ -131,5 +122,5 @@ def prediction_bootstrap(records: pd.DataFrame, batch_size: float | None, epochs
         if not np.array_equal(a["y_true"], b["y_true"]):
             return "the two methods' test labels differ"
         iv = bootstrap_interval(a["y_true"], a["y_score"], b["y_score"], macro_f1, N_BOOT, 0, LEVEL)
-        return Interval(100 * iv.mean, 100 * iv.low, 100 * iv.high, 1, iv.method, iv.p, iv.level)
+        return Interval(100 * iv.mean, 100 * iv.low, 100 * iv.high, 1, iv.method, iv.p, iv.level, iv.test)
     return run

@@ -1,0 +1,126 @@
+"""The claim rows as the report shows them: the answer first (the paper's claims, one compact row each), then every
+row in detail with its long texts as notes under the table, so that no table row grows wider than a screen."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+from cass_bench.report.claims.decide import headline
+from cass_bench.report.format import fraction_text
+from cass_bench.report.present.render import Table
+
+TABLE_WIDTH = 160
+"""The widest a rendered table row should be; longer texts go to notes under the table."""
+_KIND_WORDS = {"d": "batch", "e": "epochs"}
+
+
+def verdict_text(statuses: pd.Series) -> pd.Series:
+    """Statuses as a table shows them: "inconclusive — too few seeds (n)" as "too few seeds (n)", "zero variance"
+    likewise, a row outside the families as "detail", "not testable: both methods at chance" as "both at chance",
+    and no pooled verdict without its reason (in the notes)."""
+    return (statuses.astype(str).str.replace("inconclusive — ", "", regex=False)
+            .str.replace("no verdict: outside the family", "detail", regex=False)
+            .str.replace("not testable: both methods at chance", "both at chance", regex=False)
+            .str.replace("no pooled verdict: .*", "no pooled verdict", regex=True))
+
+
+def _signed(value: float, digits: int = 2) -> str:
+    return "—" if not math.isfinite(value) else f"{value:+.{digits}f}"
+
+
+def _interval(row: pd.Series, ratio: bool) -> str:
+    low, high = float(row["low"]), float(row["high"])
+    if not (math.isfinite(low) and math.isfinite(high)):
+        return "—"
+    return f"[{low:.3f}, {high:.3f}]" if ratio else f"[{low:+.2f}, {high:+.2f}]"
+
+
+def _claim(row: pd.Series, datasets: int) -> str:
+    kind, comparator = str(row["kind"]), str(row["comparator"])
+    if kind in ("b", "c"):
+        device = f", {row['key'].split('@', 1)[1]}" if "@" in str(row["key"]) else ""
+        what = "time" if kind == "b" else "2x efficient"
+        setting = str(row["key"]).split(":")[1:3] if ":bs" in str(row["key"]) else []
+        where = f"{row['dataset']}, " if datasets > 1 and isinstance(row["dataset"], str) else ""
+        return f"({kind}) {where}{what} vs {comparator.upper()}" + (f" ({', '.join(setting)}{device})" if setting
+                                                                    else "")
+    where = "across datasets, " if row["dataset"] == "across" else f"{row['dataset']}, " if datasets > 1 else ""
+    versus = "best other" + (f" ({comparator[6:-1].upper()})" if comparator.startswith("best (") else "") \
+        if comparator.startswith("best") else comparator.upper()
+    level = f", {_KIND_WORDS[kind]} {row['level']:g}" if kind in _KIND_WORDS else ""
+    return f"({kind}) {where}{fraction_text(float(row['fraction']))} {row['arch']}{level} vs {versus}"
+
+
+def _paper(row: pd.Series) -> str:
+    if row["kind"] == "a":
+        value = str(row["paper"]).split(" ")[0]
+        return f"{value} ({row['paper_value']})" if row["paper_value"] != "—" else value
+    if row["kind"] in ("b", "c"):
+        return str(row["paper"]).split(":")[0]
+    return "—"
+
+
+def answer_table(claims: pd.DataFrame) -> Table:
+    """The paper's claims at a glance: claim, measured, interval, verdict, the paper's value and one-word flags
+    (the paper's family and the cost rows)."""
+    rows = headline(claims)
+    if rows.empty:
+        return Table(pd.DataFrame({"": ["no claim row: no finished pretraining record"]}))
+    ratio = rows["kind"].isin(["b", "c"])
+    cells = pd.DataFrame({
+        "claim": [_claim(r, rows.loc[rows["dataset"] != "across", "dataset"].nunique()) for _, r in rows.iterrows()],
+        "measured": [f"{r['estimate']:.3f}" if is_ratio and math.isfinite(r["estimate"]) else _signed(r["estimate"])
+                     for (_, r), is_ratio in zip(rows.iterrows(), ratio)],
+        "95% interval": [_interval(r, is_ratio) for (_, r), is_ratio in zip(rows.iterrows(), ratio)],
+        "verdict": verdict_text(rows["status"]),
+        "paper": [_paper(r) for _, r in rows.iterrows()],
+        "flags": rows["flags"].fillna("").astype(str).replace("", "—"),
+    })
+    return Table(cells.reset_index(drop=True), data=rows.reset_index(drop=True))
+
+
+TEST_WORDS = {"exact sign-flip": "sign-flip", "t test": "t", "paired bootstrap": "bootstrap"}
+
+
+def _p(row: pd.Series) -> str:
+    if not math.isfinite(float(row["p"])) or not row["test"]:
+        return "—"
+    test = str(row["test"]).replace("intersection-union of ", "")
+    return f"{row['p']:.2g} ({'IU ' if test != row['test'] else ''}{TEST_WORDS.get(test, test)})"
+
+
+def claims_table(claims: pd.DataFrame) -> Table:
+    """Every claim row, compact (all columns go to CSV; status "detail": no verdict, outside the families); the
+    long texts are :func:`claim_notes`."""
+    ratio = claims["kind"].isin(["b", "c"])
+    cells = pd.DataFrame({
+        "#": claims["key"].astype(str),
+        "measured": [f"{r['estimate']:.3f}" if is_ratio and math.isfinite(r["estimate"]) else _signed(r["estimate"])
+                     for (_, r), is_ratio in zip(claims.iterrows(), ratio)],
+        "95% interval": [_interval(r, is_ratio) for (_, r), is_ratio in zip(claims.iterrows(), ratio)],
+        "n": claims["n"].map(lambda v: "—" if pd.isna(v) else f"{int(v)}"),
+        "p (test)": [_p(r) for _, r in claims.iterrows()],
+        "Holm p": claims["p_holm"].map(lambda v: "—" if pd.isna(v) else f"{v:.3g}"),
+        "status": verdict_text(claims["status"]),
+        "flags": claims["flags"].fillna("").astype(str).replace("", "—"),
+    })
+    return Table(cells.reset_index(drop=True), data=claims.reset_index(drop=True))
+
+
+def claim_notes(claims: pd.DataFrame) -> list[str]:
+    """One note per row: what it measures, the measurement in words, its power and its flags in words."""
+    notes = []
+    for _, r in claims.iterrows():
+        parts = [f"`{r['key']}` {r['claim']} (paper: {r['paper']}): {r['measured']}"]
+        if r["power"] not in ("—", "") and isinstance(r["power"], str):
+            parts.append(f"power: {r['power']}")
+        if r["collapse"] not in ("—", ""):
+            parts.append(f"collapsed / measured runs: {r['collapse']}")
+        if isinstance(r["notes"], str) and r["notes"]:
+            parts.append(f"flags: {r['notes']}")
+        if str(r["status"]).startswith("no pooled verdict"):
+            parts.append(str(r["status"]))
+        notes.append("- " + ". ".join(parts) + ".")
+    return notes

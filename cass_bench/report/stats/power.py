@@ -1,0 +1,126 @@
+"""What a design of n seeds can detect: the minimum detectable effect of a two-sided paired t test and the seeds an
+effect would need, from scipy's noncentral t, with their range from the chi-square interval of the spread.
+
+A row of the claim checks is one paired test over seeds. Its verdict needs Holm's correction over the family of m
+rows, whose first step tests at alpha / m; the power statements here use that level (the strictest step), so they
+hold whatever the other rows show. Every figure is on the scale of the spread it is given: macro-F1's paired spread
+for a declared target effect, ``f1_seed_code``'s for the paper's gain.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+
+from scipy import optimize
+from scipy import stats as sps
+
+MAX_SEEDS = 100_000
+"""The most seeds :func:`seeds_needed` looks for unless told otherwise."""
+
+
+@lru_cache(maxsize=None)
+def critical_noncentrality(df: int, level: float, power: float) -> float:
+    """The noncentrality at which the two-sided t test with ``df`` degrees of freedom at ``level`` rejects with
+    probability ``power``: P(|T'| > t_crit) = power for T' ~ noncentral t(df, ncp)."""
+    critical = float(sps.t.ppf(1 - level / 2, df))
+
+    def excess(ncp: float) -> float:
+        upper, lower = float(sps.nct.sf(critical, df, ncp)), float(sps.nct.cdf(-critical, df, ncp))
+        # far from 0 the distant tail underflows to NaN in scipy; it is then 0
+        return (upper if math.isfinite(upper) else 1.0) + (lower if math.isfinite(lower) else 0.0) - power
+
+    high = 4 * critical + 10
+    while excess(high) < 0:
+        high *= 2
+    return float(optimize.brentq(excess, 0.0, high, xtol=1e-10))
+
+
+def holm_first_level(alpha: float, family_size: int) -> float:
+    """The level of a row's test at Holm's first step: alpha / m (m at least 1)."""
+    return alpha / max(1, family_size)
+
+
+def detectable_effect(n: int, sd: float, alpha: float, family_size: int, power: float) -> float:
+    """The smallest true mean difference that n paired seeds with spread ``sd`` detect with ``power`` at the
+    Holm-adjusted level (NaN with fewer than 2 seeds or no finite spread).
+
+    Args:
+        n: seeds (paired differences).
+        sd: standard deviation of the per-seed differences.
+        alpha: family-wise error rate.
+        family_size: rows in the Holm family.
+        power: the wanted probability of a significant result.
+    """
+    if n < 2 or not math.isfinite(sd):
+        return math.nan
+    return critical_noncentrality(n - 1, holm_first_level(alpha, family_size), power) * sd / math.sqrt(n)
+
+
+def seeds_needed(sd: float, target: float, alpha: float, family_size: int, power: float,
+                 cap: int = MAX_SEEDS) -> int | None:
+    """The fewest seeds (at least 2) whose two-sided paired t test detects a true difference ``target`` with
+    ``power`` at Holm's first level alpha / ``family_size``, for per-seed differences of spread ``sd``.
+
+    ``sd`` and ``target`` must be on one scale (both macro-F1 points, or both ``f1_seed_code`` points).
+
+    Returns:
+        The seed count, 2 for zero spread, or None when not computable (no finite spread or target, a zero
+        target) or above ``cap``.
+    """
+    if not (math.isfinite(sd) and math.isfinite(target)) or target == 0:
+        return None
+    if sd == 0:
+        return 2
+
+    def enough(n: int) -> bool:
+        return detectable_effect(n, sd, alpha, family_size, power) <= abs(target)
+
+    if not enough(cap):
+        return None
+    low, high = 1, 2
+    while not enough(high):
+        low, high = high, min(2 * high, cap)
+    while high - low > 1:
+        middle = (low + high) // 2
+        low, high = (low, middle) if enough(middle) else (middle, high)
+    return max(high, 2)
+
+
+def spread_range(sd: float, n: int, level: float = 0.95) -> tuple[float, float]:
+    """The ``level`` confidence interval of a normal spread from its sample sd over n values (chi-square, n - 1
+    df): sd x [sqrt(df / chi2_hi), sqrt(df / chi2_lo)]; NaNs with fewer than 2 values."""
+    if n < 2 or not math.isfinite(sd):
+        return math.nan, math.nan
+    df = n - 1
+    high_q, low_q = sps.chi2.ppf([(1 + level) / 2, (1 - level) / 2], df)
+    return sd * math.sqrt(df / high_q), sd * math.sqrt(df / low_q)
+
+
+@dataclass(frozen=True)
+class Power:
+    """What a row's seeds detect and what a target needs, each with its range over the spread's interval.
+
+    Attributes:
+        mde: the detectable difference at the observed spread; ``mde_range`` at the spread's bounds.
+        need: the seeds the target needs at the observed spread (None: beyond the cap); ``need_range`` likewise.
+    """
+
+    mde: float
+    mde_range: tuple[float, float]
+    need: int | None
+    need_range: tuple[int | None, int | None]
+
+
+def power_of(n: int, sd: float, target: float, alpha: float, family_size: int, power: float,
+             cap: int = MAX_SEEDS) -> Power:
+    """:func:`detectable_effect` and :func:`seeds_needed` at the observed spread and at its 95% chi-square bounds
+    (:func:`spread_range`); ``sd`` and ``target`` on one scale."""
+    low, high = spread_range(sd, n)
+    return Power(detectable_effect(n, sd, alpha, family_size, power),
+                 (detectable_effect(n, low, alpha, family_size, power),
+                  detectable_effect(n, high, alpha, family_size, power)),
+                 seeds_needed(sd, target, alpha, family_size, power, cap),
+                 (seeds_needed(low, target, alpha, family_size, power, cap),
+                  seeds_needed(high, target, alpha, family_size, power, cap)))

@@ -1,0 +1,62 @@
+"""The code versions behind the records: the git commits they name, and the seeds whose methods ran on different
+commits (their differences may mix a code change into a method's effect)."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from cass_bench.records.schema import OK
+
+COMMIT = "git_commit"
+SHORT = 7
+
+
+def short(commit: object) -> str:
+    """A commit as its first 7 characters (``unknown`` when not recorded)."""
+    return str(commit)[:SHORT] if isinstance(commit, str) and commit else "unknown"
+
+
+def commit_counts(records: pd.DataFrame) -> pd.Series:
+    """Finished records per (short) commit, most records first."""
+    ok = records[records["status"] == OK]
+    return ok[COMMIT].map(short).value_counts()
+
+
+def mixed_seeds(records: pd.DataFrame) -> dict[int, dict[tuple[str, str], list[str]]]:
+    """Per seed whose finished records name more than one commit: each (method, arch)'s commits (short, sorted)."""
+    ok = records[records["status"] == OK].assign(commit=lambda d: d[COMMIT].map(short))
+    out: dict[int, dict[tuple[str, str], list[str]]] = {}
+    for seed, group in ok.groupby("seed"):
+        if group["commit"].nunique() > 1:
+            out[int(seed)] = {(m, a): sorted(set(c)) for (m, a), c in group.groupby(["method", "arch"])["commit"]}
+    return out
+
+
+def _by_commit(methods: dict[tuple[str, str], list[str]]) -> str:
+    """``59d3ecd (byol, cass, dino), 6db1cf5 (supervised)``: each commit with the methods (-arch where only one of a
+    method's encoders ran on it) that ran on it."""
+    runs: dict[str, list[str]] = {}
+    for (method, arch), commits in methods.items():
+        for commit in commits:
+            runs.setdefault(commit, []).append(f"{method}-{arch}")
+    out = []
+    for commit, names in sorted(runs.items()):
+        methods_here = sorted({n.rsplit("-", 1)[0] for n in names})
+        whole = [m for m in methods_here if all(f"{m}-{a}" in names for (mm, a) in methods if mm == m)]
+        out.append(f"{commit} ({', '.join(sorted([*whole, *(n for n in names if n.rsplit('-', 1)[0] not in whole)]))})")
+    return ", ".join(out)
+
+
+def version_lines(records: pd.DataFrame) -> list[str]:
+    """The commits behind the records, and one line naming the seeds whose methods ran on different commits."""
+    counts = commit_counts(records)
+    if counts.empty:
+        return []
+    lines = [f"Code versions: {len(counts)} commit{'s' * (len(counts) != 1)} behind the finished records ("
+             + ", ".join(f"{c} {n}" for c, n in counts.items()) + " records)."]
+    mixed = mixed_seeds(records)
+    if mixed:
+        lines.append(f"WARNING: in {len(mixed)} seed{'s' * (len(mixed) != 1)} the methods ran on different commits, so "
+                     "a row's per-seed difference there may hold a code change (flag \"commits\"): "
+                     + "; ".join(f"seed {s}: " + _by_commit(methods) for s, methods in mixed.items()) + ".")
+    return lines

@@ -246,9 +246,10 @@ def _run(args: argparse.Namespace) -> None:
             return
         wait_for(cfg, jobs, shard)
     else:
+        from cass_bench.report.seedplan import plan_from_folder
         from cass_bench.run.sweep import run_sweep
 
-        run_sweep(cfg, shard)
+        run_sweep(cfg, shard, planner=lambda out, registered: plan_from_folder(out, registered).planned)
     print(_ending(Path(cfg.out)))
 
 

@@ -4,7 +4,8 @@ The file fixes what the folder measures and how its claims are judged (methods, 
 the tuning budget) before any result exists. Later runs into the folder must agree with it: a run that differs in
 anything that changes a record or a verdict is refused, never written over it. Three things may change the file
 after its creation, each before the results it governs: the seeds may grow (the family is not a function of the
-seeds), the tuning stage adds the values it chose (``tune.chosen``), and a seed plan adds its planned seeds.
+seeds), the tuning stage adds the values it chose (``tune.chosen``), and a seed plan sets the planned seeds
+(``seeds`` and ``plan.planned``; a folder whose seeds were planned keeps them).
 Settings that change no measured number (where the data and the output live, the launcher, worker counts) may
 differ from run to run and are not written back.
 """
@@ -29,7 +30,9 @@ def _comparable(data: dict[str, Any]) -> dict[str, Any]:
     data = {k: v for k, v in data.items() if k not in RUNTIME_KEYS and k != "seeds"}
     tune = dict(data.get("tune") or {})
     tune.pop("chosen", None)
-    data["tune"] = tune
+    plan = dict(data.get("plan") or {})
+    plan.pop("planned", None)
+    data["tune"], data["plan"] = tune, plan
     return data
 
 
@@ -77,6 +80,8 @@ def registered_config(cfg: BenchConfig, write: bool = True, strict: bool = True)
                         "run's config so it uses the folder's")
     chosen = cfg.tune.chosen or folder.tune.chosen
     run = dataclasses.replace(cfg, tune=dataclasses.replace(cfg.tune, chosen=chosen))
+    if folder.plan.planned is not None:  # the plan fixed the seeds
+        return dataclasses.replace(run, seeds=folder.seeds, plan=folder.plan)
     grown = tuple(folder.seeds) + tuple(s for s in cfg.seeds if s not in folder.seeds)
     if write and (grown != tuple(folder.seeds) or chosen != folder.tune.chosen):
         write_resolved(dataclasses.replace(folder, seeds=grown, tune=run.tune), cfg.out)

@@ -16,6 +16,7 @@ from cass_bench.config import registry
 from cass_bench.config.claim_row import parse_claim_row
 from cass_bench.errors import UserError
 from cass_bench.config.recipe import MethodRecipe
+from cass_bench.config.seedplan import PlanConfig
 from cass_bench.config.tuning import TuneConfig
 from cass_bench.config.vocabulary import EVALS
 
@@ -295,6 +296,7 @@ class BenchConfig:
         backbones, finetune, eval: the shared sections.
         claims: the claim checks' pre-registered family (read by the report, not by the run).
         tune: the tuning budget and, once tuning ran, the values it chose (see :class:`TuneConfig`).
+        plan: seeds planned from a pilot instead of listed (see :class:`PlanConfig`).
         source: the recipe of the ``fractal`` start (unused by other inits).
         recipes: each registered method's recipe, keyed by method name (in YAML, a top-level section named after
             the method).
@@ -332,6 +334,7 @@ class BenchConfig:
     eval: EvalConfig = field(default_factory=EvalConfig)
     claims: ClaimsConfig = field(default_factory=ClaimsConfig)
     tune: TuneConfig = field(default_factory=TuneConfig)
+    plan: PlanConfig = field(default_factory=PlanConfig)
     recipes: dict[str, MethodRecipe] = field(default_factory=default_recipes)
     launcher: str = flagged("local", "--launcher", choices=LAUNCHERS, help="local: cells one after another here "
                             "(default); submitit-local: each cell a job on this machine; slurm: each cell a SLURM job "

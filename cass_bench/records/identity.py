@@ -54,7 +54,7 @@ ROLES: dict[str, str] = {
     "backbones": PRETRAIN, "recipes": PRETRAIN,
     "finetune": RECORD, "eval": RECORD,
     "data_dir": NONE, "num_workers": NONE, "accelerator": NONE, "out": NONE, "launcher": NONE, "slurm": NONE,
-    "claims": NONE, "source": NONE, "tune": NONE,
+    "claims": NONE, "source": NONE, "tune": NONE, "plan": NONE,
 }
 """The identity role of every BenchConfig field (see the module docstring)."""
 

@@ -13,6 +13,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Callable
 
 from cass_bench.engine.allocator import keep_freed_memory
 from cass_bench.engine.quiet import silence_library_warnings
@@ -172,8 +173,14 @@ TUNING_POLL_S = 15.0
 """Seconds between two looks at the tuning records while another shard finishes its trials."""
 
 
-def run_sweep(cfg: BenchConfig, shard: tuple[int, int] = (0, 1)) -> int:
-    """Runs every pending cell of this shard, one process each; failures become records; one line per finished cell.
+Planner = Callable[[Path, BenchConfig], int]
+"""Plans the seeds from a results folder's pilot records (:func:`cass_bench.report.seedplan.plan_from_folder`,
+handed down by the command line: the report's layer sits above this one)."""
+
+
+def run_sweep(cfg: BenchConfig, shard: tuple[int, int] = (0, 1), planner: Planner | None = None) -> int:
+    """Runs the sweep's stages for this shard: tuning (:func:`tuning_stage`), the seed plan's pilot
+    (:func:`pilot_stage`), then every pending cell, one process each; failures become records; one line per cell.
 
     A SIGTERM to the sweep ends it and kills the running cell's process with it (``subprocess.run`` kills its
     child on any exception), so no cell goes on alone; its pending records stay missing and a re-run resumes.
@@ -181,13 +188,49 @@ def run_sweep(cfg: BenchConfig, shard: tuple[int, int] = (0, 1)) -> int:
     Args:
         cfg: the validated config (``cfg.out`` is the results folder).
         shard: ``(i, n)``: this process runs cells ``i, i+n, i+2n, ...``.
+        planner: what plans the seeds after a pilot (needed when ``cfg.plan.pilot`` is set).
 
     Returns:
         The number of cells run.
     """
-    out = Path(cfg.out)
-    store = RecordStore(out)
     cfg = tuning_stage(cfg, shard)
+    cfg = pilot_stage(cfg, shard, planner)
+    return run_cells(cfg, shard)
+
+
+def pilot_stage(cfg: BenchConfig, shard: tuple[int, int], planner: Planner | None) -> BenchConfig:
+    """Runs the pilot's seeds (this shard's cells, then any left, waiting on those another shard holds), plans the
+    seeds from their records alone and registers them in ``<out>/config.yaml`` before any post-pilot cell.
+
+    Returns:
+        ``cfg`` with the planned seeds (unchanged without a plan, or when the folder already holds one).
+
+    Raises:
+        UserError: a plan is configured but no planner was given.
+    """
+    from cass_bench.config.registered import register_stage
+
+    plan = cfg.plan
+    if not plan.pilot or plan.planned is not None:
+        return cfg
+    if planner is None:
+        raise UserError("this config plans its seeds from a pilot (plan.pilot), which needs the report's planner; "
+                        "run it with `python -m cass_bench run`")
+    pilot = dataclasses.replace(cfg, seeds=plan.pilot_seeds(cfg.seeds))
+    print(f"[plan] pilot: seeds {', '.join(map(str, pilot.seeds))}", flush=True)
+    run_cells(pilot, shard)
+    run_cells(pilot, (0, 1))  # the cells another shard runs wait on its lock: the pilot's barrier
+    planned = planner(Path(cfg.out), cfg)
+    registered = register_stage(cfg.out, seeds=plan.seeds(cfg.seeds, planned),
+                                plan=dataclasses.replace(plan, planned=planned))
+    print(f"[plan] {planned} seeds planned (cap {plan.cap}) and registered in {Path(cfg.out) / 'config.yaml'}: "
+          f"{', '.join(map(str, registered.seeds))}", flush=True)
+    return dataclasses.replace(cfg, seeds=registered.seeds, plan=registered.plan)
+
+
+def run_cells(cfg: BenchConfig, shard: tuple[int, int] = (0, 1)) -> int:
+    """Runs every pending cell of this shard's part of ``cfg``'s grid, one process each (see :func:`run_sweep`)."""
+    store = RecordStore(Path(cfg.out))
     cells = shard_cells(cfg, shard)
     done = store.ids()
     pending = [c for c in cells if not set(expected_ids(c, cfg)) <= done]

@@ -1,0 +1,125 @@
+"""Seeds planned from a pilot, blind to the effect: what each row of the paper's family needs, from spreads alone.
+
+An internal pilot in the sense of Wittes & Brittain (1990): after the pilot's seeds, each comparison a family row
+rests on (for a row against the best other method, every comparator: the intersection-union test needs each
+comparison to reach the family's level) gives the standard deviation of its per-seed paired differences; the seeds
+a two-sided paired test at Holm's first level (alpha / family size) needs to detect the configured target with the
+configured power follow from that spread (:func:`cass_bench.report.stats.power.seeds_needed`). No mean difference
+enters: flipping the sign of a row's differences, or shifting them all, leaves the plan as it is. The plan is the
+largest row's need, no fewer than the pilot's seeds and no more than the cap. The sweep runs the stages
+(:mod:`cass_bench.run.sweep`); the report states the plan again from the pilot's records.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from cass_bench.config.claim_row import BEST
+from cass_bench.config.schema import BenchConfig
+from cass_bench.report.stats.power import seeds_needed
+
+
+@dataclass(frozen=True)
+class RowNeed:
+    """One family row's need.
+
+    Attributes:
+        key: the family row.
+        sd: the largest spread (points) of the per-seed paired differences of the comparisons it rests on.
+        n: pilot seeds behind that spread.
+        needed: the seeds that spread needs (None: more than the cap, or no spread measured).
+    """
+
+    key: str
+    sd: float
+    n: int
+    needed: int | None
+
+
+@dataclass(frozen=True)
+class SeedPlan:
+    """A plan and its inputs."""
+
+    pilot: tuple[int, ...]
+    target: float
+    power: float
+    alpha: float
+    family_size: int
+    cap: int
+    rows: tuple[RowNeed, ...]
+
+    @property
+    def planned(self) -> int:
+        """The seeds the plan asks for: the largest row's need within [pilot, cap] (the cap when a row's exceeds
+        it or cannot be measured)."""
+        needs = [self.cap if r.needed is None else r.needed for r in self.rows] or [self.cap]
+        return min(self.cap, max(len(self.pilot), *needs))
+
+
+def planned_seeds(sds: list[float], pilot: int, target: float, alpha: float, family_size: int, power: float,
+                  cap: int) -> int:
+    """The plan from the rows' spreads alone (see :class:`SeedPlan`)."""
+    rows = tuple(RowNeed(str(k), sd, pilot, seeds_needed(sd, target, alpha, family_size, power, cap))
+                 for k, sd in enumerate(sds))
+    return SeedPlan(tuple(range(pilot)), target, power, alpha, family_size, cap, rows).planned
+
+
+def _comparison_spreads(claims: pd.DataFrame, key: str) -> pd.DataFrame:
+    """The comparisons a family row rests on: for a best-other row, its per-comparator rows; else the row."""
+    if key.endswith(f":{BEST}"):
+        prefix = key[: -len(BEST)]
+        parts = claims[claims["key"].str.startswith(prefix) & (claims["key"] != key)]
+        parts = parts[~parts["key"].str[len(prefix):].str.contains(":")]
+        if not parts.empty:
+            return parts
+    return claims[claims["key"] == key]
+
+
+def seed_plan(claims: pd.DataFrame, cfg: BenchConfig) -> SeedPlan:
+    """The plan from the claim rows of the pilot's records (their ``sd`` and ``n`` columns only).
+
+    Args:
+        claims: :func:`cass_bench.report.claims.decide.check_claims` of the pilot's records.
+        cfg: the results folder's config (``plan``, ``claims.alpha``, the seeds).
+    """
+    family = claims[claims["in_family"].astype(bool) & (claims["family"] == "paper")]
+    rows = []
+    for key in family["key"]:
+        parts = _comparison_spreads(claims, key)
+        spreads = pd.to_numeric(parts["sd"], errors="coerce")
+        n = int(pd.to_numeric(parts["n"], errors="coerce").min()) if len(parts) else 0
+        if spreads.isna().any() or spreads.empty:
+            rows.append(RowNeed(key, float("nan"), n, None))
+            continue
+        sd = float(spreads.max())
+        rows.append(RowNeed(key, sd, n, seeds_needed(sd, cfg.plan.target, cfg.claims.alpha, len(family),
+                                                     cfg.plan.power, cfg.plan.cap)))
+    return SeedPlan(cfg.plan.pilot_seeds(cfg.seeds), cfg.plan.target, cfg.plan.power, cfg.claims.alpha, len(family),
+                    cfg.plan.cap, tuple(rows))
+
+
+def plan_from_folder(out: Path, cfg: BenchConfig) -> SeedPlan:
+    """The plan from a results folder's records of the pilot's seeds (every other record left out)."""
+    from cass_bench.report.analysis import analyse
+    from cass_bench.report.load import load_records
+
+    records = load_records(out)
+    pilot = records[records["seed"].isin(cfg.plan.pilot_seeds(cfg.seeds))]
+    return seed_plan(analyse(pilot, out).claims, cfg)
+
+
+def plan_lines(plan: SeedPlan, planned: int | None) -> list[str]:
+    """The plan in the report: its inputs, each row's need and its result."""
+    lines = [f"Seeds were planned from a pilot of {len(plan.pilot)} seeds ({', '.join(map(str, plan.pilot))}), blind "
+             f"to the effect: each row of the paper's family ({plan.family_size} rows) needs the seeds that detect "
+             f"{plan.target:g} macro-F1 points with power {plan.power:g} in a two-sided paired test at alpha "
+             f"{plan.alpha:g}/{plan.family_size}, given the largest spread of the comparisons it rests on; the plan "
+             f"takes the largest need within [{len(plan.pilot)}, {plan.cap}] and asks for {plan.planned} seeds"
+             + (f" (registered: {planned})." if planned is not None and planned != plan.planned else ".")]
+    for row in plan.rows:
+        need = f"{row.needed}" if row.needed is not None else f"more than {plan.cap}"
+        lines.append(f"- {row.key}: spread {row.sd:.2f} points over {row.n} seeds, needs {need}")
+    return lines

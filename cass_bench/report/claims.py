@@ -170,7 +170,7 @@ def check_claims(records: pd.DataFrame, batch_size: float | None, epochs: float 
     gains = gain_rows(table, [s for s in specs if s.claim == "a"], batch_size, epochs,
                       prediction_bootstrap(df, batch_size, epochs, predictions))
     sweeps = robustness_rows(table, [s for s in specs if s.claim != "a"], batch_size, epochs)
-    return _decide([*gains, *cost_rows(df), *sweeps], family)
+    return _decide([*gains, *cost_rows(records), *sweeps], family)
 
 
 def rule_lines() -> tuple[str, ...]:

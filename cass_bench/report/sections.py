@@ -11,12 +11,14 @@ from cass_bench.report.analysis import Analysis, Sweep, finetuned
 from cass_bench.report.cells import metric_stats
 from cass_bench.report.claims import claims_table, family_lines, rule_lines, summary_lines
 from cass_bench.report.costs import (
-    COST_REFERENCE, DATA_WAIT_LIMIT, GPU_MEMORY, MFU, data_wait_warnings, pretrain_runs,
+    COST_REFERENCE, DATA_WAIT_LIMIT, GPU_MEMORY, contention_lines, data_wait_warnings, mfu_lines, pretrain_runs,
+    thread_lines,
 )
 from cass_bench.report.format import key_text
-from cass_bench.report.load import CONTENTION_BAR, CPU_SHARE, RANK_HISTORY, contended_runs
+from cass_bench.report.load import RANK_HISTORY
 from cass_bench.report.plots import Plot
 from cass_bench.report.render import Section
+from cass_bench.report.spending import spending_section
 from cass_bench.report.tables import cost_table, failure_table, metric_table, robustness_table, scale_lines
 from cass_bench.report.start import start_change_lines, start_change_table, start_changes
 from cass_bench.report.validity import COLLAPSE_RULE, chance_table, collapse_runs, collapse_table
@@ -87,36 +89,14 @@ def _efficiency_section(analysis: Analysis) -> Section:
         f"Data wait: the share of the measured epochs' time the training loop waited for its next batch; above "
         f"{100 * DATA_WAIT_LIMIT:.0f}% the loader, not the method, sets the pace (raise `num_workers`).",
     ]
-    if MFU in analysis.costs.quantities:
-        lines.append("MFU: model-FLOPs utilisation, FLOPs per image x images/s over the devices' peak FLOP rate at the "
-                     "run's precision (Lightning's `get_available_flops`); empty where the peak is unknown (CPU).")
-    threads = sorted(int(t) for t in pretrain_runs(analysis.records)["torch_threads"].dropna().unique())
-    if len(threads) > 1:
-        lines.append(f"WARNING: these pretraining runs used different torch thread counts "
-                     f"({', '.join(map(str, threads))}; `torch_threads` in each record), so a time, or a ratio of "
-                     "times, compares like with like only between runs of one thread count.")
+    lines.extend(mfu_lines(analysis.costs))
+    lines.extend(thread_lines(pretrain_runs(analysis.records)))
     warnings = data_wait_warnings(analysis.costs)
     if warnings:
         lines.append(f"WARNING: data wait above {100 * DATA_WAIT_LIMIT:.0f}%, so these times compare loaders: "
                      + "; ".join(warnings) + ".")
-    lines.extend(_contention_lines(analysis.records))
+    lines.extend(contention_lines(analysis.records))
     return Section("efficiency", "2. Pretraining efficiency", lines, cost_table(analysis.costs, analysis.setting))
-
-
-def _contention_lines(records: pd.DataFrame) -> list[str]:
-    if not records[CPU_SHARE].notna().any():
-        return []
-    bar = f"{CONTENTION_BAR:.0%}"
-    line = (f"Contention: on the CPU a run's training thread is busy for its whole epoch unless the process is kept "
-            f"waiting; a run whose thread ran less than {bar} of its measured epochs' wall time (`{CPU_SHARE}`) "
-            "timed the machine's other load (another job, a paused process), so its time per epoch, images/s and "
-            "MFU are left out of this table and of claims (b) and (c)")
-    runs = contended_runs(records)
-    if runs.empty:
-        return [line + "; none here (runs before the share was recorded are kept unchecked)."]
-    named = [f"{r.method}/{r.encoders} bs={key_text(r.batch_size)} ep={key_text(r.pretrain_epochs)} seed={r.seed} "
-             f"({getattr(r, CPU_SHARE):.2f})" for r in runs.itertuples(index=False)]
-    return [line + f": {len(named)} left out: " + "; ".join(named) + "."]
 
 
 def _robustness_section(sweep: Sweep, number: int) -> Section:
@@ -160,6 +140,7 @@ def build_sections(analysis: Analysis, plots: list[Plot]) -> list[Section]:
         _claims_section(analysis),
         *_f1_sections(analysis),
         _efficiency_section(analysis),
+        spending_section(analysis.records),
         _robustness_section(analysis.batch_sweep, 3),
         _robustness_section(analysis.epoch_sweep, 4),
         *_failure_sections(analysis.records),

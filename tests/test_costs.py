@@ -119,3 +119,21 @@ def test_status_shows_where_each_seed_s_time_went(tmp_path: Path) -> None:
     seed_0 = next(line for line in lines if line.startswith("|") and line.split("|")[1].strip() == "0")
     assert seed_0.split("|")[-2].strip() == "4.83", "(60 + 2 x 30 + 2 x 6 + 3 + 6 + 4) s x 2 threads / 60"
     assert any(line.startswith("Per cell") for line in lines)
+
+
+def test_pretrain_alone_and_the_cpu_peak_are_run_flags_that_change_no_record_identity() -> None:
+    from cass_bench.cli import _overrides, _parser
+    from cass_bench.config.load import load_config
+    from cass_bench.records.identity import config_hash, pretrain_key
+    from cass_bench.run.grid import expand
+
+    on = _overrides(_parser().parse_args(["run", "--pretrain-alone", "--cpu-peak-gflops", "50"]))
+    off = _overrides(_parser().parse_args(["run"]))
+    assert on["pretrain_alone"] is True and on["cpu_peak_gflops"] == 50.0
+    assert off["pretrain_alone"] is None, "absent, the switch leaves the config's value"
+    smoke = Path(__file__).resolve().parent.parent / "configs" / "smoke.yaml"
+    alone, plain = load_config(smoke, on), load_config(smoke)
+    assert alone.pretrain_alone and not plain.pretrain_alone and alone.cpu_peak_gflops == 50.0
+    cell = expand(plain)[0]
+    assert config_hash(alone, cell.method) == config_hash(plain, cell.method)
+    assert pretrain_key(cell, alone) == pretrain_key(cell, plain), "the lock changes no measured number"

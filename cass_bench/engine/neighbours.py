@@ -12,7 +12,8 @@ the training thread's CPU share instead (:class:`cass_bench.engine.timing.EpochC
 
 With ``pretrain_alone`` (``run --pretrain-alone``) a pretraining run holds an exclusive ``fcntl.flock`` on
 ``<out>/pretrain.lock`` around its measured part and every evaluation a shared one (:func:`stage_lock`), so the
-shards of a sweep fine-tune and probe side by side while each pretraining run has the machine to itself.
+shards of a sweep fine-tune and probe side by side while each pretraining run has the machine to itself. A stage
+takes the lock before it marks itself, so a process waiting for its turn is not counted as training.
 """
 
 from __future__ import annotations

@@ -123,7 +123,7 @@ def pretrain(cell: Cell, cfg: BenchConfig, bundle: DatasetBundle, cache_dir: Pat
     loggers = run_loggers(out, PRETRAIN, key) if out is not None else None
     trainer = pretrain_trainer(module, cfg, cell.pretrain_epochs, [clock, collapse, memory, flops], loggers)
     lock_folder = out if cfg.pretrain_alone and is_global_rank_zero() else None
-    with neighbours.training_marker(neighbours.PRETRAIN), neighbours.stage_lock(lock_folder, True) as waited:
+    with neighbours.stage_lock(lock_folder, True) as waited, neighbours.training_marker(neighbours.PRETRAIN):
         trainer.fit(module, loader)
     if not trainer.is_global_zero:
         return None
@@ -275,8 +275,8 @@ def _run_missing(cell: Cell, cfg: BenchConfig, store: RecordStore, todo: list[tu
         rid = record_id(cell, arch, fraction, evaluation, cfg)
         loggers = run_loggers(store.out, FINETUNE, rid) if evaluation == "finetune" else None
         try:
-            with neighbours.training_marker(neighbours.EVALUATE), \
-                    neighbours.stage_lock(lock_folder, False) as waited:
+            with neighbours.stage_lock(lock_folder, False) as waited, \
+                    neighbours.training_marker(neighbours.EVALUATE):
                 began = time.perf_counter()
                 result = evaluator.run(fraction, evaluation, loggers)
                 require_finite(result.y_score, evaluation)

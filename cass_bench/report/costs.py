@@ -186,10 +186,23 @@ def _company_text(run: object) -> str:
     return ", ".join(parts)
 
 
+def _unchecked_text(records: pd.DataFrame) -> str:
+    """The unchecked runs; the seeds none of whose runs was checked are named as seeds."""
+    unchecked, runs = unchecked_runs(records), pretrain_runs(records)
+    whole, partial = [], []
+    for seed, group in unchecked.groupby("seed", sort=True):
+        if len(group) == int((runs["seed"] == seed).sum()):
+            whole.append(key_text(seed))
+        else:
+            partial.extend(_run_text(r) for r in group.itertuples(index=False))
+    return "; ".join([*([f"every run of seed{'s' * (len(whole) > 1)} {', '.join(whole)}"] if whole else []),
+                      *partial])
+
+
 def contention_lines(records: pd.DataFrame) -> list[str]:
     """Section 2's words on runs timed beside other work: the rule, the runs left out and the runs unchecked."""
-    checked = records[CPU_SHARE].notna().any() or records[OTHERS].notna().any()
-    if not checked:
+    unchecked = unchecked_runs(records)
+    if finished_pretraining(records).empty:
         return []
     line = (f"Timed alone: a CPU run's time per epoch, images/s and MFU count only when no other training process of "
             f"the harness ran on the machine during its measured epochs (`{OTHERS}`, sampled every few steps) and "
@@ -198,11 +211,10 @@ def contention_lines(records: pd.DataFrame) -> list[str]:
     left_out = contended_runs(records)
     named = [f"{_run_text(r)} ({_company_text(r)})" for r in left_out.itertuples(index=False)]
     lines = [line + (f": {len(named)} left out: " + "; ".join(named) + "." if named else "; none left out here.")]
-    unchecked = unchecked_runs(records)
     if not unchecked.empty:
-        lines.append(f"Unchecked: {len(unchecked)} run{'s' * (len(unchecked) != 1)} from before the count of other "
-                     "processes was recorded are kept (their CPU share, where recorded, was above the bar): "
-                     + "; ".join(_run_text(r) for r in unchecked.itertuples(index=False)) + ".")
+        lines.append(f"Unchecked: {len(unchecked)} run{'s' * (len(unchecked) != 1)} recorded no count of other "
+                     "processes (written before it existed) and are kept, their CPU share, where recorded, above the "
+                     f"bar: {_unchecked_text(records)}.")
     return lines
 
 

@@ -137,3 +137,13 @@ def test_pretrain_alone_and_the_cpu_peak_are_run_flags_that_change_no_record_ide
     cell = expand(plain)[0]
     assert config_hash(alone, cell.method) == config_hash(plain, cell.method)
     assert pretrain_key(cell, alone) == pretrain_key(cell, plain), "the lock changes no measured number"
+
+
+def test_an_impossible_cpu_peak_is_refused_in_one_line() -> None:
+    from cass_bench.config.checks import validate
+    from cass_bench.config.load import load_config
+    from cass_bench.errors import UserError
+
+    smoke = Path(__file__).resolve().parent.parent / "configs" / "smoke.yaml"
+    with pytest.raises(UserError, match="cpu_peak_gflops -5.0 is impossible; give one CPU thread's peak"):
+        validate(load_config(smoke, {"cpu_peak_gflops": -5}))

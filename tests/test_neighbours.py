@@ -114,3 +114,27 @@ def test_a_run_beside_another_marked_process_is_not_timed_alone(tmp_path: Path, 
         child.kill()
         child.wait()
     assert beside.epoch_others == [1, 1] and beside.figures().pretrain_other_processes == 1
+
+
+def test_a_step_of_the_same_shape_is_counted_once_per_memo(monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+    from torch import nn
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from cass_bench.engine import flops
+    from tests.test_measure import _fit, _Tiny
+
+    counts: list[int] = []
+    real = flops.count_step_flops
+    monkeypatch.setattr(flops, "count_step_flops", lambda *a: counts.append(1) or real(*a))
+    loader = DataLoader(TensorDataset(torch.randn(8, 10), torch.zeros(8)), batch_size=4)
+    memo: dict[tuple, int] = {}
+    first, second = flops.StepFlops(memo=memo), flops.StepFlops(memo=memo)
+    _fit(_Tiny(), loader, 1, first)
+    _fit(_Tiny(), loader, 1, second)
+    assert len(counts) == 1 and first.flops_per_image == second.flops_per_image == 800
+    wider = _Tiny()
+    wider.layer = nn.Linear(10, 40, bias=False)
+    third = flops.StepFlops(memo=memo)
+    _fit(wider, loader, 1, third)
+    assert len(counts) == 2 and third.flops_per_image == 1600, "another shape is counted afresh"

@@ -144,6 +144,16 @@ def model_flops_utilisation(flops_per_image: float | None, images_per_s: float |
     return flops_per_image * images_per_s / (device_peak_flops * world_size)
 
 
+def step_signature(module: nn.Module, batch: Any, precision: str) -> tuple:
+    """What a training step's FLOP count depends on for a feed-forward module: its class, every parameter's and
+    buffer's name, shape and dtype, the batch's shapes and dtypes, and the precision."""
+    tensors = [*module.named_parameters(), *module.named_buffers()]
+    shapes: list[Any] = []
+    apply_to_collection(batch, Tensor, lambda t: shapes.append((tuple(t.shape), t.dtype)))
+    return (type(module).__qualname__, tuple((n, tuple(t.shape), t.dtype) for n, t in tensors), tuple(shapes),
+            precision)
+
+
 class StepFlops(pl.Callback):
     """FLOPs of one training step per image, counted off the clock and off the memory peak, and the device's peak.
 
@@ -155,6 +165,8 @@ class StepFlops(pl.Callback):
     Args:
         cpu_peak_gflops: the config's per-thread CPU peak (None: detected).
         peak: how the device's peak is found (a test passes its own).
+        memo: counts already made, by :func:`step_signature`, reused instead of counting again (for the many
+            fine-tunes of one encoder architecture in a process; None: always count).
 
     Attributes:
         flops_per_step, flops_per_image: None until counted.
@@ -162,8 +174,9 @@ class StepFlops(pl.Callback):
     """
 
     def __init__(self, cpu_peak_gflops: float | None = None,
-                 peak: Callable[[torch.device, str, float | None], float | None] = device_peak_flops) -> None:
-        self.cpu_peak_gflops, self.peak = cpu_peak_gflops, peak
+                 peak: Callable[[torch.device, str, float | None], float | None] = device_peak_flops,
+                 memo: dict[tuple, int] | None = None) -> None:
+        self.cpu_peak_gflops, self.peak, self.memo = cpu_peak_gflops, peak, memo
         self.flops_per_step: int | None = None
         self.flops_per_image: float | None = None
         self.device_peak_flops: float | None = None
@@ -178,7 +191,13 @@ class StepFlops(pl.Callback):
                              mfu=self.utilisation(images_per_s, world_size))
 
     def _count(self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any) -> None:
-        self.flops_per_step = count_step_flops(pl_module, batch, trainer.precision_plugin)
+        if self.memo is None:
+            self.flops_per_step = count_step_flops(pl_module, batch, trainer.precision_plugin)
+        else:
+            key = step_signature(pl_module, batch, str(trainer.precision))
+            if key not in self.memo:
+                self.memo[key] = count_step_flops(pl_module, batch, trainer.precision_plugin)
+            self.flops_per_step = self.memo[key]
         self.flops_per_image = self.flops_per_step / batch_size_of(batch)
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:

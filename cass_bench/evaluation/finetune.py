@@ -38,6 +38,11 @@ from cass_bench.engine.timing import EpochClock
 from cass_bench.engine.trainer import cosine_annealing
 from cass_bench.records.schema import METRIC_FIELDS, Metrics
 
+FLOP_COUNTS: dict[tuple, int] = {}
+"""FLOP counts of fine-tuning steps made in this process, by step shape: the fine-tunes of one encoder architecture
+at every label fraction take the same step, counted once (:func:`cass_bench.engine.flops.step_signature`)."""
+
+
 def weighted_focal_loss(logits: Tensor, targets: Tensor, weights: Tensor, alpha: float, gamma: float) -> Tensor:
     """Sigmoid focal loss times per-class weights, mean over examples and classes.
 
@@ -259,7 +264,7 @@ def finetune(encoder: nn.Module, bundle: DatasetBundle, fraction: float, seed: i
     val = make_loader(selection_subset(bundle.val, len(labelled), seed, bundle.task), eval_transform(),
                       ft.batch_size, False, workers) if selecting else None
     test = make_loader(bundle.test, eval_transform(), ft.batch_size, False, workers)
-    clock, flops = EpochClock(), StepFlops(cfg.cpu_peak_gflops)
+    clock, flops = EpochClock(), StepFlops(cfg.cpu_peak_gflops, memo=FLOP_COUNTS)
     with tempfile.TemporaryDirectory(prefix="cass-bench-ft-") as tmp:
         callbacks: list[pl.Callback] = [clock, flops, *([learning_rate_monitor()] if loggers else [])]
         best = None

@@ -69,6 +69,7 @@ def test_another_marked_process_counts_until_it_ends_and_a_dead_or_reused_marker
             child.wait()
         (tmp_path / f"{child.pid}-1.pretrain").touch()  # a killed process's marker is left behind
         assert neighbours.other_training(tmp_path) == 0, "a marker whose process is gone counts as nothing"
+        assert not (tmp_path / f"{child.pid}-1.pretrain").exists(), "and is tidied away"
         (tmp_path / f"{os.getppid()}-1.pretrain").touch()  # a live pid, but not the process that made the marker
         assert neighbours.other_training(tmp_path) == 0
     assert neighbours.other_training(tmp_path) == 0

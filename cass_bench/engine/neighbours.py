@@ -18,6 +18,7 @@ takes the lock before it marks itself, so a process waiting for its turn is not 
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import tempfile
@@ -61,7 +62,7 @@ def _alive(pid: int, ticks: str) -> bool:
 
 def other_training(folder: Path | None = None) -> int:
     """Live training processes other than this one that hold a marker in ``folder`` (default
-    :func:`marker_folder`)."""
+    :func:`marker_folder`); the markers of processes that are gone are removed."""
     folder = marker_folder() if folder is None else folder
     try:
         names = os.listdir(folder)
@@ -71,8 +72,13 @@ def other_training(folder: Path | None = None) -> int:
     for name in names:
         pid_text, _, rest = name.partition("-")
         ticks = rest.partition(".")[0]
-        if pid_text.isdigit() and int(pid_text) != os.getpid() and _alive(int(pid_text), ticks):
+        if not pid_text.isdigit() or int(pid_text) == os.getpid():
+            continue
+        if _alive(int(pid_text), ticks):
             others.add(int(pid_text))
+        else:  # a killed process's marker: tidied away by whoever finds it
+            with contextlib.suppress(OSError):
+                (folder / name).unlink()
     return len(others)
 
 

@@ -28,7 +28,10 @@ from cass_bench.config.load import load_config
 from cass_bench.data.bundle import ImageSet
 from cass_bench.data.embedded import embedded
 from cass_bench.engine.logs import PRETRAIN, run_loggers
-from cass_bench.engine.measure import EpochClock, FeatureCollapse, PeakMemory, StepFlops, synchronize
+from cass_bench.engine.feature_collapse import FeatureCollapse
+from cass_bench.engine.flops import StepFlops
+from cass_bench.engine.memory import PeakMemory, peak_rss_mb
+from cass_bench.engine.timing import EpochClock, synchronize
 from cass_bench.methods.contract import PretrainMethod, ViewTransform
 from cass_bench.config.registry import PretrainSetup, get_method, parse_run_key, run_keys
 from cass_bench.engine.trainer import Optimization, Progress, pretrain_trainer
@@ -170,7 +173,7 @@ def peak_memory(dev: torch.device) -> dict[str, Any]:
         synchronize()
         return {"peak_memory_mb": torch.cuda.max_memory_allocated(dev) / 2**20,
                 "peak_memory_kind": "cuda_max_allocated"}
-    return {"peak_memory_mb": PeakMemory.peak_rss_mb(), "peak_memory_kind": "process_peak_rss"}
+    return {"peak_memory_mb": peak_rss_mb(), "peak_memory_kind": "process_peak_rss"}
 
 
 class _Batches(Dataset):
@@ -215,13 +218,13 @@ def trainer_step_time(module: PretrainMethod, cfg: BenchConfig, batches: Sequenc
         loggers = run_loggers(Path(logs), PRETRAIN, "benchmark")
         trainer = pretrain_trainer(module, every_batch, epochs, callbacks, loggers)
         trainer.fit(module, DataLoader(_Batches(batches), batch_size=None, shuffle=False))
-    summary = clock.summary()
+    timing = clock.figures()
     return {
-        "step_s": summary["epoch_time_s"] / len(batches),
+        "step_s": timing.pretrain_epoch_time_s / len(batches),
         "median_step_s": intervals.times.median_step_s,
         "steps_timed": len(intervals.times.steady),
-        "first_epoch_time_s": summary["first_epoch_time_s"],
+        "first_epoch_time_s": timing.pretrain_first_epoch_time_s,
         "epoch_times_s": clock.epoch_times,
-        "data_wait_share": summary["data_wait_share"],
+        "data_wait_share": timing.data_wait_share,
         "flops_per_step": flops.flops_per_step,
     }

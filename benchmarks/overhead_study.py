@@ -52,7 +52,7 @@ from cass_bench.config.schema import BenchConfig
 from cass_bench.config.load import load_config
 from cass_bench.config.files import resolve_config
 from cass_bench.data.loaders import loader_workers, make_loader
-from cass_bench.engine.measure import synchronize
+from cass_bench.engine.timing import synchronize
 from cass_bench.config.registry import run_key
 from cass_bench.records.environment import device_name, git_commit, versions
 from cass_bench.records.store import RecordStore

@@ -42,7 +42,7 @@ from cass_bench.methods.baselines.dino import DinoConfig
 from benchmarks.timing import timed
 from cass_bench.methods.cass import CassConfig
 from cass_bench.config.schema import ARCHS, BackboneConfig, BenchConfig
-from cass_bench.engine.measure import meta_copy, to_meta
+from cass_bench.engine.flops import meta_copy, to_meta
 from cass_bench.config.registry import get_method, parse_run_key
 
 DEFAULT_TOTAL_STEPS = 1000

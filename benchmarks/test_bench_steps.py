@@ -1,7 +1,7 @@
 """Smoke benchmarks: one pretraining step per method, one fine-tuning step per encoder, one loader batch per method.
 
 Each benchmark runs in pedantic mode (``ROUNDS`` rounds after ``WARMUP_ROUNDS`` warm-up rounds, one iteration
-each) and stores in ``extra_info`` the FLOPs of one step (``cass_bench.engine.measure.count_step_flops``), the peak
+each) and stores in ``extra_info`` the FLOPs of one step (``cass_bench.engine.flops.count_step_flops``), the peak
 memory (CUDA max allocated when on a GPU, else the process's peak RSS) and the shapes it ran on. A step is the
 one ``benchmarks.harness.HarnessStep`` defines: forward, backward and optimiser step of the module's loss on
 one fixed batch made by the method's own transform (the fine-tuning step: Adam at ``finetune.lr``, cosine-annealed,
@@ -25,7 +25,7 @@ from cass_bench.data.bundle import ImageSet
 from cass_bench.data.loaders import finetune_train_transform, make_loader
 from cass_bench.models.encoders import build_encoder
 from cass_bench.evaluation.finetune import FinetuneModule
-from cass_bench.engine.measure import count_step_flops
+from cass_bench.engine.flops import count_step_flops
 from cass_bench.methods.contract import PretrainMethod
 from cass_bench.run.cell import param_count
 from cass_bench.config.registry import pretraining_methods, run_key

@@ -9,7 +9,7 @@ from typing import Any, Callable
 
 import pytorch_lightning as pl
 
-from cass_bench.engine.measure import synchronize
+from cass_bench.engine.timing import synchronize
 
 
 def timed(fn: Callable[[], Any]) -> float:

@@ -129,6 +129,9 @@ def _flag_type(hint: Any) -> Callable[[str], Any] | None:
 def _add_config_flags(parser: argparse.ArgumentParser) -> None:
     """The flags of the config fields that declare one (:func:`cass_bench.config.schema.config_flags`)."""
     for key, flag, hint in config_flags():
+        if hint is bool:  # a switch: present sets the field, absent leaves the config's value
+            parser.add_argument(*flag.names, dest=key, action="store_const", const=True, help=flag.help)
+            continue
         parser.add_argument(*flag.names, dest=key, type=_flag_type(hint), help=flag.help, choices=flag.choices,
                             metavar=None if flag.choices else key.rpartition(".")[2].upper())
 
@@ -291,9 +294,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             print(write_report(Path(args.dir), args.format, args.batch_size, args.epochs))
         elif args.command == "status":
-            from cass_bench.run.status import cell_statuses, render_status, status_config
+            from cass_bench.run.status import cell_statuses, render_status, spending_text, status_config
 
             print(render_status(cell_statuses(status_config(Path(args.dir), args.config), args.lines)))
+            print("\n" + spending_text(Path(args.dir)))
         elif args.command == "list":
             _list()
         elif args.command == "export":

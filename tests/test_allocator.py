@@ -54,7 +54,7 @@ def test_every_cell_process_keeps_freed_memory_before_its_cell_runs(monkeypatch:
                                                                      tmp_path: Path) -> None:
     calls: list[str] = []
     monkeypatch.setattr(sweep, "keep_freed_memory", lambda: calls.append("keep") or True)
-    monkeypatch.setattr(sweep, "run_cell", lambda cell, cfg, store: calls.append(f"run {cell.method}"))
+    monkeypatch.setattr(sweep, "run_cell", lambda cell, cfg, store, *_: calls.append(f"run {cell.method}"))
     from cass_bench.config.load import load_config
     from cass_bench.records.identity import Cell
 

@@ -22,9 +22,11 @@ from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 from cass_bench.errors import DivergedError
 from cass_bench.engine.collapse import effective_rank, feature_spread
-from cass_bench.engine.measure import (
-    EpochClock, FeatureCollapse, PeakMemory, StepFlops, count_step_flops, model_flops_utilisation, sample_batch,
-)
+from cass_bench.engine.feature_collapse import FeatureCollapse
+from cass_bench.engine.flops import (StepFlops, count_step_flops, device_peak_flops, model_flops_utilisation,
+                                     sample_batch)
+from cass_bench.engine.memory import PeakMemory, peak_rss_mb
+from cass_bench.engine.timing import EpochClock
 from cass_bench.methods.contract import CHECK_EVERY_N_STEPS, PretrainMethod
 from cass_bench.run.cell import failure_status
 from cass_bench.engine.trainer import Optimization
@@ -67,18 +69,19 @@ def test_epoch_clock_times_epochs_and_counts_images() -> None:
     _fit(_Tiny(step_sleep=0.05), loader, 3, clock)
     assert len(clock.epoch_times) == 3 and clock.epoch_images == [12, 12, 12]
     assert all(t >= 3 * 0.05 for t in clock.epoch_times)
-    summary = clock.summary()
-    assert summary["epoch_time_s"] == statistics.median(clock.epoch_times[1:])
-    assert summary["first_epoch_time_s"] == clock.epoch_times[0]
-    assert summary["images_per_s"] == pytest.approx(24 / sum(clock.epoch_times[1:]))
-    assert summary["total_time_s"] == pytest.approx(sum(clock.epoch_times))
-    assert 0 <= summary["data_wait_share"] < 0.5
+    timing = clock.figures()
+    assert timing.pretrain_epoch_time_s == statistics.median(clock.epoch_times[1:])
+    assert timing.pretrain_first_epoch_time_s == clock.epoch_times[0]
+    assert timing.images_per_s == pytest.approx(24 / sum(clock.epoch_times[1:]))
+    assert timing.pretrain_time_s == pytest.approx(sum(clock.epoch_times))
+    assert timing.data_wait_share is not None and 0 <= timing.data_wait_share < 0.5
+    assert timing.pretrain_threads == torch.get_num_threads()
 
 
 def test_data_wait_share_is_high_when_loading_dominates() -> None:
     clock = EpochClock()
     _fit(_Tiny(), DataLoader(_SlowData(), batch_size=4), 2, clock)
-    assert clock.summary()["data_wait_share"] > 0.5
+    assert clock.figures().data_wait_share > 0.5  # type: ignore[operator]
 
 
 class _Busy(_Tiny):
@@ -96,7 +99,7 @@ def test_cpu_share_tells_an_epoch_that_computed_from_one_that_was_kept_waiting()
         clock = EpochClock()
         _fit(module, loader, 3, clock)
         assert len(clock.epoch_cpu_s) == 3
-        shares[name] = clock.summary()["cpu_share"]
+        shares[name] = clock.figures().pretrain_cpu_share
         assert shares[name] == pytest.approx(sum(clock.epoch_cpu_s[1:]) / sum(clock.epoch_times[1:]))
     assert shares["waiting"] < 0.5 < shares["busy"] <= 1.05, shares
 
@@ -107,7 +110,7 @@ def test_cpu_share_is_not_taken_on_an_accelerator() -> None:
     clock.on_train_epoch_start(None, on_gpu)  # type: ignore[arg-type]
     clock.on_train_epoch_end(None, on_gpu)  # type: ignore[arg-type]
     assert clock.epoch_times and not clock.epoch_cpu_s
-    assert clock.summary()["cpu_share"] is None
+    assert clock.figures().pretrain_cpu_share is None
 
 
 def test_flop_count_matches_analytic_and_leaves_the_module_untouched() -> None:
@@ -143,7 +146,9 @@ def test_step_flops_callback_counts_per_image_before_the_clock_starts() -> None:
     assert flops.flops_per_step == 1600 * 2 and flops.flops_per_image == 800
     assert recorder.counted_at_epoch_start == [True]
     assert devices.count("cpu") == 2, "the count ran a step on the real device"
-    assert flops.device_peak_flops is None and flops.utilisation(100.0) is None
+    peak = device_peak_flops(torch.device("cpu"), "32-true")
+    assert flops.device_peak_flops == peak, "a CPU run's peak: one thread's times the torch threads"
+    assert flops.figures(100.0).mfu == (800 * 100.0 / peak if peak else None)
 
 
 def test_model_flops_utilisation_arithmetic_with_a_stubbed_peak() -> None:
@@ -245,7 +250,7 @@ def test_peak_rss_covers_a_large_allocation_in_mib() -> None:
     size_mb = 256
     before = _current_rss_mb()
     block = np.ones(size_mb * 2**20, dtype=np.uint8)
-    peak = PeakMemory.peak_rss_mb()
+    peak = peak_rss_mb()
     assert int(block[-1]) == 1
     assert peak >= before + 0.95 * size_mb
     assert peak < max(before, 1.0) * 100 + size_mb

@@ -23,7 +23,7 @@ from benchmarks.harness import (
 )
 from benchmarks.plain_loops import build_plain, count_flops
 from cass_bench.config.schema import BenchConfig
-from cass_bench.engine.measure import count_step_flops
+from cass_bench.engine.flops import count_step_flops
 
 BATCH = 16
 

@@ -85,7 +85,7 @@ def _record(dataset: str, method: str, arch: str, fraction: float, batch: int | 
         label_fraction=fraction, batch_size=batch, pretrain_epochs=epochs, finetune_epochs=5, image_size=32,
         seed=seed, precision="32", status="ok", f1_macro=f1, f1_micro=f1 + 0.05, f1_seed_code=f1 + 0.02,
         balanced_accuracy=f1 + 0.03, auroc=0.9, accuracy=f1 + 0.05, config_hash=f"h-{method}",
-        device=GPU if gpu else CPU, versions={"torch": "2"}, git_commit="abc",
+        device=GPU if gpu else CPU, torch_threads=1, versions={"torch": "2"}, git_commit="abc",
         embedding_collapsed=None if cost is None else False, encoder_params=1e6, eval="finetune", init="random",
         above_chance=True, collapsed=None if cost is None else False, finetune_steps=300,
     )
@@ -191,15 +191,15 @@ def test_epoch_robustness_is_measured_with_several_epoch_counts(tmp_path: Path) 
 def test_efficiency_ratios_to_dino(tmp_path: Path) -> None:
     out = write_records(tmp_path / "r", make_records())
     costs = analyse(load_records(out)).costs
-    cass = ("d1", GPU, 16, 10, "cass", "cnn+vit")
+    cass = ("d1", GPU, 1, 16, 10, "cass", "cnn+vit")
     assert costs.ratio(TIME)[cass] == pytest.approx(10 / (20 + 30))
     assert costs.ratio(FLOPS)[cass] == pytest.approx(1 / (2 + 3))
     assert costs.memory.field == "peak_gpu_mem_mb" and costs.ratio(costs.memory)[cass] == pytest.approx(500 / 400)
     assert costs.ratio(RATE)[cass] == pytest.approx(100 / (1 / (1 / 50 + 1 / 40)))
     assert costs.ratio(PARAMS)[cass] == pytest.approx(17 / (25 + 12))
     assert costs.n(TIME)[cass] == 2 and costs.mean(TIME)[cass] == pytest.approx(10.5)
-    assert costs.ratio(TIME)[("d2", GPU, 32, 10, "dino", "vit")] == pytest.approx(1.0)
-    assert costs.ratio(TIME)[("d2", GPU, 32, 10, "byol", "vit")] == pytest.approx(27 / 30)
+    assert costs.ratio(TIME)[("d2", GPU, 1, 32, 10, "dino", "vit")] == pytest.approx(1.0)
+    assert costs.ratio(TIME)[("d2", GPU, 1, 32, 10, "byol", "vit")] == pytest.approx(27 / 30)
     assert len(costs.index) == 2 * 2 * 5
 
 
@@ -214,7 +214,7 @@ def test_cpu_records_report_rss_instead_of_gpu_memory(tmp_path: Path) -> None:
     out = write_records(tmp_path / "r", make_records(gpu=False, datasets=("d1",)))
     analysis = analyse(load_records(out))
     assert analysis.costs.memory.field == "peak_rss_mb"
-    rss_ratio = analysis.costs.ratio(analysis.costs.memory)[("d1", CPU, 16, 10, "cass", "cnn+vit")]
+    rss_ratio = analysis.costs.ratio(analysis.costs.memory)[("d1", CPU, 1, 16, 10, "cass", "cnn+vit")]
     assert rss_ratio == pytest.approx((2000 + 500 * 1.05) / (2000 + 400 * 1.05))
     write_report(out)
     assert "| peak RSS (MB) " in (out / "report.md").read_text()
@@ -282,12 +282,12 @@ def test_cost_ratios_are_taken_within_a_device_never_across(tmp_path: Path) -> N
            for r in make_records(datasets=("d1",), batch_sizes=(16,), costs=slower, gpu=False)]
     both = analyse(load_records(write_records(tmp_path / "both", gpu + cpu)))
     for device in (GPU, CPU):
-        assert both.costs.ratio(TIME)[("d1", device, 16, 10, "cass", "cnn+vit")] == pytest.approx(10 / 50)
+        assert both.costs.ratio(TIME)[("d1", device, 1, 16, 10, "cass", "cnn+vit")] == pytest.approx(10 / 50)
     per_device = dict(zip(both.claims["key"], both.claims["n"]))  # one row per device, never pooled
     assert per_device[f"d1/b:bs16:ep10:dino@{GPU}"] == per_device[f"d1/b:bs16:ep10:dino@{CPU}"] == 2
     apart = [r for r in gpu if r["method"] in ("cass", "supervised")] + [r for r in cpu if r["method"] in ("dino", "byol")]
     split = analyse(load_records(write_records(tmp_path / "apart", apart)))
-    assert np.isnan(split.costs.ratio(TIME)[("d1", GPU, 16, 10, "cass", "cnn+vit")])
+    assert np.isnan(split.costs.ratio(TIME)[("d1", GPU, 1, 16, 10, "cass", "cnn+vit")])
     claims = dict(zip(split.claims["key"], split.claims["measured"]))
     assert claims["b:dino"].endswith("on the same device") and claims["c:dino"].endswith("on the same device")
 
@@ -300,19 +300,25 @@ def test_mfu_is_a_column_only_where_a_run_measured_it(tmp_path: Path) -> None:
     out = write_records(tmp_path / "gpu", gpu)
     costs = analyse(load_records(out)).costs
     assert MFU in costs.quantities
-    assert costs.mean(MFU)[("d1", GPU, 16, 10, "cass", "cnn+vit")] == pytest.approx(0.25)
+    assert costs.mean(MFU)[("d1", GPU, 1, 16, 10, "cass", "cnn+vit")] == pytest.approx(0.25)
     write_report(out)
     report = (out / "report.md").read_text()
     assert "MFU (%)" in report and "25.0" in report
 
 
-def test_runs_of_different_thread_counts_are_flagged_in_the_efficiency_section(tmp_path: Path) -> None:
+def test_a_thread_count_is_a_cost_setting_of_its_own(tmp_path: Path) -> None:
     records = make_records(datasets=("d1",), batch_sizes=(16,), gpu=False)
     write_report(write_records(tmp_path / "same", records))
     assert "different torch thread counts" not in (tmp_path / "same" / "report.md").read_text()
-    mixed = [{**r, "torch_threads": 1 if r["seed"] == 0 else 2} for r in records]
-    write_report(write_records(tmp_path / "mixed", mixed))
-    assert "different torch thread counts (1, 2;" in (tmp_path / "mixed" / "report.md").read_text()
+    mixed = [{**r, "pretrain_threads": 1 if r["seed"] == 0 else 2} for r in records]
+    out = write_records(tmp_path / "mixed", mixed)
+    costs = analyse(load_records(out)).costs
+    one, two = ("d1", CPU, 1, 16, 10, "cass", "cnn+vit"), ("d1", CPU, 2, 16, 10, "cass", "cnn+vit")
+    assert costs.n(TIME)[one] == costs.n(TIME)[two] == 1, "runs of different thread counts are never pooled"
+    assert costs.mean(TIME)[one] == pytest.approx(10.0) and costs.mean(TIME)[two] == pytest.approx(11.0)
+    assert costs.ratio(TIME)[two] == pytest.approx(11 / (22 + 33)), "a ratio compares runs of one thread count"
+    write_report(out)
+    assert "different torch thread counts (1, 2;" in (out / "report.md").read_text()
 
 
 def test_supervised_only_records_skip_the_efficiency_plots(tmp_path: Path) -> None:
@@ -376,7 +382,7 @@ def test_data_wait_share_is_shown_per_run_and_warned_about_above_five_percent(tm
             record["data_wait_share"] = 0.12 if (record["method"], record["arch"]) == ("dino", "cnn") else 0.01
     out = write_records(tmp_path / "r", records)
     costs = analyse(load_records(out)).costs
-    assert costs.mean(DATA_WAIT)[("d1", GPU, 16, 10, "dino", "cnn")] == pytest.approx(0.12)
+    assert costs.mean(DATA_WAIT)[("d1", GPU, 1, 16, 10, "dino", "cnn")] == pytest.approx(0.12)
     assert data_wait_warnings(costs) == [f"dino cnn on d1 ({GPU}, batch 16, 10 epochs): 12.0%"]
     write_report(out)
     text = (out / "report.md").read_text()
@@ -394,14 +400,14 @@ def test_runs_timed_under_contention_are_named_and_left_out_of_the_time_figures(
             record["pretrain_epoch_time_s"] = 99.0 if held_up else 1.0 + 0.01 * record["seed"] * ours
     out = write_records(tmp_path / "r", records)
     costs = analyse(load_records(out)).costs
-    assert costs.mean(TIME)[("d1", CPU, 16, 10, "dino", "cnn")] == pytest.approx(1.0)
-    assert costs.n(TIME)[("d1", CPU, 16, 10, "dino", "cnn")] == 2
+    assert costs.mean(TIME)[("d1", CPU, 1, 16, 10, "dino", "cnn")] == pytest.approx(1.0)
+    assert costs.n(TIME)[("d1", CPU, 1, 16, 10, "dino", "cnn")] == 2
     write_report(out)
     text = (out / "report.md").read_text()
-    assert "1 left out: dino/cnn bs=16 ep=10 seed=1 (0.42)." in text
+    assert "1 left out: dino/cnn bs=16 ep=10 seed=1 (CPU share 0.42)." in text
     row = analyse(load_records(out)).claims.set_index("key").loc["d1/b:bs16:ep10:dino"]
     assert row["n"] == 2 and "1 seed left out: a run timed under contention (section 2)" in row["measured"]
     clean = write_records(tmp_path / "clean", [{**r, "pretrain_cpu_share": None} for r in records])
     write_report(clean)
     clean_text = (clean / "report.md").read_text()
-    assert "seed left out" not in clean_text and "Contention:" not in clean_text
+    assert "seed left out" not in clean_text and "none left out here" in clean_text

@@ -186,6 +186,9 @@ def _check_ranges(cfg: BenchConfig) -> None:
                         "for whole epochs")
     if cfg.num_workers is not None and cfg.num_workers < 0:
         raise UserError(f"num_workers {cfg.num_workers} is impossible; use 0 (load in the main process) or more")
+    if cfg.cpu_peak_gflops is not None and not cfg.cpu_peak_gflops > 0:
+        raise UserError(f"cpu_peak_gflops {cfg.cpu_peak_gflops} is impossible; give one CPU thread's peak fp32 GFLOP/s "
+                        "(above 0), or leave it unset to derive it from the CPU")
     if cfg.image_size > MAX_IMAGE_SIZE:
         raise UserError(f"image size {cfg.image_size} is above the limit of {MAX_IMAGE_SIZE} pixels; "
                         f"use at most {MAX_IMAGE_SIZE}")

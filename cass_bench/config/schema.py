@@ -300,6 +300,12 @@ class BenchConfig:
         source: the recipe of the ``fractal`` start (unused by other inits).
         recipes: each registered method's recipe, keyed by method name (in YAML, a top-level section named after
             the method).
+        pretrain_alone: run each pretraining run's measured part alone among this results folder's processes: an
+            exclusive lock on ``<out>/pretrain.lock`` while it trains, a shared one around every evaluation, so the
+            shards of a sweep evaluate side by side and time their pretraining honestly
+            (:mod:`cass_bench.engine.neighbours`).
+        cpu_peak_gflops: the peak fp32 GFLOP/s of one CPU thread that CPU runs' MFU divides by; unset, derived from
+            the instruction set and clock (:mod:`cass_bench.engine.cpu_peak`). Set it where the detection is wrong.
         launcher: how the sweep's cells run: ``local`` (one process after another on this machine),
             ``submitit-local`` (each cell a submitit job on this machine) or ``slurm`` (each cell a SLURM job).
         slurm: the jobs' resources (see :class:`SlurmConfig`).
@@ -336,6 +342,11 @@ class BenchConfig:
     tune: TuneConfig = field(default_factory=TuneConfig)
     plan: PlanConfig = field(default_factory=PlanConfig)
     recipes: dict[str, MethodRecipe] = field(default_factory=default_recipes)
+    pretrain_alone: bool = flagged(False, "--pretrain-alone", help="pretrain one run at a time in this results "
+                                   "folder (an exclusive lock), evaluations of other shards side by side: honest "
+                                   "costs from a sharded sweep")
+    cpu_peak_gflops: float | None = flagged(None, "--cpu-peak-gflops", help="peak fp32 GFLOP/s of one CPU thread "
+                                            "for CPU runs' MFU (default: from the instruction set and clock)")
     launcher: str = flagged("local", "--launcher", choices=LAUNCHERS, help="local: cells one after another here "
                             "(default); submitit-local: each cell a job on this machine; slurm: each cell a SLURM job "
                             "(resources from the config's slurm section)")

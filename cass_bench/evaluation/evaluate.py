@@ -77,7 +77,7 @@ class EncoderEvaluator:
             return Evaluated(result.y_true, result.y_score, Evaluation(
                 n_labelled=result.n_labelled, finetune_steps_taken=result.steps, selected_step=result.selected_step,
                 finetune_time_s=result.time_s, finetune_flops_per_image=result.flops_per_image,
-                encoder_params=self.params))
+                finetune_mfu=result.mfu, encoder_params=self.params))
         indices = label_fraction_indices(bundle.train.labels, fraction, seed, bundle.task)
         train_x, test_x = self.features()
         labels = bundle.train.labels[indices]

@@ -32,10 +32,16 @@ from cass_bench.data.loaders import (
 from cass_bench.data.splits import class_weights, label_fraction_indices
 from cass_bench.errors import DivergedError
 from cass_bench.engine.logs import LOG_EVERY_N_STEPS, learning_rate_monitor
-from cass_bench.engine.measure import EpochClock, StepFlops
+from cass_bench.engine.flops import StepFlops
 from cass_bench.engine.quiet import quiet_lightning
+from cass_bench.engine.timing import EpochClock
 from cass_bench.engine.trainer import cosine_annealing
 from cass_bench.records.schema import METRIC_FIELDS, Metrics
+
+FLOP_COUNTS: dict[tuple, int] = {}
+"""FLOP counts of fine-tuning steps made in this process, by step shape: the fine-tunes of one encoder architecture
+at every label fraction take the same step, counted once (:func:`cass_bench.engine.flops.step_signature`)."""
+
 
 def weighted_focal_loss(logits: Tensor, targets: Tensor, weights: Tensor, alpha: float, gamma: float) -> Tensor:
     """Sigmoid focal loss times per-class weights, mean over examples and classes.
@@ -188,6 +194,7 @@ class FinetuneResult:
         n_labelled: training examples used.
         time_s: wall time of the training loop.
         flops_per_image: FLOPs of one fine-tuning step per image.
+        mfu: model-FLOPs utilisation of the training loop (None where the device's peak is unknown).
     """
 
     y_true: np.ndarray
@@ -197,6 +204,7 @@ class FinetuneResult:
     n_labelled: int
     time_s: float | None
     flops_per_image: float | None
+    mfu: float | None = None
 
 
 def _step_sampler(n: int, steps: int, batch_size: int, seed: int) -> RandomSampler:
@@ -256,7 +264,7 @@ def finetune(encoder: nn.Module, bundle: DatasetBundle, fraction: float, seed: i
     val = make_loader(selection_subset(bundle.val, len(labelled), seed, bundle.task), eval_transform(),
                       ft.batch_size, False, workers) if selecting else None
     test = make_loader(bundle.test, eval_transform(), ft.batch_size, False, workers)
-    clock, flops = EpochClock(), StepFlops()
+    clock, flops = EpochClock(), StepFlops(cfg.cpu_peak_gflops, memo=FLOP_COUNTS)
     with tempfile.TemporaryDirectory(prefix="cass-bench-ft-") as tmp:
         callbacks: list[pl.Callback] = [clock, flops, *([learning_rate_monitor()] if loggers else [])]
         best = None
@@ -288,6 +296,7 @@ def finetune(encoder: nn.Module, bundle: DatasetBundle, fraction: float, seed: i
         steps=steps,
         selected_step=selected_step,
         n_labelled=len(labelled),
-        time_s=clock.summary()["total_time_s"],
+        time_s=clock.total_time_s,
         flops_per_image=flops.flops_per_image,
+        mfu=flops.utilisation(clock.images_per_s()),
     )

@@ -7,9 +7,10 @@ Every field of :class:`~cass_bench.config.schema.BenchConfig` has one role in :d
 - ``pretrain``: a setting pretraining depends on: it enters the checkpoint key and every record id (a method's own
   recipe section is one: ``recipes``);
 - ``record``: a setting only the downstream evaluation depends on: it enters the record ids, not the checkpoint key;
-- ``none``: changes no measured number (paths, launchers, the report's claim family), or enters through a derived
-  setting (:func:`derived_settings`: ``accelerator`` as the device's name, ``source`` as the start's key) or a
-  method's section (:func:`method_section`: ``tune`` as the method's tuning budget and the values it chose).
+- ``none``: changes no measured number (paths, launchers, the report's claim family, the pretraining lock, the
+  CPU peak an MFU divides by, which each record carries as ``peak_flops``), or enters through a derived setting
+  (:func:`derived_settings`: ``accelerator`` as the device's name, ``source`` as the start's key) or a method's
+  section (:func:`method_section`: ``tune`` as the method's tuning budget and the values it chose).
 
 A field without a role is an error (:func:`check_roles`, run by the tests and before any hash), so a new setting
 cannot silently pool records of different configurations. Record ids also hash :data:`RECORD_SCHEMA`, raised when
@@ -54,7 +55,7 @@ ROLES: dict[str, str] = {
     "backbones": PRETRAIN, "recipes": PRETRAIN,
     "finetune": RECORD, "eval": RECORD,
     "data_dir": NONE, "num_workers": NONE, "accelerator": NONE, "out": NONE, "launcher": NONE, "slurm": NONE,
-    "claims": NONE, "source": NONE, "tune": NONE, "plan": NONE,
+    "claims": NONE, "source": NONE, "tune": NONE, "plan": NONE, "pretrain_alone": NONE, "cpu_peak_gflops": NONE,
 }
 """The identity role of every BenchConfig field (see the module docstring)."""
 

@@ -83,8 +83,9 @@ class Chance:
 
 
 @dataclass(frozen=True)
-class Pretraining:
-    """What the pretraining run behind the encoder cost, and its collapse signals (all null without one)."""
+class PretrainTiming:
+    """The pretraining run's clock and what it shared the machine with
+    (:class:`cass_bench.engine.timing.EpochClock`)."""
 
     pretrain_epoch_time_s: float | None = _opt("median epoch wall time after the first (s)")
     pretrain_first_epoch_time_s: float | None = _opt("first epoch wall time (s)")
@@ -92,18 +93,50 @@ class Pretraining:
     images_per_s: float | None = _opt("pretraining throughput")
     data_wait_share: float | None = _opt("share of step time spent waiting for data")
     pretrain_cpu_share: float | None = _opt("training thread CPU / wall time, measured epochs (CPU; < 0.8: held up)")
+    pretrain_threads: int | None = _opt("torch threads of the pretraining process (part of a cost setting)")
+    pretrain_other_processes: int | None = _opt("most other training processes of the harness seen running on the "
+                                                "machine during the measured epochs (0: timed alone; null: not "
+                                                "checked)")
+
+
+@dataclass(frozen=True)
+class PretrainMemory:
+    """The pretraining run's memory peaks (:class:`cass_bench.engine.memory.PeakMemory`)."""
+
     peak_gpu_mem_mb: float | None = _opt("peak GPU memory allocated, largest device (null on CPU)")
     peak_gpu_reserved_mb: float | None = _opt("peak GPU memory reserved (null on CPU)")
     peak_gpu_mem_mb_per_device: list[float] | None = _opt("peak GPU memory allocated per device")
     peak_rss_mb: float | None = _opt("peak process RSS (MB)")
+
+
+@dataclass(frozen=True)
+class PretrainFlops:
+    """The pretraining step's FLOPs and how much of the hardware's peak they used
+    (:class:`cass_bench.engine.flops.StepFlops`)."""
+
     flops_per_image: float | None = _opt("FLOPs per image of one training step, forward + backward")
-    mfu: float | None = _opt("FLOPs/image x images/s / the devices' peak FLOP/s (MFU; null on CPU)")
+    peak_flops: float | None = _opt("peak FLOP/s of one device the MFU divides by (CPU: per-thread peak x torch "
+                                    "threads)")
+    mfu: float | None = _opt("FLOPs/image x images/s / (`peak_flops` x world size): model-FLOPs utilisation")
+
+
+@dataclass(frozen=True)
+class PretrainModule:
+    """The pretraining module's size, placement and output spread."""
+
     pretrain_params: int | None = _opt("parameters of the pretraining module")
     embedding_std: float | None = _opt("spread of the method's outputs after the last epoch")
     embedding_std_history: list[float] | None = _opt("spread of the method's outputs per epoch")
     embedding_dim: int | None = _opt("width of the method's outputs")
     world_size: int | None = _opt("processes of the run")
     effective_batch_size: int | None = _opt("batch size x world size")
+
+
+@dataclass(frozen=True)
+class EncoderFeatures:
+    """The collapse signals of the encoder (:class:`cass_bench.engine.feature_collapse.FeatureCollapse`) and of the
+    method's outputs."""
+
     feature_std_history: list[float] | None = _opt("spread of the encoder's pooled features, before and per epoch")
     centred_rank_history: list[float] | None = _opt("effective rank (RankMe) of the centred, L2-normalised pooled "
                                                     "features, before and per epoch")
@@ -111,6 +144,18 @@ class Pretraining:
     centred_rank: float | None = _opt("last `centred_rank_history` value")
     collapsed: bool | None = _opt("the encoder's final centred rank is below 2 (null: not measured)")
     embedding_collapsed: bool | None = _opt("the method's outputs ended near constant")
+
+
+@dataclass(frozen=True)
+class Pretraining:
+    """What the pretraining run behind the encoder cost, and its collapse signals (all null without one): one part
+    per measuring callback, written flat like every other part."""
+
+    timing: PretrainTiming = field(default_factory=PretrainTiming)
+    memory: PretrainMemory = field(default_factory=PretrainMemory)
+    flops: PretrainFlops = field(default_factory=PretrainFlops)
+    module: PretrainModule = field(default_factory=PretrainModule)
+    features: EncoderFeatures = field(default_factory=EncoderFeatures)
 
 
 @dataclass(frozen=True)
@@ -122,11 +167,32 @@ class Evaluation:
     selected_step: int | None = _opt("step of the reported fine-tuned model")
     finetune_time_s: float | None = _opt("fine-tuning wall time (s)")
     finetune_flops_per_image: float | None = _opt("FLOPs per image of one fine-tuning step")
+    finetune_mfu: float | None = _opt("fine-tuning's model-FLOPs utilisation, against the peak `peak_flops` "
+                                      "describes")
     linear_c: float | None = _opt("the linear probe's chosen `C`")
     knn_k: int | None = _opt("neighbours of the kNN vote")
     start_source_accuracy: float | None = _opt("held-out source accuracy of the encoder's `fractal` start (null for "
                                                "other inits)")
     encoder_params: int | None = _opt("parameters of the evaluated encoder")
+
+
+@dataclass(frozen=True)
+class Spent:
+    """Where the cell's wall time went (:mod:`cass_bench.report.breakdown`); the per-cell figures repeat on every
+    record its process wrote, named by ``cell_process``."""
+
+    cell_process: str | None = _opt("id of the cell process that wrote the record")
+    cell_startup_s: float | None = _opt("the cell process's start-up before its first work: interpreter, imports (s)")
+    cell_wait_s: float | None = _opt("seconds the cell waited for its own lock (another process ran the same cell)")
+    data_time_s: float | None = _opt("seconds the cell process spent loading and decoding the dataset")
+    pretrain_wait_s: float | None = _opt("seconds the cell waited for the pretraining lock (`--pretrain-alone`)")
+    pretrain_wall_s: float | None = _opt("wall time of the cell's whole pretraining stage: module, FLOP count, "
+                                         "collapse probes, epochs, checkpoint (null: loaded from the cache)")
+    eval_wait_s: float | None = _opt("seconds this evaluation waited for the pretraining lock (`--pretrain-alone`)")
+    eval_time_s: float | None = _opt("wall time of this record's evaluation: fine-tune or probe (with any feature "
+                                     "extraction it triggered), test, metrics, chance test")
+    start_train_s: float | None = _opt("training time of the `fractal` start, once per recipe and shared by every "
+                                       "cell (null for other inits)")
 
 
 @dataclass(frozen=True)
@@ -157,7 +223,7 @@ class Files:
     finetune_log_dir: str | None = _opt("fine-tuning curves: loss, lr, validation macro-F1 (`finetune` only)")
 
 
-PARTS: tuple[type, ...] = (Identity, Outcome, Metrics, Chance, Pretraining, Evaluation, Environment, Files)
+PARTS: tuple[type, ...] = (Identity, Outcome, Metrics, Chance, Pretraining, Evaluation, Spent, Environment, Files)
 
 
 @dataclass(frozen=True)
@@ -172,21 +238,23 @@ class Record:
     evaluation: Evaluation
     environment: Environment
     files: Files = field(default_factory=Files)
+    spent: Spent = field(default_factory=Spent)
 
     def to_json(self) -> dict[str, Any]:
         """The record as one flat JSON object."""
-        return {f.name: getattr(part, f.name) for part in self._parts() for f in dataclasses.fields(part)}
+        return {name: value for part in self._parts() for name, value in flat_values(part).items()}
 
     def _parts(self) -> tuple[Any, ...]:
         return (self.identity, self.outcome, self.metrics, self.chance, self.pretraining, self.evaluation,
-                self.environment, self.files)
+                self.spent, self.environment, self.files)
 
 
 def ok_record(identity: Identity, metrics: Metrics, chance: Chance, pretraining: Pretraining,
-              evaluation: Evaluation, environment: Environment, files: Files | None = None) -> Record:
+              evaluation: Evaluation, environment: Environment, files: Files | None = None,
+              spent: Spent | None = None) -> Record:
     """A finished record."""
     return Record(identity, Outcome(OK, None), metrics, chance, pretraining, evaluation, environment,
-                  files or Files())
+                  files or Files(), spent or Spent())
 
 
 def failed_record(identity: Identity, status: str, error: str, environment: Environment,
@@ -196,9 +264,32 @@ def failed_record(identity: Identity, status: str, error: str, environment: Envi
                   files or Files())
 
 
+def _is_part(hint: Any) -> bool:
+    return isinstance(hint, type) and dataclasses.is_dataclass(hint)
+
+
+def leaf_fields(part: type) -> tuple[tuple[dataclasses.Field, Any], ...]:
+    """The written fields of a part with their type hints, in order: a field holding a part of its own (as
+    :class:`Pretraining`'s) contributes that part's fields in its place."""
+    hints = get_type_hints(part)
+    out: list[tuple[dataclasses.Field, Any]] = []
+    for f in dataclasses.fields(part):
+        out.extend(leaf_fields(hints[f.name]) if _is_part(hints[f.name]) else [(f, hints[f.name])])
+    return tuple(out)
+
+
+def flat_values(part: Any) -> dict[str, Any]:
+    """A part's written fields and their values, flat (:func:`leaf_fields`)."""
+    out: dict[str, Any] = {}
+    for f in dataclasses.fields(part):
+        value = getattr(part, f.name)
+        out.update(flat_values(value) if dataclasses.is_dataclass(value) else {f.name: value})
+    return out
+
+
 def field_names(part: type) -> tuple[str, ...]:
-    """Field names of one part, in order."""
-    return tuple(f.name for f in dataclasses.fields(part))
+    """Written field names of one part, in order (:func:`leaf_fields`)."""
+    return tuple(f.name for f, _ in leaf_fields(part))
 
 
 RECORD_FIELDS: tuple[str, ...] = tuple(name for part in PARTS for name in field_names(part))
@@ -216,7 +307,7 @@ def _is(kind: Callable[[type], bool], annotation: Any) -> bool:
 
 
 def _typed(predicate: Callable[[type], bool]) -> tuple[str, ...]:
-    hints = {name: hint for part in PARTS for name, hint in get_type_hints(part).items()}
+    hints = {f.name: hint for part in PARTS for f, hint in leaf_fields(part)}
     return tuple(name for name in RECORD_FIELDS if _is(predicate, hints[name]))
 
 
@@ -225,6 +316,6 @@ NUMERIC_FIELDS = _typed(lambda t: t in (int, float))
 
 def field_table() -> str:
     """The README's table of record fields (Markdown), generated from the parts' docs."""
-    rows = [(f"`{f.name}`", part.__name__.lower(), f.metadata[DOC]) for part in PARTS for f in dataclasses.fields(part)]
+    rows = [(f"`{f.name}`", part.__name__.lower(), f.metadata[DOC]) for part in PARTS for f, _ in leaf_fields(part)]
     return tabulate(pd.DataFrame(rows, columns=["field", "part", "what it holds"]), headers="keys",
                     tablefmt="pipe", showindex=False, disable_numparse=True)

@@ -1,6 +1,7 @@
-"""Pretraining efficiency per run setting and device: each figure's mean, spread and count over seeds, and its ratio
-to the reference comparator on the same device (the paper's cost claims compare with DINO, the first registered
-comparator); a ratio is never taken across devices."""
+"""Pretraining efficiency per run setting, device and thread count: each figure's mean, spread and count over seeds,
+and its ratio to the reference comparator on the same device and threads (the paper's cost claims compare with DINO,
+the first registered comparator); a ratio is never taken across devices or thread counts. Runs timed beside other
+work are left out of the times and named (:func:`contention_lines`)."""
 
 from __future__ import annotations
 
@@ -13,11 +14,12 @@ import pandas as pd
 from cass_bench.config.registry import comparators
 from cass_bench.report.cells import Indexed
 from cass_bench.report.format import key_text, sort_rows
-from cass_bench.report.load import RUN_KEYS, finished_pretraining
+from cass_bench.report.load import (CONTENTION_BAR, CPU_SHARE, OTHERS, RUN_KEYS, THREADS, contended_runs,
+                                    finished_pretraining, unchecked_runs)
 
-COST_KEYS = ["dataset", "device", "batch_size", "pretrain_epochs", "method", "encoders"]
+COST_KEYS = ["dataset", "device", THREADS, "batch_size", "pretrain_epochs", "method", "encoders"]
 COST_SETTING_KEYS = [key for key in COST_KEYS if key not in ("method", "encoders")]
-"""What a ratio holds fixed: the runs compared share the dataset, device, batch size and epochs."""
+"""What a ratio holds fixed: the runs compared share the dataset, device, torch threads, batch size and epochs."""
 COST_REFERENCE = comparators()[0]
 """The method every efficiency ratio compares with."""
 JOINT = "cnn+vit"
@@ -45,7 +47,10 @@ FLOPS = Quantity("flops_per_image", "GFLOPs/image", "FLOPs", ".3g", 1e-9, "sum")
 PARAMS = Quantity("pretrain_params", "params (M)", "params", ".2f", 1e-6, "sum")
 DATA_WAIT = Quantity("data_wait_share", "data wait (%)", "wait", ".1f", 100.0, "max", compared=False)
 MFU = Quantity("mfu", "MFU (%)", "MFU", ".1f", 100.0, "max", compared=False)
-"""Model-FLOPs utilisation; shown when a run measured it (GPU runs: a CPU's peak FLOP rate is not known)."""
+"""Model-FLOPs utilisation of pretraining; shown when a run measured it (a GPU's peak from Lightning's table, a
+CPU's from its instruction set and clock)."""
+FINETUNE_MFU = Quantity("finetune_mfu", "fine-tune MFU (%)", "ft MFU", ".1f", 100.0, "max", compared=False)
+"""Model-FLOPs utilisation of the fine-tunes of the run's encoders (mean over its fine-tune records)."""
 DATA_WAIT_LIMIT = 0.05
 """A run that waits for data longer than this share of its epoch time measures its loader, not its method."""
 
@@ -111,8 +116,12 @@ class CostStats(Indexed):
 
 
 def pretrain_runs(df: pd.DataFrame) -> pd.DataFrame:
-    """One row per finished pretraining run, with ``encoders`` (``cnn+vit`` for a joint run)."""
-    return finished_pretraining(df).drop_duplicates(list(RUN_KEYS))
+    """One row per finished pretraining run, with ``encoders`` (``cnn+vit`` for a joint run); ``finetune_mfu`` is
+    the mean over the run's fine-tune records."""
+    records = finished_pretraining(df)
+    keys = [records[k].fillna(-1) for k in RUN_KEYS]
+    tuned = records[FINETUNE_MFU.field].groupby(keys).transform("mean")
+    return records.assign(**{FINETUNE_MFU.field: tuned}).drop_duplicates(list(RUN_KEYS))
 
 
 def memory_field(runs: pd.DataFrame) -> str:
@@ -135,16 +144,16 @@ def _reference(means: pd.DataFrame, quantities: tuple[Quantity, ...]) -> pd.Data
 def cost_stats(runs: pd.DataFrame) -> CostStats:
     """Efficiency figures of every run setting over seeds, with ratios to the reference comparator.
 
-    The ratio compares with the reference on the same encoders, dataset, device, batch size and epochs (NaN when
-    the reference did not run there); a joint (cnn+vit) run compares with the
+    The ratio compares with the reference on the same encoders, dataset, device, threads, batch size and epochs
+    (NaN when the reference did not run there); a joint (cnn+vit) run compares with the
     reference's cnn and vit runs together: time, FLOPs and parameters summed, images/s combined as
-    1 / (1/a + 1/b), memory the larger of the two peaks. Model-FLOPs utilisation is a column only when some run
-    measured it.
+    1 / (1/a + 1/b), memory the larger of the two peaks. Model-FLOPs utilisation (pretraining, fine-tuning) is a
+    column only when some run measured it.
 
     Args:
         runs: :func:`pretrain_runs`.
     """
-    measured_mfu = (MFU,) if runs[MFU.field].notna().any() else ()
+    measured_mfu = tuple(q for q in (MFU, FINETUNE_MFU) if runs[q.field].notna().any())
     quantities = (TIME, RATE, memory_quantity(memory_field(runs)), FLOPS, PARAMS, DATA_WAIT, *measured_mfu)
     grouped = runs.groupby(COST_KEYS)[[q.field for q in quantities]]
     means = grouped.mean()
@@ -163,3 +172,68 @@ def data_wait_warnings(costs: CostStats, limit: float = DATA_WAIT_LIMIT) -> list
         lines.append(f"{run['method']} {run['encoders']} on {run['dataset']} ({run['device']}, batch "
                      f"{run['batch_size']}, {run['pretrain_epochs']} epochs): {100 * value:.1f}%")
     return lines
+
+
+def _run_text(run: object) -> str:
+    return (f"{getattr(run, 'method')}/{getattr(run, 'encoders')} bs={key_text(getattr(run, 'batch_size'))} "
+            f"ep={key_text(getattr(run, 'pretrain_epochs'))} seed={getattr(run, 'seed')}")
+
+
+def _company_text(run: object) -> str:
+    share, others = getattr(run, CPU_SHARE), getattr(run, OTHERS)
+    parts = ([f"CPU share {share:.2f}"] if pd.notna(share) and share < CONTENTION_BAR else []) + \
+        ([f"{int(others)} other training process{'es' * (others != 1)}"] if pd.notna(others) and others > 0 else [])
+    return ", ".join(parts)
+
+
+def _unchecked_text(records: pd.DataFrame) -> str:
+    """The unchecked runs; the seeds none of whose runs was checked are named as seeds."""
+    unchecked, runs = unchecked_runs(records), pretrain_runs(records)
+    whole, partial = [], []
+    for seed, group in unchecked.groupby("seed", sort=True):
+        if len(group) == int((runs["seed"] == seed).sum()):
+            whole.append(key_text(seed))
+        else:
+            partial.extend(_run_text(r) for r in group.itertuples(index=False))
+    return "; ".join([*([f"every run of seed{'s' * (len(whole) > 1)} {', '.join(whole)}"] if whole else []),
+                      *partial])
+
+
+def contention_lines(records: pd.DataFrame) -> list[str]:
+    """Section 2's words on runs timed beside other work: the rule, the runs left out and the runs unchecked."""
+    unchecked = unchecked_runs(records)
+    if finished_pretraining(records).empty:
+        return []
+    line = (f"Timed alone: a CPU run's time per epoch, images/s and MFU count only when no other training process of "
+            f"the harness ran on the machine during its measured epochs (`{OTHERS}`, sampled every few steps) and "
+            f"its training thread ran at least {CONTENTION_BAR:.0%} of their wall time (`{CPU_SHARE}`); the others "
+            "timed the machine's other load and are left out of this table and of claims (b) and (c)")
+    left_out = contended_runs(records)
+    named = [f"{_run_text(r)} ({_company_text(r)})" for r in left_out.itertuples(index=False)]
+    lines = [line + (f": {len(named)} left out: " + "; ".join(named) + "." if named else "; none left out here.")]
+    if not unchecked.empty:
+        lines.append(f"Unchecked: {len(unchecked)} run{'s' * (len(unchecked) != 1)} recorded no count of other "
+                     "processes (written before it existed) and are kept, their CPU share, where recorded, above the "
+                     f"bar: {_unchecked_text(records)}.")
+    return lines
+
+
+def mfu_lines(costs: CostStats) -> list[str]:
+    """Section 2's words on model-FLOPs utilisation, when a run measured it."""
+    if not {MFU, FINETUNE_MFU} & set(costs.quantities):
+        return []
+    return ["MFU: model-FLOPs utilisation, FLOPs per image x images/s over the peak FLOP rate of the run's devices "
+            "(`peak_flops` in each record): a GPU's at the run's precision (Lightning's `get_available_flops`), a "
+            "CPU's as one thread's peak from its instruction set and clock times the torch threads "
+            "(`cass_bench/engine/cpu_peak.py`; `cpu_peak_gflops` in the config overrides it); fine-tune MFU: the "
+            "same for the fine-tunes of the run's encoders (mean over their records)."]
+
+
+def thread_lines(runs: pd.DataFrame) -> list[str]:
+    """Section 2's note when the pretraining runs used different torch thread counts (each a cost setting)."""
+    threads = sorted(int(t) for t in runs[THREADS].unique())
+    if len(threads) < 2:
+        return []
+    return [f"These pretraining runs used different torch thread counts ({', '.join(map(str, threads))}; "
+            "`pretrain_threads` in each record): the thread count is part of each row's setting, so runs of "
+            "different counts are never pooled, and a ratio compares runs of one count."]

@@ -26,9 +26,20 @@ CPU_SHARE = "pretrain_cpu_share"
 CONTENTION_BAR = 0.8
 """Below this share of its measured epochs' wall time on the CPU, a run's training thread was kept waiting (another
 job took its cores, or the process was paused): its times measured the machine, not the method."""
+OTHERS = "pretrain_other_processes"
+"""The record field of the most other training processes of the harness seen on the machine during a run's measured
+epochs (:mod:`cass_bench.engine.neighbours`)."""
+THREADS = "threads"
+"""Derived: the torch threads a pretraining run trained with (``pretrain_threads``; records from before it was
+recorded: the writing process's ``torch_threads``; 0 where neither is known). Part of a cost setting: runs of
+different thread counts are never pooled or compared."""
 CONTENDED = "time_contended"
+ALONE = "timed_alone"
+"""Derived, per record: True when its pretraining run was timed alone (no other training process on a CPU, and the
+training thread's CPU share at or above :data:`CONTENTION_BAR`), False when it was not (:data:`CONTENDED`), None when
+unchecked (a record from before the process count was recorded, not found contended by its CPU share)."""
 STEADY_TIMES = ("pretrain_epoch_time_s", "images_per_s", "mfu")
-"""The figures taken over the measured epochs that :data:`CPU_SHARE` covers; a contended run's are read as missing."""
+"""The figures taken over the measured epochs; a contended run's are read as missing."""
 _CHANCE_INPUTS = ["f1_macro", "above_chance_p", "chance_f1_majority", "chance_f1_random"]
 
 
@@ -80,8 +91,10 @@ def normalise(frame: pd.DataFrame) -> pd.DataFrame:
     ``collapsed`` is None (not measured) where :data:`RANK_HISTORY` is empty. ``run_collapsed`` is True on every
     record of a pretraining run any of whose encoders collapsed; ``pretrained``
     is False for the no-pretraining reference methods (:func:`cass_bench.config.registry.reference_methods`).
-    ``time_contended`` is True where the run's CPU share is below :data:`CONTENTION_BAR`; its
-    :data:`STEADY_TIMES` are then missing (records without the share, and accelerator runs, keep theirs).
+    ``time_contended`` is True where the run's CPU share is below :data:`CONTENTION_BAR` or, on a CPU, another
+    training process ran beside it (:data:`OTHERS` above 0); its :data:`STEADY_TIMES` are then missing. An
+    accelerator's time is not left out for processes beside it (they may use other devices of the machine).
+    ``timed_alone`` (:data:`ALONE`) and ``threads`` (:data:`THREADS`) are derived.
     """
     df = frame.reindex(columns=list(dict.fromkeys([*RECORD_FIELDS, *frame.columns])))
     for column in NUMERIC_FIELDS:
@@ -101,15 +114,27 @@ def normalise(frame: pd.DataFrame) -> pd.DataFrame:
     flagged = df["collapsed"].eq(True)
     df[RUN_COLLAPSED] = flagged.groupby([df[k].fillna(-1) for k in RUN_KEYS]).transform("any")
     df[PRETRAINED] = ~df["method"].isin(reference_methods())
-    df[CONTENDED] = df[CPU_SHARE].lt(CONTENTION_BAR)
+    on_cpu = df["device"].fillna("").astype(str).str.startswith("CPU")
+    beside = df[OTHERS].gt(0) & on_cpu
+    df[CONTENDED] = df[CPU_SHARE].lt(CONTENTION_BAR) | beside
     df.loc[df[CONTENDED], list(STEADY_TIMES)] = float("nan")
+    checked = df[OTHERS].notna() | ~on_cpu
+    df[ALONE] = pd.Series(None, index=df.index, dtype=object).mask(checked, True).mask(df[CONTENDED], False)
+    df[THREADS] = df["pretrain_threads"].fillna(df["torch_threads"]).fillna(0)
     return df
 
 
 def contended_runs(df: pd.DataFrame) -> pd.DataFrame:
-    """One row per finished pretraining run whose times were left out (:data:`CONTENTION_BAR`), with its share."""
+    """One row per finished pretraining run whose times were left out (:data:`CONTENDED`), with its CPU share and
+    the other training processes it saw."""
     runs = finished_pretraining(df)
-    return runs.loc[runs[CONTENDED], [*RUN_KEYS, CPU_SHARE]].drop_duplicates(list(RUN_KEYS))
+    return runs.loc[runs[CONTENDED], [*RUN_KEYS, CPU_SHARE, OTHERS]].drop_duplicates(list(RUN_KEYS))
+
+
+def unchecked_runs(df: pd.DataFrame) -> pd.DataFrame:
+    """One row per finished pretraining run whose company was not checked (:data:`ALONE` None): kept, and named."""
+    runs = finished_pretraining(df)
+    return runs.loc[runs[ALONE].isna(), list(RUN_KEYS)].drop_duplicates(list(RUN_KEYS))
 
 
 def finished(df: pd.DataFrame) -> pd.DataFrame:

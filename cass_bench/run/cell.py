@@ -10,6 +10,8 @@ import dataclasses
 import datetime as dt
 import fnmatch
 import os
+import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,10 +30,14 @@ from cass_bench.models.encoders import backbone_name, small_stem_applied
 from cass_bench.errors import DivergedError
 from cass_bench.evaluation.evaluate import EncoderEvaluator, chance_figures, param_count
 from cass_bench.evaluation.finetune import compute_metrics
-from cass_bench.engine.figures import RunFigures
-from cass_bench.engine.measure import EpochClock, FeatureCollapse, PeakMemory, StepFlops
+from cass_bench.engine import neighbours
+from cass_bench.engine.feature_collapse import FeatureCollapse
+from cass_bench.engine.figures import RunFigures, module_figures
+from cass_bench.engine.flops import StepFlops
 from cass_bench.engine.logs import FINETUNE, PRETRAIN, log_dir, run_loggers
-from cass_bench.records.schema import Environment, Files, Identity, Pretraining, failed_record, ok_record
+from cass_bench.engine.memory import PeakMemory
+from cass_bench.engine.timing import EpochClock
+from cass_bench.records.schema import Environment, Files, Identity, Pretraining, Spent, failed_record, ok_record
 from cass_bench.config.registry import PretrainSetup, get_method
 from cass_bench.records.environment import device_name, git_commit, versions
 from cass_bench.records.identity import (Cell, config_hash, pretrain_key, pretrain_payload, record_id, record_keys,
@@ -52,10 +58,14 @@ class Pretrained:
     Attributes:
         states: encoder state dicts keyed by arch.
         figures: what the run measured (None for the no-pretraining reference).
+        wall_s: the whole pretraining stage's wall time in this process, waiting left out (None: loaded or none).
+        wait_s: seconds spent waiting for the pretraining lock (``pretrain_alone``).
     """
 
     states: dict[str, dict[str, torch.Tensor]]
     figures: RunFigures | None
+    wall_s: float | None = None
+    wait_s: float | None = None
 
 
 def _inject_oom(cell: Cell) -> None:
@@ -99,6 +109,7 @@ def pretrain(cell: Cell, cfg: BenchConfig, bundle: DatasetBundle, cache_dir: Pat
         return Pretrained(states=saved[0], figures=saved[1])
     _inject_oom(cell)
     assert cell.batch_size is not None
+    began = time.perf_counter()
     pl.seed_everything(cell.seed, workers=True, verbose=False)
     if cfg.init == "fractal" and start is None:
         start = ensure_start(cfg, cell.seed)
@@ -108,40 +119,24 @@ def pretrain(cell: Cell, cfg: BenchConfig, bundle: DatasetBundle, cache_dir: Pat
         module = module.to(memory_format=torch.channels_last)
     loader = make_loader(bundle.train, module.transform, cell.batch_size, True, loader_workers(cfg.num_workers),
                          drop_last=True)
-    clock, memory, flops = EpochClock(), PeakMemory(), StepFlops()
+    clock, memory, flops = EpochClock(), PeakMemory(), StepFlops(cfg.cpu_peak_gflops)
     collapse = FeatureCollapse(probe_batch(bundle))
     loggers = run_loggers(out, PRETRAIN, key) if out is not None else None
     trainer = pretrain_trainer(module, cfg, cell.pretrain_epochs, [clock, collapse, memory, flops], loggers)
-    trainer.fit(module, loader)
+    lock_folder = out if cfg.pretrain_alone and is_global_rank_zero() else None
+    with neighbours.stage_lock(lock_folder, True) as waited, neighbours.training_marker(neighbours.PRETRAIN):
+        trainer.fit(module, loader)
     if not trainer.is_global_zero:
         return None
-    timing = clock.summary(world_size=trainer.world_size)
-    encoders = module.encoders()
-    figures = RunFigures(
-        pretrain_epoch_time_s=timing["epoch_time_s"],
-        pretrain_first_epoch_time_s=timing["first_epoch_time_s"],
-        pretrain_time_s=timing["total_time_s"],
-        images_per_s=timing["images_per_s"],
-        data_wait_share=timing["data_wait_share"],
-        pretrain_cpu_share=timing["cpu_share"],
-        peak_gpu_mem_mb=max(memory.allocated_mb) if memory.allocated_mb else None,
-        peak_gpu_reserved_mb=max(memory.reserved_mb) if memory.reserved_mb else None,
-        peak_gpu_mem_mb_per_device=memory.allocated_mb or None,
-        peak_rss_mb=PeakMemory.peak_rss_mb(),
-        flops_per_image=flops.flops_per_image,
-        mfu=flops.utilisation(timing["images_per_s"], trainer.world_size),
-        pretrain_params=param_count(module),
-        embedding_std=module.embedding_std_history[-1] if module.embedding_std_history else None,
-        embedding_std_history=module.embedding_std_history,
-        embedding_dim=module.embedding_dim,
-        feature_std_history=collapse.std_history,
-        centred_rank_history=collapse.rank_history,
-        world_size=trainer.world_size,
-        effective_batch_size=cell.batch_size * trainer.world_size,
-    )
-    states = {arch: {k: v.detach().cpu() for k, v in enc.state_dict().items()} for arch, enc in encoders.items()}
+    world = trainer.world_size
+    timing = clock.figures(world_size=world)
+    figures = RunFigures(timing, memory.figures(), flops.figures(timing.images_per_s, world),
+                         module_figures(module, param_count(module), cell.batch_size, world),
+                         collapse.std_history, collapse.rank_history)
+    states = {arch: {k: v.detach().cpu() for k, v in enc.state_dict().items()}
+              for arch, enc in module.encoders().items()}
     cache.save(key, payload, states, figures.to_dict())
-    return Pretrained(states=states, figures=figures)
+    return Pretrained(states=states, figures=figures, wall_s=time.perf_counter() - began - waited, wait_s=waited)
 
 
 def failure_status(exc: BaseException) -> tuple[Status, str]:
@@ -215,7 +210,7 @@ def failure_record(cell: Cell, arch: str, fraction: float, evaluation: str, cfg:
                          _environment(cfg), _files(cell, cfg)).to_json()
 
 
-def run_cell(cell: Cell, cfg: BenchConfig, store: RecordStore) -> None:
+def run_cell(cell: Cell, cfg: BenchConfig, store: RecordStore, startup_s: float | None = None) -> None:
     """Pretrains a cell (or loads its checkpoint) and writes one record per missing (encoder, fraction, evaluation).
 
     Failures become records (``oom``, ``diverged``, ``error``) rather than exceptions. The cell's lock
@@ -226,13 +221,17 @@ def run_cell(cell: Cell, cfg: BenchConfig, store: RecordStore) -> None:
         cell: the cell to run.
         cfg: benchmark config.
         store: where records and predictions go.
+        startup_s: the cell's own process's start-up before this call (None: the cell has no process of its own).
     """
     if not _missing(cell, cfg, store):
         return
+    began = time.perf_counter()
     with CheckpointCache(store.out / "checkpoints").lock(pretrain_key(cell, cfg)):
+        spent = Spent(cell_process=uuid.uuid4().hex[:12], cell_startup_s=startup_s,
+                      cell_wait_s=time.perf_counter() - began)
         todo = _missing(cell, cfg, store)
         if todo:
-            _run_missing(cell, cfg, store, todo)
+            _run_missing(cell, cfg, store, todo, spent)
 
 
 def _missing(cell: Cell, cfg: BenchConfig, store: RecordStore) -> list[tuple[str, float, str]]:
@@ -241,9 +240,20 @@ def _missing(cell: Cell, cfg: BenchConfig, store: RecordStore) -> list[tuple[str
     return [k for k in record_keys(cell, cfg) if record_id(cell, *k, cfg) not in done]
 
 
-def _run_missing(cell: Cell, cfg: BenchConfig, store: RecordStore, todo: list[tuple[str, float, str]]) -> None:
+def _start_seconds(start: Start | None) -> float | None:
+    """The start's rendering and training time, from its measures."""
+    if start is None:
+        return None
+    trained = start.measures.get("train_time_s") or {}
+    return float(sum(trained.values()) + (start.measures.get("render_time_s") or 0.0))
+
+
+def _run_missing(cell: Cell, cfg: BenchConfig, store: RecordStore, todo: list[tuple[str, float, str]],
+                 spent: Spent) -> None:
     """Pretrains (or loads) a cell and writes the records of ``todo``; failures become records."""
+    began = time.perf_counter()
     bundle = load_dataset(cell.dataset, cfg.image_size, cfg.data_dir, cfg.split_seed)
+    spent = dataclasses.replace(spent, data_time_s=time.perf_counter() - began)
     try:
         start = ensure_start(cfg, cell.seed) if cfg.init == "fractal" else None
         pretrained = pretrain(cell, cfg, bundle, store.out / "checkpoints", store.out, start)
@@ -254,27 +264,39 @@ def _run_missing(cell: Cell, cfg: BenchConfig, store: RecordStore, todo: list[tu
         return
     if pretrained is None:
         return
+    spent = dataclasses.replace(spent, pretrain_wall_s=pretrained.wall_s, pretrain_wait_s=pretrained.wait_s,
+                                start_train_s=_start_seconds(start))
+    lock_folder = store.out if cfg.pretrain_alone else None
     evaluators: dict[str, EncoderEvaluator] = {}
     for arch, fraction, evaluation in progress(todo, "evaluations"):
-        evaluator = evaluators.setdefault(arch, EncoderEvaluator(cell.seed, arch, with_start(cfg, start), bundle,
-                                                                 pretrained.states.get(arch)))
+        if arch not in evaluators:
+            evaluators[arch] = EncoderEvaluator(cell.seed, arch, with_start(cfg, start), bundle,
+                                                pretrained.states.get(arch))
+        evaluator = evaluators[arch]
         rid = record_id(cell, arch, fraction, evaluation, cfg)
         loggers = run_loggers(store.out, FINETUNE, rid) if evaluation == "finetune" else None
         try:
-            result = evaluator.run(fraction, evaluation, loggers)
-            require_finite(result.y_score, evaluation)
-            metrics = compute_metrics(torch.as_tensor(result.y_score), torch.as_tensor(result.y_true), bundle.task)
-            chance = chance_figures(bundle, fraction, cell.seed, result.y_true, result.y_score, cfg)
-            ident = _identity(cell, arch, fraction, evaluation, cfg, bundle.task)
-            store.save_predictions(ident.record_id, result.y_true, result.y_score)
+            with neighbours.stage_lock(lock_folder, False) as waited, \
+                    neighbours.training_marker(neighbours.EVALUATE):
+                began = time.perf_counter()
+                result = evaluator.run(fraction, evaluation, loggers)
+                require_finite(result.y_score, evaluation)
+                metrics = compute_metrics(torch.as_tensor(result.y_score), torch.as_tensor(result.y_true),
+                                          bundle.task)
+                chance = chance_figures(bundle, fraction, cell.seed, result.y_true, result.y_score, cfg)
+                ident = _identity(cell, arch, fraction, evaluation, cfg, bundle.task)
+                store.save_predictions(ident.record_id, result.y_true, result.y_score)
+                evaluated_s = time.perf_counter() - began
         except Exception as exc:  # noqa: BLE001 - every failure becomes a record
             status, error = failure_status(exc)
             store.append(failure_record(cell, arch, fraction, evaluation, cfg, status, error, bundle.task))
             continue
         evaluated = result.evaluation if start is None else dataclasses.replace(
             result.evaluation, start_source_accuracy=start.source_accuracy(arch))
-        record = ok_record(ident, metrics, chance, (pretrained.figures.for_encoder(arch) if pretrained.figures else Pretraining()), evaluated,
-                           _environment(cfg), _files(cell, cfg, store.out, rid if loggers else None))
+        pretraining = pretrained.figures.for_encoder(arch) if pretrained.figures else Pretraining()
+        record = ok_record(ident, metrics, chance, pretraining, evaluated, _environment(cfg),
+                           _files(cell, cfg, store.out, rid if loggers else None),
+                           dataclasses.replace(spent, eval_wait_s=waited, eval_time_s=evaluated_s))
         store.append(record.to_json())
 
 

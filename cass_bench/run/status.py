@@ -1,6 +1,6 @@
 """``python -m cass_bench status OUT``: every cell done, running, failed or pending, from the records and the jobs.
 
-The grid is the config of the last job submission into ``OUT`` (``<out>/jobs/config.json``) or one given with
+Below the cells, where each seed's time went so far (:func:`spending_text`). The grid is the config of the last job submission into ``OUT`` (``<out>/jobs/config.json``) or one given with
 ``--config``. A cell is ``done`` when all its records are ok, ``failed`` when a record failed or its latest job
 ended without writing all its records (killed, timed out, crashed: the last lines of the job's stderr follow),
 ``running`` while its job is queued or running, and ``pending`` otherwise.
@@ -24,6 +24,7 @@ from cass_bench.config.load import config_from_dict, load_config
 from cass_bench.errors import UserError
 from cass_bench.run.tickets import Ticket, cell_key, load_sweep_config, read_tickets, scheduler_state
 from cass_bench.run.plan import CellPlan, plan_sweep
+from cass_bench.records.breakdown import seed_minutes, summary_lines
 from cass_bench.records.schema import OK
 from cass_bench.records.store import RecordStore
 
@@ -120,3 +121,17 @@ def status_config(out: Path, config: str | None) -> BenchConfig:
         raise UserError(f"{out} holds no jobs/config.json (it was not run with a job launcher); pass the "
                         "config it was run with: status OUT --config FILE")
     return dataclasses.replace(config_from_dict(saved), out=str(out))
+
+
+def spending_text(out: Path) -> str:
+    """Where each seed's time went so far (:mod:`cass_bench.records.breakdown`): thread-minutes per seed and
+    category, then what one cell of each kind costs."""
+    records = RecordStore(out).load()
+    minutes = seed_minutes(records)
+    if minutes.empty:
+        return "No record carries a time figure yet."
+    table = minutes.reset_index()
+    table["seed"] = [str(int(seed)) for seed in table["seed"]]
+    return "\n".join(["Where each seed's time went (thread-minutes):",
+                      tabulate(table, headers="keys", tablefmt="github", showindex=False, floatfmt=".2f"),
+                      *summary_lines(records)])

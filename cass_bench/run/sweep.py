@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Callable
 
 from cass_bench.engine.allocator import keep_freed_memory
+from cass_bench.engine.neighbours import process_age_s
 from cass_bench.engine.quiet import silence_library_warnings
 from cass_bench.config.schema import ARCHS, BenchConfig, stable_hash, to_dict
 from cass_bench.config.load import config_from_dict
@@ -79,8 +80,10 @@ def run_cell_file(path: str | Path) -> None:
     """Entry point of a cell's process: runs the cell described by a spec file written by the sweep.
 
     The process keeps freed host memory for reuse (:func:`cass_bench.engine.allocator.keep_freed_memory`), so its step times
-    do not depend on when glibc hands memory back to the kernel.
+    do not depend on when glibc hands memory back to the kernel. Its start-up (interpreter and imports) is recorded
+    with the cell's records (``cell_startup_s``).
     """
+    startup_s = process_age_s()
     keep_freed_memory()
     silence_library_warnings()
     try:
@@ -93,7 +96,7 @@ def run_cell_file(path: str | Path) -> None:
     cfg = config_from_dict(payload["config"])
     c = payload["cell"]
     cell = Cell(c["dataset"], c["method"], tuple(c["archs"]), c["batch_size"], c["pretrain_epochs"], c["seed"])
-    run_cell(cell, cfg, RecordStore(cfg.out))
+    run_cell(cell, cfg, RecordStore(cfg.out), startup_s)
 
 
 def _print_cell_line(cell: Cell, cfg: BenchConfig, store: RecordStore) -> None:

@@ -22,6 +22,7 @@ from typing import Any
 
 from cass_bench.config.schema import BenchConfig
 from cass_bench.engine.checkpoints import CheckpointCache, States
+from cass_bench.engine.neighbours import START, training_marker
 from cass_bench.records.identity import start_key, start_payload
 from cass_bench.starts.source import LOG, train_start
 
@@ -89,7 +90,8 @@ def ensure_start(cfg: BenchConfig, seed: int | None = None) -> Start:
         if saved is None:
             LOG.info("[start] training the formula-driven start %s (%d classes x %d images, source seed %d) into %s",
                      key, source.classes, source.instances, source.seed, cache.folder)
-            states, measures = train_start(source, cfg.backbones, cfg.image_size)
+            with training_marker(START):
+                states, measures = train_start(source, cfg.backbones, cfg.image_size)
             cache.save(STEM, payload, states, measures)
             saved = states, measures
         else:

@@ -203,7 +203,7 @@ def check_claims(records: pd.DataFrame, batch_size: float | None, epochs: float 
                                                                                       predictions))
     measure = Measurer(ctx)
     rows = [measure(spec) for spec in specs]
-    return decide([*rows, *cost_rows(df)], family, mixed_seeds(records))
+    return decide([*rows, *cost_rows(records)], family, mixed_seeds(records))
 
 
 def headline(claims: pd.DataFrame) -> pd.DataFrame:

@@ -99,7 +99,7 @@ def stacked_time_plot(analysis: Analysis, out: Path) -> Plot:
     fig, axes = _figure(len(panels))
     labels: dict[str, object] = {}
     for ax, panel in zip(axes, panels):
-        times = at.xs(panel, level=["dataset", "device"])
+        times = at.xs(panel, level=[name for name in at.index.names if name not in ("method", "encoders")])
         ours = times.get((PROPOSED, JOINT), np.nan)
         bars = [PROPOSED, *comparators()]
         for i, method in enumerate(bars):

@@ -16,8 +16,8 @@ from matplotlib.ticker import NullLocator
 from cass_bench.config.registry import method_color
 from cass_bench.report.cells import CellStats
 from cass_bench.report.costs import CostStats, Quantity
-from cass_bench.report.load import RANK_HISTORY
-from cass_bench.report.format import fraction_text
+from cass_bench.report.format import fraction_text, key_text
+from cass_bench.report.load import RANK_HISTORY, THREADS
 from cass_bench.report.present.render import write_whole
 
 
@@ -157,6 +157,8 @@ def cost_plot(costs: CostStats, quantity: Quantity, ylabel: str, name: str, epoc
     if data.empty:
         return skip_plot(out, name, caption, f"Plot of {ylabel} skipped: no pretraining run measured it.")
     data = data.assign(series=data["method"] + " (" + data["encoders"] + ")")
+    if data[THREADS].nunique() > 1:  # a thread count is a cost setting of its own: its own line
+        data = data.assign(series=data["series"] + ", " + data[THREADS].map(key_text) + " threads")
     labels = plot_lines(data, out / name, panels=["dataset", "device"], series="series", x="batch_size",
                         xlabel="batch size", ylabel=ylabel, log_base=2, y_from_zero=True)
     return Plot(name, caption, tuple(labels))

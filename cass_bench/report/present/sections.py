@@ -13,16 +13,18 @@ from cass_bench.report.claims.decide import family_lines, summary_lines
 from cass_bench.report.claims.specs import rule_lines
 from cass_bench.report.present.claim_tables import answer_table, claim_notes, claims_table
 from cass_bench.report.costs import (
-    COST_REFERENCE, DATA_WAIT_LIMIT, GPU_MEMORY, MFU, data_wait_warnings, pretrain_runs,
+    COST_REFERENCE, DATA_WAIT_LIMIT, GPU_MEMORY, contention_lines, data_wait_warnings, mfu_lines, pretrain_runs,
+    thread_lines,
 )
 from cass_bench.report.format import key_text
-from cass_bench.report.load import CONTENTION_BAR, CPU_SHARE, RANK_HISTORY, contended_runs
+from cass_bench.report.load import RANK_HISTORY
 from cass_bench.report.present.plots import Plot
 from cass_bench.report.present.render import Section
 from cass_bench.report.present.tables import (PAPER_SCALE, cost_table, failure_table, metric_table, robustness_table,
                                                scale_lines)
 from cass_bench.report.present.start import start_change_lines, start_change_table, start_changes
 from cass_bench.report.present.validity import COLLAPSE_RULE, chance_table, collapse_runs, collapse_table
+from cass_bench.report.present.spending import spending_section
 
 COMPANIONS = {"f1_micro": "micro-F1", "balanced_accuracy": "balanced accuracy",
               "f1_seed_code": "F1 as the reference code scores it (f1_seed_code, comparable with the paper)",
@@ -103,19 +105,13 @@ def _efficiency_sections(analysis: Analysis) -> list[Section]:
         f"Data wait: the share of the measured epochs' time the training loop waited for its next batch; above "
         f"{100 * DATA_WAIT_LIMIT:.0f}% the loader, not the method, sets the pace (raise `num_workers`).",
     ]
-    if MFU in analysis.costs.quantities:
-        lines.append("MFU: model-FLOPs utilisation, FLOPs per image x images/s over the devices' peak FLOP rate at the "
-                     "run's precision (Lightning's `get_available_flops`); empty where the peak is unknown (CPU).")
-    threads = sorted(int(t) for t in pretrain_runs(analysis.records)["torch_threads"].dropna().unique())
-    if len(threads) > 1:
-        lines.append(f"WARNING: these pretraining runs used different torch thread counts "
-                     f"({', '.join(map(str, threads))}; `torch_threads` in each record), so a time, or a ratio of "
-                     "times, compares like with like only between runs of one thread count.")
+    lines.extend(mfu_lines(analysis.costs))
+    lines.extend(thread_lines(pretrain_runs(analysis.records)))
     warnings = data_wait_warnings(analysis.costs)
     if warnings:
         lines.append(f"WARNING: data wait above {100 * DATA_WAIT_LIMIT:.0f}%, so these times compare loaders: "
                      + "; ".join(warnings) + ".")
-    lines.extend(_contention_lines(analysis.records))
+    lines.extend(contention_lines(analysis.records))
     figures, shared = cost_table(analysis.costs, analysis.setting)
     ratios, _ = cost_table(analysis.costs, analysis.setting, ratios=True)
     lines.extend(line for line in (shared, "Cells: mean ±std over the runs (runs: the time's count; n where a figure "
@@ -124,22 +120,6 @@ def _efficiency_sections(analysis: Analysis) -> list[Section]:
             Section("efficiency_ratios", f"2a. Ratios to {_REF}", [f"Each figure's ratio to {_REF} (see above)."
                                                                    + (f" {shared}" if shared else "")], ratios,
                     level=3)]
-
-
-def _contention_lines(records: pd.DataFrame) -> list[str]:
-    if not records[CPU_SHARE].notna().any():
-        return []
-    bar = f"{CONTENTION_BAR:.0%}"
-    line = (f"Contention: on the CPU a run's training thread is busy for its whole epoch unless the process is kept "
-            f"waiting; a run whose thread ran less than {bar} of its measured epochs' wall time (`{CPU_SHARE}`) "
-            "timed the machine's other load (another job, a paused process), so its time per epoch, images/s and "
-            "MFU are left out of this table and of claims (b) and (c)")
-    runs = contended_runs(records)
-    if runs.empty:
-        return [line + "; none here (runs before the share was recorded are kept unchecked)."]
-    named = [f"{r.method}/{r.encoders} bs={key_text(r.batch_size)} ep={key_text(r.pretrain_epochs)} seed={r.seed} "
-             f"({getattr(r, CPU_SHARE):.2f})" for r in runs.itertuples(index=False)]
-    return [line + f": {len(named)} left out: " + "; ".join(named) + "."]
 
 
 def _robustness_section(sweep: Sweep, number: int) -> Section:
@@ -189,6 +169,7 @@ def build_sections(analysis: Analysis, plots: list[Plot]) -> list[Section]:
         _claims_section(analysis),
         *_f1_sections(analysis),
         *_efficiency_sections(analysis),
+        spending_section(analysis.records),
         _robustness_section(analysis.batch_sweep, 3),
         _robustness_section(analysis.epoch_sweep, 4),
         *_failure_sections(analysis.records),

@@ -2,7 +2,7 @@
 
 Every table here is built from the records alone: the chance levels and the above-chance test are stored in each
 record (:mod:`cass_bench.evaluation.chance`), the feature spread and effective rank per epoch in each pretrained encoder's
-record (:class:`cass_bench.engine.measure.FeatureCollapse`).
+record (:class:`cass_bench.engine.feature_collapse.FeatureCollapse`).
 """
 
 from __future__ import annotations

@@ -30,6 +30,7 @@ from cass_bench.report.present.plots import Plot, collapse_plot, cost_plot, f1_p
 from cass_bench.report.present.render import STYLES, render_latex, render_markdown, write_csv, write_whole
 from cass_bench.report.present.sections import TERMINAL_SECTIONS, build_sections
 from cass_bench.report.present.validity import collapse_per_seed, collapse_runs
+from cass_bench.report.present.planning import plan_section
 from cass_bench.report.present.tuning import tuning_section
 
 __all__ = ["Analysis", "analyse", "load_records", "write_plots", "write_report"]
@@ -103,10 +104,8 @@ def write_report(out: Path, fmt: str = "markdown", batch_size: float | None = No
     analysis = analyse(records, out, batch_size, epochs)
     plots = write_plots(analysis, out)
     sections = build_sections(analysis, plots)
-    tuning = tuning_section(out)
-    if tuning is not None:
-        at = next((k + 1 for k, s in enumerate(sections) if s.key == "claims"), 1)
-        sections.insert(at, tuning)
+    at = next((k + 1 for k, s in enumerate(sections) if s.key == "claims"), 1)
+    sections[at:at] = [s for s in (tuning_section(out), plan_section(out)) if s is not None]
     style = STYLES["github" if fmt == "github" else "markdown"]
     written = [out / "report.md"]
     markdown = render_markdown(sections, style)

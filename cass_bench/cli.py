@@ -109,6 +109,8 @@ def _parser() -> argparse.ArgumentParser:
 
     cell = sub.add_parser("_cell")  # internal (a cell's process): no help row, left out of the metavar
     cell.add_argument("spec")
+    cell.add_argument("--method-module", dest="method_modules", action="append", default=[],
+                      help="a plug-in method module to import (a spec names none of its own)")
     sub.metavar = "{" + ",".join(name for name in sub.choices if not name.startswith("_")) + "}"
     return parser
 
@@ -299,7 +301,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.command == "_cell":
             from cass_bench.run.sweep import run_cell_file
 
-            run_cell_file(args.spec)
+            run_cell_file(args.spec, args.method_modules)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

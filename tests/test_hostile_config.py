@@ -217,5 +217,5 @@ def test_the_internal_cell_command_with_a_missing_spec_is_one_line(tmp_path: Pat
     proc = subprocess.run([sys.executable, "-m", "cass_bench", "_cell", str(spec)], cwd=ROOT, capture_output=True,
                           text=True, timeout=120)
     assert proc.returncode == 2
-    assert proc.stderr.splitlines() == [f"error: cell spec '{spec}' cannot be read (FileNotFoundError); cell specs "
-                                        "are written by `run`: run the sweep again rather than a cell alone"]
+    assert proc.stderr.splitlines() == [f"error: cell spec {spec} cannot be read (No such file or directory); cell "
+                                        "specs are written by `run`: run the sweep again rather than a cell alone"]

@@ -8,6 +8,7 @@ import errno
 import json
 import os
 import pickle
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -96,6 +97,45 @@ def test_status_report_and_export_never_run_a_pickle_of_the_folder(folder: tuple
     assert not marker.exists()
     pickle.loads((out / "jobs" / "logs" / "4242_0_result.pkl").read_bytes())  # the pickle is live: it would have
     assert marker.exists()
+
+
+def _spec_naming(out: Path, module: str) -> Path:
+    """A job spec in ``out/jobs/specs`` for a real cell whose ``method_modules`` names ``module``."""
+    from cass_bench.run.sweep import _spec_file
+
+    cfg = load_config(SMOKE, {"methods": "cass", "out": str(out)})
+    folder = jobs_dir(out) / "specs"
+    folder.mkdir(parents=True)
+    spec = _spec_file(folder, expand(cfg)[0], cfg)
+    payload = json.loads(spec.read_text())
+    spec.write_text(json.dumps({**payload, "method_modules": [module]}))
+    return spec
+
+
+def test_a_job_spec_naming_a_module_imports_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    marker = tmp_path / "pwned"
+    (tmp_path / "beside_the_spec.py").write_text(f"open({str(marker)!r}, 'w').close()\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    spec = _spec_naming(tmp_path / "out", "beside_the_spec")
+    assert main(["_cell", str(spec)]) == 2
+    line = _one_line(capsys)
+    assert f"cell spec {spec} names method module 'beside_the_spec', which was not given on the command line" in line
+    assert not marker.exists() and "beside_the_spec" not in sys.modules
+    assert not (tmp_path / "out" / "records.jsonl").exists()
+
+
+def test_a_job_spec_is_read_only_when_it_is_a_regular_file(tmp_path: Path,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    fifo = tmp_path / "spec.json"
+    os.mkfifo(fifo)
+    assert main(["_cell", str(fifo)]) == 2
+    assert f"cell spec {fifo} is a FIFO, not a regular file, and is not read" in _one_line(capsys)
+    spec = _spec_naming(tmp_path / "out", "tests.toy_method")
+    payload = json.loads(spec.read_text())
+    spec.write_text(json.dumps({**payload, "cell": {**payload["cell"], "method": "toy"}, "method_modules": []}))
+    assert main(["_cell", str(spec)]) == 2
+    assert "names method 'toy', which its config does not run" in _one_line(capsys)
 
 
 # --- class 2: one id is one record; a line that parses is a record ------------------------------------------------

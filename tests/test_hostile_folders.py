@@ -22,6 +22,7 @@ from cass_bench import report as report_module
 from cass_bench.cli import main
 from cass_bench.config.schema import to_dict
 from cass_bench.config.load import load_config
+from cass_bench.engine.checkpoints import CheckpointCache
 from cass_bench.records.store import RecordStore
 from cass_bench.run.tickets import CONFIG_FILE, Ticket, jobs_dir, write_ticket
 from cass_bench.run.grid import expand
@@ -56,10 +57,9 @@ def _exportable(out: Path, records: list[dict[str, Any]]) -> dict[str, Any]:
     """Gives the first CASS CNN record a checkpoint (a seeded resnet18) and returns it."""
     record = next(r for r in records if r["method"] == "cass" and r["arch"] == "cnn")
     record.update(checkpoint_key=KEY, small_input_stem=False)
-    (out / "checkpoints").mkdir(parents=True)
     torch.manual_seed(0)
     state = timm.create_model("resnet18", num_classes=0).state_dict()
-    torch.save({"states": {"cnn": state}}, out / "checkpoints" / f"{KEY}.pt")
+    CheckpointCache(out / "checkpoints").save(KEY, {"cell": "any"}, {"cnn": state}, {})
     return record
 
 
@@ -250,6 +250,65 @@ def test_export_of_a_truncated_checkpoint_says_how_to_rebuild_it(folder: tuple[P
     line = _one_line(capsys)
     assert f"checkpoint {checkpoint} of record '{record['record_id']}' cannot be read" in line
     assert f"--rebuild {record['record_id']}" in line
+    assert not (tmp_path / "dest").exists()
+
+
+def _zeroed_inside(folder: Path, record: dict[str, Any]) -> str:
+    checkpoint = folder / "checkpoints" / f"{KEY}.pt"
+    data = bytearray(checkpoint.read_bytes())
+    middle = len(data) // 2
+    data[middle:middle + 65536] = bytes(65536)
+    checkpoint.write_bytes(bytes(data))
+    return f"checkpoint {checkpoint} of record '{record['record_id']}' fails its content hash (corrupted)"
+
+
+def _another_key(folder: Path, record: dict[str, Any]) -> str:
+    checkpoint = folder / "checkpoints" / f"{KEY}.pt"
+    states, measures = torch.load(checkpoint, weights_only=True)["states"], {}
+    checkpoint.unlink()
+    CheckpointCache(folder / "checkpoints").save("0123456789ab", {"cell": "other"}, states, measures)
+    (folder / "checkpoints" / "0123456789ab.pt").rename(checkpoint)
+    return "holds the pretraining of another cell or setting (key 0123456789ab)"
+
+
+def _edit_record(**changes: Any) -> Any:
+    def edit(folder: Path, record: dict[str, Any]) -> str:
+        path = folder / "records.jsonl"
+        lines = [json.loads(line) for line in path.read_text().splitlines()]
+        for line in lines:
+            if line["record_id"] == record["record_id"]:
+                line.update(changes)
+                for key in [k for k, v in changes.items() if v is _GONE]:
+                    line.pop(key)
+        path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+        return ""
+    return edit
+
+
+_GONE = object()
+EXPORT_DAMAGE = [
+    ("64 KiB zeroed inside the checkpoint", _zeroed_inside, None),
+    ("another cell's checkpoint under the key", _another_key, None),
+    ("backbone renamed to no timm model", _edit_record(backbone="resnet_nonexistent"),
+     "names arch 'cnn' and backbone 'resnet_nonexistent', which are not a timm encoder this version builds"),
+    ("backbone renamed to another timm model", _edit_record(backbone="resnet34"),
+     "names backbone 'resnet34', whose weights are not the ones its checkpoint holds"),
+    ("record of an older schema", _edit_record(small_input_stem=_GONE),
+     "has no field 'small_input_stem' (written by an older cass-bench, or edited)"),
+    ("checkpoint key that is a path", _edit_record(checkpoint_key="../../elsewhere"),
+     "has checkpoint_key '../../elsewhere', which is not a key the harness writes"),
+]
+
+
+@pytest.mark.parametrize(("case", "damage", "message"), EXPORT_DAMAGE, ids=[c[0] for c in EXPORT_DAMAGE])
+def test_export_verifies_the_checkpoint_and_the_record_as_the_cache_does(
+        case: str, damage: Any, message: str | None, folder: tuple[Path, dict[str, Any]], tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    out, record = folder
+    expected = damage(out, record) or message
+    assert main(["export", "--record", record["record_id"], str(out), str(tmp_path / "dest")]) == 2
+    line = _one_line(capsys)
+    assert expected in line, line
     assert not (tmp_path / "dest").exists()
 
 

@@ -10,7 +10,8 @@ logits of a classifier of ``num_classes`` outputs. Three starting points (``init
   (or ``.pth``/``.bin``) when that is set, from the hub otherwise. With ``num_classes`` equal to the checkpoint's
   (1000) the classifier is timm's own ImageNet head; with another width timm drops it and the new one is random.
 - a path: a checkpoint the harness wrote (``checkpoints/<key>.pt``: ``{"states": {arch: state_dict}, ...}``, or a
-  cached formula-driven start, whose states keep their classifiers) or a folder of ``cnn.safetensors`` /
+  cached formula-driven start, whose states keep their classifiers), verified as the cache verifies it (its content
+  hash: :func:`cass_bench.records.checkpoint_file.read_verified`) or a folder of ``cnn.safetensors`` /
   ``vit.safetensors`` state dicts (an exported start's keep their classifiers). The model is built as for
   ``random`` (small-image stem included, so a checkpoint trained with it loads), then the encoder weights are loaded
   strictly; the checkpoint's classifier weights, when it has them, are set aside.
@@ -41,6 +42,7 @@ from torch import nn
 
 from cass_bench.config.schema import ARCHS, INITS, BackboneConfig
 from cass_bench.errors import UserError
+from cass_bench.records.checkpoint_file import CheckpointProblem, read_verified
 
 WEIGHT_SUFFIXES = (".safetensors", ".pth", ".bin")
 
@@ -169,14 +171,10 @@ def _checkpoint_state(init: str, arch: str) -> tuple[dict[str, torch.Tensor], Pa
         raise UserError(f"init '{init}' is neither random, imagenet, fractal nor an existing checkpoint file or "
                         "folder; pass --init random|imagenet|fractal|PATH")
     try:
-        saved = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any unreadable file is the same user problem
-        raise UserError(f"cannot read init checkpoint '{path}' ({_first_line(exc)}); pass a checkpoints/<key>.pt "
-                        "file the harness wrote, or a folder of cnn.safetensors / vit.safetensors") from None
-    states = saved.get("states") if isinstance(saved, dict) else None
-    if not isinstance(states, dict):
-        raise UserError(f"init checkpoint '{path}' has no 'states' dict of encoders; pass a checkpoints/<key>.pt "
-                        "file the harness wrote, or a folder of cnn.safetensors / vit.safetensors")
+        states, _ = read_verified(path)
+    except CheckpointProblem as exc:
+        raise UserError(f"init checkpoint '{path}' {exc}; pass a checkpoints/<key>.pt file this version wrote, or "
+                        "a folder of cnn.safetensors / vit.safetensors") from None
     if arch not in states:
         raise UserError(f"init checkpoint '{path}' has no '{arch}' encoder (it holds: "
                         f"{', '.join(sorted(states)) or 'none'}); pass a checkpoint pretrained with {arch}")

@@ -26,6 +26,17 @@ def program_name(argv0: str | None = None) -> str:
     return MODULE_PROGRAM if name in ("", "__main__.py", "-c") else name
 
 
+def _positive(text: str) -> int:
+    """A whole number of 1 or more (an argparse type)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number of 1 or more")
+    return value
+
+
 def _list_of(kind: Callable[[str], Any], what: str) -> Callable[[str], tuple[Any, ...]]:
     def parse(text: str) -> tuple[Any, ...]:
         try:
@@ -82,7 +93,7 @@ def _parser() -> argparse.ArgumentParser:
     status = sub.add_parser("status", help="done, running, failed and pending cells of a results folder")
     status.add_argument("dir", help="results folder")
     status.add_argument("--config", help="the config it was run with (default: the one its last job run saved)")
-    status.add_argument("--lines", type=int, default=5, help="stderr lines shown per failed job (default 5)")
+    status.add_argument("--lines", type=_positive, default=5, help="stderr lines shown per failed job (default 5)")
 
     sub.add_parser("list", help="name the methods, datasets and packaged configs")
 

@@ -11,6 +11,7 @@ import pickle
 import sys
 import tempfile
 from pathlib import Path
+from contextlib import nullcontext as _no_raise
 from typing import Any
 
 import pytest
@@ -223,6 +224,91 @@ def test_a_records_file_that_is_a_folder_is_one_line(tmp_path: Path, capsys: pyt
     for argv in (["report", str(out)], ["run", "--config", SMOKE, "--methods", "cass", "--out", str(out)]):
         assert main(argv) == 2
         assert "records.jsonl is not a file (a folder?); move it aside" in _one_line(capsys)
+
+
+def _link_loop(folder: Path) -> tuple[Path, str]:
+    path = folder / "records.d" / "loop.json"
+    path.symlink_to(path)
+    return path, "is a symbolic link, not a regular file, and is not read"
+
+
+def _link_to_device(folder: Path) -> tuple[Path, str]:
+    path = folder / "records.d" / "zero.json"
+    path.symlink_to("/dev/zero")
+    return path, "is a symbolic link, not a regular file, and is not read"
+
+
+def _fifo(folder: Path) -> tuple[Path, str]:
+    path = folder / "records.d" / "fifo.json"
+    os.mkfifo(path)
+    return path, "is a FIFO, not a regular file, and is not read"
+
+
+def _link_out_of_the_folder(folder: Path) -> tuple[Path, str]:
+    elsewhere = folder.parent / "elsewhere.json"
+    elsewhere.write_text(json.dumps({"record_id": "far", "status": "ok"}))
+    path = folder / "records.d" / "far.json"
+    path.symlink_to(elsewhere)
+    return path, "is a symbolic link, not a regular file, and is not read"
+
+
+def _huge(folder: Path) -> tuple[Path, str]:
+    path = folder / "records.d" / "huge.json"
+    with open(path, "wb") as handle:
+        handle.truncate(5 * 2**20)
+    return path, f"holds {5 * 2**20} bytes, more than the {4 * 2**20} one may hold"
+
+
+def _ticket_edit(**changes: Any) -> Any:
+    def edit(folder: Path) -> tuple[Path, str]:
+        [path] = (jobs_dir(folder) / "cells").glob("*.json")
+        path.write_text(json.dumps({**json.loads(path.read_text()), **changes}))
+        return path, "is not a ticket this version wrote (a job id, launcher, folder and time of their types)"
+    return edit
+
+
+def _ticket_fifo(folder: Path) -> tuple[Path, str]:
+    [path] = (jobs_dir(folder) / "cells").glob("*.json")
+    path.unlink()
+    os.mkfifo(path)
+    return path, "is a FIFO, not a regular file, and is not read"
+
+
+UNREADABLE = [("record file: a symlink loop", _link_loop), ("record file: a link to /dev/zero", _link_to_device),
+              ("record file: a FIFO", _fifo), ("record file: a link out of the folder", _link_out_of_the_folder),
+              ("record file: 5 MiB", _huge), ("ticket: folder is a number", _ticket_edit(folder=7)),
+              ("ticket: job id is text", _ticket_edit(job_id="rm -rf")), ("ticket: a FIFO", _ticket_fifo)]
+
+
+@pytest.mark.parametrize(("case", "damage"), UNREADABLE, ids=[c[0] for c in UNREADABLE])
+def test_status_and_report_read_only_bounded_regular_files(case: str, damage: Any,
+                                                           folder: tuple[Path, dict[str, Any]],
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    out, _ = folder
+    RecordStore(out).use_record_files()
+    path, message = damage(out)
+    commands = [["status", str(out)]] + ([["report", str(out)]] if case.startswith("record") else [])
+    for argv in commands:
+        assert main(argv) == 2
+        line = _one_line(capsys)
+        assert str(path) in line and message in line and "move it aside" in line, line
+    assert not (out / "report.md").exists()
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["report", "{out}", "--batch-size", "-5"], "report --batch-size -5: no finished pretraining run has it; pass one "
+                                                "the records hold (16)"),
+    (["report", "{out}", "--epochs", "99"], "report --epochs 99: no finished pretraining run has it at batch size 16"),
+    (["status", "{out}", "--lines", "0"], "argument --lines: '0' is not a whole number of 1 or more")])
+def test_report_and_status_options_naming_nothing_are_one_line(argv: list[str], message: str,
+                                                               folder: tuple[Path, dict[str, Any]],
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    out, _ = folder
+    with pytest.raises(SystemExit) if argv[0] == "status" else _no_raise() as caught:
+        code = main([a.format(out=out) for a in argv])
+    assert (caught.value.code if argv[0] == "status" else code) == 2
+    assert message in _one_line(capsys)
+    assert not (out / "report.md").exists()
 
 
 # --- export: overwrite only with --force, a damaged checkpoint, targets that cannot be written ---------------------

@@ -102,10 +102,24 @@ class RecordStore:
 
     def load(self) -> list[dict[str, Any]]:
         """All complete records: ``records.jsonl`` in file order (an unterminated last line that is not JSON is
-        ignored), then the records of ``records.d/`` whose ids the file does not hold."""
+        ignored), then the records of ``records.d/`` whose ids the file does not hold.
+
+        Raises:
+            UserError: a line or file that is not a record, or two different records of one id (in the file, or in
+                the file and ``records.d/``).
+        """
         lines = self._load_lines()
-        seen = {r["record_id"] for r in lines}
-        return lines + [r for r in recordfiles.load(self.records_dir) if r["record_id"] not in seen]
+        held = {r["record_id"]: r for r in lines}
+        extra = []
+        for record in recordfiles.load(self.records_dir):
+            rid = record["record_id"]
+            if rid not in held:
+                extra.append(record)
+            elif held[rid] != record:
+                raise UserError(f"{recordfiles.record_path(self.records_dir, rid)} and {self.path} hold two different "
+                                f"records of one id '{rid}'; one id is one record: move aside the one that should not "
+                                "count, then run or report again")
+        return lines + extra
 
     def _load_lines(self) -> list[dict[str, Any]]:
         if not self.path.exists():

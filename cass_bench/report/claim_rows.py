@@ -16,7 +16,8 @@ from cass_bench.report.cells import CHANCE_SHARE
 from cass_bench.config.vocabulary import MAIN_EVAL
 from cass_bench.report.family import RowSpec
 from cass_bench.report.load import PRETRAINED, RUN_KEYS
-from cass_bench.report.stats import Interval, paired_interval
+from cass_bench.report.paired import ZERO_SPREAD, seed_interval as paired_seed_interval, spread_note
+from cass_bench.report.stats import Interval
 
 LEVEL = 0.95
 MIN_SEEDS = 3
@@ -44,7 +45,7 @@ def interval_text(iv: Interval, unit: str = " F1 points") -> str:
         return "no paired value"
     seeds = f"{iv.n} seed{'s' * (iv.n != 1)}"
     if not iv.bounded:
-        return f"{points(iv.mean)}{unit} ({seeds}: no interval)"
+        return f"{points(iv.mean)}{unit} ({seeds}: {spread_note(iv)})"
     how = "t" if iv.method == "t" else "paired bootstrap over test images, ignores seed noise"
     return f"{points(iv.mean)}{unit} [{points(iv.low)}, {points(iv.high)}] ({iv.level:.0%} {how}, {seeds})"
 
@@ -218,9 +219,12 @@ def collapse_text(cells: list[tuple[str, Cell]]) -> str:
 
 
 def seed_interval(differences: pd.Series) -> tuple[Interval, float]:
-    """The t interval of per-seed differences and their sample standard deviation."""
+    """The t interval of per-seed differences and their sample standard deviation (NaN for fewer than two, or for
+    differences equal in every seed: no interval, no test, no power)."""
     values = differences.to_numpy(dtype=float)
-    return paired_interval(values, LEVEL), float(np.std(values, ddof=1)) if values.size > 1 else math.nan
+    interval = paired_seed_interval(values, LEVEL)
+    spread = interval.method != ZERO_SPREAD and values.size > 1
+    return interval, float(np.std(values, ddof=1)) if spread else math.nan
 
 
 def kept_encoders(rows: dict[str, Row]) -> list[str]:

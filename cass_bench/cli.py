@@ -234,8 +234,12 @@ def _run(args: argparse.Namespace) -> None:
         records = store.load()
         print(render_plan(plan_sweep(cfg, records, shard), records))
         return
+    plans = plan_sweep(cfg, store.load(), shard)
+    interrupted = {i for plan in plans for i in plan.interrupted}
+    if interrupted:
+        print(f"[sweep] running {store.remove(interrupted)} interrupted record(s) again", flush=True)
     if args.retry_failed:
-        failed = {i for plan in plan_sweep(cfg, store.load(), shard) for i in plan.failed}
+        failed = {i for plan in plans for i in plan.failed}
         print(f"[sweep] retrying {store.remove(failed)} failed record(s)", flush=True)
     if rebuilt is not None:
         from cass_bench.run.export import rebuild
@@ -310,9 +314,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             print(ratio_report(args.file))
         elif args.command == "_cell":
-            from cass_bench.run.sweep import run_cell_file
+            from cass_bench.run.sweep import run_cell_process
 
-            run_cell_file(args.spec, args.method_modules)
+            run_cell_process(args.spec, args.method_modules)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

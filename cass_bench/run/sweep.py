@@ -25,6 +25,7 @@ from cass_bench.run.preflight import check_device, check_encoders, check_output,
 from cass_bench.run.cell import failure_record, run_cell
 from cass_bench.records.identity import Cell, expected_ids, pretrain_key, record_keys
 from cass_bench.run.console import cell_line
+from cass_bench.run.exits import exit_outcome, oom_kills
 from cass_bench.config.registry import get_method, plugin_modules, register
 from cass_bench.records.reading import read_regular
 from cass_bench.records.store import RecordStore
@@ -118,6 +119,19 @@ def run_cell_file(path: str | Path, modules: tuple[str, ...] | list[str] = ()) -
     run_cell(cell, cfg, RecordStore(cfg.out))
 
 
+def run_cell_process(path: str | Path, modules: tuple[str, ...] | list[str] = ()) -> None:
+    """The ``_cell`` command: :func:`run_cell_file` in a process a SIGTERM ends with status 143 wherever it is
+    (inside Lightning too, whose own handler would end it with status 0), so the sweep records the cell's missing
+    records as ``interrupted`` and a rerun runs them again. (Jobs keep submitit's handlers, which requeue them.)"""
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    run_cell_file(path, modules)
+
+
+def run_cell_child(spec: Path) -> int:
+    """Runs a cell spec in its own process (``_cell SPEC`` with this process's plug-ins); returns its exit code."""
+    return subprocess.run([sys.executable, "-m", "cass_bench", "_cell", str(spec), *cell_module_flags()]).returncode
+
+
 def _read_spec(path: Path, allowed: tuple[str, ...]) -> dict[str, Any]:
     """A cell spec's content, checked to name no method module beyond ``allowed`` (nothing is imported here)."""
     again = "cell specs are written by `run`: run the sweep again rather than a cell alone"
@@ -197,12 +211,13 @@ def run_sweep(cfg: BenchConfig, shard: tuple[int, int] = (0, 1)) -> int:
             print(f"[sweep] cell {k + 1}/{len(pending)}: {cell.describe()} | elapsed {_clock(elapsed)} | ETA {eta}",
                   flush=True)
             spec = _spec_file(Path(specs), cell, cfg)
-            code = subprocess.run([sys.executable, "-m", "cass_bench", "_cell", str(spec),
-                                   *cell_module_flags()]).returncode
+            kills = oom_kills()
+            code = run_cell_child(spec)
             if code != 0:
+                status, error = exit_outcome(code, kills, oom_kills())
                 written = store.ids()
                 for key in record_keys(cell, cfg):
-                    record = failure_record(cell, *key, cfg, "error", f"cell process exited with status {code}")
+                    record = failure_record(cell, *key, cfg, status, error)
                     if record["record_id"] not in written:
                         store.append(record)
             _print_cell_line(cell, cfg, store)

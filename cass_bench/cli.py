@@ -150,14 +150,19 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     return {**{key: getattr(args, key) for key, _, _ in config_flags()}, **_set_pairs(args.sets)}
 
 
-def _set_pairs(items: list[str]) -> dict[str, str]:
-    """``--set KEY=VALUE`` items as a mapping; UserError on a malformed one."""
-    mapping = {}
+def _set_pairs(items: list[str]) -> dict[str, Any]:
+    """``--set KEY=VALUE`` items as a mapping (a VALUE in brackets is a YAML list); UserError on a malformed one."""
+    mapping: dict[str, Any] = {}
     for item in items:
         key, sep, value = item.partition("=")
         if not sep:
             raise UserError(f"--set '{item}' is malformed; write it as KEY=VALUE, e.g. --set finetune.lr=0.001")
-        mapping[key.strip()] = value.strip()
+        value = value.strip()
+        if value.startswith("[") and value.endswith("]"):
+            from cass_bench.config.files import read_yaml
+
+            value = read_yaml(value, f"--set {key.strip()}")
+        mapping[key.strip()] = value
     return mapping
 
 

@@ -448,3 +448,69 @@ def test_a_full_disk_while_writing_a_plot_leaves_no_file_and_says_how_to_resume(
     assert "(No space left on device); free disk space or make the folder writable" in line
     assert f"then run `report {out}` again" in line
     assert sorted(p.name for p in out.iterdir()) == ["records.jsonl"]
+
+
+# --- export --start: destinations and caches that cannot be written (issue 36) ------------------------------------
+
+def _under_a_file(tmp_path: Path) -> tuple[str, str]:
+    (tmp_path / "afile").write_text("keep me")
+    return str(tmp_path / "afile" / "sub"), f"is under '{tmp_path / 'afile'}', which is a file, not a folder"
+
+
+def _under_proc(tmp_path: Path) -> tuple[str, str]:
+    return "/proc/cass-bench-export", "cannot create the export folder '/proc/cass-bench-export'"
+
+
+@pytest.mark.parametrize("where", [_under_a_file, _under_proc], ids=["under a file", "under /proc"])
+def test_export_start_into_a_path_it_cannot_create_is_one_line_before_training(
+        where: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    from cass_bench.starts import export as start_export
+
+    monkeypatch.setenv("CASS_BENCH_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(start_export, "ensure_start", lambda cfg: pytest.fail("trained before the checks"))
+    dest, message = where(tmp_path)
+    assert main(["export", "--start", dest, "--config", SMOKE]) == 2
+    assert message in _one_line(capsys)
+
+
+@pytest.mark.parametrize("cache", ["a file", "/proc"])
+def test_export_start_with_a_cache_it_cannot_write_is_one_line(cache: str, tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    from cass_bench.starts import export as start_export
+
+    root = tmp_path / "afile" / "cache" if cache == "a file" else Path("/proc/.cache/cass_bench")
+    (tmp_path / "afile").write_text("")
+    monkeypatch.setenv("CASS_BENCH_CACHE", str(root))
+    monkeypatch.setattr(start_export, "ensure_start", lambda cfg: pytest.fail("trained before the checks"))
+    assert main(["export", "--start", str(tmp_path / "dest"), "--config", SMOKE]) == 2
+    line = _one_line(capsys)
+    assert f"the start cache '{root}'" in line and "set CASS_BENCH_CACHE to a writable folder" in line
+    assert not (tmp_path / "dest").exists()
+
+
+def test_a_full_disk_while_saving_the_start_is_one_line_and_leaves_nothing(tmp_path: Path,
+                                                                           monkeypatch: pytest.MonkeyPatch,
+                                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    from cass_bench.starts import export as start_export
+
+    def full_disk(cfg: Any) -> Any:
+        raise OSError(errno.ENOSPC, "No space left on device while saving checkpoint start.pt")
+
+    monkeypatch.setenv("CASS_BENCH_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(start_export, "ensure_start", full_disk)
+    dest = tmp_path / "new" / "dest"
+    assert main(["export", "--start", str(dest), "--config", SMOKE]) == 2
+    line = _one_line(capsys)
+    assert "cannot save the start (No space left on device while saving checkpoint start.pt); free disk space" in line
+    assert not (tmp_path / "new").exists()
+
+
+def test_report_on_a_folder_whose_config_is_not_utf8_is_one_line(tmp_path: Path,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    out = write_records(tmp_path / "out", _records())
+    (out / "config.yaml").write_bytes(b"methods: [cass]\nout: \xff\xfe\n")
+    assert main(["report", str(out)]) == 2
+    line = _one_line(capsys)
+    assert f"{out / 'config.yaml'} cannot be read as text (byte 21 is not UTF-8); save it as UTF-8" in line
+    assert not (out / "report.md").exists()

@@ -167,7 +167,17 @@ def config_rows(cfg: BenchConfig, datasets: list[str], batch_size: float | None,
         batch_size, epochs: the main setting (the default family compares every other level with it).
     """
     if cfg.claims.family:
-        return ordered([row for text in cfg.claims.family for row in parse_row(text, datasets)])
+        rows = [(text, row) for text in cfg.claims.family for row in parse_row(text, datasets)]
+        seen: dict[RowSpec, str] = {}
+        for text, row in rows:
+            if row.dataset not in datasets:
+                raise UserError(f"claims.family row '{text}' names dataset '{row.dataset}', which the run's datasets "
+                                f"({', '.join(datasets)}) do not hold; name one of them or leave DATASET/ out")
+            if row in seen:
+                raise UserError(f"claims.family rows '{seen[row]}' and '{text}' name one row twice, which would count "
+                                "it twice in Holm's correction; list each row once")
+            seen[row] = text
+        return ordered([row for _, row in rows])
     comps = [c for c in comparators() if c in cfg.methods]
     levels = {"d": [float(b) for b in cfg.batch_sizes if b != batch_size],
               "e": [float(e) for e in cfg.pretrain_epochs if e != epochs]}
@@ -185,7 +195,13 @@ def read_grid(out: Path) -> BenchConfig | None:
     if not path.is_file():
         return None
     try:
-        data = yaml.safe_load(path.read_text())
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = f"byte {exc.start} is not UTF-8" if isinstance(exc, UnicodeDecodeError) else exc.strerror
+        raise UserError(f"{path} cannot be read as text ({reason}); save it as UTF-8, or remove it (the family is "
+                        "then made from the records)") from None
+    try:
+        data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise UserError(f"{path} is not valid YAML ({str(exc).splitlines()[0]}); fix or remove it") from None
     if not isinstance(data, dict):

@@ -30,6 +30,7 @@ from cass_bench.config.registry import get_method, plugin_modules, register
 from cass_bench.records.reading import read_regular
 from cass_bench.records.store import RecordStore
 from cass_bench.run.grid import check_grid, expand, shard_cells
+from cass_bench.starts.cache import check_cache_root
 
 
 def preflight(cfg: BenchConfig, write: bool = True) -> None:
@@ -44,6 +45,8 @@ def preflight(cfg: BenchConfig, write: bool = True) -> None:
             (False for a dry run, which writes nothing).
     """
     check_grid(cfg)
+    if cfg.init == "fractal":
+        check_cache_root(create=write)
     joint = any(get_method(m).joint for m in cfg.methods)
     check_backbones(cfg.backbones, ARCHS if joint else cfg.archs, cfg.init)
     check_encoders(cfg, ARCHS if joint else cfg.archs)

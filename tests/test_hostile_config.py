@@ -291,3 +291,26 @@ def test_an_init_whose_classifiers_differ_in_width_is_refused_before_work(tmp_pa
     argv, out = _run(tmp_path, "--init", str(weights))
     line = _refused(argv, out, capsys)
     assert "holds classifiers of different widths (cnn 10, vit 7), which CASS with cass.heads: start" in line
+
+
+@pytest.mark.parametrize("offline", [True, False], ids=["HF_HUB_OFFLINE", "hub unreachable"])
+def test_imagenet_init_without_weights_is_refused_before_work_not_after_retries(
+        offline: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    import socket
+
+    import huggingface_hub
+
+    from cass_bench.config.schema import BackboneConfig
+    from cass_bench.models.encoders import check_backbones
+
+    def unreachable(*args: object, **kwargs: object) -> None:
+        raise OSError(-2, "Name or service not known")
+
+    monkeypatch.setattr(huggingface_hub, "try_to_load_from_cache", lambda *args, **kwargs: None)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", offline)
+    monkeypatch.setattr(socket, "create_connection", unreachable)
+    with pytest.raises(UserError) as err:
+        check_backbones(BackboneConfig(), ("cnn",), "imagenet")
+    reason = "HF_HUB_OFFLINE is set" if offline else "cannot be reached: Name or service not known"
+    assert "no ImageNet weights for 'resnet18': they are not in the Hugging Face cache and" in str(err.value)
+    assert reason in str(err.value) and "backbones.weights_dir" in str(err.value)

@@ -106,3 +106,17 @@ def test_differences_equal_in_every_seed_give_no_interval_no_p_and_no_verdict(tm
     assert rows["measured"].str.contains(r"\+0.20 F1 points \(3 seeds: the same difference in every seed: zero "
                                          "variance, no interval or test\\)").all()
     assert rows["status"].eq(INCONCLUSIVE).all() and rows["p"].isna().all() and rows["low"].isna().all()
+
+
+@pytest.mark.parametrize(("family", "message"), [
+    ('["a@1%:cnn:dino", "d1/a@1%:cnn:dino"]', "claims.family rows 'a@1%:cnn:dino' and 'd1/a@1%:cnn:dino' name one row "
+                                              "twice, which would count it twice in Holm's correction"),
+    ('["d9/a@1%:cnn:dino"]', "claims.family row 'd9/a@1%:cnn:dino' names dataset 'd9', which the run's datasets (d1) "
+                             "do not hold")], ids=["a row twice", "an unknown dataset"])
+def test_a_family_that_would_miscount_holm_is_refused(family: str, message: str, tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    out = write_records(tmp_path / "out", _records())
+    (out / "config.yaml").write_text(f"datasets: [d1]\nclaims:\n  family: {family}\n")
+    assert main(["report", str(out)]) == 2
+    assert message in _one_line(capsys)
+    assert not (out / "report.md").exists()

@@ -224,8 +224,9 @@ def test_the_internal_cell_command_with_a_missing_spec_is_one_line(tmp_path: Pat
 # --- issue 36: values taken without a check, bad input found only after work started --------------------------------
 
 UNCHECKED = [
-    (["--init", "fractal", "--set", "source.points=1"], "source.points 1 cannot fill source.min_fill 0.05 of a 16 px "
-                                                        "render (each point fills at most one pixel); give at least 13"),
+    (["--init", "fractal", "--set", "source.points=1"],
+     "source.points 1 cannot fill source.min_fill 0.05 of a 16 px render (each point fills at most one pixel); give at "
+     "least 13"),
     (["--set", "source.classes=100000"], "source.classes 100000 is above the limit of 10000"),
     (["--set", f"source.batch_size={10**22}"], f"source.batch_size {10**22} is above the limit of 65536"),
     (["--set", "source.points=100000000"], "source.points 100000000 is above the limit of 10000000"),

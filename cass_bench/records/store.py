@@ -76,7 +76,8 @@ class RecordStore:
 
     @contextmanager
     def _opened(self) -> Iterator[int]:
-        """``records.jsonl`` opened for append (created when missing), its torn tail mended; the caller holds the lock."""
+        """``records.jsonl`` opened for append (created when missing), its torn tail mended; the caller holds the
+        folder's lock."""
         self._check_file()
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
         try:

@@ -27,6 +27,8 @@ JOBS_DIR = "jobs"
 CONFIG_FILE = "config.json"
 JOB_FILE_LIMIT = 4 * 2**20
 """The largest ticket or sweep config read (each is a few kB)."""
+LAUNCHERS = ("submitit-local", "slurm")
+"""The launchers whose jobs have tickets."""
 JOB_ID = re.compile(r"[0-9]+(_[0-9]+)?")
 """A scheduler's job id: a process id (``submitit-local``) or a SLURM job id, perhaps of an array task."""
 ACTIVE_SLURM_STATES = ("PENDING", "RUNNING", "REQUEUED", "CONFIGURING", "COMPLETING", "SUSPENDED", "RESIZING")
@@ -100,10 +102,10 @@ def _ticket(data: Any, path: Path) -> Ticket:
         ticket = Ticket(**{**data, "cell": _cell_from_dict(data["cell"])})
     except (KeyError, TypeError):
         ticket = None
-    launchers = ("submitit-local", "slurm")
+    local = ticket is not None and ticket.launcher == "submitit-local"
     if ticket is None or not isinstance(ticket.job_id, str) or not isinstance(ticket.folder, str) or \
-            ticket.launcher not in launchers or not isinstance(ticket.submitted_at, (int, float)) or \
-            (ticket.launcher == "submitit-local" and not ticket.job_id.isdigit()) or not JOB_ID.fullmatch(ticket.job_id):
+            ticket.launcher not in LAUNCHERS or not isinstance(ticket.submitted_at, (int, float)) or \
+            not JOB_ID.fullmatch(ticket.job_id) or (local and not ticket.job_id.isdigit()):
         raise UserError(f"job ticket {path} is not a ticket this version wrote (a job id, launcher, folder and time of "
                         "their types); move it aside (the cell then counts as never submitted)")
     return ticket

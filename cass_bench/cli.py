@@ -26,6 +26,17 @@ def program_name(argv0: str | None = None) -> str:
     return MODULE_PROGRAM if name in ("", "__main__.py", "-c") else name
 
 
+def _positive(text: str) -> int:
+    """A whole number of 1 or more (an argparse type)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number of 1 or more")
+    return value
+
+
 def _list_of(kind: Callable[[str], Any], what: str) -> Callable[[str], tuple[Any, ...]]:
     def parse(text: str) -> tuple[Any, ...]:
         try:
@@ -82,7 +93,7 @@ def _parser() -> argparse.ArgumentParser:
     status = sub.add_parser("status", help="done, running, failed and pending cells of a results folder")
     status.add_argument("dir", help="results folder")
     status.add_argument("--config", help="the config it was run with (default: the one its last job run saved)")
-    status.add_argument("--lines", type=int, default=5, help="stderr lines shown per failed job (default 5)")
+    status.add_argument("--lines", type=_positive, default=5, help="stderr lines shown per failed job (default 5)")
 
     sub.add_parser("list", help="name the methods, datasets and packaged configs")
 
@@ -109,6 +120,8 @@ def _parser() -> argparse.ArgumentParser:
 
     cell = sub.add_parser("_cell")  # internal (a cell's process): no help row, left out of the metavar
     cell.add_argument("spec")
+    cell.add_argument("--method-module", dest="method_modules", action="append", default=[],
+                      help="a plug-in method module to import (a spec names none of its own)")
     sub.metavar = "{" + ",".join(name for name in sub.choices if not name.startswith("_")) + "}"
     return parser
 
@@ -140,14 +153,19 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     return {**{key: getattr(args, key) for key, _, _ in config_flags()}, **_set_pairs(args.sets)}
 
 
-def _set_pairs(items: list[str]) -> dict[str, str]:
-    """``--set KEY=VALUE`` items as a mapping; UserError on a malformed one."""
-    mapping = {}
+def _set_pairs(items: list[str]) -> dict[str, Any]:
+    """``--set KEY=VALUE`` items as a mapping (a VALUE in brackets is a YAML list); UserError on a malformed one."""
+    mapping: dict[str, Any] = {}
     for item in items:
         key, sep, value = item.partition("=")
         if not sep:
             raise UserError(f"--set '{item}' is malformed; write it as KEY=VALUE, e.g. --set finetune.lr=0.001")
-        mapping[key.strip()] = value.strip()
+        value = value.strip()
+        if value.startswith("[") and value.endswith("]"):
+            from cass_bench.config.files import read_yaml
+
+            value = read_yaml(value, f"--set {key.strip()}")
+        mapping[key.strip()] = value
     return mapping
 
 
@@ -233,8 +251,12 @@ def _run(args: argparse.Namespace) -> None:
         if tuning:
             print(tuning)
         return
+    plans = plan_sweep(cfg, store.load(), shard)
+    interrupted = {i for plan in plans for i in plan.interrupted}
+    if interrupted:
+        print(f"[sweep] running {store.remove(interrupted)} interrupted record(s) again", flush=True)
     if args.retry_failed:
-        failed = {i for plan in plan_sweep(cfg, store.load(), shard) for i in plan.failed}
+        failed = {i for plan in plans for i in plan.failed}
         print(f"[sweep] retrying {store.remove(failed)} failed record(s)", flush=True)
     if rebuilt is not None:
         from cass_bench.run.export import rebuild
@@ -311,9 +333,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             print(ratio_report(args.file))
         elif args.command == "_cell":
-            from cass_bench.run.sweep import run_cell_file
+            from cass_bench.run.sweep import run_cell_process
 
-            run_cell_file(args.spec)
+            run_cell_process(args.spec, args.method_modules)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -12,6 +12,7 @@ from torch import nn
 
 from cass_bench.config.schema import BackboneConfig
 from cass_bench.models.encoders import build_encoder, check_backbones, small_stem_applied
+from cass_bench.engine.checkpoints import CheckpointCache
 from cass_bench.errors import UserError
 
 CNN, VIT = "resnet18", "vit_tiny_patch16_224"
@@ -89,8 +90,7 @@ def _trained_states(seed: int = 5) -> dict[str, dict[str, torch.Tensor]]:
 
 def test_init_from_a_harness_checkpoint(tmp_path: Path) -> None:
     states = _trained_states()
-    path = tmp_path / "cell.pt"
-    torch.save({"states": states, "measures": {"embedding_std": 0.1}}, path)
+    path = CheckpointCache(tmp_path).save("cell", {"cell": 1}, states, {"embedding_std": 0.1})
     check_backbones(BackboneConfig(), ("cnn", "vit"), str(path))
     for arch in ("cnn", "vit"):
         encoder = build_encoder(arch, BackboneConfig(), 32, seed=0, init=str(path))
@@ -100,7 +100,8 @@ def test_init_from_a_harness_checkpoint(tmp_path: Path) -> None:
         body = {k: v for k, v in with_head.state_dict().items() if k in states[arch]}
         assert body.keys() == states[arch].keys() and all(torch.equal(v, states[arch][k]) for k, v in body.items())
         assert with_head(torch.randn(2, 3, 32, 32)).shape == (2, 7)
-    torch.save({"states": {"cnn": states["cnn"]}, "measures": {}}, path)
+    path.unlink()
+    CheckpointCache(tmp_path).save("cell", {"cell": 1}, {"cnn": states["cnn"]}, {})
     with pytest.raises(UserError, match="no 'vit' encoder"):
         build_encoder("vit", BackboneConfig(), 32, seed=0, init=str(path))
     with pytest.raises(UserError, match="no 'vit' encoder"):
@@ -108,6 +109,19 @@ def test_init_from_a_harness_checkpoint(tmp_path: Path) -> None:
     with pytest.raises(UserError) as err:  # trained with the small stem, built without it
         build_encoder("cnn", BackboneConfig(small_input_stem="false"), 32, seed=0, init=str(path))
     assert str(path) in str(err.value) and "conv1.weight" in str(err.value)
+
+
+def test_an_init_checkpoint_is_verified_as_the_cache_verifies_it(tmp_path: Path) -> None:
+    states = _trained_states()
+    path = CheckpointCache(tmp_path).save("cell", {"cell": 1}, states, {})
+    saved = torch.load(path, weights_only=True)
+    saved["states"]["cnn"]["layer1.0.conv1.weight"].zero_()
+    torch.save(saved, path)
+    with pytest.raises(UserError, match=r"init checkpoint '.*cell.pt' fails its content hash \(corrupted\)"):
+        check_backbones(BackboneConfig(), ("cnn",), str(path))
+    torch.save({"states": states, "measures": {}}, path)
+    with pytest.raises(UserError, match="has no key and content hash"):
+        build_encoder("cnn", BackboneConfig(), 32, seed=0, init=str(path))
 
 
 def test_init_from_a_folder_of_safetensors(tmp_path: Path) -> None:

@@ -217,5 +217,101 @@ def test_the_internal_cell_command_with_a_missing_spec_is_one_line(tmp_path: Pat
     proc = subprocess.run([sys.executable, "-m", "cass_bench", "_cell", str(spec)], cwd=ROOT, capture_output=True,
                           text=True, timeout=120)
     assert proc.returncode == 2
-    assert proc.stderr.splitlines() == [f"error: cell spec '{spec}' cannot be read (FileNotFoundError); cell specs "
-                                        "are written by `run`: run the sweep again rather than a cell alone"]
+    assert proc.stderr.splitlines() == [f"error: cell spec {spec} cannot be read (No such file or directory); cell "
+                                        "specs are written by `run`: run the sweep again rather than a cell alone"]
+
+
+# --- issue 36: values taken without a check, bad input found only after work started --------------------------------
+
+UNCHECKED = [
+    (["--init", "fractal", "--set", "source.points=1"],
+     "source.points 1 cannot fill source.min_fill 0.05 of a 16 px render (each point fills at most one pixel); give at "
+     "least 13"),
+    (["--set", "source.classes=100000"], "source.classes 100000 is above the limit of 10000"),
+    (["--set", f"source.batch_size={10**22}"], f"source.batch_size {10**22} is above the limit of 65536"),
+    (["--set", "source.points=100000000"], "source.points 100000000 is above the limit of 10000000"),
+    (["--set", "source.render_size=100000"], "source.render_size 100000 is above the limit of 1024"),
+    (["--set", "source.classes=5000", "--set", "source.instances=5000"],
+     "source.classes x source.instances is 25000000 images, above the limit of 2000000"),
+    (["--batch-sizes", "100000"], "batch size 100000 is above the limit of 65536"),
+    (["--out", ""], "--out is empty, which would write the results into the current folder"),
+]
+
+
+@pytest.mark.parametrize(("extra", "message"), UNCHECKED, ids=[" ".join(c[0]) for c in UNCHECKED])
+def test_values_that_failed_only_after_work_started_are_refused_first(extra: list[str], message: str,
+                                                                       tmp_path: Path,
+                                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    argv, out = _run(tmp_path, *extra)
+    assert message in _refused(argv, out, capsys)
+
+
+def test_out_set_to_null_in_yaml_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = tmp_path / "null-out.yaml"
+    config.write_text("\n".join(line for line in Path(SMOKE).read_text().splitlines() if not line.startswith("out:"))
+                      + "\nout: ~\n")
+    argv, out = _run(tmp_path, config=str(config))
+    argv.remove("--out")
+    argv.remove(str(out))
+    assert "config key 'out' is empty (null or ~ in YAML); give text" in _refused(argv, out, capsys)
+    assert not (Path.cwd() / "None").exists()
+
+
+def test_a_set_value_with_a_comma_is_one_setup_line(tmp_path: Path) -> None:
+    cfg = load_config(SMOKE, {"slurm.setup": "export CUDA_VISIBLE_DEVICES=0,1", "out": str(tmp_path)})
+    assert cfg.slurm.setup == ("export CUDA_VISIBLE_DEVICES=0,1",)
+    from cass_bench.cli import _set_pairs
+
+    pairs = _set_pairs(["slurm.setup=[module load cuda, 'export A=1,2']", "methods=cass,dino"])
+    assert load_config(SMOKE, {**pairs, "out": str(tmp_path)}).slurm.setup == ("module load cuda", "export A=1,2")
+    assert pairs["methods"] == "cass,dino"
+
+
+def test_a_start_cache_that_cannot_be_written_is_refused_before_work(tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch,
+                                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    afile = tmp_path / "afile"
+    afile.write_text("")
+    monkeypatch.setenv("CASS_BENCH_CACHE", str(afile / "cache"))
+    argv, out = _run(tmp_path, "--init", "fractal")
+    line = _refused(argv, out, capsys)
+    assert f"the start cache '{afile / 'cache'}' is under '{afile}', which is not a folder" in line
+    assert "set CASS_BENCH_CACHE to a writable folder" in line
+
+
+def test_an_init_whose_classifiers_differ_in_width_is_refused_before_work(tmp_path: Path,
+                                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    from cass_bench.models.encoders import build_encoder
+
+    cfg = load_config(SMOKE, {"out": str(tmp_path)})
+    weights = tmp_path / "weights"
+    weights.mkdir()
+    for arch, width in (("cnn", 10), ("vit", 7)):
+        state = build_encoder(arch, cfg.backbones, cfg.image_size, seed=0, num_classes=width).state_dict()
+        save_file({k: v.contiguous() for k, v in state.items()}, str(weights / f"{arch}.safetensors"))
+    argv, out = _run(tmp_path, "--init", str(weights))
+    line = _refused(argv, out, capsys)
+    assert "holds classifiers of different widths (cnn 10, vit 7), which CASS with cass.heads: start" in line
+
+
+@pytest.mark.parametrize("offline", [True, False], ids=["HF_HUB_OFFLINE", "hub unreachable"])
+def test_imagenet_init_without_weights_is_refused_before_work_not_after_retries(
+        offline: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    import socket
+
+    import huggingface_hub
+
+    from cass_bench.config.schema import BackboneConfig
+    from cass_bench.models.encoders import check_backbones
+
+    def unreachable(*args: object, **kwargs: object) -> None:
+        raise OSError(-2, "Name or service not known")
+
+    monkeypatch.setattr(huggingface_hub, "try_to_load_from_cache", lambda *args, **kwargs: None)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", offline)
+    monkeypatch.setattr(socket, "create_connection", unreachable)
+    with pytest.raises(UserError) as err:
+        check_backbones(BackboneConfig(), ("cnn",), "imagenet")
+    reason = "HF_HUB_OFFLINE is set" if offline else "cannot be reached: Name or service not known"
+    assert "no ImageNet weights for 'resnet18': they are not in the Hugging Face cache and" in str(err.value)
+    assert reason in str(err.value) and "backbones.weights_dir" in str(err.value)

@@ -108,18 +108,23 @@ def test_rebuild_of_an_unknown_id_is_refused_before_any_work(tmp_path: Path,
     assert not out.exists()
 
 
-def _cell_process_running_torch(parent: int) -> bool:
-    """Whether a ``_cell`` child of ``parent`` has imported torch (it is inside the CLI's main by then)."""
+def _cell_child_running_torch(parent: int) -> int | None:
+    """The pid of a ``_cell`` child of ``parent`` that has imported torch (it is inside the CLI's main by then)."""
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
             ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
             if ppid == parent and b"_cell" in (entry / "cmdline").read_bytes():
-                return "libtorch" in (entry / "maps").read_text()
+                return int(entry.name) if "libtorch" in (entry / "maps").read_text() else None
         except (OSError, IndexError, ValueError):
             continue
-    return False
+    return None
+
+
+def _cell_process_running_torch(parent: int) -> bool:
+    """Whether a ``_cell`` child of ``parent`` has imported torch."""
+    return _cell_child_running_torch(parent) is not None
 
 
 def test_ctrl_c_prints_one_line_and_exits_130(tmp_path: Path) -> None:
@@ -141,3 +146,78 @@ def test_ctrl_c_prints_one_line_and_exits_130(tmp_path: Path) -> None:
     assert stderr.strip().splitlines()[-1] == ("interrupted; finished records are kept: run the same command again "
                                                "to resume")
     assert not [json.loads(line) for line in (tmp_path / "out" / "records.jsonl").read_text().splitlines()]
+
+
+EXITS = [("SIGTERM from outside", -signal.SIGTERM, (0, 0), "interrupted", "ended by SIGTERM"),
+         ("SIGTERM handled by the cell", 128 + signal.SIGTERM, (0, 0), "interrupted", "ended by SIGTERM"),
+         ("SIGHUP", -signal.SIGHUP, (0, 0), "interrupted", "ended by SIGHUP"),
+         ("SIGKILL by the OOM killer", -signal.SIGKILL, (3, 4), "oom", "killed by the kernel's OOM killer"),
+         ("SIGKILL by someone else", -signal.SIGKILL, (3, 3), "interrupted", "ended by SIGKILL"),
+         ("SIGKILL, OOM count unreadable", -signal.SIGKILL, (None, None), "interrupted", "ended by SIGKILL"),
+         ("a crash", 1, (0, 0), "error", "cell process exited with status 1")]
+
+
+@pytest.mark.parametrize(("case", "code", "kills", "status", "message"), EXITS, ids=[c[0] for c in EXITS])
+def test_how_a_cell_process_ended_is_its_records_status(case: str, code: int, kills: tuple[Any, Any], status: str,
+                                                        message: str) -> None:
+    from cass_bench.run.exits import exit_outcome
+
+    got, error = exit_outcome(code, *kills)
+    assert got == status and message in error
+
+
+def test_interrupted_records_are_pending_and_a_plain_rerun_runs_them_again(tmp_path: Path,
+                                                                           monkeypatch: pytest.MonkeyPatch,
+                                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    from cass_bench import cli
+    from cass_bench.run import sweep
+    from cass_bench.run.cell import failure_record
+    from cass_bench.run.plan import plan_sweep
+    from cass_bench.records.identity import record_keys
+
+    out = tmp_path / "out"
+    argv = ["run", *TINY, "--out", str(out)]
+    cfg = load_config(SMOKE, {"methods": "byol", "archs": "cnn", "label_fractions": "1", "eval.evals": "knn",
+                              "out": str(out)})
+    [cell] = expand(cfg)
+    codes = iter([-signal.SIGTERM, 0])
+
+    def child(spec: Path) -> int:
+        code = next(codes)
+        if code == 0:
+            for key in record_keys(cell, cfg):
+                RecordStore(out).append({**failure_record(cell, *key, cfg, "ok", None), "f1_macro": 0.5})
+        return code
+
+    monkeypatch.setattr(sweep, "run_cell_child", child)
+    monkeypatch.setattr(cli, "_ending", lambda out: "")
+    assert main(argv) == 0
+    [record] = RecordStore(out).load()
+    assert record["status"] == "interrupted" and "ended by SIGTERM" in record["error"]
+    [plan] = plan_sweep(cfg, RecordStore(out).load())
+    assert plan.pending == (record["record_id"],) and not plan.failed and plan.state == "pending"
+    capsys.readouterr()
+    assert main(argv) == 0
+    assert "[sweep] running 1 interrupted record(s) again" in capsys.readouterr().out
+    [again] = RecordStore(out).load()
+    assert again["record_id"] == record["record_id"] and again["status"] == "ok"
+
+
+def test_sigterm_to_a_cell_process_records_it_as_interrupted(tmp_path: Path) -> None:
+    argv = [sys.executable, "-m", "cass_bench", "run", *TINY, "--out", str(tmp_path / "out")]
+    proc = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    try:
+        deadline = time.monotonic() + 600
+        while not (child := _cell_child_running_torch(proc.pid)):
+            assert proc.poll() is None and time.monotonic() < deadline, "the cell process never started"
+            time.sleep(0.2)
+        os.kill(child, signal.SIGTERM)
+        _, stderr = proc.communicate(timeout=300)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 0, stderr[-3000:]
+    [record] = RecordStore(tmp_path / "out").load()
+    assert record["status"] == "interrupted", record
+    assert record["error"] == "cell process ended by SIGTERM; run the same command again to run it again"

@@ -43,3 +43,22 @@ def test_the_folder_config_asks_for_exactly_its_committed_record_ids() -> None:
     cfg = _default_config()
     expected = {record_id for cell in expand(cfg) for record_id in expected_ids(cell, cfg)}
     assert expected == set(COMMITTED["record_id"])
+
+
+def test_swapping_the_weights_behind_an_init_path_changes_every_key_and_id(tmp_path: Path) -> None:
+    from cass_bench.records.identity import pretrain_key
+
+    weights = tmp_path / "weights"
+    weights.mkdir()
+    (weights / "cnn.safetensors").write_bytes(b"first weights")
+    cfg = load_config(ROOT / "configs" / "smoke.yaml", {"init": str(weights), "methods": "byol", "archs": "cnn",
+                                                        "out": str(tmp_path / "out")})
+    cell = expand(cfg)[0]
+    before = pretrain_key(cell, cfg), expected_ids(cell, cfg)
+    assert (pretrain_key(cell, cfg), expected_ids(cell, cfg)) == before
+    (weights / "cnn.safetensors").write_bytes(b"other, longer weights")
+    after = pretrain_key(cell, cfg), expected_ids(cell, cfg)
+    assert after[0] != before[0] and not set(after[1]) & set(before[1])
+    file_cfg = load_config(ROOT / "configs" / "smoke.yaml", {"init": str(weights / "cnn.safetensors"),
+                                                             "methods": "byol", "archs": "cnn", "out": "x"})
+    assert pretrain_key(cell, file_cfg) not in (before[0], after[0])

@@ -20,6 +20,14 @@ from cass_bench.errors import UserError
 ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps")
 MAX_IMAGE_SIZE = 1024
 """The largest image side accepted (the paper's largest input is 384 px)."""
+MAX_BATCH = 65_536
+"""The largest batch size accepted (per device), far above what any device holds at these image sizes."""
+SOURCE_MAX_CLASSES = 10_000
+SOURCE_MAX_INSTANCES = 100_000
+SOURCE_MAX_IMAGES = 2_000_000
+"""The most formula-driven images a start renders and holds (classes x instances)."""
+SOURCE_MAX_POINTS = 10_000_000
+"""The most chaos-game points per formula-driven image (the default is 20 000)."""
 SEED_MAX = 2**32 - 1
 """Seeds must lie in ``[0, SEED_MAX]``, the range numpy and Lightning seed with."""
 FLOAT32_MAX = 3.4028234663852886e38
@@ -44,6 +52,8 @@ def validate(cfg: BenchConfig) -> None:
     for b in cfg.batch_sizes:
         if b < 1:
             raise UserError(f"batch size {b} is impossible; use whole numbers >= 1, e.g. 16,32")
+        if b > MAX_BATCH:
+            raise UserError(f"batch size {b} is above the limit of {MAX_BATCH}; use at most {MAX_BATCH}")
     for e in cfg.pretrain_epochs:
         if e < 1:
             raise UserError(f"pretraining epochs {e} is impossible; use whole numbers >= 1")
@@ -85,8 +95,9 @@ def validate(cfg: BenchConfig) -> None:
     if cfg.init not in INITS and not Path(cfg.init).expanduser().exists():
         raise UserError(f"init '{cfg.init}' is neither random, imagenet, fractal nor an existing checkpoint path; "
                         "pass --init random|imagenet|fractal|PATH")
-    if cfg.finetune.batch_size < 1:
-        raise UserError(f"finetune batch size {cfg.finetune.batch_size} is impossible; use a whole number >= 1")
+    if not 1 <= cfg.finetune.batch_size <= MAX_BATCH:
+        raise UserError(f"finetune batch size {cfg.finetune.batch_size} is impossible; use a whole number from 1 to "
+                        f"{MAX_BATCH}")
     if cfg.image_size < 8:
         raise UserError(f"image size {cfg.image_size} is too small; use at least 8 pixels")
     patch = cfg.backbones.vit_patch_size
@@ -103,6 +114,7 @@ def validate(cfg: BenchConfig) -> None:
             raise UserError(f"{key} {getattr(cfg, key)} is impossible; give a whole number >= 1")
     validate_launcher(cfg)
     _check_ranges(cfg)
+    _check_fill(cfg)
     check_out_path(cfg.out)
 
 
@@ -133,7 +145,11 @@ def _check_eval(cfg: BenchConfig) -> None:
 
 
 def check_out_path(out: str) -> None:
-    """Raises UserError when a name in the results folder's path is longer than its file system allows."""
+    """Raises UserError when the results folder's path is empty or a name in it is longer than its file system
+    allows."""
+    if not out.strip():
+        raise UserError("--out is empty, which would write the results into the current folder; pass a folder "
+                        "path, e.g. --out runs/mine")
     path = Path(out)
     anchor = next((p for p in path.parents if os.path.isdir(p)), Path("."))
     try:
@@ -206,11 +222,19 @@ def _check_ranges(cfg: BenchConfig) -> None:
 def _check_source(cfg: BenchConfig) -> None:
     """The ``source`` section (the ``fractal`` start's recipe), checked whatever the init so a typo shows early."""
     src = cfg.source
-    for key, value, low in (("classes", src.classes, 2), ("instances", src.instances, 2), ("points", src.points, 1),
-                            ("epochs", src.epochs, 1), ("vit_epochs", src.vit_epochs, 1),
-                            ("batch_size", src.batch_size, 1), ("render_size", src.render_size, 8)):
+    for key, value, low, high in (("classes", src.classes, 2, SOURCE_MAX_CLASSES),
+                                  ("instances", src.instances, 2, SOURCE_MAX_INSTANCES),
+                                  ("points", src.points, 1, SOURCE_MAX_POINTS), ("epochs", src.epochs, 1, None),
+                                  ("vit_epochs", src.vit_epochs, 1, None), ("batch_size", src.batch_size, 1, MAX_BATCH),
+                                  ("render_size", src.render_size, 8, MAX_IMAGE_SIZE)):
         if value is not None and value < low:
             raise UserError(f"source.{key} {value} is impossible; give a whole number >= {low}")
+        if value is not None and high is not None and value > high:
+            raise UserError(f"source.{key} {value} is above the limit of {high}; give at most {high}")
+    images = src.classes * src.instances
+    if images > SOURCE_MAX_IMAGES:
+        raise UserError(f"source.classes x source.instances is {images} images, above the limit of "
+                        f"{SOURCE_MAX_IMAGES}; lower one of them")
     for key, value in (("min_fill", src.min_fill), ("perturbation", src.perturbation), ("holdout", src.holdout),
                        ("label_smoothing", src.label_smoothing)):
         if not 0 <= value < 1:
@@ -249,6 +273,18 @@ def _check_tune(cfg: BenchConfig) -> None:
                 raise UserError(f"method '{method}' declares no search space, so tuning would give it 0 trials and "
                                 f"the others {tune.trials}; give its recipe a SEARCH, or set tune.trials: 0")
             tune.trial_points(recipe)
+
+
+def _check_fill(cfg: BenchConfig) -> None:
+    """With ``init: fractal``: enough chaos-game points to reach ``source.min_fill`` of a render (each point fills at
+    most one pixel), which the start would otherwise find only after hundreds of rejected candidates."""
+    src = cfg.source
+    side = src.render_size or cfg.image_size
+    if cfg.init == "fractal" and src.points < src.min_fill * side * side:
+        needed = math.ceil(src.min_fill * side * side)
+        raise UserError(f"source.points {src.points} cannot fill source.min_fill {src.min_fill} of a {side} px "
+                        f"render (each point fills at most one pixel); give at least {needed} points or lower "
+                        "source.min_fill")
 
 
 def _check_count(key: str, value: Any) -> None:

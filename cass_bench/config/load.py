@@ -24,6 +24,11 @@ PATH_KEYS = ("out", "init", "backbones.weights_dir")
 every later reader agree on one folder."""
 
 
+TEXT_LINE_KEYS = ("slurm.setup",)
+"""List keys whose items are lines of free text (shell lines, which may hold commas): a single text value is one
+item, never split at its commas; several are given as a YAML list (``--set 'slurm.setup=[a, "b,c"]'`` too)."""
+
+
 def _expected(hint: Any) -> str:
     """What a value of type ``hint`` is, in words, for messages."""
     text = str(hint)
@@ -41,7 +46,7 @@ def _expected(hint: Any) -> str:
 
 
 def _coerce_tuple(value: Any, hint: Any, key: str) -> tuple[Any, ...]:
-    items = value.split(",") if isinstance(value, str) else value
+    items = value.split(",") if isinstance(value, str) and key not in TEXT_LINE_KEYS else value
     if not isinstance(items, (list, tuple)):
         items = [items]
     args = hint.__args__
@@ -70,6 +75,8 @@ def _coerce(value: Any, hint: Any, key: str) -> Any:
             return _coerce_tuple(value, hint, key)
         if value is None and "None" in text:
             return None
+        if value is None:
+            raise UserError(f"config key '{key}' is empty (null or ~ in YAML); give {_article(_expected(hint))}")
         if isinstance(value, (dict, list)) and not text.startswith("dict"):
             raise ValueError(value)
         if hint is bool or text == "bool":

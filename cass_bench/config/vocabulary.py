@@ -48,12 +48,17 @@ MAIN_EVAL = Eval.FINETUNE
 
 
 class Status(str, Enum):
-    """How a record ended: finished, or the failure that stopped it (the sweep records it and goes on)."""
+    """How a record ended: finished, or the failure that stopped it (the sweep records it and goes on).
+
+    ``interrupted`` (the cell's process was ended by a signal, not by what it computed) is not done: a plain rerun
+    runs it again; the other failures stay until ``--retry-failed``.
+    """
 
     OK = "ok"
     OOM = "oom"
     DIVERGED = "diverged"
     ERROR = "error"
+    INTERRUPTED = "interrupted"
 
     def __str__(self) -> str:
         return self.value

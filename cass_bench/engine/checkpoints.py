@@ -9,9 +9,7 @@ processes that run the same cell: the one holding it pretrains and writes the re
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import io
-import json
 import os
 import sys
 import uuid
@@ -21,25 +19,14 @@ from typing import Any, Callable, Iterator, TypeVar
 
 import torch
 
-FORMAT = 2
-"""Version of the file's contents; a checkpoint of another version is moved aside and its cell pretrained again
-(2: the feature-rank history is the centred rank, :func:`cass_bench.engine.collapse.centred_rank`)."""
-States = dict[str, dict[str, torch.Tensor]]
+from cass_bench.records.checkpoint_file import (FORMAT, CheckpointProblem, States, canonical, content_hash,
+                                                   read_verified)
+
+__all__ = ["FORMAT", "CheckpointCache", "CheckpointProblem", "States", "content_hash", "read_verified"]
+
 M = TypeVar("M")
 RANK_VARIABLES = ("RANK", "LOCAL_RANK", "NODE_RANK", "SLURM_PROCID")
 """Environment variables a distributed launcher sets; a process where any is non-zero is not global rank zero."""
-
-
-def content_hash(states: States, measures: dict[str, Any]) -> str:
-    """SHA-256 of every tensor's name, dtype, shape and bytes, and of the measures as sorted JSON."""
-    digest = hashlib.sha256()
-    for arch in sorted(states):
-        for name in sorted(states[arch]):
-            tensor = states[arch][name].detach().cpu().contiguous()
-            digest.update(f"{arch}/{name}:{tensor.dtype}:{tuple(tensor.shape)}".encode())
-            digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
-    digest.update(json.dumps(measures, sort_keys=True, default=str).encode())
-    return digest.hexdigest()
 
 
 def write_file(path: Path, data: bytes) -> None:
@@ -127,21 +114,9 @@ class CheckpointCache:
     def _problem(self, path: Path, key: str, payload: dict[str, Any]) -> str | tuple[States, dict[str, Any]]:
         """What is wrong with the checkpoint at ``path``, or its states and measures when nothing is."""
         try:
-            saved = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as exc:  # noqa: BLE001 - any unreadable file is the same fault
-            return f"is unreadable ({type(exc).__name__})"
-        if not isinstance(saved, dict) or "format" not in saved:
-            return "has no key and content hash (written by an older cass-bench, or not a checkpoint)"
-        if saved["format"] != FORMAT:
-            return f"is of format {saved['format']}, written by another cass-bench version (this one reads {FORMAT})"
-        if saved.get("key") != key or saved.get("payload") != _canonical(payload):
-            return f"holds the pretraining of another cell or setting (key {saved.get('key')})"
-        states, measures = saved.get("states"), saved.get("measures")
-        if not isinstance(states, dict) or not isinstance(measures, dict):
-            return "lacks its states or measures"
-        if content_hash(states, measures) != saved.get("content_hash"):
-            return "fails its content hash (corrupted)"
-        return states, measures
+            return read_verified(path, key, payload)
+        except CheckpointProblem as exc:
+            return str(exc)
 
     def _move_aside(self, path: Path, key: str) -> Path:
         bad = self.folder / f"{key}.bad"
@@ -160,7 +135,7 @@ class CheckpointCache:
         """
         self.folder.mkdir(parents=True, exist_ok=True)
         buffer = io.BytesIO()
-        torch.save({"format": FORMAT, "key": key, "payload": _canonical(payload),
+        torch.save({"format": FORMAT, "key": key, "payload": canonical(payload),
                     "content_hash": content_hash(states, measures), "states": states, "measures": measures}, buffer)
         final = self.path(key)
         tmp = self.folder / f".{key}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
@@ -173,9 +148,3 @@ class CheckpointCache:
                                      "free disk space, then run again with --retry-failed") from None
         print(f"[cache] saved {self.folder.name}/{final.name}", flush=True)
         return final
-
-
-def _canonical(payload: dict[str, Any]) -> str:
-    """The payload as sorted JSON text, the form :func:`cass_bench.config.schema.stable_hash` hashes."""
-    return json.dumps(payload, sort_keys=True, default=str)
-

@@ -10,7 +10,8 @@ logits of a classifier of ``num_classes`` outputs. Three starting points (``init
   (or ``.pth``/``.bin``) when that is set, from the hub otherwise. With ``num_classes`` equal to the checkpoint's
   (1000) the classifier is timm's own ImageNet head; with another width timm drops it and the new one is random.
 - a path: a checkpoint the harness wrote (``checkpoints/<key>.pt``: ``{"states": {arch: state_dict}, ...}``, or a
-  cached formula-driven start, whose states keep their classifiers) or a folder of ``cnn.safetensors`` /
+  cached formula-driven start, whose states keep their classifiers), verified as the cache verifies it (its content
+  hash: :func:`cass_bench.records.checkpoint_file.read_verified`) or a folder of ``cnn.safetensors`` /
   ``vit.safetensors`` state dicts (an exported start's keep their classifiers). The model is built as for
   ``random`` (small-image stem included, so a checkpoint trained with it loads), then the encoder weights are loaded
   strictly; the checkpoint's classifier weights, when it has them, are set aside.
@@ -41,8 +42,11 @@ from torch import nn
 
 from cass_bench.config.schema import ARCHS, INITS, BackboneConfig
 from cass_bench.errors import UserError
+from cass_bench.records.checkpoint_file import CheckpointProblem, read_verified
 
 WEIGHT_SUFFIXES = (".safetensors", ".pth", ".bin")
+HUB_TIMEOUT_S = 5.0
+"""Seconds the check before work waits for the Hugging Face Hub to answer."""
 
 
 def backbone_name(arch: str, backbones: BackboneConfig) -> str:
@@ -70,6 +74,8 @@ def check_backbones(backbones: BackboneConfig, archs: tuple[str, ...], init: str
             small_stem_applied(arch, backbones, image_size=0)
         if init == "imagenet" and backbones.weights_dir is not None:
             _local_weights(name, Path(backbones.weights_dir).expanduser())
+        elif init == "imagenet":
+            _check_hub_weights(name)
         elif init not in INITS:
             _checkpoint_state(init, arch)
 
@@ -86,6 +92,42 @@ def _local_weights(name: str, folder: Path) -> Path:
         f"safetensors.torch.save_file(m.state_dict(), '{name}.safetensors')) and copy it there, "
         "or unset backbones.weights_dir to use the hub"
     )
+
+
+HUB_FILES = ("model.safetensors", "pytorch_model.bin", "open_clip_pytorch_model.bin")
+"""The weights files timm reads from a Hugging Face Hub repository."""
+
+
+def _check_hub_weights(name: str) -> None:
+    """Checks that timm can get the ImageNet weights of ``name`` from the Hugging Face Hub: already in the local
+    cache, or the hub answers (one connection, a few seconds, instead of a minute of download retries in each
+    cell); UserError with the offline fix otherwise."""
+    import socket
+    from urllib.parse import urlparse
+
+    from huggingface_hub import constants, try_to_load_from_cache
+
+    with torch.device("meta"):
+        repo = timm.create_model(name, pretrained=False, num_classes=0).pretrained_cfg.get("hf_hub_id")
+    if not repo:
+        return
+    repo = repo.split("@")[0]
+    if any(isinstance(try_to_load_from_cache(repo, f), str) for f in HUB_FILES):
+        return
+    endpoint = urlparse(constants.ENDPOINT)
+    problem = "HF_HUB_OFFLINE is set" if constants.HF_HUB_OFFLINE else None
+    if problem is None:
+        try:
+            socket.create_connection((endpoint.hostname, endpoint.port or 443), timeout=HUB_TIMEOUT_S).close()
+        except OSError as exc:
+            problem = f"{endpoint.hostname} cannot be reached: {exc.strerror or type(exc).__name__}"
+    if problem:
+        raise UserError(
+            f"no ImageNet weights for '{name}': they are not in the Hugging Face cache and {problem}; download them "
+            f"on a machine with internet (m = timm.create_model('{name}', pretrained=True); "
+            f"safetensors.torch.save_file(m.state_dict(), '{name}.safetensors')) into a folder named by "
+            "backbones.weights_dir, or use init: random"
+        )
 
 
 def _derived_seed(seed: int, tag: str) -> int:
@@ -169,14 +211,10 @@ def _checkpoint_state(init: str, arch: str) -> tuple[dict[str, torch.Tensor], Pa
         raise UserError(f"init '{init}' is neither random, imagenet, fractal nor an existing checkpoint file or "
                         "folder; pass --init random|imagenet|fractal|PATH")
     try:
-        saved = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any unreadable file is the same user problem
-        raise UserError(f"cannot read init checkpoint '{path}' ({_first_line(exc)}); pass a checkpoints/<key>.pt "
-                        "file the harness wrote, or a folder of cnn.safetensors / vit.safetensors") from None
-    states = saved.get("states") if isinstance(saved, dict) else None
-    if not isinstance(states, dict):
-        raise UserError(f"init checkpoint '{path}' has no 'states' dict of encoders; pass a checkpoints/<key>.pt "
-                        "file the harness wrote, or a folder of cnn.safetensors / vit.safetensors")
+        states, _ = read_verified(path)
+    except CheckpointProblem as exc:
+        raise UserError(f"init checkpoint '{path}' {exc}; pass a checkpoints/<key>.pt file this version wrote, or "
+                        "a folder of cnn.safetensors / vit.safetensors") from None
     if arch not in states:
         raise UserError(f"init checkpoint '{path}' has no '{arch}' encoder (it holds: "
                         f"{', '.join(sorted(states)) or 'none'}); pass a checkpoint pretrained with {arch}")

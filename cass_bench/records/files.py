@@ -17,9 +17,12 @@ from pathlib import Path
 from typing import Any
 
 from cass_bench.errors import UserError
+from cass_bench.records.reading import read_regular
 
 RECORDS_DIR = "records.d"
 SUFFIX = ".json"
+RECORD_LIMIT = 4 * 2**20
+"""The largest record file read (a record is a few kB)."""
 
 
 def record_path(folder: Path, record_id: str) -> Path:
@@ -72,27 +75,32 @@ def _link_once(tmp: Path, final: Path) -> bool:
 def load(folder: Path) -> list[dict[str, Any]]:
     """Every published record of ``folder``, oldest first (by modification time, then name).
 
+    Only regular files are read (a link, a FIFO or a device is refused unopened), each of at most
+    :data:`RECORD_LIMIT` bytes; ``records.d`` itself must be a folder, not a link to one.
+
     Raises:
-        UserError: naming the first file that is not JSON, or not the record its name says.
+        UserError: naming the first file that is not a regular file, not JSON, or not the record its name says.
     """
+    if folder.is_symlink():
+        raise UserError(f"{folder} is a symbolic link; records are read only from a real folder inside the results "
+                        f"folder: move the link aside and copy the record files into {folder.name}/")
     if not folder.is_dir():
         return []
     entries = [e for e in os.scandir(folder) if e.name.endswith(SUFFIX) and not e.name.startswith(".")]
-    entries.sort(key=lambda e: (e.stat().st_mtime_ns, e.name))
+    entries.sort(key=lambda e: (e.stat(follow_symlinks=False).st_mtime_ns, e.name))
     return [_read(Path(e.path)) for e in entries]
 
 
 def _read(path: Path) -> dict[str, Any]:
     """The record a published file holds; UserError naming the file when it is not that record."""
+    fix = "move it aside or fix it (a moved record is run again)"
     try:
-        record = json.loads(path.read_bytes())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
-        raise UserError(f"record file {path} cannot be read as JSON ({type(exc).__name__}); move it aside or fix "
-                        "it (a moved record is run again)") from None
+        record = json.loads(read_regular(path, RECORD_LIMIT, "record file", fix))
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        raise UserError(f"record file {path} cannot be read as JSON ({type(exc).__name__}); {fix}") from None
     record_id = path.name[: -len(SUFFIX)]
     if not isinstance(record, dict) or record.get("record_id") != record_id:
-        raise UserError(f"record file {path} is not a record whose record_id is '{record_id}' (its name); move it "
-                        "aside or fix it (a moved record is run again)")
+        raise UserError(f"record file {path} is not a record whose record_id is '{record_id}' (its name); {fix}")
     return record
 
 

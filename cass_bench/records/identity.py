@@ -9,8 +9,9 @@ Every field of :class:`~cass_bench.config.schema.BenchConfig` has one role in :d
 - ``record``: a setting only the downstream evaluation depends on: it enters the record ids, not the checkpoint key;
 - ``none``: changes no measured number (paths, launchers, the report's claim family, the pretraining lock, the
   CPU peak an MFU divides by, which each record carries as ``peak_flops``), or enters through a derived setting
-  (:func:`derived_settings`: ``accelerator`` as the device's name, ``source`` as the start's key) or a method's
-  section (:func:`method_section`: ``tune`` as the method's tuning budget and the values it chose).
+  (:func:`derived_settings`: ``accelerator`` as the device's name, ``source`` as the start's key, an ``init`` path's
+  weights as their content hash) or a method's section (:func:`method_section`: ``tune`` as the method's tuning
+  budget and the values it chose).
 
 A field without a role is an error (:func:`check_roles`, run by the tests and before any hash), so a new setting
 cannot silently pool records of different configurations. Record ids also hash :data:`RECORD_SCHEMA`, raised when
@@ -21,10 +22,13 @@ report uses are in :data:`SETTING_KEYS` and :data:`RUN_KEYS`.
 from __future__ import annotations
 
 import dataclasses
+import functools
+import hashlib
 from dataclasses import dataclass, fields
+from pathlib import Path
 from typing import Any
 
-from cass_bench.config.schema import BenchConfig, stable_hash, to_dict
+from cass_bench.config.schema import INITS, BenchConfig, stable_hash, to_dict
 from cass_bench.records.environment import device_name
 
 RECORD_SCHEMA = 2
@@ -124,11 +128,36 @@ def start_policy(cfg: BenchConfig) -> str | None:
     return stable_hash({"recipe": start_payload(cfg), "starts": cfg.source.starts})
 
 
+def init_file_hash(init: str) -> str:
+    """SHA-256 of the weights behind an ``init`` path: the file's bytes, or a folder's ``<arch>.safetensors`` files
+    (name and bytes, in name order); computed once per file state (path, size, modification time, inode)."""
+    path = Path(init).expanduser()
+    files = [path] if path.is_file() else [f for f in sorted(path.glob("*.safetensors")) if f.is_file()]
+    digest = hashlib.sha256()
+    for file in files:
+        info = file.stat()
+        digest.update(f"{file.name}:{_file_hash(str(file), info.st_size, info.st_mtime_ns, info.st_ino)}".encode())
+    return digest.hexdigest()
+
+
+@functools.lru_cache(maxsize=64)
+def _file_hash(path: str, size: int, mtime_ns: int, inode: int) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 22), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def derived_settings(cfg: BenchConfig) -> dict[str, Any]:
-    """Pretraining settings computed from fields whose own role is ``none``: the device, the stem, the start."""
-    return {"device": device_name(cfg.accelerator),
-            "small_input_stem": cfg.backbones.uses_small_stem(cfg.image_size),
-            "start": start_policy(cfg)}
+    """Pretraining settings computed from fields whose own role is ``none``: the device, the stem, the start, and
+    for an ``init`` path the hash of the weights behind it (so swapping the file gives other keys and ids)."""
+    settings = {"device": device_name(cfg.accelerator),
+                "small_input_stem": cfg.backbones.uses_small_stem(cfg.image_size),
+                "start": start_policy(cfg)}
+    if cfg.init not in INITS:
+        settings["init_file"] = init_file_hash(cfg.init)
+    return settings
 
 
 def _settings(cfg: BenchConfig, role: str) -> dict[str, Any]:

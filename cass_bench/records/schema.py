@@ -210,7 +210,7 @@ class Environment:
 class Outcome:
     """Whether the record finished."""
 
-    status: str = _doc("`ok`, `oom`, `diverged` or `error`")
+    status: str = _doc("`ok`, `oom`, `diverged`, `error` or `interrupted` (ended by a signal: a rerun runs it again)")
     error: str | None = _doc("the failure in one line (null when ok)")
 
 

@@ -2,8 +2,9 @@
 
 The record's fields are defined in :mod:`cass_bench.records.schema` (``RECORD_FIELDS`` is re-exported here).
 
-Appends are whole lines written in one ``write`` under an exclusive file lock and flushed to disk, so several
-sweep shards may share one folder and a killed process leaves at most an unterminated tail that is not JSON, which
+Appends are whole lines written in one ``write`` under an exclusive lock of the results folder and flushed to disk;
+removals rewrite the file under the same lock, so several sweep shards may share one folder (one retrying while
+another appends) and a killed process leaves at most an unterminated tail that is not JSON, which
 the next open removes. A line that parses is a record, with or without its newline (a last record missing only its
 newline gets it back). A record id is written at most once, and one id is one record: a repeated identical copy is
 kept once with a warning, two different records of one id are refused naming the id. A complete line that is not a
@@ -56,16 +57,35 @@ class RecordStore:
                             "written, or pass the results folder that holds the records")
 
     @contextmanager
-    def _locked(self) -> Iterator[int]:
+    def _folder_locked(self) -> Iterator[None]:
+        """Holds the results folder's exclusive lock (``flock`` on the folder itself) for the block."""
         self.out.mkdir(parents=True, exist_ok=True)
+        folder = os.open(self.out, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            fcntl.flock(folder, fcntl.LOCK_EX)
+            yield
+        finally:
+            fcntl.flock(folder, fcntl.LOCK_UN)
+            os.close(folder)
+
+    @contextmanager
+    def _locked(self) -> Iterator[int]:
+        """Holds the folder's lock and yields ``records.jsonl`` opened for append after the lock is taken, so a
+        writer never writes into a file another process has replaced meanwhile."""
+        with self._folder_locked():
+            with self._opened() as fd:
+                yield fd
+
+    @contextmanager
+    def _opened(self) -> Iterator[int]:
+        """``records.jsonl`` opened for append (created when missing), its torn tail mended; the caller holds the
+        folder's lock."""
         self._check_file()
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
             self._complete_tail(fd)
             yield fd
         finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
             os.close(fd)
 
     @staticmethod
@@ -85,10 +105,24 @@ class RecordStore:
 
     def load(self) -> list[dict[str, Any]]:
         """All complete records: ``records.jsonl`` in file order (an unterminated last line that is not JSON is
-        ignored), then the records of ``records.d/`` whose ids the file does not hold."""
+        ignored), then the records of ``records.d/`` whose ids the file does not hold.
+
+        Raises:
+            UserError: a line or file that is not a record, or two different records of one id (in the file, or in
+                the file and ``records.d/``).
+        """
         lines = self._load_lines()
-        seen = {r["record_id"] for r in lines}
-        return lines + [r for r in recordfiles.load(self.records_dir) if r["record_id"] not in seen]
+        held = {r["record_id"]: r for r in lines}
+        extra = []
+        for record in recordfiles.load(self.records_dir):
+            rid = record["record_id"]
+            if rid not in held:
+                extra.append(record)
+            elif held[rid] != record:
+                raise UserError(f"{recordfiles.record_path(self.records_dir, rid)} and {self.path} hold two different "
+                                f"records of one id '{rid}'; one id is one record: move aside the one that should not "
+                                "count, then run or report again")
+        return lines + extra
 
     def _load_lines(self) -> list[dict[str, Any]]:
         if not self.path.exists():
@@ -172,25 +206,26 @@ class RecordStore:
         return True
 
     def remove(self, ids: set[str]) -> int:
-        """Drops the records with these ids (to run them again); the file is replaced whole under the lock.
-
-        Do not remove while another process writes to the same folder: its next append would go to the old file.
+        """Drops the records with these ids (to run them again); the file is replaced whole under the folder's lock,
+        which every append takes too, so records other processes append meanwhile are kept.
 
         Returns:
             The number of records removed.
         """
-        if not ids:
+        if not ids or not self.out.is_dir():
             return 0
-        from_files = recordfiles.remove(self.records_dir, ids)
-        if not self.path.exists():
-            return from_files
-        with self._locked() as fd:
-            lines = self._parse(os.pread(fd, os.fstat(fd).st_size, 0))
-            kept = [line for line, record in lines if record["record_id"] not in ids]
-            tmp = self.path.with_suffix(".tmp")
-            tmp.write_bytes(b"".join(line + b"\n" for line in kept))
-            os.replace(tmp, self.path)
-        return len(lines) - len(kept) + from_files
+        with self._folder_locked():
+            removed = recordfiles.remove(self.records_dir, ids)
+            if self.path.exists():
+                with self._opened() as fd:
+                    lines = self._parse(os.pread(fd, os.fstat(fd).st_size, 0))
+                    kept = [line for line, record in lines if record["record_id"] not in ids]
+                    if len(kept) < len(lines):
+                        tmp = self.path.with_name(f".{RECORDS}.{os.getpid()}.tmp")
+                        tmp.write_bytes(b"".join(line + b"\n" for line in kept))
+                        os.replace(tmp, self.path)
+                removed += len(lines) - len(kept)
+        return removed
 
     def save_predictions(self, record_id: str, y_true: np.ndarray, y_score: np.ndarray) -> Path:
         """Writes ``predictions/<record_id>.npz`` atomically (``y_true``, ``y_score``); on OSError no file is left."""

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from cass_bench.errors import UserError
 from cass_bench.config.vocabulary import EVALS, MAIN_EVAL
 from cass_bench.report.cells import CELL, CellStats, metric_stats
 from cass_bench.report.claims.decide import check_claims
@@ -45,12 +46,23 @@ def main_setting(df: pd.DataFrame, batch_size: float | None = None, epochs: floa
     if ok.empty:
         return Setting(None, None)
     sizes = ok["batch_size"]
+    _check_given("--batch-size", batch_size, sizes)
     if batch_size is None:
         batch_size = PAPER_BATCH_SIZE if (sizes == PAPER_BATCH_SIZE).any() else float(sizes.mode().max())
+    _check_given("--epochs", epochs, ok.loc[sizes == batch_size, "pretrain_epochs"], f" at batch size {batch_size:g}")
     if epochs is None:
         at = ok.loc[sizes == batch_size, "pretrain_epochs"]
         epochs = float(at.max()) if not at.empty else float(ok["pretrain_epochs"].max())
     return Setting(float(batch_size), float(epochs))
+
+
+def _check_given(flag: str, value: float | None, finished_values: pd.Series, where: str = "") -> None:
+    """Refuses a main setting no finished pretraining run has, listing those that have one."""
+    if value is None or (finished_values == value).any():
+        return
+    held = ", ".join(f"{v:g}" for v in sorted(finished_values.dropna().unique()))
+    raise UserError(f"report {flag} {value:g}: no finished pretraining run has it{where}; pass one the records hold "
+                    f"({held}), or leave {flag} out")
 
 
 def select_setting(df: pd.DataFrame, setting: Setting) -> pd.DataFrame:

@@ -14,6 +14,7 @@ from cass_bench.records.identity import RUN_KEYS, SETTING_KEYS
 from cass_bench.records.schema import NUMERIC_FIELDS, OK, RECORD_FIELDS
 from cass_bench.config.registry import reference_methods
 from cass_bench.records.store import RecordStore
+from cass_bench.report.validate import check_records
 
 """The fields that identify one pretraining run (a CASS run gives the records of two encoders); the same settings
 on another device are another run."""
@@ -47,8 +48,10 @@ def load_records(out: Path) -> pd.DataFrame:
     """Every record of a results folder, one row each (:func:`normalise`).
 
     Raises:
-        UserError: the records file is missing, empty or holds a line that is not a JSON record, or finished
-            records of different configurations would be pooled as seeds (:func:`refuse_pooled_configs`).
+        UserError: the records file is missing, empty or holds a line that is not a JSON record, a record the
+            report cannot trust (:func:`cass_bench.report.validate.check_records`: a number out of range, an
+            unknown word, a copy under another id), or finished records of different configurations would be pooled
+            as seeds (:func:`refuse_pooled_configs`).
     """
     store = RecordStore(out)
     records = store.load()
@@ -56,6 +59,7 @@ def load_records(out: Path) -> pd.DataFrame:
         state = "is empty" if store.path.exists() else "does not exist"
         raise UserError(f"{store.path} {state}: run `python -m cass_bench run --out {out}` first, "
                         f"or pass the folder that holds records.jsonl")
+    check_records(records, store.path)
     frame = normalise(pd.DataFrame(records))
     refuse_pooled_configs(frame, store.path)
     return frame

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +21,9 @@ from safetensors.torch import load_file, save
 from torch import nn
 
 from cass_bench.config.files import RESOLVED
-from cass_bench.config.schema import BenchConfig
+from cass_bench.config.schema import ARCHS, BenchConfig
 from cass_bench.data.loaders import IMAGENET_NORMALIZE
+from cass_bench.engine.checkpoints import CheckpointProblem, read_verified
 from cass_bench.models.encoders import swap_small_stem
 from cass_bench.errors import UserError
 from cass_bench.config.registry import get_method
@@ -31,6 +33,11 @@ from cass_bench.run.grid import shard_cells
 from cass_bench.starts.export import check_destination
 
 CHECKPOINTS = "checkpoints"
+EXPORT_FIELDS = ("method", "arch", "backbone", "image_size", "small_input_stem", "checkpoint_key", "encoders",
+                 "dataset", "batch_size", "pretrain_epochs", "seed", "init")
+"""The record fields an export reads."""
+KEY_PATTERN = re.compile(r"[0-9a-f]{6,64}")
+"""What a checkpoint key is (a hash): never a path."""
 
 
 def _record(out: Path, record_id: str) -> dict[str, Any]:
@@ -38,13 +45,37 @@ def _record(out: Path, record_id: str) -> dict[str, Any]:
     if record_id not in records:
         raise UserError(f"no record '{record_id}' in {out / 'records.jsonl'}; pick a record_id from that file")
     record = records[record_id]
+    missing = [key for key in EXPORT_FIELDS if key not in record]
+    if missing:
+        raise UserError(f"record '{record_id}' has no field '{missing[0]}' (written by an older cass-bench, or "
+                        "edited); run its cell again with this version to export it")
+    if record["arch"] not in ARCHS or not isinstance(record["backbone"], str) or not timm.is_model(record["backbone"]):
+        raise UserError(f"record '{record_id}' names arch {record['arch']!r} and backbone {record['backbone']!r}, "
+                        "which are not a timm encoder this version builds (an edited record?); restore the record "
+                        "as the run wrote it")
+    if not isinstance(record["checkpoint_key"], str) or not KEY_PATTERN.fullmatch(record["checkpoint_key"]):
+        raise UserError(f"record '{record_id}' has checkpoint_key {record['checkpoint_key']!r}, which is not a key "
+                        "the harness writes (hexadecimal); restore the record as the run wrote it")
     if get_method(record["method"]).is_reference:
         raise UserError(f"record '{record_id}' is of '{record['method']}', which has no pretrained encoder; "
                         "pick a record of a pretraining method")
-    if not record.get("checkpoint_key"):
-        raise UserError(f"record '{record_id}' names no checkpoint_key (written before records named it); "
-                        "run its cell again with this version to export it")
     return record
+
+
+def _check_fits(spec: dict[str, Any], state: dict[str, torch.Tensor], record_id: str) -> None:
+    """Refuses, before anything is written, weights the record's timm arguments cannot hold (an edited record)."""
+    try:
+        with torch.device("meta"):
+            model = timm.create_model(**spec["timm"])
+            if spec["small_input_stem"]:
+                swap_small_stem(model, seed=0)
+    except Exception as exc:  # noqa: BLE001 - any model timm cannot build is the same user problem
+        raise UserError(f"record '{record_id}' describes an encoder timm cannot build ({type(exc).__name__}); "
+                        "restore the record as the run wrote it") from None
+    own = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    if own != {k: tuple(v.shape) for k, v in state.items()}:
+        raise UserError(f"record '{record_id}' names backbone '{spec['timm']['model_name']}', whose weights are not "
+                        "the ones its checkpoint holds (an edited record?); restore the record as the run wrote it")
 
 
 def timm_arguments(record: dict[str, Any], state: dict[str, torch.Tensor]) -> dict[str, Any]:
@@ -91,17 +122,19 @@ def _rebuild_hint(out: Path, record_id: str) -> str:
 
 
 def _load_state(checkpoint: Path, record: dict[str, Any], out: Path) -> dict[str, torch.Tensor]:
-    """The record's encoder state in its checkpoint (tensors only: nothing in the file runs)."""
+    """The record's encoder state in its checkpoint, verified as the cache verifies it
+    (:func:`cass_bench.engine.checkpoints.read_verified`: tensors only, its key, its content hash)."""
     record_id = record["record_id"]
     if not checkpoint.is_file():
         raise UserError(f"checkpoint {checkpoint} of record '{record_id}' is missing; {_rebuild_hint(out, record_id)}")
     try:
-        state = torch.load(checkpoint, map_location="cpu", weights_only=True)["states"][record["arch"]]
-    except Exception as exc:  # noqa: BLE001 - any unreadable file is the same user problem
-        detail = (str(exc).strip().splitlines() or [""])[0][:120]
-        raise UserError(f"checkpoint {checkpoint} of record '{record_id}' cannot be read ({type(exc).__name__}: "
-                        f"{detail}); {_rebuild_hint(out, record_id)}") from None
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        states, _ = read_verified(checkpoint, record["checkpoint_key"])
+    except CheckpointProblem as exc:
+        problem = str(exc).replace("is unreadable", "cannot be read", 1)
+        raise UserError(f"checkpoint {checkpoint} of record '{record_id}' {problem}; nothing was exported: "
+                        f"{_rebuild_hint(out, record_id)}") from None
+    state = states.get(record["arch"])
+    if not state:
         raise UserError(f"checkpoint {checkpoint} of record '{record_id}' holds no {record['arch']} encoder "
                         f"weights; {_rebuild_hint(out, record_id)}")
     return state
@@ -157,6 +190,7 @@ def export_encoder(out: str | Path, record_id: str, dest: str | Path, force: boo
         "source": {key: record[key] for key in ("record_id", "method", "arch", "encoders", "dataset", "batch_size",
                                                 "pretrain_epochs", "seed", "init", "checkpoint_key")},
     }
+    _check_fits(spec, state, record_id)
     weights = save({k: v.contiguous() for k, v in state.items()})
     described = (json.dumps(spec, indent=2) + "\n").encode()
     written = _write(dest, {names[0]: weights, names[1]: described})

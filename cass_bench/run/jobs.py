@@ -25,6 +25,7 @@ from typing import Any, Iterator
 
 import submitit
 
+from cass_bench.config.registry import plugin_modules
 from cass_bench.config.schema import BenchConfig, to_dict
 from cass_bench.data.loaders import AUTO_WORKERS_MAX, loader_workers, usable_cores
 from cass_bench.errors import UserError
@@ -47,12 +48,14 @@ class CellJob(submitit.helpers.Checkpointable):
         cwd: the working directory of ``run`` (relative dataset paths are resolved from it).
         threads: torch threads of the job (None: torch's default), so jobs sharing one machine do not oversubscribe
             its cores.
+        modules: the plug-in method modules the submitting process registered (the spec chooses none).
     """
 
-    def __init__(self, spec: str, cwd: str, threads: int | None = None) -> None:
+    def __init__(self, spec: str, cwd: str, threads: int | None = None, modules: tuple[str, ...] = ()) -> None:
         self.spec = spec
         self.cwd = cwd
         self.threads = threads
+        self.modules = tuple(modules)
 
     def __call__(self) -> str:
         """Runs the cell; its records go to the results folder named in the spec."""
@@ -61,7 +64,7 @@ class CellJob(submitit.helpers.Checkpointable):
             import torch
 
             torch.set_num_threads(self.threads)
-        run_cell_file(self.spec)
+        run_cell_file(self.spec, getattr(self, "modules", ()))
         return self.spec
 
     def checkpoint(self, *args: Any, **kwargs: Any) -> submitit.helpers.DelayedSubmission:
@@ -175,7 +178,8 @@ def submit_sweep(cfg: BenchConfig, shard: tuple[int, int] = (0, 1)) -> list[tupl
         return []
     executor = make_executor(cfg, folder)
     threads = max(1, usable_cores() // len(pending)) if cfg.launcher == "submitit-local" else None
-    calls = [CellJob(str(_spec_file(folder / "specs", cell, cfg)), os.getcwd(), threads) for cell in pending]
+    modules = tuple(plugin_modules())
+    calls = [CellJob(str(_spec_file(folder / "specs", cell, cfg)), os.getcwd(), threads, modules) for cell in pending]
     with _importable_from_jobs():
         with executor.batch():
             jobs = [executor.submit(call) for call in calls]

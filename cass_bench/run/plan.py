@@ -15,9 +15,11 @@ from tabulate import tabulate
 
 from cass_bench.config.schema import BenchConfig
 from cass_bench.records.identity import Cell, expected_ids
+from cass_bench.config.vocabulary import Status
 from cass_bench.records.schema import OK
 from cass_bench.run.grid import shard_cells
 
+INTERRUPTED = Status.INTERRUPTED
 KIND = ["dataset", "method", "encoders", "batch_size", "pretrain_epochs"]
 
 
@@ -29,13 +31,15 @@ class CellPlan:
         cell: the cell.
         done: ids of its finished (ok) records.
         failed: ids of its failed records (retried by ``run --retry-failed``).
-        pending: ids of its records not written yet.
+        pending: ids of its records not written yet, or written as ``interrupted`` (a plain rerun runs them).
+        interrupted: the pending ids written as ``interrupted``, which the rerun removes first.
     """
 
     cell: Cell
     done: tuple[str, ...]
     failed: tuple[str, ...]
     pending: tuple[str, ...]
+    interrupted: tuple[str, ...] = ()
 
     @property
     def state(self) -> str:
@@ -54,8 +58,9 @@ def plan_sweep(cfg: BenchConfig, records: list[dict[str, Any]], shard: tuple[int
     for cell in shard_cells(cfg, shard):
         ids = expected_ids(cell, cfg)
         plans.append(CellPlan(cell, tuple(i for i in ids if status.get(i) == OK),
-                              tuple(i for i in ids if i in status and status[i] != OK),
-                              tuple(i for i in ids if i not in status)))
+                              tuple(i for i in ids if i in status and status[i] not in (OK, INTERRUPTED)),
+                              tuple(i for i in ids if status.get(i, INTERRUPTED) == INTERRUPTED),
+                              tuple(i for i in ids if status.get(i) == INTERRUPTED)))
     return plans
 
 

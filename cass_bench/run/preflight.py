@@ -82,6 +82,25 @@ def check_encoders(cfg: BenchConfig, archs: tuple[str, ...]) -> None:
     if cfg.init not in INITS and Path(cfg.init).expanduser().exists():
         for arch in archs:
             build_encoder(arch, cfg.backbones, cfg.image_size, seed=0, init=cfg.init)
+        _check_start_heads(cfg, archs)
+
+
+def _check_start_heads(cfg: BenchConfig, archs: tuple[str, ...]) -> None:
+    """With an init path, a method comparing the start's own classifiers (``heads: start``, CASS) needs the init's
+    classifiers to have one width; UserError naming both widths otherwise."""
+    if not any(getattr(cfg.recipes.get(m), "heads", None) == "start" for m in cfg.methods) or len(archs) < 2:
+        return
+    widths = {}
+    for arch in archs:
+        head = build_encoder(arch, cfg.backbones, cfg.image_size, seed=0, init=cfg.init, start_head=True)
+        classifier = head.get_classifier()
+        if isinstance(classifier, torch.nn.Linear):
+            widths[arch] = classifier.out_features
+    if len(set(widths.values())) > 1:
+        shown = ", ".join(f"{arch} {width}" for arch, width in widths.items())
+        raise UserError(f"init '{cfg.init}' holds classifiers of different widths ({shown}), which CASS with "
+                        "cass.heads: start cannot compare; use cass.heads: fresh, or an init whose classifiers "
+                        "have one width")
 
 
 def encoder_bytes(backbones: BackboneConfig, arch: str) -> int:

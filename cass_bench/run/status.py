@@ -12,6 +12,7 @@ outcome comes from the scheduler, whether its result file exists, and the text o
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,10 +26,15 @@ from cass_bench.errors import UserError
 from cass_bench.run.tickets import Ticket, cell_key, load_sweep_config, read_tickets, scheduler_state
 from cass_bench.run.plan import CellPlan, plan_sweep
 from cass_bench.records.breakdown import seed_minutes, summary_lines
+
+
+from cass_bench.records.reading import not_regular
 from cass_bench.records.schema import OK
 from cass_bench.records.store import RecordStore
 
 STATES = ("done", "running", "failed", "pending")
+LOG_TAIL = 64 * 2**10
+"""The most bytes of a job's stderr read (its end)."""
 
 
 @dataclass(frozen=True)
@@ -48,11 +54,28 @@ class CellStatus:
     detail: tuple[str, ...]
 
 
+def _log_text(path: Path) -> str | None:
+    """The last :data:`LOG_TAIL` bytes of a job's log, read only from a regular file (never a FIFO, a device or through
+    a link); None when there is no such file."""
+    try:
+        kind = not_regular(path)
+    except OSError:
+        return None
+    if kind is not None:
+        return f"(not read: {path} is {kind})"
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(max(0, os.fstat(handle.fileno()).st_size - LOG_TAIL))
+            return handle.read(LOG_TAIL).decode(errors="replace")
+    except OSError as exc:
+        return f"(not read: {path}: {exc.strerror or type(exc).__name__})"
+
+
 def _tail(path: Path, lines: int) -> list[str]:
-    if not path.is_file():
+    text = _log_text(path)
+    if text is None:
         return [f"(no stderr file {path})"]
-    text = path.read_text(errors="replace").rstrip().splitlines()
-    return text[-lines:] or ["(stderr is empty)"]
+    return text.rstrip().splitlines()[-lines:] or ["(stderr is empty)"]
 
 
 SUBMITIT_RAISED = "Submitted job triggered an exception"
@@ -65,7 +88,7 @@ def _job_failure(ticket: Ticket, lines: int) -> list[str]:
     if not paths.result_pickle.exists():
         return [f"job {ticket.job_id} ended without a result (killed, timed out or preempted); its stderr ends:",
                 *tail]
-    if paths.stderr.is_file() and SUBMITIT_RAISED in paths.stderr.read_text(errors="replace"):
+    if SUBMITIT_RAISED in (_log_text(paths.stderr) or ""):
         return [f"job {ticket.job_id} raised; its stderr ends:", *tail]
     return [f"job {ticket.job_id} finished without writing all its records; its stderr ends:", *tail]
 

@@ -13,7 +13,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 from cass_bench.engine.allocator import keep_freed_memory
 from cass_bench.engine.neighbours import process_age_s
@@ -26,9 +26,12 @@ from cass_bench.run.preflight import check_device, check_encoders, check_output,
 from cass_bench.run.cell import failure_record, run_cell
 from cass_bench.records.identity import Cell, expected_ids, pretrain_key, record_keys, start_key
 from cass_bench.run.console import cell_line
+from cass_bench.run.exits import exit_outcome, oom_kills
 from cass_bench.config.registry import get_method, plugin_modules, register
+from cass_bench.records.reading import read_regular
 from cass_bench.records.store import RecordStore
 from cass_bench.run.grid import check_grid, expand, shard_cells
+from cass_bench.starts.cache import check_cache_root
 
 
 def preflight(cfg: BenchConfig, write: bool = True) -> None:
@@ -43,6 +46,8 @@ def preflight(cfg: BenchConfig, write: bool = True) -> None:
             (False for a dry run, which writes nothing).
     """
     check_grid(cfg)
+    if cfg.init == "fractal":
+        check_cache_root(create=write)
     joint = any(get_method(m).joint for m in cfg.methods)
     check_backbones(cfg.backbones, ARCHS if joint else cfg.archs, cfg.init)
     check_encoders(cfg, ARCHS if joint else cfg.archs)
@@ -69,6 +74,15 @@ def checkpoint_bytes(cfg: BenchConfig, done: set[str]) -> int:
     return total
 
 
+SPEC_LIMIT = 4 * 2**20
+"""The largest cell spec read (a spec is a config and a cell: a few kB)."""
+
+
+def cell_module_flags() -> list[str]:
+    """``_cell`` arguments naming the plug-in modules this process registered, which the cell's process imports."""
+    return [flag for module in plugin_modules() for flag in ("--method-module", module)]
+
+
 def _spec_file(folder: Path, cell: Cell, cfg: BenchConfig) -> Path:
     payload = {"config": to_dict(cfg), "cell": dataclasses.asdict(cell), "method_modules": plugin_modules()}
     path = folder / f"{stable_hash(payload)}.json"
@@ -76,27 +90,73 @@ def _spec_file(folder: Path, cell: Cell, cfg: BenchConfig) -> Path:
     return path
 
 
-def run_cell_file(path: str | Path) -> None:
+def run_cell_file(path: str | Path, modules: tuple[str, ...] | list[str] = ()) -> None:
     """Entry point of a cell's process: runs the cell described by a spec file written by the sweep.
+
+    A spec is data (job specs live in a results folder): it chooses no code. The plug-in method modules to import
+    come from the caller (``_cell SPEC --method-module M``, passed by the sweep that registered them); a spec naming
+    any other module, or a method that is not registered, is refused before anything is imported.
 
     The process keeps freed host memory for reuse (:func:`cass_bench.engine.allocator.keep_freed_memory`), so its step times
     do not depend on when glibc hands memory back to the kernel. Its start-up (interpreter and imports) is recorded
     with the cell's records (``cell_startup_s``).
+
+    Raises:
+        UserError: the spec cannot be read, is not a cell spec, or names a module or method not allowed.
     """
     startup_s = process_age_s()
     keep_freed_memory()
     silence_library_warnings()
-    try:
-        payload = json.loads(Path(path).read_text())
-    except (OSError, ValueError) as exc:
-        raise UserError(f"cell spec '{path}' cannot be read ({type(exc).__name__}); cell specs are written by "
-                        "`run`: run the sweep again rather than a cell alone") from None
-    for module in payload.get("method_modules", []):
+    payload = _read_spec(Path(path), tuple(modules))
+    for module in modules:
         register(module)
     cfg = config_from_dict(payload["config"])
     c = payload["cell"]
-    cell = Cell(c["dataset"], c["method"], tuple(c["archs"]), c["batch_size"], c["pretrain_epochs"], c["seed"])
+    try:
+        cell = Cell(str(c["dataset"]), str(c["method"]), tuple(map(str, c["archs"])), c["batch_size"],
+                    int(c["pretrain_epochs"]), int(c["seed"]))
+    except (KeyError, TypeError, ValueError):
+        raise UserError(f"cell spec {path} holds no cell of this version; run the sweep again rather than a cell "
+                        "alone") from None
+    if cell.method not in cfg.methods:
+        raise UserError(f"cell spec {path} names method '{cell.method}', which its config does not run; run the "
+                        "sweep again rather than a cell alone")
+    get_method(cell.method)
     run_cell(cell, cfg, RecordStore(cfg.out), startup_s)
+
+
+def run_cell_process(path: str | Path, modules: tuple[str, ...] | list[str] = ()) -> None:
+    """The ``_cell`` command: :func:`run_cell_file` in a process a SIGTERM ends with status 143 wherever it is
+    (inside Lightning too, whose own handler would end it with status 0), so the sweep records the cell's missing
+    records as ``interrupted`` and a rerun runs them again. (Jobs keep submitit's handlers, which requeue them.)"""
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    run_cell_file(path, modules)
+
+
+def run_cell_child(spec: Path) -> int:
+    """Runs a cell spec in its own process (``_cell SPEC`` with this process's plug-ins); returns its exit code."""
+    return subprocess.run([sys.executable, "-m", "cass_bench", "_cell", str(spec), *cell_module_flags()]).returncode
+
+
+def _read_spec(path: Path, allowed: tuple[str, ...]) -> dict[str, Any]:
+    """A cell spec's content, checked to name no method module beyond ``allowed`` (nothing is imported here)."""
+    again = "cell specs are written by `run`: run the sweep again rather than a cell alone"
+    try:
+        payload = json.loads(read_regular(path, SPEC_LIMIT, "cell spec", again))
+    except (ValueError, RecursionError) as exc:
+        raise UserError(f"cell spec {path} cannot be read ({type(exc).__name__}); {again}") from None
+    if not isinstance(payload, dict) or not isinstance(payload.get("config"), dict) or \
+            not isinstance(payload.get("cell"), dict):
+        raise UserError(f"cell spec {path} is not a cell spec (a mapping with config and cell); {again}")
+    named = payload.get("method_modules", [])
+    if not isinstance(named, list) or not all(isinstance(m, str) for m in named):
+        raise UserError(f"cell spec {path} has a method_modules that is not a list of module names; {again}")
+    foreign = [m for m in named if m not in allowed]
+    if foreign:
+        raise UserError(f"cell spec {path} names method module '{foreign[0]}', which was not given on the command "
+                        "line (a spec is data and chooses no code to import); run the sweep again, or pass "
+                        f"--method-module {foreign[0]} if you trust that module")
+    return payload
 
 
 def _print_cell_line(cell: Cell, cfg: BenchConfig, store: RecordStore) -> None:
@@ -250,11 +310,13 @@ def run_cells(cfg: BenchConfig, shard: tuple[int, int] = (0, 1)) -> int:
             print(f"[sweep] cell {k + 1}/{len(pending)}: {cell.describe()} | elapsed {_clock(elapsed)} | ETA {eta}",
                   flush=True)
             spec = _spec_file(Path(specs), cell, cfg)
-            code = subprocess.run([sys.executable, "-m", "cass_bench", "_cell", str(spec)]).returncode
+            kills = oom_kills()
+            code = run_cell_child(spec)
             if code != 0:
+                status, error = exit_outcome(code, kills, oom_kills())
                 written = store.ids()
                 for key in record_keys(cell, cfg):
-                    record = failure_record(cell, *key, cfg, "error", f"cell process exited with status {code}")
+                    record = failure_record(cell, *key, cfg, status, error)
                     if record["record_id"] not in written:
                         store.append(record)
             _print_cell_line(cell, cfg, store)

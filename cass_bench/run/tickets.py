@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,9 +21,16 @@ from submitit.core.utils import JobPaths
 from cass_bench.config.schema import stable_hash
 from cass_bench.errors import UserError
 from cass_bench.records.identity import Cell
+from cass_bench.records.reading import read_regular
 
 JOBS_DIR = "jobs"
 CONFIG_FILE = "config.json"
+JOB_FILE_LIMIT = 4 * 2**20
+"""The largest ticket or sweep config read (each is a few kB)."""
+LAUNCHERS = ("submitit-local", "slurm")
+"""The launchers whose jobs have tickets."""
+JOB_ID = re.compile(r"[0-9]+(_[0-9]+)?")
+"""A scheduler's job id: a process id (``submitit-local``) or a SLURM job id, perhaps of an array task."""
 ACTIVE_SLURM_STATES = ("PENDING", "RUNNING", "REQUEUED", "CONFIGURING", "COMPLETING", "SUSPENDED", "RESIZING")
 
 
@@ -60,8 +68,13 @@ def cell_key(cell: Cell) -> str:
 
 
 def _cell_from_dict(data: dict[str, Any]) -> Cell:
-    return Cell(data["dataset"], data["method"], tuple(data["archs"]), data["batch_size"], data["pretrain_epochs"],
+    cell = Cell(data["dataset"], data["method"], tuple(data["archs"]), data["batch_size"], data["pretrain_epochs"],
                 data["seed"])
+    texts = (cell.dataset, cell.method, *cell.archs)
+    numbers = (cell.pretrain_epochs, cell.seed, *(() if cell.batch_size is None else (cell.batch_size,)))
+    if not all(isinstance(t, str) for t in texts) or not all(isinstance(n, int) for n in numbers):
+        raise TypeError("a cell field of another type")
+    return cell
 
 
 def write_ticket(out: Path, ticket: Ticket) -> None:
@@ -75,29 +88,39 @@ def write_ticket(out: Path, ticket: Ticket) -> None:
 
 
 def _read_json(path: Path, what: str) -> Any:
-    """The JSON a job file holds; UserError naming the file when it is not readable JSON."""
+    """The JSON a job file holds (a bounded regular file); UserError naming the file when it is not readable JSON."""
+    fix = "move it aside (the cell then counts as never submitted) or run the sweep again"
     try:
-        return json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise UserError(f"{what} {path} cannot be read as JSON ({type(exc).__name__}); move it aside (the cell "
-                        "then counts as never submitted) or run the sweep again") from None
+        return json.loads(read_regular(path, JOB_FILE_LIMIT, what, fix))
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        raise UserError(f"{what} {path} cannot be read as JSON ({type(exc).__name__}); {fix}") from None
+
+
+def _ticket(data: Any, path: Path) -> Ticket:
+    """The ticket a job ticket file's JSON holds, every field of its type; UserError naming the file otherwise."""
+    try:
+        ticket = Ticket(**{**data, "cell": _cell_from_dict(data["cell"])})
+    except (KeyError, TypeError):
+        ticket = None
+    local = ticket is not None and ticket.launcher == "submitit-local"
+    if ticket is None or not isinstance(ticket.job_id, str) or not isinstance(ticket.folder, str) or \
+            ticket.launcher not in LAUNCHERS or not isinstance(ticket.submitted_at, (int, float)) or \
+            not JOB_ID.fullmatch(ticket.job_id) or (local and not ticket.job_id.isdigit()):
+        raise UserError(f"job ticket {path} is not a ticket this version wrote (a job id, launcher, folder and time of "
+                        "their types); move it aside (the cell then counts as never submitted)")
+    return ticket
 
 
 def read_tickets(out: str | Path) -> dict[str, Ticket]:
     """Every cell's latest job, keyed by :func:`cell_key`, read from the JSON tickets (never from submitit's pickles).
 
     Raises:
-        UserError: naming a ticket that is not a JSON ticket.
+        UserError: naming a ticket that is not a JSON ticket of this version's fields and types.
     """
     folder = jobs_dir(out) / "cells"
     tickets = {}
     for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
-        data = _read_json(path, "job ticket")
-        try:
-            ticket = Ticket(**{**data, "cell": _cell_from_dict(data["cell"])})
-        except (KeyError, TypeError):
-            raise UserError(f"job ticket {path} is not a ticket this version wrote; move it aside (the cell then "
-                            "counts as never submitted)") from None
+        ticket = _ticket(_read_json(path, "job ticket"), path)
         tickets[cell_key(ticket.cell)] = ticket
     return tickets
 
@@ -132,7 +155,7 @@ def scheduler_state(ticket: Ticket) -> str:
 def load_sweep_config(out: str | Path) -> dict[str, Any] | None:
     """The config dict the last job submission into ``out`` saved, or None."""
     path = jobs_dir(out) / CONFIG_FILE
-    if not path.is_file():
+    if not os.path.lexists(path):
         return None
     data = _read_json(path, "sweep config")
     if not isinstance(data, dict):

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from cass_bench.config.schema import BenchConfig
+from cass_bench.errors import UserError
 from cass_bench.engine.checkpoints import CheckpointCache, States
 from cass_bench.engine.neighbours import START, training_marker
 from cass_bench.records.identity import start_key, start_payload
@@ -36,6 +37,32 @@ STEM = "start"
 def cache_root() -> Path:
     """The user cache folder: ``$CASS_BENCH_CACHE`` when set, else ``~/.cache/cass_bench``."""
     return Path(os.environ.get(CACHE_ENV) or DEFAULT_ROOT).expanduser()
+
+
+def check_cache_root(create: bool = True) -> Path:
+    """Checks that the start cache can be written, before any work: the root (created when ``create``, probed with a
+    file) or, without ``create``, its nearest existing folder.
+
+    Raises:
+        UserError: naming the root and the fix (``CASS_BENCH_CACHE`` at a writable folder).
+    """
+    root = cache_root()
+    fix = f"set {CACHE_ENV} to a writable folder (it holds the formula-driven start)"
+    existing = next((p for p in (root, *root.parents) if os.path.lexists(p)), None)
+    if existing is not None and not existing.is_dir():
+        raise UserError(f"the start cache '{root}' is under '{existing}', which is not a folder; {fix}")
+    try:
+        if create:
+            root.mkdir(parents=True, exist_ok=True)
+            probe = root / f".probe.{os.getpid()}"
+            probe.write_bytes(b"")
+            probe.unlink()
+        elif existing is None or not os.access(existing, os.W_OK | os.X_OK):
+            raise PermissionError(13, "Permission denied")
+    except OSError as exc:
+        raise UserError(f"cannot write the start cache '{root}' ({exc.strerror or type(exc).__name__}); "
+                        f"{fix}") from None
+    return root
 
 
 def start_folder(key: str) -> Path:

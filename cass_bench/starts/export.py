@@ -8,6 +8,7 @@ keeps their source classifiers, exactly as with ``init: fractal``.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ from cass_bench.config.schema import ARCHS, BenchConfig, to_dict
 from cass_bench.data.loaders import IMAGENET_NORMALIZE
 from cass_bench.errors import UserError
 from cass_bench.models.encoders import backbone_name
-from cass_bench.starts.cache import Start, ensure_start
+from cass_bench.starts.cache import Start, cache_root, check_cache_root, ensure_start
 from cass_bench.records.identity import start_payload
 
 DESCRIPTION = "start.json"
@@ -31,6 +32,10 @@ def check_destination(dest: Path, names: list[str], force: bool) -> None:
     """
     if dest.exists() and not dest.is_dir():
         raise UserError(f"export destination '{dest}' is a file, not a folder; pass a folder path")
+    above = next((p for p in dest.parents if os.path.lexists(p)), None)
+    if above is not None and not above.is_dir():
+        raise UserError(f"export destination '{dest}' is under '{above}', which is a file, not a folder; pass a "
+                        "folder path")
     present = [name for name in names if (dest / name).exists()]
     if present and not force:
         raise UserError(f"'{dest}' already holds {' and '.join(present)}; pass --force to overwrite them, or "
@@ -80,9 +85,31 @@ def export_start(cfg: BenchConfig, dest: str | Path, force: bool = False) -> lis
     folder = Path(dest)
     names = [f"{arch}.safetensors" for arch in ARCHS] + [DESCRIPTION]
     check_destination(folder, names, force)
-    start = ensure_start(cfg)
-    folder.mkdir(parents=True, exist_ok=True)
-    for arch in ARCHS:
-        save_file({k: v.contiguous() for k, v in start.states[arch].items()}, str(folder / f"{arch}.safetensors"))
-    (folder / DESCRIPTION).write_text(json.dumps(describe_start(cfg, start), indent=2, default=str) + "\n")
+    check_cache_root()
+    created = [p for p in (folder, *folder.parents) if not os.path.lexists(p)]
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"cannot create the export folder '{folder}' ({exc.strerror or type(exc).__name__}); pass a "
+                        "folder path that can be written") from None
+    try:
+        start = ensure_start(cfg)
+        for arch in ARCHS:
+            save_file({k: v.contiguous() for k, v in start.states[arch].items()}, str(folder / f"{arch}.safetensors"))
+        (folder / DESCRIPTION).write_text(json.dumps(describe_start(cfg, start), indent=2, default=str) + "\n")
+    except OSError as exc:
+        _remove_new(folder, names, created)
+        raise UserError(f"cannot save the start ({exc.strerror or type(exc).__name__}); free disk space (the cache "
+                        f"'{cache_root()}' and '{folder}'), then run export --start again") from None
     return [folder / name for name in names]
+
+
+def _remove_new(folder: Path, names: list[str], created: list[Path]) -> None:
+    """Removes what a failed export wrote: its files, then the folders it created (deepest first)."""
+    for name in names:
+        (folder / name).unlink(missing_ok=True)
+    for path in created:
+        try:
+            path.rmdir()
+        except OSError:
+            return

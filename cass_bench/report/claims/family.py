@@ -169,6 +169,26 @@ def record_rows(records: pd.DataFrame, batch_size: float | None, epochs: float |
     return ordered([*family, *starts, *each])
 
 
+def _named_rows(cfg: BenchConfig) -> list[ClaimRow]:
+    """The rows ``claims.family`` names, each once and each of a dataset the config holds.
+
+    Raises:
+        UserError: a row names a dataset the config does not hold, or two entries name one row.
+    """
+    datasets = list(cfg.datasets)
+    seen: dict[ClaimRow, str] = {}
+    for text in cfg.claims.family:
+        for row in parse_row(text, datasets):
+            if row.dataset not in (*datasets, ACROSS):
+                raise UserError(f"claims.family row '{text}' names dataset '{row.dataset}', which the run's datasets "
+                                f"({', '.join(datasets)}) do not hold; name one of them or leave DATASET/ out")
+            if row in seen:
+                raise UserError(f"claims.family rows '{seen[row]}' and '{text}' name one row twice, which would "
+                                "count it twice in Holm's correction; list each row once")
+            seen[row] = text
+    return list(seen)
+
+
 def config_family(cfg: BenchConfig, batch_size: float | None, epochs: float | None) -> Family:
     """The families of a config: its ``claims.family`` (or the default over its grid) and the start's family."""
     levels = {"d": [(d, float(f), float(b)) for d in cfg.datasets for f in cfg.label_fractions
@@ -180,7 +200,7 @@ def config_family(cfg: BenchConfig, batch_size: float | None, epochs: float | No
                 tuple(m for m in pretraining_methods() if m in cfg.methods),
                 any(m in reference_methods() for m in cfg.methods), levels)
     family, starts, _ = _rows(grid)
-    named = [row for text in cfg.claims.family for row in parse_row(text, list(cfg.datasets))]
+    named = _named_rows(cfg)
     paper = [row for row in named if row.claim != "s"] if named else family
     start = [row for row in named if row.claim == "s"] or starts
     source = ("claims.family of the config.yaml beside the records" if named else
@@ -198,7 +218,13 @@ def read_grid(out: Path) -> BenchConfig | None:
     if not path.is_file():
         return None
     try:
-        data = yaml.safe_load(path.read_text())
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = f"byte {exc.start} is not UTF-8" if isinstance(exc, UnicodeDecodeError) else exc.strerror
+        raise UserError(f"{path} cannot be read as text ({reason}); save it as UTF-8, or remove it (the family is "
+                        "then made from the records)") from None
+    try:
+        data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise UserError(f"{path} is not valid YAML ({str(exc).splitlines()[0]}); fix or remove it") from None
     if not isinstance(data, dict):

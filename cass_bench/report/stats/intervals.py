@@ -66,6 +66,11 @@ def finite(values: Sequence[float] | np.ndarray) -> np.ndarray:
     return array[np.isfinite(array)]
 
 
+SPREAD_TOLERANCE = 1e-9
+"""Paired differences closer than this (relative to their size, at least 1) are equal: a copied record or a
+deterministic run, not a spread a test could use."""
+
+
 def zero_variance_interval(mean: float, n: int, level: float = 0.95) -> Interval:
     """The interval of n >= 2 paired differences that are all equal: no bounds and no p (test ``zero variance``)."""
     return Interval(mean, math.nan, math.nan, int(n), "none", math.nan, level, ZERO_VARIANCE)
@@ -120,6 +125,8 @@ def paired_interval(differences: Sequence[float] | np.ndarray, level: float = 0.
     :func:`zero_variance_interval`.
     """
     d = finite(differences)
+    if d.size > 1 and np.ptp(d) <= SPREAD_TOLERANCE * max(1.0, float(np.abs(d).max())):
+        return zero_variance_interval(float(d.mean()), d.size, level)  # float rounding is no spread
     iv = t_interval(float(d.mean()) if d.size else math.nan, float(d.std(ddof=1)) if d.size > 1 else math.nan,
                     d.size, level)
     if iv.test != T_TEST or not exact or d.size > MAX_EXACT_SEEDS:

@@ -296,3 +296,11 @@ def test_the_report_counts_the_starts_behind_the_seeds() -> None:
     assert "3 distinct starts behind 4 seeds: a, b, c" in start_lines(many)[0]
     one = many.assign(start_key="a")
     assert "one start behind all 4 seeds" in start_lines(one)[0]
+
+
+def test_runtime_settings_may_differ_from_the_registration(tmp_path: Path) -> None:
+    registered_config(cfg_of(tmp_path))
+    path = tmp_path / "out" / "config.yaml"
+    before = path.read_text()
+    run = registered_config(cfg_of(tmp_path, pretrain_alone=True, cpu_peak_gflops=50.0, launcher="local"))
+    assert run.pretrain_alone and path.read_text() == before

@@ -21,9 +21,10 @@ from cass_bench.config.files import RESOLVED, write_resolved
 from cass_bench.config.schema import BenchConfig, to_dict
 from cass_bench.errors import UserError
 
-RUNTIME_KEYS = ("out", "data_dir", "num_workers", "launcher", "slurm", "accelerator")
+RUNTIME_KEYS = ("out", "data_dir", "num_workers", "launcher", "slurm", "accelerator", "pretrain_alone",
+                "cpu_peak_gflops")
 """Top-level keys a later run may set differently (they change where and how cells run, not what they measure; the
-device a record ran on is in the record)."""
+device a record ran on, its CPU peak and whether it was timed alone are in the record)."""
 
 
 def _comparable(data: dict[str, Any]) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from cass_bench.cli import main
 from cass_bench.records.store import RecordStore
 from cass_bench.report import analyse, load_records
 from cass_bench.report.stats.intervals import ZERO_VARIANCE, paired_interval
-from cass_bench.report.stats import INCONCLUSIVE, outcome
+from cass_bench.report.stats.verdicts import INCONCLUSIVE, outcome
 from tests.test_report import make_records, write_records
 
 

@@ -304,3 +304,16 @@ def test_runtime_settings_may_differ_from_the_registration(tmp_path: Path) -> No
     before = path.read_text()
     run = registered_config(cfg_of(tmp_path, pretrain_alone=True, cpu_peak_gflops=50.0, launcher="local"))
     assert run.pretrain_alone and path.read_text() == before
+
+
+@pytest.mark.slow
+def test_a_real_trial_pretrains_on_the_training_part_and_scores_the_validation_part(tmp_path: Path) -> None:
+    cfg = cfg_of(tmp_path, methods=("dino", "supervised"), archs=("cnn",), pretrain_batches=2)
+    trial = trials(cfg)[0]
+    record = tune.run_trial(cfg, trial)
+    assert record["status"] == "ok", record["error"]
+    assert record["record_id"] == trial_id(cfg, trial) and 0 <= record["scores"]["cnn"] <= 1
+    bundle = load_dataset("embedded", cfg.image_size, "~", cfg.split_seed)
+    assert record["n_val"] == len(tune.validation_bundle(bundle, 0.2, trial.seed).val)
+    assert record["n_train"] + record["n_val"] == len(bundle.train)
+    assert record["pretrain_time_s"] > 0 and record["centred_rank"]["cnn"] > 0

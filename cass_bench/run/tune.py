@@ -72,8 +72,8 @@ def run_trial(cfg: BenchConfig, trial: Trial) -> dict[str, Any]:
         figures = pretrained.figures
         status, error = Status.OK.value, None
         extra = {"scores": scores, "n_train": len(bundle.train), "n_val": len(bundle.val),
-                 "pretrain_time_s": figures.pretrain_time_s if figures else None,
-                 "centred_rank": {a: (figures.for_encoder(a).centred_rank_history or [None])[-1] for a in trial.archs}
+                 "pretrain_time_s": figures.timing.pretrain_time_s if figures else None,
+                 "centred_rank": {a: (figures.centred_rank_history.get(a) or [None])[-1] for a in trial.archs}
                  if figures else None}
     except Exception as exc:  # noqa: BLE001 - a failed trial is recorded and cannot be chosen
         status, error = failure_status(exc)

@@ -317,3 +317,21 @@ def test_a_real_trial_pretrains_on_the_training_part_and_scores_the_validation_p
     assert record["n_val"] == len(tune.validation_bundle(bundle, 0.2, trial.seed).val)
     assert record["n_train"] + record["n_val"] == len(bundle.train)
     assert record["pretrain_time_s"] > 0 and record["centred_rank"]["cnn"] > 0
+
+
+def test_the_index_states_tuning_cost_and_sets_two_folders_verdicts_side_by_side(tmp_path: Path) -> None:
+    from cass_bench.report.index import tuning_cost_lines, verdict_lines
+
+    folder = tmp_path / "results" / "fair"
+    folder.mkdir(parents=True)
+    (folder / TUNING).write_text("".join(json.dumps({"record_id": str(k), "wall_time_s": 120.0}) + "\n"
+                                         for k in range(3)))
+    assert tuning_cost_lines(folder, None) == ["Tuning: 3 trials, 6 thread-minutes; no measured seed to set it "
+                                               "against yet."]
+    (folder / "records.jsonl").write_text("")
+    untuned = ROOT / "results" / "untuned"
+    lines = verdict_lines(folder, untuned, ROOT / "results")
+    assert lines[0] == "## fair/ against untuned/" and "`fair/`" in lines[1]
+    rows = [line for line in lines[2].splitlines() if line.startswith("| embedded/a@")]
+    assert len(rows) == 6 and all("| not measured " in row for row in rows)
+    assert sum("supported" in row for row in rows) == 1  # the untuned default's one best-other verdict (1% ViT)

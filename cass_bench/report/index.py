@@ -10,6 +10,7 @@ folders); a test fails when a committed file differs from what this module write
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import sys
 import textwrap
@@ -21,6 +22,7 @@ import pandas as pd
 from cass_bench.errors import UserError
 from cass_bench.config.registry import method_order
 from cass_bench.records.schema import field_table
+from cass_bench.records.breakdown import TOTAL, seed_minutes
 from cass_bench.records.store import RECORDS
 from cass_bench.report.analysis import Analysis, analyse
 from cass_bench.report.claims.decide import headline
@@ -41,6 +43,12 @@ ABOUT = "ABOUT.md"
 """A folder's own description (its links relative to ``results/``); a ``config.yaml``'s leading comment comes first.
 ``results/ABOUT.md`` names the order of the folders (``order: a, b, ...``)."""
 _ORDER = re.compile(r"^order:(.*)$", re.MULTILINE)
+_COMPARE = re.compile(r"^compare:(.*)$", re.MULTILINE)
+"""``compare: a, b`` in ``results/ABOUT.md``: two folders whose answers to the paper's claims the index tables side by
+side."""
+TUNING = "tuning.jsonl"
+TUNING_SHARE = 0.25
+"""The most of a measured sweep's cost its tuning may take (issue 33: a quarter)."""
 WIDTH = 118
 """Text width of the generated prose in the docs."""
 UNDESCRIBED = "A results folder (no description yet: write one into its ABOUT.md)."
@@ -153,6 +161,9 @@ def _missing_line(analysis: Analysis) -> list[str]:
 def records_section(folder: Path, results: Path) -> list[str]:
     """The Markdown blocks of one folder holding ``records.jsonl``: what it is, its scale, headline numbers
     (fine-tuned macro-F1, time per epoch, collapse, claim verdicts) and links to its report and plots."""
+    if not (folder / RECORDS).stat().st_size:
+        return [describe(folder, results), "No measured record yet: its sweep is under way (the seeds it registered "
+                "show in its config.yaml).", *tuning_cost_lines(folder, None)]
     df = load_records(folder)
     analysis = analyse(df, folder)
     scale, counts = scale_lines(df)[:2]
@@ -178,7 +189,41 @@ def records_section(folder: Path, results: Path) -> list[str]:
         "The paper's claims ((a) against the best other method, the paper's family, and the cost rows; the measured "
         "differences, their intervals and every detail row are in the report):",
         Table(claims.reset_index(drop=True)).render(_MARKDOWN),
+        *tuning_cost_lines(folder, df),
     ]
+
+
+def tuning_cost_lines(folder: Path, records: pd.DataFrame | None) -> list[str]:
+    """What a folder's tuning stage cost beside its measured sweep, in thread-minutes (each trial ran on one
+    thread; the measured side is :func:`cass_bench.records.breakdown.seed_minutes`); the budget's bound is a quarter."""
+    path = folder / TUNING
+    if not path.is_file():
+        return []
+    trials = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    tuned = sum(float(t.get("wall_time_s") or 0) for t in trials) / 60
+    line = f"Tuning: {len(trials)} trials, {tuned:.0f} thread-minutes"
+    spent = seed_minutes(records) if records is not None else pd.DataFrame()
+    if spent.empty:
+        return [line + "; no measured seed to set it against yet."]
+    measured = float(spent[TOTAL].sum())
+    return [line + f", {tuned / measured:.0%} of the {measured:.0f} thread-minutes its {len(spent)} measured seed(s) "
+            f"took so far (the protocol's bound: {TUNING_SHARE:.0%}, set against the whole sweep)."]
+
+
+def verdict_lines(first: Path, second: Path, results: Path) -> list[str]:
+    """Two folders' answers to the paper's claims side by side (the rows either holds)."""
+    frames = []
+    for folder in (first, second):
+        if not (folder / RECORDS).is_file() or not (folder / RECORDS).stat().st_size:
+            frames.append(pd.Series(dtype=str, name=folder.name))
+            continue
+        claims = headline(analyse(load_records(folder), folder).claims)
+        frames.append(claims.set_index("key")["status"].astype(str).rename(folder.name))
+    table = pd.concat(frames, axis=1).fillna("not measured").reset_index().rename(columns={"index": "claim"})
+    named = [_link(f / REPORT, results) if (f / REPORT).is_file() else f"`{f.name}/`" for f in (first, second)]
+    return [f"## {first.name}/ against {second.name}/",
+            f"The answers to the paper's claims in {named[0]} and {named[1]} side by side (each folder's report says "
+            "why):", Table(table).render(_MARKDOWN)]
 
 
 def _top_folders(results: Path) -> list[Path]:
@@ -223,6 +268,11 @@ def results_index(results: Path) -> str:
     ]
     for folder in _top_folders(results):
         blocks.extend(folder_section(folder, results))
+    about = results / ABOUT
+    pair = _COMPARE.search(about.read_text()) if about.is_file() else None
+    if pair:
+        first, second = (results / name.strip() for name in pair.group(1).split(","))
+        blocks.extend(verdict_lines(first, second, results))
     return "\n\n".join(blocks) + "\n"
 
 

@@ -335,3 +335,8 @@ def test_the_index_states_tuning_cost_and_sets_two_folders_verdicts_side_by_side
     rows = [line for line in lines[2].splitlines() if line.startswith("| embedded/a@")]
     assert len(rows) == 6 and all("| not measured " in row for row in rows)
     assert sum("supported" in row for row in rows) == 1  # the untuned default's one best-other verdict (1% ViT)
+
+
+def test_chosen_values_that_are_no_mapping_are_one_line(tmp_path: Path) -> None:
+    with pytest.raises(UserError, match="tune.chosen must map each method to its chosen values"):
+        cfg_of(tmp_path, **{"tune.chosen": "{}"})

@@ -43,6 +43,9 @@ class TuneConfig:
     chosen: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        if not isinstance(self.chosen, dict) or not all(isinstance(v, dict) for v in self.chosen.values()):
+            raise UserError(f"tune.chosen must map each method to its chosen values (method: {{field: value}}), got "
+                            f"{self.chosen!r}; leave it out to tune (the tuning stage writes it)")
         if self.trials < 0:
             raise UserError(f"tune.trials must be >= 0 (0: no tuning), got {self.trials}")
         if self.eval not in TUNE_EVALS:

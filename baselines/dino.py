@@ -81,6 +81,7 @@ class DINO(PretrainMethod):
         self.cfg = cfg
         self.arch = arch
         self.batch_size = batch_size if batch_size is not None else max(1, cfg.lr_reference_batch)
+        self.optimizer: torch.optim.Optimizer | None = None  # set by build_optimizer; its weight decay is scheduled
         self.gradient_clip_val = cfg.gradient_clip_val
 
         def network() -> EncoderWithHead:
@@ -123,6 +124,8 @@ class DINO(PretrainMethod):
         return teacher_temperature(self.cfg, self.progress.epoch, self.progress.total_epochs)
 
     def pretrain_loss(self, views: list[Tensor]) -> tuple[Tensor, Tensor]:
+        if self.optimizer is not None:
+            update_param_groups(self.optimizer, updates=[{"name": DECAYED, "weight_decay": self.weight_decay()}])
         update_momentum(self.student, self.teacher, m=self.teacher_momentum())
         global_views, local_views = views[:2], views[2:]
         global_batch = torch.cat(global_views)
@@ -139,15 +142,13 @@ class DINO(PretrainMethod):
         self.student.head.cancel_last_layer_gradients(current_epoch=self.progress.epoch)
 
     def weight_decay(self) -> float:
-        """Weight decay of this step: cosine from ``weight_decay`` to ``weight_decay_end`` over the run."""
+        """Weight decay of this step: cosine from ``weight_decay`` to ``weight_decay_end`` over the run (set on the
+        optimiser's decayed group at the start of every step, as the reference does)."""
         if self.progress.total_steps is None:
             return self.cfg.weight_decay
         return cosine_schedule(self.progress.step, self.progress.total_steps, self.cfg.weight_decay,
                                self.cfg.weight_decay_end)
 
-    def on_train_batch_start(self, batch: object, batch_idx: int) -> None:
-        super().on_train_batch_start(batch, batch_idx)
-        update_param_groups(self.trainer.optimizers[0], updates=[{"name": DECAYED, "weight_decay": self.weight_decay()}])
 
     def build_optimizer(self, total_steps: int) -> Optimization:
         """``cfg.optimizer`` over the student at ``cfg.scaled_lr(batch_size)``, warmed up then cosine-annealed over
@@ -162,6 +163,7 @@ class DINO(PretrainMethod):
             optimizer = torch.optim.AdamW(groups, lr=lr, weight_decay=wd)
         else:
             optimizer = torch.optim.Adam(groups, lr=lr, weight_decay=wd)
+        self.optimizer = optimizer
         return Optimization.warmup_cosine(optimizer, total_steps, self.cfg.warmup_fraction)
 
 

@@ -32,8 +32,9 @@ import torch
 import torch.nn.functional as F
 from lightly.loss import DINOLoss, NegativeCosineSimilarity
 from lightly.models.modules import BYOLPredictionHead, BYOLProjectionHead, DINOProjectionHead
-from lightly.models.utils import update_momentum
-from lightly.utils.scheduler import cosine_schedule
+from lightly.models.utils import get_weight_decay_parameters, update_momentum
+from lightly.utils.optim import update_param_groups
+from lightly.utils.scheduler import CosineWarmupScheduler, cosine_schedule
 from torch import Tensor, nn
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -182,28 +183,36 @@ class PlainDino(PlainMethod):
     """DINO on one encoder: student on every crop, EMA teacher on the two global crops, lightly's DINOLoss."""
 
     def __init__(self, cfg: BenchConfig, arch: str, seed: int = 0, total_steps: int = DEFAULT_TOTAL_STEPS,
-                 total_epochs: int | None = None) -> None:
+                 total_epochs: int | None = None, batch_size: int = 16) -> None:
         super().__init__(total_steps, total_epochs)
         d = cfg.recipe(DinoConfig)
         self.cfg = d
         self.student = self._network(cfg, arch, seed)
         self.teacher = _frozen_copy_of(self.student, self._network(cfg, arch, seed))
         self.criterion = DINOLoss(d.output_dim, teacher_temp=d.teacher_temp, student_temp=d.student_temp)
-        params = [p for p in self.student.parameters() if p.requires_grad]
+        decayed, plain = get_weight_decay_parameters([self.student])
+        params = [{"name": "weight_decay", "params": [p for p in decayed if p.requires_grad]},
+                  {"name": "no_weight_decay", "params": [p for p in plain if p.requires_grad], "weight_decay": 0.0}]
+        lr = d.lr * batch_size / d.lr_reference_batch if d.lr_reference_batch else d.lr
         if d.optimizer == "sgd":
-            self.optimizer = torch.optim.SGD(params, lr=d.lr, momentum=0.9, weight_decay=d.weight_decay)
+            self.optimizer = torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=d.weight_decay)
         elif d.optimizer == "adamw":
-            self.optimizer = torch.optim.AdamW(params, lr=d.lr, weight_decay=d.weight_decay)
+            self.optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=d.weight_decay)
         else:
-            self.optimizer = torch.optim.Adam(params, lr=d.lr, weight_decay=d.weight_decay)
+            self.optimizer = torch.optim.Adam(params, lr=lr, weight_decay=d.weight_decay)
         self.clip_norm = d.gradient_clip_val
-        self._schedule(total_steps)
+        if d.warmup_fraction > 0:
+            warmup = max(1, round(d.warmup_fraction * total_steps))
+            self.scheduler = CosineWarmupScheduler(self.optimizer, warmup, max(total_steps, warmup + 1), end_value=0.0)
+        else:
+            self._schedule(total_steps)
 
     def _network(self, cfg: BenchConfig, arch: str, seed: int) -> nn.Sequential:
         d = cfg.recipe(DinoConfig)
         backbone = timm_encoder(arch, cfg.backbones, cfg.image_size, seed)
         head = DINOProjectionHead(backbone.num_features, d.hidden_dim, d.bottleneck_dim, d.output_dim,
-                                  batch_norm=d.batch_norm, freeze_last_layer=d.freeze_last_layer)
+                                  batch_norm=d.batch_norm, freeze_last_layer=d.freeze_last_layer,
+                                  norm_last_layer=d.norm_last_layer)
         return _with_head(backbone, head)
 
     def teacher_temp(self) -> float:
@@ -217,6 +226,8 @@ class PlainDino(PlainMethod):
         return d.warmup_teacher_temp + (d.teacher_temp - d.warmup_teacher_temp) * self.epoch / max(1, warmup - 1)
 
     def loss(self, views: Sequence[Tensor]) -> Tensor:
+        decay = cosine_schedule(self.steps_taken, self.total_steps, self.cfg.weight_decay, self.cfg.weight_decay_end)
+        update_param_groups(self.optimizer, updates=[{"name": "weight_decay", "weight_decay": decay}])
         update_momentum(self.student, self.teacher, m=self.momentum(self.cfg.momentum_start, self.cfg.momentum_end))
         globals_, locals_ = list(views[:2]), list(views[2:])
         with torch.no_grad():
@@ -285,7 +296,7 @@ def build_plain(key: str, cfg: BenchConfig, seed: int = 0, batch_size: int = 16,
         return PlainCass(cfg, seed, total_steps)
     (arch,) = archs
     if recipe is DinoConfig:
-        return PlainDino(cfg, arch, seed, total_steps, total_epochs)
+        return PlainDino(cfg, arch, seed, total_steps, total_epochs, batch_size)
     if recipe is ByolConfig:
         return PlainByol(cfg, arch, seed, batch_size, total_steps)
     raise ValueError(f"no plain loop for '{key}'; write one for its recipe {recipe}")

@@ -58,7 +58,7 @@ def test_every_cell_process_keeps_freed_memory_before_its_cell_runs(monkeypatch:
     from cass_bench.config.load import load_config
     from cass_bench.records.identity import Cell
 
-    cfg = load_config(None, {"out": str(tmp_path / "out")})
+    cfg = load_config(None, {"out": str(tmp_path / "out"), "methods": "cass,dino"})
     spec = sweep._spec_file(tmp_path, Cell("embedded", "dino", ("cnn",), 16, 1, 0), cfg)
     sweep.run_cell_file(spec)
     assert calls == ["keep", "run dino"]

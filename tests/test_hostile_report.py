@@ -102,8 +102,10 @@ def test_differences_equal_in_every_seed_give_no_interval_no_p_and_no_verdict(tm
     claims = analyse(load_records(out), out).claims
     rows = claims[claims["comparator"].eq("dino") & claims["kind"].eq("a")]
     assert len(rows) >= 6
-    assert rows["status"].str.contains("zero variance").all()
+    assert rows["test"].eq(ZERO_VARIANCE).all()  # detail rows (outside the family): no p, no interval either
     assert rows["p"].isna().all() and rows["low"].isna().all()
+    best = claims[claims["key"].str.endswith(":best")]
+    assert len(best) >= 6 and best["status"].str.contains("zero variance").all()
 
 
 @pytest.mark.parametrize(("family", "message"), [

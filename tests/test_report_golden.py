@@ -72,8 +72,8 @@ def test_the_report_opens_with_its_answer_and_no_table_row_is_wider_than_a_scree
     assert not _wide_rows(text)
 
 
-def test_the_default_records_render_no_row_wider_than_a_screen(tmp_path: Path) -> None:
+def test_the_twelve_seed_records_render_no_row_wider_than_a_screen(tmp_path: Path) -> None:
     for name in ("records.jsonl", "config.yaml"):
-        shutil.copy(ROOT / "results" / "default" / name, tmp_path / name)
+        shutil.copy(ROOT / "results" / "untuned" / name, tmp_path / name)
     write_report(tmp_path)
     assert not _wide_rows((tmp_path / "report.md").read_text())

@@ -43,7 +43,7 @@ def test_a_change_is_called_only_when_it_survives_holm_over_the_section(tmp_path
 
 
 def test_one_seed_gives_a_change_without_an_interval_and_no_call(tmp_path) -> None:  # noqa: ANN001
-    changes = start_changes(_frame(tmp_path, seeds=(0,), offsets={"cass": 0.2}))
+    changes = start_changes(_frame(tmp_path, seeds=(0,), offsets={"cass": 0.05}))
     assert set(changes["method"]) == {"cass", "dino"}
     table = start_change_table(changes).cells
     assert table["change (95% interval)"].str.endswith("(n=1, no interval)").all() and set(table["call"]) == {

@@ -58,7 +58,7 @@ def test_smoke_run_prints_one_line_per_cell_no_library_lines_and_a_short_ending(
     ending_lines = lines[next(i for i, line in enumerate(lines) if line.startswith("[sweep] finished")) + 1:]
     assert ending_lines and max(len(line) for line in ending_lines) <= WIDTH, ending_lines
     assert ending_lines[0] == "Claim checks:" and "4 records: 4 finished, 0 failed." in ending_lines
-    assert any(re.search(r" dino +-?\d+\.\d\d", line) for line in ending_lines), "a measured row against DINO"
+    assert any(re.search(r"best.* -?\d+\.\d\d", line) for line in ending_lines), "a measured row against the best other"
     assert f"Report: {out / 'report.md'}" in ending_lines and (out / "report.md").is_file()
     assert any(line.startswith(f"Plots in {out}/: ") for line in ending_lines)
     assert "## " not in "\n".join(ending_lines), "the full report stays in report.md"

@@ -41,8 +41,10 @@ def _claim(row: pd.Series, datasets: int) -> str:
     kind, comparator = str(row["kind"]), str(row["comparator"])
     if kind in ("b", "c"):
         device = f", {row['key'].split('@', 1)[1]}" if "@" in str(row["key"]) else ""
-        what = "time" if kind == "b" else "2x efficient"
+        what = "time" if kind == "b" else "2x cost"
         setting = str(row["key"]).split(":")[1:3] if ":bs" in str(row["key"]) else []
+        threads = [part[1:] for part in str(row["key"]).split(":") if part[:1] == "t" and part[1:].isdigit()]
+        setting += [f"{threads[0]} thr."] if threads else []
         where = f"{row['dataset']}, " if datasets > 1 and isinstance(row["dataset"], str) else ""
         return f"({kind}) {where}{what} vs {comparator.upper()}" + (f" ({', '.join(setting)}{device})" if setting
                                                                     else "")
@@ -91,12 +93,22 @@ def _p(row: pd.Series) -> str:
     return f"{row['p']:.2g} ({'IU ' if test != row['test'] else ''}{TEST_WORDS.get(test, test)})"
 
 
+def short_keys(keys: pd.Series) -> pd.Series:
+    """Row keys without their dataset when every row is of one dataset (the scale line names it), so the table fits a
+    screen; the notes keep the whole key."""
+    keys = keys.astype(str)
+    prefixes = keys.str.extract(r"^([^/]+/)", expand=False)
+    if prefixes.notna().all() and prefixes.nunique() == 1:
+        return keys.str.slice(len(prefixes.iloc[0]))
+    return keys
+
+
 def claims_table(claims: pd.DataFrame) -> Table:
     """Every claim row, compact (all columns go to CSV; status "detail": no verdict, outside the families); the
     long texts are :func:`claim_notes`."""
     ratio = claims["kind"].isin(["b", "c"])
     cells = pd.DataFrame({
-        "#": claims["key"].astype(str),
+        "#": short_keys(claims["key"]),
         "measured": [f"{r['estimate']:.3f}" if is_ratio and math.isfinite(r["estimate"]) else _signed(r["estimate"])
                      for (_, r), is_ratio in zip(claims.iterrows(), ratio)],
         "95% interval": [_interval(r, is_ratio) for (_, r), is_ratio in zip(claims.iterrows(), ratio)],

@@ -219,7 +219,9 @@ def test_the_datasets_config_is_the_default_on_three_datasets_and_plans_its_grid
     path = ROOT / "configs" / "datasets.yaml"
     cfg, default = load_config(path), load_config(ROOT / "configs" / "default.yaml")
     assert cfg.datasets == ("embedded", "embedded-multilabel", "fashion") and cfg.out == "runs/datasets"
-    assert replace(cfg, datasets=default.datasets, out=default.out) == default
+    untuned = replace(default.tune, chosen={})  # the datasets folder tunes for itself (the default's values are its own)
+    assert replace(cfg, datasets=default.datasets, out=default.out) == replace(default, tune=untuned)
+    assert cfg.tune.trials == default.tune.trials and not cfg.tune.chosen
     folder = fashion_files(tmp_path / "data", train_per_class=140, test_per_class=200)
     out = tmp_path / "out"
     assert main(["run", "--config", str(path), "--data-dir", str(folder), "--out", str(out), "--dry-run"]) == 0

@@ -176,9 +176,9 @@ def _exit_on_sigterm(signum: int, frame: object) -> None:
 
 
 def prepare_starts(cfg: BenchConfig, seeds: list[int], shard: tuple[int, int] = (0, 1)) -> None:
-    """Trains (or verifies) the ``fractal`` starts behind ``seeds`` before the first cell, so no cell's time or ETA
-    includes them; each shard trains its share first (the others' are locked, so it then waits for them or finds
-    them cached)."""
+    """Trains (or verifies) this shard's share of the ``fractal`` starts behind ``seeds`` before its first cell, so no
+    cell's time includes them; a start of another shard's share is found (or waited for, or trained) by the first
+    cell that needs it, so no shard idles while another trains a start it could do without yet."""
     from cass_bench.starts.cache import ensure_start
 
     if cfg.init != "fractal":
@@ -186,8 +186,7 @@ def prepare_starts(cfg: BenchConfig, seeds: list[int], shard: tuple[int, int] = 
     keys: dict[str, int] = {}
     for seed in seeds:
         keys.setdefault(start_key(cfg, seed), seed)
-    firsts = list(keys.values())
-    for seed in firsts[shard[0]::shard[1]] + [s for s in firsts if s not in firsts[shard[0]::shard[1]]]:
+    for seed in list(keys.values())[shard[0]::shard[1]]:
         try:
             ensure_start(cfg, seed)
         except Exception as exc:  # noqa: BLE001 - the cells try again and record the failure

@@ -17,7 +17,7 @@ from cass_bench.config.load import load_config
 from cass_bench.config.registered import registered_config
 from cass_bench.config.schema import BenchConfig
 from cass_bench.errors import UserError
-from cass_bench.report.seedplan import plan_lines, planned_seeds, seed_plan
+from cass_bench.report.seedplan import exact_floor, plan_lines, planned_seeds, seed_plan
 from cass_bench.report.stats.intervals import sign_flip_pvalue
 from cass_bench.run import sweep
 
@@ -56,11 +56,13 @@ def test_a_best_other_row_needs_what_its_noisiest_comparison_needs(tmp_path: Pat
 
 
 def test_the_plan_stays_between_the_pilot_and_the_cap() -> None:
-    assert planned_seeds([0.1, 0.2], 3, 5.0, 0.05, 6, 0.8, 12) == 3
+    assert exact_floor(0.05, 6) == 8 and exact_floor(0.05, 1) == 6  # 2/2^8 < 0.05/6 <= 2/2^7
+    assert planned_seeds([0.1, 0.2], 3, 5.0, 0.05, 6, 0.8, 12) == 8  # tiny spreads: the exact test's floor
+    assert planned_seeds([0.1, 0.2], 3, 5.0, 0.05, 6, 0.8, 6) == 6  # never above the cap
     assert planned_seeds([40.0], 3, 5.0, 0.05, 6, 0.8, 12) == 12
     assert planned_seeds([float("nan")], 3, 5.0, 0.05, 6, 0.8, 12) == 12  # an unmeasured row asks for the cap
     middle = planned_seeds([4.0], 3, 5.0, 0.05, 6, 0.8, 30)
-    assert 3 < middle < 30
+    assert 8 < middle < 30
     assert planned_seeds([4.0], 3, 5.0, 0.05, 6, 0.8, middle - 1) == middle - 1
 
 
@@ -118,7 +120,7 @@ def test_the_planned_design_keeps_the_family_wise_error_at_alpha() -> None:
     alpha, rows, pilot, cap, target, reps = 0.05, 6, 3, 12, 5.0, 300
     rejections, spent = 0, []
     for _ in range(reps):
-        sd = rng.uniform(1.0, 6.0, size=rows)
+        sd = rng.uniform(0.5, 4.0, size=rows)
         shared = rng.normal(size=(rows, cap, 1))
         draws = sd[:, None, None] * (0.5 ** 0.5) * (shared + rng.normal(size=(rows, cap, 2)))  # vs dino, vs byol
         spreads = [float(draws[r, :pilot].std(axis=0, ddof=1).max()) for r in range(rows)]

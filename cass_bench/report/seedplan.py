@@ -19,6 +19,7 @@ import pandas as pd
 
 from cass_bench.config.claim_row import BEST
 from cass_bench.config.schema import BenchConfig
+from cass_bench.report.stats.intervals import MAX_EXACT_SEEDS
 from cass_bench.report.stats.power import seeds_needed
 
 
@@ -52,11 +53,26 @@ class SeedPlan:
     rows: tuple[RowNeed, ...]
 
     @property
+    def floor(self) -> int:
+        """The fewest seeds whose exact sign-flip test can reach Holm's first level at all (its smallest p is
+        2 / 2^n), so that no row is planned into a design that cannot call it."""
+        return exact_floor(self.alpha, self.family_size)
+
+    @property
     def planned(self) -> int:
-        """The seeds the plan asks for: the largest row's need within [pilot, cap] (the cap when a row's exceeds
-        it or cannot be measured)."""
+        """The seeds the plan asks for: the largest row's need, no fewer than the pilot's seeds and the exact test's
+        floor, no more than the cap (the cap when a row's need exceeds it or cannot be measured)."""
         needs = [self.cap if r.needed is None else r.needed for r in self.rows] or [self.cap]
-        return min(self.cap, max(len(self.pilot), *needs))
+        return min(self.cap, max(len(self.pilot), self.floor, *needs))
+
+
+def exact_floor(alpha: float, family_size: int) -> int:
+    """The smallest n whose exact sign-flip p (at least 2 / 2^n) can fall below alpha / ``family_size``."""
+    level = alpha / max(1, family_size)
+    n = 2
+    while n < MAX_EXACT_SEEDS and 2.0 / 2 ** n >= level:
+        n += 1
+    return n
 
 
 def planned_seeds(sds: list[float], pilot: int, target: float, alpha: float, family_size: int, power: float,
@@ -117,7 +133,8 @@ def plan_lines(plan: SeedPlan, planned: int | None) -> list[str]:
              f"to the effect: each row of the paper's family ({plan.family_size} rows) needs the seeds that detect "
              f"{plan.target:g} macro-F1 points with power {plan.power:g} in a two-sided paired test at alpha "
              f"{plan.alpha:g}/{plan.family_size}, given the largest spread of the comparisons it rests on; the plan "
-             f"takes the largest need within [{len(plan.pilot)}, {plan.cap}] and asks for {plan.planned} seeds"
+             f"takes the largest need, at least the {plan.floor} seeds the exact sign-flip test needs to reach that "
+             f"level at all, within [{len(plan.pilot)}, {plan.cap}], and asks for {plan.planned} seeds"
              + (f" (registered: {planned})." if planned is not None and planned != plan.planned else ".")]
     for row in plan.rows:
         need = f"{row.needed}" if row.needed is not None else f"more than {plan.cap}"

@@ -4,14 +4,16 @@ bench-ratios``. Bad input exits with status 2 and one line."""
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import importlib
 import sys
 from pathlib import Path
-from typing import Any, Callable, NoReturn, Sequence, get_args, get_origin
+from typing import Any, Callable, Literal, NoReturn, Sequence, get_args, get_origin
 
 from cass_bench import __version__
 from cass_bench.config.files import DEFAULT, packaged_configs
-from cass_bench.config.schema import config_flags
+from cass_bench.config.fields import config_flags
+from cass_bench.config.schema import BenchConfig
 from cass_bench.engine.quiet import set_verbose, silence_library_warnings
 from cass_bench.errors import UserError
 
@@ -83,6 +85,9 @@ def _parser() -> argparse.ArgumentParser:
                      help="show every library line and warning (Lightning's banners, deprecations), in the cells too")
     run.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
                      help="any config value by dotted key, e.g. --set finetune.lr=0.001 (repeatable)")
+    run.add_argument("--method-module", dest="method_modules", action="append", default=[], metavar="MODULE",
+                     help="register a plug-in method module (one defining METHOD = MethodSpec(...)) before the "
+                          "config is read, e.g. --method-module mylab.mymethod (repeatable; see docs/methods.md)")
 
     report = sub.add_parser("report", help="regenerate the report of a results folder from its records")
     report.add_argument("dir", help="results folder holding records.jsonl")
@@ -131,26 +136,31 @@ WORDS = {str: "names", int: "whole numbers", float: "numbers"}
 
 
 def _flag_type(hint: Any) -> Callable[[str], Any] | None:
-    """The argparse type of a field's flag: a comma-separated list for a tuple, the item type otherwise."""
+    """The argparse type of a field's flag: a comma-separated list for a tuple, the item type otherwise; words (text,
+    a choice) stay text, checked when the config loads."""
     args = [a for a in get_args(hint) if a is not type(None)]
     if get_origin(hint) is tuple:
-        return _list_of(args[0], WORDS.get(args[0], "values"))
-    kind = args[0] if args else hint
-    return None if kind is str else kind
+        return _list_of(_number_type(args[0]) or str, WORDS.get(args[0], "values"))
+    return _number_type(args[0] if args and get_origin(hint) is not Literal else hint)
+
+
+def _number_type(hint: Any) -> type | None:
+    return hint if hint in (int, float) else None
 
 
 def _add_config_flags(parser: argparse.ArgumentParser) -> None:
-    """The flags of the config fields that declare one (:func:`cass_bench.config.schema.config_flags`)."""
-    for key, flag, hint in config_flags():
+    """The flags of the config fields that declare one (:func:`cass_bench.config.fields.config_flags`)."""
+    for key, flag, hint in config_flags(BenchConfig):
         if hint is bool:  # a switch: present sets the field, absent leaves the config's value
             parser.add_argument(*flag.names, dest=key, action="store_const", const=True, help=flag.help)
             continue
         parser.add_argument(*flag.names, dest=key, type=_flag_type(hint), help=flag.help, choices=flag.choices,
-                            metavar=None if flag.choices else key.rpartition(".")[2].upper())
+                            metavar=None if flag.choices else key.rpartition(".")[2].upper(),
+                            **({"nargs": "?", "const": flag.const} if flag.const is not None else {}))
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
-    return {**{key: getattr(args, key) for key, _, _ in config_flags()}, **_set_pairs(args.sets)}
+    return {**{key: getattr(args, key) for key, _, _ in config_flags(BenchConfig)}, **_set_pairs(args.sets)}
 
 
 def _set_pairs(items: list[str]) -> dict[str, Any]:
@@ -190,13 +200,12 @@ def _export(args: argparse.Namespace) -> list[Path]:
 
 def _ending(out: Path) -> str:
     """Writes the report; returns the short ending: claim checks, record counts, where the report and plots are."""
-    from cass_bench.report import analyse, load_records, write_report
+    from cass_bench.report import write_report
     from cass_bench.report.claims.decide import headline
     from cass_bench.report.costs import DATA_WAIT_LIMIT, data_wait_warnings
     from cass_bench.run.console import ending
 
-    write_report(out)
-    analysis = analyse(load_records(out), out)
+    analysis = write_report(out).analysis
     notes = [f"warning: data wait above {100 * DATA_WAIT_LIMIT:.0f}% of the epoch time, raise --num-workers: {line}"
              for line in data_wait_warnings(analysis.costs)]
     return ending(headline(analysis.claims), analysis.records["status"], out / "report.md", sorted(out.glob("*.png")),
@@ -215,7 +224,7 @@ def _run(args: argparse.Namespace) -> None:
     from cass_bench.config.load import load_config
     from cass_bench.config.files import resolve_config
     from cass_bench.config.registered import registered_config
-    from cass_bench.run.plan import plan_sweep, render_plan
+    from cass_bench.run.plan import plan_sweep, render_plan, seed_plan_text
     from cass_bench.records.store import RecordStore
     from cass_bench.run.grid import check_grid, parse_shard
 
@@ -243,10 +252,16 @@ def _run(args: argparse.Namespace) -> None:
         preflight(cfg, write=not args.dry_run)
     store = RecordStore(cfg.out)
     if args.dry_run:
-        from cass_bench.run.tuning import TUNING, plan_text
+        from cass_bench.records.store import TUNING
+        from cass_bench.run.tuning import plan_text
 
         records = store.load()
-        print(render_plan(plan_sweep(cfg, records, shard), records))
+        shown = cfg if cfg.plan.planned is not None else dataclasses.replace(cfg, seeds=cfg.plan.pilot_seeds(cfg.seeds))
+        plans = plan_sweep(shown, records, shard)
+        print(render_plan(plans, records))
+        seeds = seed_plan_text(cfg, plans, records)
+        if seeds:
+            print(seeds)
         tuning = plan_text(cfg, RecordStore(cfg.out, TUNING).load(), records)
         if tuning:
             print(tuning)
@@ -310,11 +325,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     silence_library_warnings()
     try:
         if args.command == "run":
+            from cass_bench.config.registry import register
+
+            for module in args.method_modules:
+                register(module)
             _run(args)
         elif args.command == "report":
             from cass_bench.report import write_report
 
-            print(write_report(Path(args.dir), args.format, args.batch_size, args.epochs))
+            print(write_report(Path(args.dir), args.format, args.batch_size, args.epochs).terminal)
         elif args.command == "status":
             from cass_bench.run.status import cell_statuses, render_status, spending_text, status_config
 

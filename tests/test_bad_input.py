@@ -242,7 +242,7 @@ CASES: list[tuple[str, Builder, str]] = [
     ("one bad dataset in a list", one_bad_dataset_in_a_list, "absent.yaml' not found"),
     ("ImageNet weights missing offline", imagenet_weights_missing, "resnet18.safetensors"),
     ("init checkpoint missing", init_path_missing, "no_such_checkpoint.pt"),
-    ("unknown evaluation", unknown_evaluation, "unknown evaluation 'svm'"),
+    ("unknown evaluation", unknown_evaluation, "unknown eval.evals 'svm'; choose from finetune, linear, knn"),
     ("unknown fine-tuning budget", unknown_finetune_budget, "unknown finetune.budget 'forever'"),
     ("zero fine-tuning steps", zero_finetune_steps, "finetune.steps must be >= 1"),
     ("method recipe: impossible value", unknown_method_optimizer, "unknown dino.optimizer 'lamb'"),

@@ -129,14 +129,28 @@ def test_pretrain_alone_and_the_cpu_peak_are_run_flags_that_change_no_record_ide
 
     on = _overrides(_parser().parse_args(["run", "--pretrain-alone", "--cpu-peak-gflops", "50"]))
     off = _overrides(_parser().parse_args(["run"]))
-    assert on["pretrain_alone"] is True and on["cpu_peak_gflops"] == 50.0
+    assert on["pretrain_alone"] == "true" and on["cpu_peak_gflops"] == 50.0
     assert off["pretrain_alone"] is None, "absent, the switch leaves the config's value"
     smoke = Path(__file__).resolve().parent.parent / "configs" / "smoke.yaml"
     alone, plain = load_config(smoke, on), load_config(smoke)
-    assert alone.pretrain_alone and not plain.pretrain_alone and alone.cpu_peak_gflops == 50.0
+    assert alone.pretrain_alone == "true" and plain.pretrain_alone == "false" and alone.cpu_peak_gflops == 50.0
+    assert alone.pretrains_alone(0) and not plain.pretrains_alone(0)
     cell = expand(plain)[0]
     assert config_hash(alone, cell.method) == config_hash(plain, cell.method)
     assert pretrain_key(cell, alone) == pretrain_key(cell, plain), "the lock changes no measured number"
+
+
+def test_pretrain_alone_pilot_times_the_pilot_seeds_alone_and_runs_the_planned_seeds_side_by_side() -> None:
+    from cass_bench.cli import _overrides, _parser
+    from cass_bench.config.load import load_config
+
+    args = _overrides(_parser().parse_args(["run", "--pretrain-alone", "pilot", "--seeds", "0,1,2,3,4"]))
+    planned = load_config(None, {**args, "plan.pilot": 3})
+    assert [planned.pretrains_alone(s) for s in range(5)] == [True, True, True, False, False]
+    listed = load_config(None, args)
+    assert all(listed.pretrains_alone(s) for s in range(5)), "without a plan every seed is a pilot seed"
+    yaml_true = load_config(None, {"pretrain_alone": True, "seeds": "0,7"})
+    assert yaml_true.pretrain_alone == "true" and yaml_true.pretrains_alone(7)
 
 
 def test_an_impossible_cpu_peak_is_refused_in_one_line() -> None:

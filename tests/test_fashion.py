@@ -219,14 +219,16 @@ def test_the_datasets_config_is_the_default_on_three_datasets_and_plans_its_grid
     path = ROOT / "configs" / "datasets.yaml"
     cfg, default = load_config(path), load_config(ROOT / "configs" / "default.yaml")
     assert cfg.datasets == ("embedded", "embedded-multilabel", "fashion") and cfg.out == "runs/datasets"
-    untuned = replace(default.tune, chosen={})  # the datasets folder tunes for itself (the default's values are its own)
-    assert replace(cfg, datasets=default.datasets, out=default.out) == replace(default, tune=untuned)
-    assert cfg.tune.trials == default.tune.trials and not cfg.tune.chosen
+    # the datasets folder tunes for itself, per dataset (the default's values are its own), and plans its seeds
+    untuned = replace(default.tune, chosen={}, per_dataset=True)
+    assert replace(cfg, datasets=default.datasets, out=default.out, plan=default.plan) == replace(default, tune=untuned)
+    assert cfg.tune.trials == default.tune.trials and not cfg.tune.chosen and cfg.plan.pilot == 3
     folder = fashion_files(tmp_path / "data", train_per_class=140, test_per_class=200)
     out = tmp_path / "out"
     assert main(["run", "--config", str(path), "--data-dir", str(folder), "--out", str(out), "--dry-run"]) == 0
     printed = capsys.readouterr().out
-    assert "21 cells (21 pending)" in printed and "fashion cass/cnn+vit bs=16 ep=6 seed=0" in printed
+    assert "63 cells (63 pending)" in printed and "fashion cass/cnn+vit bs=16 ep=6 seed=2" in printed
+    assert "Seeds: planned from a pilot of 3 (0, 1, 2" in printed
     assert not out.exists()
 
 

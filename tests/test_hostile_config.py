@@ -4,6 +4,7 @@ or read as the user meant it (``~`` expanded, ``--set slurm.mem_gb=64``); none i
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import sys
 from pathlib import Path
@@ -14,7 +15,10 @@ import torch
 from safetensors.torch import save_file
 
 from cass_bench.cli import main
+from cass_bench.config.fields import ROLE_NAMES, roles
 from cass_bench.config.load import load_config
+from cass_bench.config.schema import BenchConfig, to_dict
+from cass_bench.config.vocabulary import Eval
 from cass_bench.data.bundle import MULTICLASS
 from cass_bench.errors import UserError
 from cass_bench.evaluation.probes import knn_scores
@@ -315,3 +319,21 @@ def test_imagenet_init_without_weights_is_refused_before_work_not_after_retries(
     reason = "HF_HUB_OFFLINE is set" if offline else "cannot be reached: Name or service not known"
     assert "no ImageNet weights for 'resnet18': they are not in the Hugging Face cache and" in str(err.value)
     assert reason in str(err.value) and "backbones.weights_dir" in str(err.value)
+
+
+@pytest.mark.parametrize("key, value, choices", [
+    ("finetune.select", "best", "last, best_val"), ("precision", "64", "32, 32-true, bf16-mixed, 16-mixed"),
+    ("archs", "cnn,mlp", "cnn, vit"), ("tune.eval", "finetune", "knn, linear"), ("dino.optimizer", "lamb", "adam, "),
+    ("cass.schedule", "step", "reference, cosine"), ("backbones.small_input_stem", "maybe", "auto, true, false")])
+def test_a_choice_is_checked_by_its_type_when_the_config_loads(key: str, value: str, choices: str) -> None:
+    with pytest.raises(UserError) as err:
+        load_config(None, {key: value})
+    assert str(err.value).startswith(f"unknown {key} '{value.split(',')[-1]}'; choose from {choices}")
+
+
+def test_a_choice_takes_yaml_words_and_every_config_field_declares_its_identity_role() -> None:
+    cfg = load_config(None, {"backbones.small_input_stem": True, "precision": 32, "eval.evals": "knn,finetune"})
+    assert cfg.backbones.small_input_stem == "true" and cfg.precision == "32"
+    assert cfg.eval.evals == (Eval.KNN, Eval.FINETUNE) and to_dict(cfg)["eval"]["evals"] == ["knn", "finetune"]
+    assert roles(BenchConfig).keys() == {f.name for f in dataclasses.fields(BenchConfig)}
+    assert set(roles(BenchConfig).values()) <= set(ROLE_NAMES)

@@ -512,5 +512,5 @@ def test_report_on_a_folder_whose_config_is_not_utf8_is_one_line(tmp_path: Path,
     (out / "config.yaml").write_bytes(b"methods: [cass]\nout: \xff\xfe\n")
     assert main(["report", str(out)]) == 2
     line = _one_line(capsys)
-    assert f"{out / 'config.yaml'} cannot be read as text (byte 21 is not UTF-8); save it as UTF-8" in line
+    assert f"config file '{out / 'config.yaml'}' is not UTF-8 text (byte 21 cannot be decoded); save it as UTF-8" in line
     assert not (out / "report.md").exists()

@@ -6,11 +6,11 @@ import os
 from pathlib import Path
 
 from cass_bench.config.load import load_config
-from cass_bench.run.cell import INJECT_OOM_ENV
 from cass_bench.records.identity import expected_ids
 from cass_bench.records.store import RecordStore
 from cass_bench.run.grid import expand
 
+from .oom_method import OOM_ENV
 from .conftest import ROOT, run_cli
 
 TINY = ["--config", "configs/smoke.yaml", "--image-size", "8", "--evals", "finetune", "--methods", "cass,supervised"]
@@ -41,8 +41,9 @@ def test_dry_run_lists_exactly_the_missing_records_and_writes_nothing(tmp_path: 
 
 def test_retry_failed_reruns_failed_records_in_place(tmp_path: Path) -> None:
     out = tmp_path / "out"
-    args = ["run", *TINY, "--label-fractions", "1", "--out", str(out)]
-    injected = run_cli(*args, env={**os.environ, INJECT_OOM_ENV: "cass/*/*"})
+    args = ["run", *TINY, "--method-module", "tests.oom_method", "--methods", "flaky,supervised", "--label-fractions",
+            "1", "--out", str(out)]
+    injected = run_cli(*args, env={**os.environ, OOM_ENV: "1"})
     assert injected.returncode == 0, injected.stderr[-2000:]
     before = {r["record_id"]: r for r in RecordStore(out).load()}
     assert sorted(r["status"] for r in before.values()) == ["ok", "ok", "oom", "oom"]

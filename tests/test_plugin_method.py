@@ -9,6 +9,7 @@ from typing import Iterator
 
 import pytest
 
+from cass_bench.cli import main
 from cass_bench.config.schema import BenchConfig
 from cass_bench.config.load import load_config
 from cass_bench.errors import UserError
@@ -61,3 +62,17 @@ def test_registered_method_runs_through_a_smoke_sweep_and_the_report(toy: Method
         assert record["pretrain_time_s"] > 0 and 0 <= record["f1_macro"] <= 1
     write_report(out)
     assert "| toy " in (out / "report.md").read_text()
+
+
+def test_run_registers_a_method_module_from_the_command_line(capsys: pytest.CaptureFixture[str],
+                                                               tmp_path: Path) -> None:
+    try:
+        assert main(["run", "--method-module", MODULE, "--config", "smoke", "--methods", "toy", "--out",
+                     str(tmp_path / "out"), "--dry-run"]) == 0
+        assert "| embedded toy/cnn bs=16" in capsys.readouterr().out
+    finally:
+        unregister(MODULE)
+    assert main(["run", "--method-module", "no_such_lab.method", "--dry-run"]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and "cannot import method module 'no_such_lab.method'" in lines[0]
+    assert "toy" not in method_names()

@@ -124,12 +124,21 @@ def full(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[dict[str,
     """The full synthetic grid plus two failures, reported once: (folder, records, returned text)."""
     records = make_records() + [failure(*f) for f in FAILED]
     out = write_records(tmp_path_factory.mktemp("full"), records)
-    return out, records, write_report(out)
+    return out, records, write_report(out).terminal
 
 
 def _claims(out: Path, column: str = "status") -> dict[str, str]:
     claims = analyse(load_records(out)).claims
     return dict(zip(claims["key"], claims[column]))
+
+
+def test_the_report_returns_the_analysis_it_was_written_from(tmp_path: Path) -> None:
+    out = write_records(tmp_path, make_records())
+    report = write_report(out)
+    again = analyse(load_records(out), out)
+    pd.testing.assert_frame_equal(report.analysis.claims, again.claims)
+    assert report.files[0] == out / "report.md" and all(p.is_file() for p in report.files)
+    assert report.terminal.endswith("\n") and "report.md" in report.terminal
 
 
 def test_f1_table_matches_an_independent_recomputation(full: tuple[Path, list[dict[str, Any]], str]) -> None:

@@ -146,3 +146,17 @@ def test_the_report_states_the_plan(tmp_path: Path) -> None:
     section = plan_section(out)
     assert section is not None and "pilot of 3 seeds (0, 1, 2)" in section.lines[0]
     assert "(registered: 4)" in section.lines[0] or "asks for 4 seeds" in section.lines[0]
+
+
+def test_a_dry_run_shows_the_pilot_and_what_the_plan_may_cost(tmp_path: Path,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    from cass_bench.cli import main
+
+    out = tmp_path / "out"
+    assert main(["run", "--config", "smoke", "--methods", "cass", "--seeds", "4", "--set", "plan.pilot=3",
+                 "--set", "plan.cap=5", "--out", str(out), "--dry-run"]) == 0
+    text = capsys.readouterr().out
+    assert [f"seed={s}" in text for s in (4, 5, 6, 7)] == [True, True, True, False], "the pilot's seeds, no more"
+    line = next(line for line in text.splitlines() if line.startswith("Seeds:"))
+    assert "pilot of 3 (4, 5, 6" in line and "between 3 and 5 seeds" in line and "up to 2 more" in line
+    assert "unknown until one has run here" in line and not out.exists()

@@ -15,11 +15,11 @@ import pytest
 
 from cass_bench.config.load import load_config
 from cass_bench.errors import UserError
-from cass_bench.run.cell import INJECT_OOM_ENV
 from cass_bench.records.identity import expected_ids
 from cass_bench.records.store import RecordStore
 from cass_bench.run.grid import expand, parse_shard, shard_cells
 
+from .oom_method import OOM_ENV
 from .conftest import ROOT, run_cli
 
 TINY = ["--config", "configs/smoke.yaml", "--image-size", "16", "--label-fractions", "0.1,1", "--evals", "finetune",
@@ -145,20 +145,21 @@ def test_sigterm_to_the_sweep_ends_its_running_cell_too(tmp_path: Path) -> None:
             _kill(proc)
 
 
-def test_injected_oom_is_recorded_and_the_sweep_goes_on(tmp_path: Path) -> None:
+def test_a_cell_out_of_memory_is_recorded_and_the_sweep_goes_on(tmp_path: Path) -> None:
     out = tmp_path / "out"
-    env = {**os.environ, INJECT_OOM_ENV: "cass/*/*"}
-    proc = run_cli("run", "--methods", "cass,supervised", *TINY, "--out", str(out), env=env)
+    env = {**os.environ, OOM_ENV: "1"}
+    args = ["run", "--method-module", "tests.oom_method", "--methods", "flaky,supervised", *TINY, "--out", str(out)]
+    proc = run_cli(*args, env=env)
     assert proc.returncode == 0, proc.stderr[-2000:]
     records = _records(out)
     assert len(records) == 8
     for record in records:
-        if record["method"] == "cass":
+        if record["method"] == "flaky":
             assert record["status"] == "oom" and "out of memory" in record["error"].lower()
             assert record["f1_macro"] is None
         else:
             assert record["status"] == "ok" and 0 <= record["f1_macro"] <= 1
-    rerun = run_cli("run", "--methods", "cass,supervised", *TINY, "--out", str(out), env=env)
+    rerun = run_cli(*args, env=env)
     assert rerun.returncode == 0 and len(_records(out)) == 8
     assert "oom" in (out / "report.md").read_text()
 

@@ -19,16 +19,17 @@ from cass_bench.config.load import load_config
 from cass_bench.config.recipe import SearchAxis, provenance
 from cass_bench.config.recipes import ByolConfig, CassConfig, DinoConfig
 from cass_bench.config.registered import registered_config
-from cass_bench.config.registry import MethodSpec
 from cass_bench.config.schema import BenchConfig
 from cass_bench.data.bundle import ImageSet, SubsetImages
 from cass_bench.data.sources import load_dataset
 from cass_bench.engine.trainer import Optimization
 from cass_bench.errors import UserError
-from cass_bench.records.identity import config_hash, pretrain_key, start_key, Cell
+from cass_bench.config.checks import validate
+from cass_bench.records.identity import Cell, config_hash, pretrain_key, record_id, start_key
 from cass_bench.report.present.tuning import load_trials, tuning_section
 from cass_bench.run import sweep, tune
-from cass_bench.run.tuning import TUNING, choose, trial_id, trials, tuned_methods
+from cass_bench.records.store import TUNING
+from cass_bench.run.tuning import choose, trial_id, trials, tuned_methods
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -135,6 +136,32 @@ def test_choose_takes_the_best_mean_and_never_a_failed_trial(tmp_path: Path) -> 
     assert choose(cfg, ties) == {m: points[m][0] for m in wanted}  # a tie keeps the reference's values
     with pytest.raises(ValueError, match="no record yet"):
         choose(cfg, records[1:])
+
+
+def test_per_dataset_tuning_chooses_from_each_datasets_trials_and_each_cell_reads_its_own(tmp_path: Path) -> None:
+    datasets = ("embedded", "embedded-multilabel")
+    cfg = cfg_of(tmp_path, methods=("cass", "dino"), datasets=datasets, **{"tune.per_dataset": True})
+    best = {("cass", "embedded"): 2, ("cass", "embedded-multilabel"): 0, ("dino", "embedded"): 1,
+            ("dino", "embedded-multilabel"): 2}
+    records = [_record(cfg, t, {a: 0.9 if t.point == best[t.method, t.dataset] else 0.4 for a in t.archs})
+               for t in trials(cfg)]
+    chosen = choose(cfg, records)
+    points = {m: cfg.tune.trial_points(cfg.recipes[m]) for m in ("cass", "dino")}
+    assert chosen == {f"{m}@{d}": points[m][k] for (m, d), k in best.items()}
+    pooled = choose(dataclasses.replace(cfg, tune=dataclasses.replace(cfg.tune, per_dataset=False)), records)
+    assert set(pooled) == {"cass", "dino"}, "the same trials, one choice over both datasets"
+    tuned = dataclasses.replace(cfg, tune=dataclasses.replace(cfg.tune, chosen=chosen))
+    validate(tuned)
+    lrs = {d: tuned.for_dataset(d).recipe(DinoConfig).lr for d in datasets}
+    assert lrs == {d: points["dino"][best["dino", d]]["lr"] for d in datasets}
+    cells = [Cell(d, "dino", ("cnn",), 16, 1, 0) for d in datasets]
+    assert pretrain_key(cells[0], tuned) == pretrain_key(cells[0], tuned.for_dataset("embedded"))
+    ids = {d: record_id(c, "cnn", 0.1, "knn", tuned) for d, c in zip(datasets, cells)}
+    other = {**chosen, "dino@embedded-multilabel": points["dino"][0]}
+    moved = dataclasses.replace(cfg, tune=dataclasses.replace(cfg.tune, chosen=other))
+    assert record_id(cells[1], "cnn", 0.1, "knn", moved) != ids["embedded-multilabel"]
+    with pytest.raises(UserError, match="method and one of the run's datasets"):
+        validate(dataclasses.replace(cfg, tune=dataclasses.replace(cfg.tune, chosen={"dino": points["dino"][0]})))
 
 
 def test_chosen_values_are_registered_before_the_first_measured_cell(tmp_path: Path,
@@ -302,8 +329,8 @@ def test_runtime_settings_may_differ_from_the_registration(tmp_path: Path) -> No
     registered_config(cfg_of(tmp_path))
     path = tmp_path / "out" / "config.yaml"
     before = path.read_text()
-    run = registered_config(cfg_of(tmp_path, pretrain_alone=True, cpu_peak_gflops=50.0, launcher="local"))
-    assert run.pretrain_alone and path.read_text() == before
+    run = registered_config(cfg_of(tmp_path, pretrain_alone="true", cpu_peak_gflops=50.0, launcher="local"))
+    assert run.pretrain_alone == "true" and path.read_text() == before
 
 
 @pytest.mark.slow

@@ -6,6 +6,7 @@ registration: nothing else in the harness names it.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -72,11 +73,14 @@ class Toy(PretrainMethod):
         return Optimization.cosine(torch.optim.Adam(self.encoder.parameters(), lr=self.cfg.lr), total_steps)
 
 
-def _build(setup: PretrainSetup) -> Toy:
-    (arch,) = setup.archs
-    cfg = setup.cfg
-    return Toy(cfg.recipe(ToyConfig), cfg.backbones, arch, cfg.image_size, setup.seed, cfg.init)
+def builder(kind: type[Toy] = Toy, recipe: type[ToyConfig] = ToyConfig) -> Callable[[PretrainSetup], Toy]:
+    """The build function of a toy-shaped method: ``kind`` on one encoder, with its recipe section ``recipe``."""
+    def build(setup: PretrainSetup) -> Toy:
+        (arch,) = setup.archs
+        cfg = setup.cfg
+        return kind(cfg.recipe(recipe), cfg.backbones, arch, cfg.image_size, setup.seed, cfg.init)
+    return build
 
 
-METHOD = MethodSpec("toy", "toy: two crops, one encoder, cosine alignment", joint=False, build=_build,
+METHOD = MethodSpec("toy", "toy: two crops, one encoder, cosine alignment", joint=False, build=builder(),
                     color="tab:olive", recipe=ToyConfig)

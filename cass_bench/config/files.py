@@ -139,3 +139,32 @@ def read_yaml(text: str, where: str) -> Any:
         raise UserError(f"{where} is nested too deeply to read; flatten it") from None
     finally:
         loader.dispose()
+
+
+def read_yaml_mapping(path: Path | Traversable, what: str, missing_fix: str, mapping_fix: str,
+                      empty_fix: str | None = None) -> dict[str, Any]:
+    """The mapping a YAML file holds (:func:`read_yaml`), or one UserError line naming the file and the fix.
+
+    Args:
+        path: the file.
+        what: what it is, for messages (e.g. ``config file``).
+        missing_fix: what to do when the file does not exist.
+        mapping_fix: what to do when it holds something other than a mapping.
+        empty_fix: what to do when it is empty (None: as for a non-mapping).
+    """
+    if not path.is_file():
+        raise UserError(f"{what} '{path}' not found; {missing_fix}")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise UserError(f"{what} '{path}' is not UTF-8 text (byte {exc.start} cannot be decoded); save it as "
+                        "UTF-8") from None
+    except OSError as exc:
+        raise UserError(f"cannot read {what} '{path}' ({exc.strerror or type(exc).__name__}); make it "
+                        "readable") from None
+    data = read_yaml(text, f"{what} '{path}'")
+    if data is None and empty_fix is not None:
+        raise UserError(f"{what} '{path}' is empty; {empty_fix}")
+    if not isinstance(data, dict):
+        raise UserError(f"{what} '{path}' {mapping_fix}")
+    return data

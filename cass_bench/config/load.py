@@ -12,7 +12,8 @@ import os
 from dataclasses import fields, is_dataclass
 from importlib.resources.abc import Traversable
 from pathlib import Path
-from typing import Any, get_type_hints
+from enum import Enum
+from typing import Any, Literal, get_args, get_origin, get_type_hints
 
 from cass_bench.config.checks import validate
 from cass_bench.config.schema import BenchConfig
@@ -38,11 +39,33 @@ def _expected(hint: Any) -> str:
         if len(args) == 2 and args[1] is Ellipsis:
             return f"a comma-separated list of {inner}s"
         return f"{len(args)} comma-separated {inner}s"
+    choices = _choices(hint)
+    if choices is not None:
+        return "one of " + ", ".join(choices)
     words = {bool: "true or false", int: "whole number", float: "number", str: "text"}
     for kind, word in words.items():
         if hint is kind or text.startswith(kind.__name__):
             return word
     return text
+
+
+def _choices(hint: Any) -> tuple[str, ...] | None:
+    """The allowed values of a ``Literal`` or ``Enum`` type (None for any other type)."""
+    if get_origin(hint) is Literal:
+        return tuple(str(a) for a in get_args(hint))
+    if isinstance(hint, type) and issubclass(hint, Enum):
+        return tuple(str(e.value) for e in hint)
+    return None
+
+
+def _choice(value: Any, hint: Any, choices: tuple[str, ...], key: str) -> Any:
+    """``value`` as the member of a ``Literal`` or ``Enum`` type it names, or UserError listing the choices."""
+    if isinstance(value, (dict, list)):
+        raise ValueError(value)
+    word = str(value).lower() if isinstance(value, bool) else str(value)
+    if word not in choices:
+        raise UserError(f"unknown {key} '{word}'; choose from {', '.join(choices)}")
+    return hint(word) if isinstance(hint, type) and issubclass(hint, Enum) else word
 
 
 def _coerce_tuple(value: Any, hint: Any, key: str) -> tuple[Any, ...]:
@@ -73,6 +96,9 @@ def _coerce(value: Any, hint: Any, key: str) -> Any:
             return _build(hint, value, key + ".")
         if text.startswith("tuple"):
             return _coerce_tuple(value, hint, key)
+        choices = _choices(hint)
+        if choices is not None and value is not None:
+            return _choice(value, hint, choices, key)
         if value is None and "None" in text:
             return None
         if value is None:
@@ -173,30 +199,43 @@ def load_config(path: str | Path | Traversable | None, overrides: dict[str, Any]
     Raises:
         UserError: on a missing or malformed file, an unknown key or an impossible value.
     """
-    data: dict[str, Any] = {}
-    if path is not None:
-        from cass_bench.config.files import read_yaml
-
-        p = Path(path).expanduser() if isinstance(path, str) else path
-        if not p.is_file():
-            raise UserError(f"config file '{p}' not found; pass an existing YAML file with --config")
-        try:
-            text = p.read_text(encoding="utf-8")
-        except UnicodeDecodeError as exc:
-            raise UserError(f"config file '{p}' is not UTF-8 text (byte {exc.start} cannot be decoded); save it "
-                            "as UTF-8") from None
-        except OSError as exc:
-            raise UserError(f"cannot read config file '{p}' ({exc.strerror or type(exc).__name__}); make it "
-                            "readable") from None
-        data = read_yaml(text, f"config file '{p}'")
-        if data is None:
-            raise UserError(f"config file '{p}' is empty; write the settings in it, or leave out --config to "
-                            "use configs/default.yaml")
-        if not isinstance(data, dict):
-            raise UserError(f"config file '{p}' must hold a mapping of keys to values; write one 'key: value' "
-                            "per line")
+    data = read_config_data(path) if path is not None else {}
     clean = {k: v for k, v in (overrides or {}).items() if v is not None}
     return config_from_dict(_merge(data, _nest(clean)))
+
+
+def read_config_data(path: str | Path | Traversable) -> dict[str, Any]:
+    """The mapping a YAML config file holds, read strictly (:func:`cass_bench.config.files.read_yaml`), unvalidated.
+
+    Raises:
+        UserError: the file is missing, not UTF-8 text, unreadable, empty, invalid YAML or not a mapping.
+    """
+    from cass_bench.config.files import read_yaml_mapping
+
+    return read_yaml_mapping(Path(path).expanduser() if isinstance(path, str) else path, "config file",
+                             "pass an existing YAML file with --config",
+                             "must hold a mapping of keys to values; write one 'key: value' per line",
+                             "write the settings in it, or leave out --config to use configs/default.yaml")
+
+
+def folder_settings(out: str | Path, keys: tuple[str, ...]) -> BenchConfig | None:
+    """The settings ``keys`` registered in a results folder's ``config.yaml`` (:func:`settings_from_dict`: no
+    method is imported), or None when the folder has no ``config.yaml``; what the report reads of a folder's
+    registration (its claim family, tuning budget and seed plan).
+
+    Raises:
+        UserError: the file cannot be read as a YAML mapping, or one of those settings is invalid (naming the file).
+    """
+    from cass_bench.config.files import RESOLVED
+
+    path = Path(out) / RESOLVED
+    if not path.is_file():
+        return None
+    data = read_config_data(path)
+    try:
+        return settings_from_dict(data, keys)
+    except UserError as exc:
+        raise UserError(f"{path}: {exc}") from None
 
 
 def config_from_dict(data: dict[str, Any]) -> BenchConfig:

@@ -98,7 +98,12 @@ _PLUGIN_MODULES: list[str] = []
 
 
 def _spec_of(module: str) -> MethodSpec:
-    spec = getattr(importlib.import_module(module), "METHOD", None)
+    try:
+        imported = importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        raise UserError(f"cannot import method module '{module}' ({exc}); give a dotted module name importable from "
+                        "the working directory (e.g. mylab.mymethod for mylab/mymethod.py)") from None
+    spec = getattr(imported, "METHOD", None)
     if not isinstance(spec, MethodSpec):
         raise UserError(f"method module '{module}' defines no METHOD = MethodSpec(...); define one in that module")
     return spec

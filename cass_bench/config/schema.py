@@ -10,7 +10,7 @@ import dataclasses
 import hashlib
 import json
 from dataclasses import dataclass, field
-from typing import Any, TypeVar, get_type_hints
+from typing import Any, Literal, TypeVar, get_args
 
 from cass_bench.config import registry
 from cass_bench.config.claim_row import parse_claim_row
@@ -18,38 +18,24 @@ from cass_bench.errors import UserError
 from cass_bench.config.recipe import MethodRecipe
 from cass_bench.config.seedplan import PlanConfig
 from cass_bench.config.tuning import TuneConfig
-from cass_bench.config.vocabulary import EVALS
+from cass_bench.config.fields import CELL, NONE, PRETRAIN, RECORD, flagged, setting
+from cass_bench.config.vocabulary import Eval
 
-ARCHS = ("cnn", "vit")
-PRECISIONS = ("32", "32-true", "bf16-mixed", "16-mixed")
+Arch = Literal["cnn", "vit"]
+Precision = Literal["32", "32-true", "bf16-mixed", "16-mixed"]
+Accelerator = Literal["auto", "cpu", "gpu", "cuda", "mps"]
+Stem = Literal["auto", "true", "false"]
+SourceOptimizer = Literal["adamw", "adam", "sgd"]
+Launcher = Literal["local", "submitit-local", "slurm"]
+Budget = Literal["steps", "epochs"]
+Select = Literal["last", "best_val"]
+Alone = Literal["false", "true", "pilot"]
+"""The choices of a config value, as types: loading refuses any other value (:mod:`cass_bench.config.load`)."""
+ARCHS: tuple[str, ...] = get_args(Arch)
+PRECISIONS: tuple[str, ...] = get_args(Precision)
+ACCELERATORS: tuple[str, ...] = get_args(Accelerator)
+LAUNCHERS: tuple[str, ...] = get_args(Launcher)
 INITS = ("random", "imagenet", "fractal")
-SOURCE_OPTIMIZERS = ("adamw", "adam", "sgd")
-STEM_CHOICES = ("auto", "true", "false")
-LAUNCHERS = ("local", "submitit-local", "slurm")
-
-
-@dataclass(frozen=True)
-class Flag:
-    """The ``run`` command-line flag of a config field (its value is parsed by the field's type hint).
-
-    Attributes:
-        names: the flag and its aliases, e.g. ``("--dataset", "--datasets")``.
-        help: one line for ``--help``.
-        choices: the allowed values, when ``--help`` should list them.
-    """
-
-    names: tuple[str, ...]
-    help: str | None = None
-    choices: tuple[str, ...] | None = None
-
-
-FLAG = "flag"
-"""The field-metadata key of a :class:`Flag`."""
-
-
-def flagged(default: Any, *names: str, help: str | None = None, choices: tuple[str, ...] | None = None) -> Any:
-    """A config field with a ``run`` flag: its ``names`` (the flag and its aliases), help and choices."""
-    return field(default=default, metadata={FLAG: Flag(tuple(names), help, choices)})
 
 
 @dataclass(frozen=True)
@@ -71,12 +57,11 @@ class BackboneConfig:
     vit: str = "vit_tiny_patch16_224"
     vit_patch_size: int | None = 8
     weights_dir: str | None = None
-    small_input_stem: str = "auto"
+    small_input_stem: Stem = "auto"
 
     def uses_small_stem(self, image_size: int) -> bool:
         """Whether the CNN gets the small-image stem at ``image_size`` (``auto``: below 64 px)."""
-        choice = self.small_input_stem.lower()
-        return image_size < 64 if choice == "auto" else choice == "true"
+        return image_size < 64 if self.small_input_stem == "auto" else self.small_input_stem == "true"
 
 
 @dataclass(frozen=True)
@@ -124,7 +109,7 @@ class SourceConfig:
     epochs: int = 5
     vit_epochs: int | None = 20
     batch_size: int = 64
-    optimizer: str = "adamw"
+    optimizer: SourceOptimizer = "adamw"
     lr: float = 1e-3
     vit_lr: float | None = None
     weight_decay: float = 0.05
@@ -173,10 +158,10 @@ class FinetuneConfig:
         min_class_weight: class counts are min-max scaled to ``[min_class_weight, 1]``.
     """
 
-    budget: str = "steps"
+    budget: Budget = "steps"
     steps: int = flagged(300, "--finetune-steps", help="fine-tuning optimiser steps (finetune.budget: steps)")
     epochs: int = flagged(50, "--finetune-epochs", help="fine-tuning epochs (finetune.budget: epochs)")
-    select: str = "last"
+    select: Select = "last"
     val_every: int = 50
     patience: int = 0
     lr: float = 3e-4
@@ -202,7 +187,7 @@ class EvalConfig:
         chance_alpha: its significance level.
     """
 
-    evals: tuple[str, ...] = flagged(EVALS, "--evals", help="finetune,linear,knn (default: all three)")
+    evals: tuple[Eval, ...] = flagged(tuple(Eval), "--evals", help="finetune,linear,knn (default: all three)")
     knn_k: int = 20
     knn_temperature: float = 0.07
     linear_c_grid: tuple[float, ...] = (0.001, 0.01, 0.1, 1.0, 10.0, 100.0)
@@ -300,10 +285,12 @@ class BenchConfig:
         source: the recipe of the ``fractal`` start (unused by other inits).
         recipes: each registered method's recipe, keyed by method name (in YAML, a top-level section named after
             the method).
-        pretrain_alone: run each pretraining run's measured part alone among this results folder's processes: an
-            exclusive lock on ``<out>/pretrain.lock`` while it trains, a shared one around every evaluation, so the
-            shards of a sweep evaluate side by side and time their pretraining honestly
-            (:mod:`cass_bench.engine.neighbours`).
+        pretrain_alone: ``true``: run each pretraining run's measured part alone among this results folder's
+            processes: an exclusive lock on ``<out>/pretrain.lock`` while it trains, a shared one around every
+            evaluation, so the shards of a sweep time their pretraining honestly
+            (:mod:`cass_bench.engine.neighbours`); ``pilot``: so for the seed plan's pilot seeds only (every seed
+            without a plan), the costs' seeds, while the planned seeds after it run side by side (no one waits;
+            their times are left out of the cost rows); ``false``: no lock.
         cpu_peak_gflops: the peak fp32 GFLOP/s of one CPU thread that CPU runs' MFU divides by; unset, derived from
             the instruction set and clock (:mod:`cass_bench.engine.cpu_peak`). Set it where the detection is wrong.
         launcher: how the sweep's cells run: ``local`` (one process after another on this machine),
@@ -311,46 +298,62 @@ class BenchConfig:
         slurm: the jobs' resources (see :class:`SlurmConfig`).
     """
 
-    methods: tuple[str, ...] = flagged((registry.PROPOSED,), "--methods", help="e.g. cass,dino,byol,supervised")
-    datasets: tuple[str, ...] = flagged(("embedded",), "--dataset", "--datasets", help="embedded, embedded-multilabel, "
-                                        "fashion, medmnist:<flag> or a dataset YAML; comma-separated")
-    archs: tuple[str, ...] = flagged(ARCHS, "--archs", help="encoders: cnn,vit")
-    label_fractions: tuple[float, ...] = flagged((0.01, 0.1, 1.0), "--label-fractions", help="e.g. 0.01,0.1,1")
-    batch_sizes: tuple[int, ...] = flagged((16,), "--batch-sizes", help="pretraining batch sizes, e.g. 16,32")
-    seeds: tuple[int, ...] = flagged((0,), "--seeds", help="e.g. 0,1")
-    pretrain_epochs: tuple[int, ...] = flagged((20,), "--pretrain-epochs", help="one or more, e.g. 10,20")
-    image_size: int = flagged(32, "--image-size")
-    data_dir: str = flagged("~/.medmnist", "--data-dir", help="folder of MedMNIST .npz or Fashion-MNIST IDX files "
-                             "(default ~/.medmnist)")
-    split_seed: int = 0
-    pretrain_batches: int | None = None
-    num_workers: int | None = flagged(None, "--num-workers", help="DataLoader workers")
-    precision: str = flagged("32", "--precision", help="32, bf16-mixed or 16-mixed")
-    accelerator: str = flagged("auto", "--accelerator", help="auto, cpu or gpu")
-    devices: int = flagged(1, "--devices", help="devices per node (DDP when > 1)")
-    num_nodes: int = flagged(1, "--num-nodes")
-    strategy: str = flagged("auto", "--strategy", help="Lightning strategy, e.g. ddp")
-    channels_last: bool = False
-    out: str = flagged("runs/latest", "--out", help="results folder (default from the config)")
-    init: str = flagged("random", "--init", help="starting weights of every encoder: random, imagenet, fractal (a "
-                        "formula-driven supervised start trained once and cached) or a checkpoint path")
-    backbones: BackboneConfig = field(default_factory=BackboneConfig)
-    source: SourceConfig = field(default_factory=SourceConfig)
-    finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
-    eval: EvalConfig = field(default_factory=EvalConfig)
-    claims: ClaimsConfig = field(default_factory=ClaimsConfig)
-    tune: TuneConfig = field(default_factory=TuneConfig)
-    plan: PlanConfig = field(default_factory=PlanConfig)
-    recipes: dict[str, MethodRecipe] = field(default_factory=default_recipes)
-    pretrain_alone: bool = flagged(False, "--pretrain-alone", help="pretrain one run at a time in this results "
-                                   "folder (an exclusive lock), evaluations of other shards side by side: honest "
-                                   "costs from a sharded sweep")
-    cpu_peak_gflops: float | None = flagged(None, "--cpu-peak-gflops", help="peak fp32 GFLOP/s of one CPU thread "
-                                            "for CPU runs' MFU (default: from the instruction set and clock)")
-    launcher: str = flagged("local", "--launcher", choices=LAUNCHERS, help="local: cells one after another here "
-                            "(default); submitit-local: each cell a job on this machine; slurm: each cell a SLURM job "
-                            "(resources from the config's slurm section)")
-    slurm: SlurmConfig = field(default_factory=SlurmConfig)
+    methods: tuple[str, ...] = flagged((registry.PROPOSED,), "--methods", role=CELL,
+                                       help="e.g. cass,dino,byol,supervised")
+    datasets: tuple[str, ...] = flagged(("embedded",), "--dataset", "--datasets", role=CELL,
+                                        help="embedded, embedded-multilabel, fashion, medmnist:<flag> or a dataset "
+                                        "YAML; comma-separated")
+    archs: tuple[Arch, ...] = flagged(ARCHS, "--archs", role=CELL, help="encoders: cnn,vit")
+    label_fractions: tuple[float, ...] = flagged((0.01, 0.1, 1.0), "--label-fractions", role=CELL,
+                                                 help="e.g. 0.01,0.1,1")
+    batch_sizes: tuple[int, ...] = flagged((16,), "--batch-sizes", role=CELL, help="pretraining batch sizes, e.g. 16,32")
+    seeds: tuple[int, ...] = flagged((0,), "--seeds", role=CELL, help="e.g. 0,1")
+    pretrain_epochs: tuple[int, ...] = flagged((20,), "--pretrain-epochs", role=CELL, help="one or more, e.g. 10,20")
+    image_size: int = flagged(32, "--image-size", role=PRETRAIN)
+    data_dir: str = flagged("~/.medmnist", "--data-dir", role=NONE, help="folder of MedMNIST .npz or Fashion-MNIST "
+                            "IDX files (default ~/.medmnist)")
+    split_seed: int = setting(0, PRETRAIN)
+    pretrain_batches: int | None = setting(None, PRETRAIN)
+    num_workers: int | None = flagged(None, "--num-workers", role=NONE, help="DataLoader workers")
+    precision: Precision = flagged("32", "--precision", role=PRETRAIN, help="32, bf16-mixed or 16-mixed")
+    accelerator: Accelerator = flagged("auto", "--accelerator", role=NONE, help="auto, cpu or gpu")
+    devices: int = flagged(1, "--devices", role=PRETRAIN, help="devices per node (DDP when > 1)")
+    num_nodes: int = flagged(1, "--num-nodes", role=PRETRAIN)
+    strategy: str = flagged("auto", "--strategy", role=PRETRAIN, help="Lightning strategy, e.g. ddp")
+    channels_last: bool = setting(False, PRETRAIN)
+    out: str = flagged("runs/latest", "--out", role=NONE, help="results folder (default from the config)")
+    init: str = flagged("random", "--init", role=PRETRAIN, help="starting weights of every encoder: random, imagenet, "
+                        "fractal (a formula-driven supervised start trained once and cached) or a checkpoint path")
+    backbones: BackboneConfig = setting(role=PRETRAIN, factory=BackboneConfig)
+    source: SourceConfig = setting(role=NONE, factory=SourceConfig)
+    finetune: FinetuneConfig = setting(role=RECORD, factory=FinetuneConfig)
+    eval: EvalConfig = setting(role=RECORD, factory=EvalConfig)
+    claims: ClaimsConfig = setting(role=NONE, factory=ClaimsConfig)
+    tune: TuneConfig = setting(role=NONE, factory=TuneConfig)
+    plan: PlanConfig = setting(role=NONE, factory=PlanConfig)
+    recipes: dict[str, MethodRecipe] = setting(role=PRETRAIN, factory=default_recipes)
+    pretrain_alone: Alone = flagged("false", "--pretrain-alone", role=NONE, const="true", help="pretrain one run at "
+                                    "a time in this results folder (an exclusive lock; other shards wait): honest "
+                                    "costs from a sharded sweep; '--pretrain-alone pilot': only the seed plan's "
+                                    "pilot seeds, the planned seeds side by side")
+    cpu_peak_gflops: float | None = flagged(None, "--cpu-peak-gflops", role=NONE, help="peak fp32 GFLOP/s of one CPU "
+                                            "thread for CPU runs' MFU (default: from the instruction set and clock)")
+    launcher: Launcher = flagged("local", "--launcher", role=NONE, choices=LAUNCHERS, help="local: cells one after "
+                                 "another here (default); submitit-local: each cell a job on this machine; slurm: each "
+                                 "cell a SLURM job (resources from the config's slurm section)")
+    slurm: SlurmConfig = setting(role=NONE, factory=SlurmConfig)
+
+    def for_dataset(self, dataset: str) -> BenchConfig:
+        """This config as a cell of ``dataset`` runs it: the values tuning chose for that dataset when it chose per
+        dataset (:meth:`TuneConfig.for_dataset`); itself otherwise."""
+        tune = self.tune.for_dataset(dataset)
+        return self if tune is self.tune else dataclasses.replace(self, tune=tune)
+
+    def pretrains_alone(self, seed: int) -> bool:
+        """Whether the pretraining runs of ``seed`` are timed alone in the results folder (``pretrain_alone``)."""
+        if self.pretrain_alone == "pilot":
+            return seed in self.plan.pilot_seeds(self.seeds)
+        return self.pretrain_alone == "true"
 
     def recipe(self, kind: type[R]) -> R:
         """The recipe of type ``kind``, with the values tuning chose (each method reads its own section this way)."""
@@ -365,19 +368,6 @@ class BenchConfig:
         if not names:
             raise KeyError(f"no {type(recipe).__name__} in this config; is its method registered?")
         return dataclasses.replace(self, recipes={**self.recipes, names[0]: recipe})
-
-
-def config_flags(cls: type | None = None, prefix: str = "") -> list[tuple[str, Flag, Any]]:
-    """Every flagged field of the config and its sections: (dotted key, :class:`Flag`, type hint), in field order."""
-    cls = BenchConfig if cls is None else cls
-    hints = get_type_hints(cls)
-    found = []
-    for f, hint in ((f, hints[f.name]) for f in dataclasses.fields(cls)):
-        if FLAG in f.metadata:
-            found.append((prefix + f.name, f.metadata[FLAG], hint))
-        elif dataclasses.is_dataclass(hint):
-            found.extend(config_flags(hint, f"{prefix}{f.name}."))
-    return found
 
 
 def to_dict(obj: Any) -> dict[str, Any]:

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from cass_bench.config.recipe import MethodRecipe
 from cass_bench.errors import UserError
 
 R = TypeVar("R", bound=MethodRecipe)
 
-TUNE_EVALS = ("knn", "linear")
+AT = "@"
+"""Joins a method and a dataset in a per-dataset ``chosen`` key."""
+TuneEval = Literal["knn", "linear"]
+"""The selection evaluations (frozen-feature macro-F1)."""
 
 
 @dataclass(frozen=True)
@@ -32,14 +35,17 @@ class TuneConfig:
         eval: the selection evaluation: ``knn`` or ``linear`` (macro-F1 of frozen features).
         label_fraction: the labelled share of the tuning training images the selection evaluation uses.
         val_share: the share of the training images held out as the validation part.
+        per_dataset: choose each method's values per dataset, from that dataset's trials alone (``chosen`` is then
+            keyed ``method@dataset``), instead of one choice over every dataset.
         chosen: the values tuning chose, per method (written by the tuning stage; applied on top of each recipe).
     """
 
     trials: int = 0
     seeds: tuple[int, ...] = (1000,)
-    eval: str = "knn"
+    eval: TuneEval = "knn"
     label_fraction: float = 0.1
     val_share: float = 0.2
+    per_dataset: bool = False
     chosen: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -48,8 +54,6 @@ class TuneConfig:
                             f"{self.chosen!r}; leave it out to tune (the tuning stage writes it)")
         if self.trials < 0:
             raise UserError(f"tune.trials must be >= 0 (0: no tuning), got {self.trials}")
-        if self.eval not in TUNE_EVALS:
-            raise UserError(f"tune.eval '{self.eval}' is not a selection evaluation; choose knn or linear")
         if not 0 < self.label_fraction <= 1:
             raise UserError(f"tune.label_fraction must lie in (0, 1], got {self.label_fraction}")
         if not 0 < self.val_share < 1:
@@ -72,6 +76,19 @@ class TuneConfig:
             raise UserError(f"tune.trials is {self.trials}, but the search space of {type(recipe).__name__} has "
                             f"{len(grid)} points; lower tune.trials to {len(grid)} so every method gets as many")
         return grid[: self.trials]
+
+    @staticmethod
+    def key(method: str, dataset: str | None) -> str:
+        """The ``chosen`` key of a method's values: ``method``, or ``method@dataset`` when chosen per dataset."""
+        return method if dataset is None else f"{method}{AT}{dataset}"
+
+    def for_dataset(self, dataset: str) -> TuneConfig:
+        """This section as a cell of ``dataset`` reads it: with per-dataset choices, the dataset's own values keyed by
+        method (unchanged otherwise, or once resolved)."""
+        if not self.per_dataset or not any(AT in k for k in self.chosen):
+            return self
+        own = {k.partition(AT)[0]: v for k, v in self.chosen.items() if k.partition(AT)[2] == dataset}
+        return dataclasses.replace(self, chosen=own)
 
     def apply(self, method: str, recipe: R) -> R:
         """``recipe`` with the values tuning chose for ``method`` (unchanged before tuning or without it)."""

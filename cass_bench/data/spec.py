@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cass_bench.config.files import read_yaml
+from cass_bench.config.files import read_yaml_mapping
 from cass_bench.data.bundle import MULTICLASS, MULTILABEL
 from cass_bench.data.files import resolve
 from cass_bench.errors import UserError
@@ -111,21 +111,6 @@ def _suffix(value: Any) -> str:
     return text if not text or text.startswith(".") else "." + text
 
 
-def _load_yaml(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        raise UserError(f"dataset file '{path}' not found; pass an existing dataset .yaml (or a built-in name)")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise UserError(f"dataset file '{path}' is not UTF-8 text (byte {exc.start} cannot be decoded); save it as "
-                        "UTF-8") from None
-    data = read_yaml(text, f"dataset file '{path}'")
-    if not isinstance(data, dict):
-        raise UserError(f"dataset file '{path}' does not hold a mapping; write its keys (name, format, ...) as "
-                        "'key: value' lines")
-    return data
-
-
 def read_spec(path: str | Path) -> CsvSpec | FolderSpec:
     """Reads a dataset YAML file.
 
@@ -139,7 +124,8 @@ def read_spec(path: str | Path) -> CsvSpec | FolderSpec:
         UserError: missing file, invalid YAML, unknown format, unknown or missing keys.
     """
     path = Path(path).expanduser()
-    data = _load_yaml(path)
+    data = read_yaml_mapping(path, "dataset file", "pass an existing dataset .yaml (or a built-in name)",
+                             "does not hold a mapping; write its keys (name, format, ...) as 'key: value' lines")
     base = path.resolve().parent
     fmt = data.get("format")
     if fmt not in FORMATS:

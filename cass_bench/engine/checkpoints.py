@@ -8,7 +8,6 @@ processes that run the same cell: the one holding it pretrains and writes the re
 
 from __future__ import annotations
 
-import fcntl
 import io
 import os
 import sys
@@ -19,6 +18,7 @@ from typing import Any, Callable, Iterator, TypeVar
 
 import torch
 
+from cass_bench.records.locks import file_lock
 from cass_bench.records.checkpoint_file import (FORMAT, CheckpointProblem, States, canonical, content_hash,
                                                    read_verified)
 
@@ -73,14 +73,8 @@ class CheckpointCache:
         if not is_global_rank_zero():
             yield
             return
-        self.folder.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.folder / f"{key}.lock", os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
+        with file_lock(self.folder / f"{key}.lock"):
             yield
-        finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-            os.close(fd)
 
     def load(self, key: str, payload: dict[str, Any],
              read: Callable[[dict[str, Any]], M] | None = None) -> tuple[States, M | dict[str, Any]] | None:

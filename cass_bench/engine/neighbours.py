@@ -19,13 +19,14 @@ takes the lock before it marks itself, so a process waiting for its turn is not 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import tempfile
 import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
+
+from cass_bench.records.locks import file_lock
 
 MARKERS_ENV = "CASS_BENCH_MARKERS"
 """Environment variable naming the marker folder (default ``<tmp>/cass-bench-training``)."""
@@ -112,15 +113,8 @@ def stage_lock(out: Path | None, exclusive: bool) -> Iterator[float]:
     if out is None:
         yield 0.0
         return
-    Path(out).mkdir(parents=True, exist_ok=True)
-    fd = os.open(Path(out) / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        began = time.perf_counter()
-        fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
-        yield time.perf_counter() - began
-    finally:
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        os.close(fd)
+    with file_lock(Path(out) / LOCK_FILE, shared=not exclusive) as waited:
+        yield waited or 0.0
 
 
 def process_age_s() -> float | None:

@@ -1,6 +1,6 @@
 """Record identity, defined once: what a record and a pretraining checkpoint are of, and the hashes naming them.
 
-Every field of :class:`~cass_bench.config.schema.BenchConfig` has one role in :data:`ROLES`:
+Every field of :class:`~cass_bench.config.schema.BenchConfig` declares one role in its metadata (:data:`ROLES`):
 
 - ``cell``: an axis of the sweep; its value for a cell is in the :class:`Cell` (and the label fraction and
   evaluation in the record id), so it is not hashed as a setting;
@@ -28,6 +28,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from cass_bench.config.fields import PRETRAIN, RECORD, roles
 from cass_bench.config.schema import INITS, BenchConfig, stable_hash, to_dict
 from cass_bench.records.environment import device_name
 
@@ -50,18 +51,8 @@ def setting_of(record: dict[str, Any]) -> tuple[Any, ...]:
     return tuple(float(record.get(key) or 0) if key == "label_fraction" else record.get(key) for key in SETTING_KEYS)
 
 
-CELL, PRETRAIN, RECORD, NONE = "cell", "pretrain", "record", "none"
-ROLES: dict[str, str] = {
-    "methods": CELL, "datasets": CELL, "archs": CELL, "label_fractions": CELL, "batch_sizes": CELL, "seeds": CELL,
-    "pretrain_epochs": CELL,
-    "image_size": PRETRAIN, "split_seed": PRETRAIN, "pretrain_batches": PRETRAIN, "precision": PRETRAIN,
-    "devices": PRETRAIN, "num_nodes": PRETRAIN, "strategy": PRETRAIN, "channels_last": PRETRAIN, "init": PRETRAIN,
-    "backbones": PRETRAIN, "recipes": PRETRAIN,
-    "finetune": RECORD, "eval": RECORD,
-    "data_dir": NONE, "num_workers": NONE, "accelerator": NONE, "out": NONE, "launcher": NONE, "slurm": NONE,
-    "claims": NONE, "source": NONE, "tune": NONE, "plan": NONE, "pretrain_alone": NONE, "cpu_peak_gflops": NONE,
-}
-"""The identity role of every BenchConfig field (see the module docstring)."""
+ROLES: dict[str, str] = roles(BenchConfig)
+"""The identity role of every BenchConfig field, declared beside the field (:func:`cass_bench.config.fields.setting`)."""
 
 
 def check_roles() -> None:
@@ -70,7 +61,7 @@ def check_roles() -> None:
     missing, stale = sorted(names - set(ROLES)), sorted(set(ROLES) - names)
     if missing or stale:
         raise RuntimeError(f"record identity: config fields without a role {missing}, roles of no field {stale}; "
-                           "give each field its role in cass_bench/records/identity.py:ROLES")
+                           "declare each field's role beside it (cass_bench/config/fields.py: setting, flagged)")
 
 
 @dataclass(frozen=True)
@@ -183,7 +174,8 @@ def tuning_identity(cfg: BenchConfig, method: str) -> dict[str, Any]:
     """A tuned method's tuning as it enters identity: the budget, the selection and the grid tried."""
     tune = cfg.tune
     return {"trials": tune.trials, "seeds": list(tune.seeds), "eval": tune.eval, "fraction": tune.label_fraction,
-            "val_share": tune.val_share, "grid": tune.trial_points(cfg.recipes[method])}
+            "val_share": tune.val_share, "grid": tune.trial_points(cfg.recipes[method]),
+            **({"per_dataset": True} if tune.per_dataset else {})}
 
 
 def shared_settings(cfg: BenchConfig) -> dict[str, Any]:
@@ -193,6 +185,7 @@ def shared_settings(cfg: BenchConfig) -> dict[str, Any]:
 
 def pretrain_payload(cell: Cell, cfg: BenchConfig) -> dict[str, Any]:
     """What a cell's checkpoint key hashes: the cell and every setting its pretraining depends on."""
+    cfg = cfg.for_dataset(cell.dataset)
     return {"cell": dataclasses.asdict(cell), "shared": shared_settings(cfg),
             "method": method_section(cfg, cell.method)}
 
@@ -210,8 +203,9 @@ def config_hash(cfg: BenchConfig, method: str) -> str:
 
 def record_id(cell: Cell, arch: str, fraction: float, evaluation: str, cfg: BenchConfig) -> str:
     """Id of the record of one (cell, encoder, label fraction, evaluation), under :data:`RECORD_SCHEMA`."""
+    config = config_hash(cfg.for_dataset(cell.dataset), cell.method)
     return stable_hash({"schema": RECORD_SCHEMA, "cell": dataclasses.asdict(cell), "arch": arch,
-                        "fraction": fraction, "eval": evaluation, "config": config_hash(cfg, cell.method)},
+                        "fraction": fraction, "eval": evaluation, "config": config},
                        length=16)
 
 

@@ -33,6 +33,8 @@ from cass_bench.records.schema import RECORD_FIELDS
 __all__ = ["RECORD_FIELDS", "RecordStore"]
 
 RECORDS = "records.jsonl"
+TUNING = "tuning.jsonl"
+"""The tuning stage's trials (:mod:`cass_bench.run.tuning`), a store of their own beside the measured records."""
 PREDICTIONS = "predictions"
 
 

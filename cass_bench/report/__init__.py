@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 from cass_bench.errors import UserError
@@ -33,7 +34,23 @@ from cass_bench.report.present.validity import collapse_per_seed, collapse_runs
 from cass_bench.report.present.planning import plan_section
 from cass_bench.report.present.tuning import tuning_section
 
-__all__ = ["Analysis", "analyse", "load_records", "write_plots", "write_report"]
+__all__ = ["Analysis", "Report", "analyse", "load_records", "write_plots", "write_report"]
+
+
+@dataclass(frozen=True)
+class Report:
+    """What :func:`write_report` made.
+
+    Attributes:
+        analysis: the analysis the report was written from (callers reuse it instead of analysing again).
+        terminal: the main tables (scale, claims, macro-F1, efficiency) as Markdown for the terminal, with a footer
+            naming the failed records and the files written.
+        files: the files written.
+    """
+
+    analysis: Analysis
+    terminal: str
+    files: tuple[Path, ...]
 
 
 def write_plots(analysis: Analysis, out: Path) -> list[Plot]:
@@ -79,7 +96,7 @@ def check_writable(out: Path) -> None:
 
 
 def write_report(out: Path, fmt: str = "markdown", batch_size: float | None = None,
-                 epochs: float | None = None) -> str:
+                 epochs: float | None = None) -> Report:
     """Regenerates ``<out>/report.md``, its plots, ``collapse_per_seed.csv`` and (by ``fmt``) ``report.tex`` or
     ``report_<table>.csv``.
 
@@ -90,7 +107,7 @@ def write_report(out: Path, fmt: str = "markdown", batch_size: float | None = No
             :func:`cass_bench.report.analysis.main_setting`).
 
     Returns:
-        The main tables (scale, claims, macro-F1, efficiency) as Markdown for the terminal, and the files written.
+        The analysis, the terminal's summary and the files written.
 
     Raises:
         UserError: no records, an unknown format, or a folder the report cannot be written into (checked before
@@ -121,4 +138,5 @@ def write_report(out: Path, fmt: str = "markdown", batch_size: float | None = No
     n_failed = int((analysis.records["status"] != OK).sum())
     footer = [f"{n_failed} failed record(s): see section 5 of the report." if n_failed else "No failed records.",
               "Written: " + ", ".join(str(p) for p in written)]
-    return render_markdown(sections, style, terminal=TERMINAL_SECTIONS) + "\n" + "\n".join(footer) + "\n"
+    terminal = render_markdown(sections, style, terminal=TERMINAL_SECTIONS) + "\n" + "\n".join(footer) + "\n"
+    return Report(analysis=analysis, terminal=terminal, files=tuple(written))

@@ -10,7 +10,6 @@ folders); a test fails when a committed file differs from what this module write
 from __future__ import annotations
 
 import argparse
-import json
 import re
 import sys
 import textwrap
@@ -23,7 +22,8 @@ from cass_bench.errors import UserError
 from cass_bench.config.registry import method_order
 from cass_bench.records.schema import field_table
 from cass_bench.records.breakdown import TOTAL, seed_minutes
-from cass_bench.records.store import RECORDS
+from cass_bench.config.files import RESOLVED
+from cass_bench.records.store import RECORDS, TUNING, RecordStore
 from cass_bench.report.analysis import Analysis, analyse
 from cass_bench.report.claims.decide import headline
 from cass_bench.report.claims.specs import rule_lines
@@ -38,7 +38,6 @@ from cass_bench.report.variants import variant_lines
 
 INDEX = "README.md"
 REPORT = "report.md"
-CONFIG = "config.yaml"
 ABOUT = "ABOUT.md"
 """A folder's own description (its links relative to ``results/``); a ``config.yaml``'s leading comment comes first.
 ``results/ABOUT.md`` names the order of the folders (``order: a, b, ...``)."""
@@ -46,7 +45,6 @@ _ORDER = re.compile(r"^order:(.*)$", re.MULTILINE)
 _COMPARE = re.compile(r"^compare:(.*)$", re.MULTILINE)
 """``compare: a, b`` in ``results/ABOUT.md``: two folders whose answers to the paper's claims the index tables side by
 side."""
-TUNING = "tuning.jsonl"
 TUNING_SHARE = 0.25
 """The most of a measured sweep's cost its tuning may take (issue 33: a quarter)."""
 WIDTH = 118
@@ -100,7 +98,7 @@ def regenerate_docs(docs: Path) -> list[Path]:
 
 def describe(folder: Path, results: Path) -> str:
     """What a folder is: the leading comment of its ``config.yaml``, else its :data:`ABOUT` file."""
-    config = folder / CONFIG
+    config = folder / RESOLVED
     if config.is_file():
         comment = []
         for line in config.read_text().splitlines():
@@ -168,8 +166,8 @@ def records_section(folder: Path, results: Path) -> list[str]:
     analysis = analyse(df, folder)
     scale, counts = scale_lines(df)[:2]
     links = [f"Report: {_link(folder / REPORT, results)}"]
-    if (folder / CONFIG).is_file():
-        links.append(f"config: {_link(folder / CONFIG, results)}")
+    if (folder / RESOLVED).is_file():
+        links.append(f"config: {_link(folder / RESOLVED, results)}")
     plots = sorted(folder.glob("*.png"))
     if plots:
         links.append("plots: " + ", ".join(f"[{p.stem}]({p.relative_to(results).as_posix()})" for p in plots))
@@ -196,10 +194,9 @@ def records_section(folder: Path, results: Path) -> list[str]:
 def tuning_cost_lines(folder: Path, records: pd.DataFrame | None) -> list[str]:
     """What a folder's tuning stage cost beside its measured sweep, in thread-minutes (each trial ran on one
     thread; the measured side is :func:`cass_bench.records.breakdown.seed_minutes`); the budget's bound is a quarter."""
-    path = folder / TUNING
-    if not path.is_file():
+    trials = RecordStore(folder, TUNING).load()
+    if not trials:
         return []
-    trials = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
     tuned = sum(float(t.get("wall_time_s") or 0) for t in trials) / 60
     line = f"Tuning: {len(trials)} trials, {tuned:.0f} thread-minutes"
     spent = seed_minutes(records) if records is not None else pd.DataFrame()

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import fnmatch
-import os
 import time
 import uuid
 from dataclasses import dataclass
@@ -47,10 +45,6 @@ from cass_bench.engine.trainer import pretrain_trainer
 from cass_bench.starts.cache import Start, ensure_start, with_start
 from cass_bench.run.console import progress
 
-INJECT_OOM_ENV = "CASS_BENCH_INJECT_OOM"
-"""Test hook: comma-separated ``method/arch/batch_size`` patterns (``*`` allowed) whose pretraining raises OOM."""
-
-
 @dataclass
 class Pretrained:
     """Encoder weights of a pretraining run and what it cost.
@@ -66,13 +60,6 @@ class Pretrained:
     figures: RunFigures | None
     wall_s: float | None = None
     wait_s: float | None = None
-
-
-def _inject_oom(cell: Cell) -> None:
-    for pattern in filter(None, os.environ.get(INJECT_OOM_ENV, "").split(",")):
-        for arch in cell.archs:
-            if fnmatch.fnmatch(f"{cell.method}/{arch}/{cell.batch_size}", pattern):
-                raise torch.cuda.OutOfMemoryError(f"CUDA out of memory (injected by {INJECT_OOM_ENV}={pattern})")
 
 
 PROBE_IMAGES = 256
@@ -107,7 +94,6 @@ def pretrain(cell: Cell, cfg: BenchConfig, bundle: DatasetBundle, cache_dir: Pat
     saved = cache.load(key, payload, RunFigures.from_dict) if is_global_rank_zero() else None
     if saved is not None:
         return Pretrained(states=saved[0], figures=saved[1])
-    _inject_oom(cell)
     assert cell.batch_size is not None
     began = time.perf_counter()
     pl.seed_everything(cell.seed, workers=True, verbose=False)
@@ -123,7 +109,7 @@ def pretrain(cell: Cell, cfg: BenchConfig, bundle: DatasetBundle, cache_dir: Pat
     collapse = FeatureCollapse(probe_batch(bundle))
     loggers = run_loggers(out, PRETRAIN, key) if out is not None else None
     trainer = pretrain_trainer(module, cfg, cell.pretrain_epochs, [clock, collapse, memory, flops], loggers)
-    lock_folder = out if cfg.pretrain_alone and is_global_rank_zero() else None
+    lock_folder = out if cfg.pretrains_alone(cell.seed) and is_global_rank_zero() else None
     with neighbours.stage_lock(lock_folder, True) as waited, neighbours.training_marker(neighbours.PRETRAIN):
         trainer.fit(module, loader)
     if not trainer.is_global_zero:
@@ -219,10 +205,11 @@ def run_cell(cell: Cell, cfg: BenchConfig, store: RecordStore, startup_s: float 
 
     Args:
         cell: the cell to run.
-        cfg: benchmark config.
+        cfg: benchmark config (read as the cell's dataset reads it: :meth:`BenchConfig.for_dataset`).
         store: where records and predictions go.
         startup_s: the cell's own process's start-up before this call (None: the cell has no process of its own).
     """
+    cfg = cfg.for_dataset(cell.dataset)
     if not _missing(cell, cfg, store):
         return
     began = time.perf_counter()
@@ -266,7 +253,7 @@ def _run_missing(cell: Cell, cfg: BenchConfig, store: RecordStore, todo: list[tu
         return
     spent = dataclasses.replace(spent, pretrain_wall_s=pretrained.wall_s, pretrain_wait_s=pretrained.wait_s,
                                 start_train_s=_start_seconds(start))
-    lock_folder = store.out if cfg.pretrain_alone else None
+    lock_folder = store.out if cfg.pretrains_alone(cell.seed) else None
     evaluators: dict[str, EncoderEvaluator] = {}
     for arch, fraction, evaluation in progress(todo, "evaluations"):
         if arch not in evaluators:

@@ -90,7 +90,7 @@ def check_one_configuration(cfg: BenchConfig, records: list[dict[str, Any]]) -> 
     """
     mine: dict[tuple[Any, ...], str] = {}
     for cell in expand(cfg):
-        digest = config_hash(cfg, cell.method)
+        digest = config_hash(cfg.for_dataset(cell.dataset), cell.method)
         for arch, fraction, evaluation in record_keys(cell, cfg):
             mine[setting_of({"dataset": cell.dataset, "method": cell.method, "arch": arch, "eval": evaluation,
                              "label_fraction": fraction, "batch_size": cell.batch_size,

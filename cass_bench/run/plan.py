@@ -79,14 +79,41 @@ def _seconds_per_record(records: list[dict[str, Any]]) -> dict[tuple[Any, ...], 
     return per_run.groupby(KIND)["per_record"].mean().to_dict()
 
 
+def _kind(cell: Cell) -> tuple[Any, ...]:
+    return (cell.dataset, cell.method, "+".join(cell.archs), -1 if cell.batch_size is None else cell.batch_size,
+            cell.pretrain_epochs)
+
+
+def seed_plan_text(cfg: BenchConfig, plans: list[CellPlan], records: list[dict[str, Any]]) -> str | None:
+    """The seed plan in a dry run (None without one): the pilot shown above, or the seeds the plan registered; before
+    the plan, how many more seeds it may ask for (up to the cap) and what one seed costs, from finished cells of
+    the same kinds (a seed's records at their rates, one process at a time)."""
+    plan = cfg.plan
+    if not plan.pilot:
+        return None
+    if plan.planned is not None:
+        return (f"Seeds: {plan.planned} planned from a pilot of {plan.pilot} and registered in the folder's config.yaml: "
+                f"{', '.join(map(str, cfg.seeds))}.")
+    pilot = plan.pilot_seeds(cfg.seeds)
+    rates = _seconds_per_record(records)
+    first = [p for p in plans if p.cell.seed == pilot[0]]
+    known = [rates[_kind(p.cell)] * (len(p.done) + len(p.failed) + len(p.pending)) for p in first
+             if _kind(p.cell) in rates]
+    per_seed = (f"about {sum(known) / 60:.0f} minutes of one process a seed, so up to about "
+                f"{(plan.cap - plan.pilot) * sum(known) / 60:.0f} more" if first and len(known) == len(first)
+                else "a seed's time unknown until one has run here")
+    return (f"Seeds: planned from a pilot of {plan.pilot} ({', '.join(map(str, pilot))}, the cells above); from the "
+            f"pilot's spreads alone the plan then asks for between {plan.pilot} and {plan.cap} seeds in all (at least "
+            f"the exact test's floor for the family), up to {plan.cap - plan.pilot} more: {per_seed}.")
+
+
 def render_plan(plans: list[CellPlan], records: list[dict[str, Any]]) -> str:
     """The plan as a table with a summary line (cells, records, estimated time left)."""
     rates = _seconds_per_record(records)
     rows, left, unknown = [], 0.0, 0
     for plan in plans:
         cell = plan.cell
-        key = (cell.dataset, cell.method, "+".join(cell.archs), -1 if cell.batch_size is None else cell.batch_size,
-               cell.pretrain_epochs)
+        key = _kind(cell)
         todo = len(plan.pending) + len(plan.failed)
         estimate = "—"
         if todo:

@@ -18,8 +18,8 @@ from pytorch_lightning.strategies import StrategyRegistry
 from cass_bench.config.schema import INITS, BackboneConfig, BenchConfig
 from cass_bench.models.encoders import backbone_name, build_encoder
 from cass_bench.errors import UserError
+from cass_bench.records.store import RECORDS
 
-RECORDS = "records.jsonl"
 DISK_MARGIN = 1.2
 """Free space asked for: this times the checkpoints the pending cells will write."""
 MB = 2**20

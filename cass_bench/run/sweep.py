@@ -29,7 +29,7 @@ from cass_bench.run.console import cell_line
 from cass_bench.run.exits import exit_outcome, oom_kills
 from cass_bench.config.registry import get_method, plugin_modules, register
 from cass_bench.records.reading import read_regular
-from cass_bench.records.store import RecordStore
+from cass_bench.records.store import TUNING, RecordStore
 from cass_bench.run.grid import check_grid, expand, shard_cells
 from cass_bench.starts.cache import check_cache_root
 
@@ -203,7 +203,7 @@ def tuning_stage(cfg: BenchConfig, shard: tuple[int, int] = (0, 1)) -> BenchConf
     """
     from cass_bench.config.registered import register_stage
     from cass_bench.run.tune import run_trials
-    from cass_bench.run.tuning import TUNING, choose, needs_tuning, pending, trials, with_chosen
+    from cass_bench.run.tuning import choose, needs_tuning, pending, trials, with_chosen
 
     if not needs_tuning(cfg):
         return cfg

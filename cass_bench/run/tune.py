@@ -8,15 +8,12 @@ frozen-feature evaluation fits on the rest of the training images and scores the
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
-import fcntl
 import math
-import os
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 from cass_bench.config.schema import BenchConfig
 from cass_bench.config.vocabulary import Status
@@ -27,9 +24,10 @@ from cass_bench.evaluation.chance import score_macro_f1
 from cass_bench.evaluation.evaluate import EncoderEvaluator
 from cass_bench.records.environment import git_commit
 from cass_bench.records.identity import Cell, start_key
-from cass_bench.records.store import RecordStore
 from cass_bench.run.cell import failure_status, pretrain
-from cass_bench.run.tuning import TUNING, Trial, trial_config, trial_id
+from cass_bench.records.locks import file_lock
+from cass_bench.records.store import TUNING, RecordStore
+from cass_bench.run.tuning import Trial, trial_config, trial_id
 from cass_bench.starts.cache import ensure_start, with_start
 
 
@@ -88,33 +86,14 @@ LOCKS = "tuning.locks"
 """Folder of the per-trial locks in a results folder: the shard holding a trial's lock is running it."""
 
 
-@contextlib.contextmanager
-def _claimed(folder: Path, key: str) -> Iterator[bool]:
-    """Holds ``<folder>/<key>.lock`` without waiting; yields False when another process holds it."""
-    folder.mkdir(parents=True, exist_ok=True)
-    fd = os.open(folder / f"{key}.lock", os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            yield False
-            return
-        try:
-            yield True
-        finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-    finally:
-        os.close(fd)
-
-
 def run_trials(cfg: BenchConfig, todo: list[Trial], say: Callable[[str], None] = print) -> None:
     """Runs ``todo`` one after another, appending each record to ``<out>/tuning.jsonl`` as it finishes; a trial
     another shard has recorded or is running (its lock is held) is skipped."""
     store = RecordStore(cfg.out, TUNING)
     for k, trial in enumerate(todo):
         key = trial_id(cfg, trial)
-        with _claimed(Path(cfg.out) / LOCKS, key) as mine:
-            if not mine or key in store.ids():
+        with file_lock(Path(cfg.out) / LOCKS / f"{key}.lock", wait=False) as waited:
+            if waited is None or key in store.ids():
                 continue
             say(f"[tune] trial {k + 1}/{len(todo)}: {trial.describe()}")
             record = run_trial(cfg, trial)

@@ -20,8 +20,6 @@ from cass_bench.config.schema import BenchConfig, stable_hash, to_dict
 from cass_bench.config.vocabulary import Status
 from cass_bench.records.identity import shared_settings
 
-TUNING = "tuning.jsonl"
-"""The tuning stage's records in a results folder (one line per trial)."""
 TRIAL_SCHEMA = 1
 MAIN_BATCH_SIZE = 16
 """The paper's batch size: tuning runs at it when the sweep has it."""
@@ -117,24 +115,26 @@ def trial_score(record: dict[str, Any]) -> float:
 
 
 def choose(cfg: BenchConfig, records: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """Per tuned method, the values of the point with the best mean score over its trials' records (ties: the
-    earlier point, so the reference's values win a tie); every trial must have its record.
+    """Per tuned method (and per dataset with ``tune.per_dataset``), the values of the point with the best mean score
+    over its trials' records (ties: the earlier point, so the reference's values win a tie); every trial must have
+    its record.
 
     Raises:
         ValueError: a trial has no record yet.
     """
     by_id = {r.get("record_id"): r for r in records}
+    groups = [(m, d) for m in tuned_methods(cfg) for d in (cfg.datasets if cfg.tune.per_dataset else (None,))]
     chosen: dict[str, dict[str, Any]] = {}
-    for method in tuned_methods(cfg):
+    for method, dataset in groups:
         points = cfg.tune.trial_points(cfg.recipes[method])
         totals = [0.0] * len(points)
-        for trial in (t for t in trials(cfg) if t.method == method):
+        for trial in (t for t in trials(cfg) if t.method == method and dataset in (None, t.dataset)):
             record = by_id.get(trial_id(cfg, trial))
             if record is None:
                 raise ValueError(f"tuning trial {trial.describe()} has no record yet")
             totals[trial.point] += trial_score(record)
         best = max(range(len(points)), key=lambda k: (totals[k], -k))
-        chosen[method] = dict(points[best])
+        chosen[cfg.tune.key(method, dataset)] = dict(points[best])
     return chosen
 
 

@@ -13,11 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
-import yaml
 
 from cass_bench.config.claim_row import ACROSS, BEST, LEVELLED, ClaimRow, parse_claim_row
-from cass_bench.config.files import RESOLVED
-from cass_bench.config.load import settings_from_dict
+from cass_bench.config.load import folder_settings
 from cass_bench.config.registry import comparators, pretraining_methods, reference_methods
 from cass_bench.config.schema import ARCHS, BenchConfig, ClaimsConfig
 from cass_bench.config.vocabulary import MAIN_EVAL
@@ -214,25 +212,7 @@ def read_grid(out: Path) -> BenchConfig | None:
     Raises:
         UserError: the file is not a YAML mapping or its grid or claims section is invalid.
     """
-    path = Path(out) / RESOLVED
-    if not path.is_file():
-        return None
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = f"byte {exc.start} is not UTF-8" if isinstance(exc, UnicodeDecodeError) else exc.strerror
-        raise UserError(f"{path} cannot be read as text ({reason}); save it as UTF-8, or remove it (the family is "
-                        "then made from the records)") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise UserError(f"{path} is not valid YAML ({str(exc).splitlines()[0]}); fix or remove it") from None
-    if not isinstance(data, dict):
-        raise UserError(f"{path} must hold a mapping of config keys; fix or remove it")
-    try:
-        return settings_from_dict(data, GRID_KEYS)
-    except UserError as exc:
-        raise UserError(f"{path}: {exc}") from None
+    return folder_settings(out, GRID_KEYS)
 
 
 def claim_family(records: pd.DataFrame, out: Path | None, batch_size: float | None,

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import yaml
-
-from cass_bench.config.load import load_config
+from cass_bench.config.files import RESOLVED
+from cass_bench.config.load import folder_settings, load_config
 from cass_bench.records.breakdown import TOTAL, seed_minutes
 from cass_bench.report.load import load_records
 from cass_bench.report.present.render import Section
@@ -18,15 +17,10 @@ FIXED_SEEDS = 12
 
 def plan_section(out: Path) -> Section | None:
     """The seed plan of a results folder whose ``config.yaml`` plans its seeds (None otherwise)."""
-    path = Path(out) / "config.yaml"
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) if path.is_file() else None
-    except (yaml.YAMLError, UnicodeDecodeError):
+    registered = folder_settings(out, ("plan",))
+    if registered is None or not registered.plan.pilot:
         return None
-    plan = data.get("plan") if isinstance(data, dict) else None
-    if not isinstance(plan, dict) or not plan.get("pilot"):
-        return None
-    cfg = load_config(path)
+    cfg = load_config(Path(out) / RESOLVED)
     lines = plan_lines(plan_from_folder(Path(out), cfg), cfg.plan.planned)
     per_seed = seed_minutes(load_records(Path(out)))
     if not per_seed.empty:

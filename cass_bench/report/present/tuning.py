@@ -7,19 +7,16 @@ registered in ``<out>/config.yaml`` (``tune.chosen``); torch-free.
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import yaml
-
+from cass_bench.config.load import folder_settings
 from cass_bench.config.registry import method_order
-from cass_bench.errors import UserError
+from cass_bench.config.tuning import TuneConfig
+from cass_bench.records.store import TUNING, RecordStore
 from cass_bench.report.present.render import Section, Table
-
-TUNING = "tuning.jsonl"
 
 
 def load_trials(out: Path) -> pd.DataFrame:
@@ -29,18 +26,8 @@ def load_trials(out: Path) -> pd.DataFrame:
     Raises:
         UserError: a line of ``tuning.jsonl`` is not a JSON record (naming the line).
     """
-    path = Path(out) / TUNING
-    if not path.is_file():
-        return pd.DataFrame()
     rows: list[dict[str, Any]] = []
-    for number, line in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except ValueError:
-            raise UserError(f"{path} line {number} is not a JSON record; remove the line (the tuning stage writes "
-                            "it again) and rerun") from None
+    for record in RecordStore(out, TUNING).load():
         scores = record.get("scores") or {a: None for a in str(record.get("encoders", "")).split("+")}
         for arch, score in scores.items():
             valid = (record.get("status") == "ok" and isinstance(score, (int, float)) and math.isfinite(score)
@@ -56,15 +43,17 @@ def _values_text(values: dict[str, Any]) -> str:
     return ", ".join(f"{k} {v:g}" if isinstance(v, (int, float)) else f"{k} {v}" for k, v in values.items())
 
 
-def tuning_table(trials: pd.DataFrame, chosen: dict[str, dict[str, Any]]) -> Table:
-    """Per method, encoder and point: the mean validation macro-F1 over datasets and tuning seeds, the chosen point
-    marked."""
-    means = trials.groupby(["method", "arch", "point", "values"], dropna=False)["f1"].agg(["mean", "count"])
-    means = means.reset_index()
+def tuning_table(trials: pd.DataFrame, chosen: dict[str, dict[str, Any]], per_dataset: bool = False) -> Table:
+    """Per method, encoder and point (and dataset, when tuning chose per dataset): the mean validation macro-F1 over
+    datasets and tuning seeds, the chosen point marked."""
+    keys = ["dataset"] * per_dataset + ["method", "arch", "point", "values"]
+    means = trials.groupby(keys, dropna=False)["f1"].agg(["mean", "count"]).reset_index()
     means["order"] = means["method"].map({m: k for k, m in enumerate(method_order(set(means["method"])))})
-    means = means.sort_values(["order", "arch", "point"])
-    picked = means.apply(lambda r: r["values"] == _values_text(chosen.get(r["method"], {})), axis=1)
+    means = means.sort_values(["dataset"] * per_dataset + ["order", "arch", "point"])
+    picked = means.apply(lambda r: r["values"] == _values_text(chosen.get(
+        TuneConfig.key(r["method"], r["dataset"] if per_dataset else None), {})), axis=1)
     cells = pd.DataFrame({
+        **({"dataset": means["dataset"]} if per_dataset else {}),
         "method": means["method"].str.upper(), "encoder": means["arch"], "trial": (means["point"] + 1).astype(str),
         "values": means["values"],
         "validation macro-F1": [("-" if math.isnan(m) else f"{m:.3f}") + (f" (n={n})" if n > 1 else "")
@@ -91,32 +80,23 @@ def spread_lines(trials: pd.DataFrame) -> list[str]:
     return lines
 
 
-def registered_tuning(out: Path) -> tuple[int | None, dict[str, dict[str, Any]]]:
-    """The trials per method and the chosen values registered in ``<out>/config.yaml`` (None and {} without them)."""
-    path = Path(out) / "config.yaml"
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) if path.is_file() else None
-    except (yaml.YAMLError, UnicodeDecodeError):
-        return None, {}
-    tune = data.get("tune") if isinstance(data, dict) else None
-    if not isinstance(tune, dict):
-        return None, {}
-    chosen = tune.get("chosen") if isinstance(tune.get("chosen"), dict) else {}
-    return tune.get("trials"), {m: v for m, v in chosen.items() if isinstance(v, dict)}
-
-
 def tuning_section(out: Path) -> Section | None:
     """The report's tuning section (None when the folder ran no tuning)."""
     trials = load_trials(out)
     if trials.empty:
         return None
-    trials_per_method, chosen = registered_tuning(out)
+    registered = folder_settings(out, ("tune",))
+    tune = registered.tune if registered else None
+    trials_per_method, chosen = (tune.trials, tune.chosen) if tune else (None, {})
+    per_dataset = bool(tune and tune.per_dataset)
     lines = [
         f"Every pretraining method got the same budget ({trials_per_method} trials), scored on validation images carved "
-        "from the training split (never a test image) by frozen-feature macro-F1; per method the point with the best "
-        "mean score over its encoders, datasets and tuning seeds was registered before any measured seed ran: "
+        "from the training split (never a test image) by frozen-feature macro-F1; per method"
+        + (" and dataset the point with the best mean score over its encoders and tuning seeds on that dataset"
+           if per_dataset else " the point with the best mean score over its encoders, datasets and tuning seeds")
+        + " was registered before any measured seed ran: "
         + "; ".join(f"{m.upper()} {_values_text(v)}" for m, v in chosen.items()) + ".",
         "Spread between each method's best and worst trial (a large spread means the verdict leans on the recipe):",
         *spread_lines(trials),
     ]
-    return Section("tuning", "Tuning", lines, tuning_table(trials, chosen))
+    return Section("tuning", "Tuning", lines, tuning_table(trials, chosen, per_dataset))

@@ -4,8 +4,6 @@ bench-ratios``. Bad input exits with status 2 and one line."""
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import importlib
 import sys
 from pathlib import Path
 from typing import Any, Callable, Literal, NoReturn, Sequence, get_args, get_origin
@@ -212,85 +210,24 @@ def _ending(out: Path) -> str:
                   notes)
 
 
-def _torch_importable() -> bool:
-    try:
-        importlib.import_module("torch")
-    except ImportError:
-        return False
-    return True
-
-
 def _run(args: argparse.Namespace) -> None:
-    from cass_bench.config.load import load_config
     from cass_bench.config.files import resolve_config
+    from cass_bench.config.load import load_config
     from cass_bench.config.registered import registered_config
-    from cass_bench.run.plan import plan_sweep, render_plan, seed_plan_text
-    from cass_bench.records.store import RecordStore
-    from cass_bench.run.grid import check_grid, parse_shard
+    from cass_bench.run.api import RunRequest, dry_run, execute
+    from cass_bench.run.grid import parse_shard
 
     cfg = registered_config(load_config(resolve_config(args.config), _overrides(args)), write=False,
                             strict=not args.dry_run)
-    shard = parse_shard(args.shard)
-    rebuilt = None
-    if args.rebuild:
-        from cass_bench.run.export import rebuild_target
-
-        if args.dry_run:
-            raise UserError("--rebuild removes a cell's records and --dry-run writes nothing; leave out one of them")
-        rebuilt = rebuild_target(cfg, args.rebuild, shard)
-    if cfg.launcher != "local":
-        from cass_bench.run.jobs import check_launcher
-
-        check_launcher(cfg)
-    if args.dry_run and not _torch_importable():
-        check_grid(cfg)
-        print("[dry-run] torch is not importable here: the backbones, the encoders' memory and the device are not "
-              "checked", flush=True)
-    else:
-        from cass_bench.run.sweep import preflight
-
-        preflight(cfg, write=not args.dry_run)
-    store = RecordStore(cfg.out)
+    request = RunRequest(cfg, parse_shard(args.shard), args.retry_failed, args.rebuild, args.wait)
+    say = lambda line: print(line, flush=True)  # noqa: E731
     if args.dry_run:
-        from cass_bench.records.store import TUNING
-        from cass_bench.run.tuning import plan_text
-
-        records = store.load()
-        shown = cfg if cfg.plan.planned is not None else dataclasses.replace(cfg, seeds=cfg.plan.pilot_seeds(cfg.seeds))
-        plans = plan_sweep(shown, records, shard)
-        print(render_plan(plans, records))
-        seeds = seed_plan_text(cfg, plans, records)
-        if seeds:
-            print(seeds)
-        tuning = plan_text(cfg, RecordStore(cfg.out, TUNING).load(), records)
-        if tuning:
-            print(tuning)
+        print(dry_run(request, say))
         return
-    plans = plan_sweep(cfg, store.load(), shard)
-    interrupted = {i for plan in plans for i in plan.interrupted}
-    if interrupted:
-        print(f"[sweep] running {store.remove(interrupted)} interrupted record(s) again", flush=True)
-    if args.retry_failed:
-        failed = {i for plan in plans for i in plan.failed}
-        print(f"[sweep] retrying {store.remove(failed)} failed record(s)", flush=True)
-    if rebuilt is not None:
-        from cass_bench.run.export import rebuild
+    from cass_bench.report.seedplan import plan_from_folder
 
-        print(rebuild(rebuilt, cfg), flush=True)
-    cfg = registered_config(cfg)
-    if cfg.launcher != "local":
-        from cass_bench.run.jobs import submit_sweep, wait_for
-
-        jobs = submit_sweep(cfg, shard)
-        if not args.wait:
-            return
-        wait_for(cfg, jobs, shard)
-    else:
-        from cass_bench.report.seedplan import plan_from_folder
-        from cass_bench.run.sweep import run_sweep
-
-        run_sweep(cfg, shard, planner=lambda out, registered: plan_from_folder(out, registered).planned)
-    print(_ending(Path(cfg.out)))
+    if execute(request, lambda out, registered: plan_from_folder(out, registered).planned, say):
+        print(_ending(Path(cfg.out)))
 
 
 def _list() -> None:

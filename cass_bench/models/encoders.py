@@ -35,6 +35,7 @@ import hashlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import timm
 import torch
@@ -263,6 +264,12 @@ def _attach_head(model: nn.Module, head: dict[str, torch.Tensor]) -> None:
     model.get_classifier().load_state_dict(head, strict=True)
 
 
+def vit_arguments(image_size: int, patch_size: int | None) -> dict[str, Any]:
+    """The ``timm.create_model`` arguments of a harness ViT: built for ``image_size`` with ``dynamic_img_size`` (so
+    DINO's smaller local crops pass through), with ``patch_size`` (None: the model's own)."""
+    return {"img_size": image_size, "dynamic_img_size": True, **({"patch_size": patch_size} if patch_size else {})}
+
+
 def build_encoder(
     arch: str, backbones: BackboneConfig, image_size: int, seed: int, init: str = "random", num_classes: int = 0,
     start_head: bool = False,
@@ -291,11 +298,7 @@ def build_encoder(
             a forced small-image stem on a CNN without one.
     """
     name = backbone_name(arch, backbones)
-    kwargs: dict[str, object] = {}
-    if arch == "vit":
-        kwargs.update(img_size=image_size, dynamic_img_size=True)
-        if backbones.vit_patch_size is not None:
-            kwargs["patch_size"] = backbones.vit_patch_size
+    kwargs: dict[str, object] = vit_arguments(image_size, backbones.vit_patch_size) if arch == "vit" else {}
     if init == "fractal":
         raise ValueError("init 'fractal' is resolved to the cached start's path by cass_bench.starts before "
                          "encoders are built")

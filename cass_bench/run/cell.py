@@ -81,8 +81,7 @@ def pretrain(cell: Cell, cfg: BenchConfig, bundle: DatasetBundle, cache_dir: Pat
         bundle: the dataset (its training split is used without labels).
         cache_dir: folder of cached checkpoints.
         out: results folder whose ``logs/pretrain/<checkpoint key>/`` receives the curves (None: not logged).
-        start: the ``init: fractal`` start of the cell's seed (None: found or trained here when the config asks for
-            it).
+        start: the ``init: fractal`` start of the cell's seed, resolved once by the caller (None for other inits).
 
     Returns:
         The encoders and measures, or None on non-zero ranks of a distributed run.
@@ -98,7 +97,7 @@ def pretrain(cell: Cell, cfg: BenchConfig, bundle: DatasetBundle, cache_dir: Pat
     began = time.perf_counter()
     pl.seed_everything(cell.seed, workers=True, verbose=False)
     if cfg.init == "fractal" and start is None:
-        start = ensure_start(cfg, cell.seed)
+        raise ValueError("a fractal-init cell pretrains from the start its caller resolved; pass start=")
     module = spec.make(PretrainSetup(cfg=with_start(cfg, start), archs=cell.archs, batch_size=cell.batch_size,
                                       seed=cell.seed))
     if cfg.channels_last:

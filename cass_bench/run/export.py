@@ -24,7 +24,7 @@ from cass_bench.config.files import RESOLVED
 from cass_bench.config.schema import ARCHS, BenchConfig
 from cass_bench.data.loaders import IMAGENET_NORMALIZE
 from cass_bench.engine.checkpoints import CheckpointProblem, read_verified
-from cass_bench.models.encoders import swap_small_stem
+from cass_bench.models.encoders import swap_small_stem, vit_arguments
 from cass_bench.errors import UserError
 from cass_bench.config.registry import get_method
 from cass_bench.records.store import RecordStore
@@ -85,8 +85,7 @@ def timm_arguments(record: dict[str, Any], state: dict[str, torch.Tensor]) -> di
     """
     kwargs: dict[str, Any] = {"model_name": record["backbone"], "num_classes": 0}
     if record["arch"] == "vit":
-        kwargs.update(img_size=record["image_size"], dynamic_img_size=True,
-                      patch_size=int(state["patch_embed.proj.weight"].shape[-1]))
+        kwargs.update(vit_arguments(record["image_size"], int(state["patch_embed.proj.weight"].shape[-1])))
     return kwargs
 
 

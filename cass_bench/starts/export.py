@@ -17,7 +17,7 @@ from safetensors.torch import save_file
 from cass_bench.config.schema import ARCHS, BenchConfig, to_dict
 from cass_bench.data.loaders import IMAGENET_NORMALIZE
 from cass_bench.errors import UserError
-from cass_bench.models.encoders import backbone_name
+from cass_bench.models.encoders import backbone_name, vit_arguments
 from cass_bench.starts.cache import Start, cache_root, check_cache_root, ensure_start
 from cass_bench.records.identity import start_payload
 
@@ -46,8 +46,7 @@ def _timm_arguments(arch: str, cfg: BenchConfig, start: Start) -> dict[str, Any]
     """``timm.create_model`` arguments of one exported model (with its classifier; small stem: see the JSON)."""
     kwargs: dict[str, Any] = {"model_name": backbone_name(arch, cfg.backbones), "num_classes": cfg.source.classes}
     if arch == "vit":
-        kwargs.update(img_size=cfg.image_size, dynamic_img_size=True,
-                      patch_size=int(start.states[arch]["patch_embed.proj.weight"].shape[-1]))
+        kwargs.update(vit_arguments(cfg.image_size, int(start.states[arch]["patch_embed.proj.weight"].shape[-1])))
     return kwargs
 
 

@@ -105,4 +105,4 @@ def build(setup: PretrainSetup) -> BYOL:
     """The BYOL module of one pretraining run (``BUILTIN_METHODS`` names this function)."""
     (arch,) = setup.archs
     cfg = setup.cfg
-    return BYOL(cfg.recipe(ByolConfig), cfg.backbones, arch, cfg.image_size, setup.seed, setup.batch_size, cfg.init)
+    return BYOL(cfg.recipe(ByolConfig), cfg.backbones, arch, cfg.image_size, setup.seed, setup.batch_size, setup.init)

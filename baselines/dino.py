@@ -171,4 +171,4 @@ def build(setup: PretrainSetup) -> DINO:
     """The DINO module of one pretraining run (``BUILTIN_METHODS`` names this function)."""
     (arch,) = setup.archs
     cfg = setup.cfg
-    return DINO(cfg.recipe(DinoConfig), cfg.backbones, arch, cfg.image_size, setup.seed, cfg.init, setup.batch_size)
+    return DINO(cfg.recipe(DinoConfig), cfg.backbones, arch, cfg.image_size, setup.seed, setup.init, setup.batch_size)

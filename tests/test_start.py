@@ -20,7 +20,7 @@ from cass_bench.errors import UserError
 from cass_bench.methods.cass import CASS, CassConfig
 from cass_bench.models.encoders import build_encoder
 from cass_bench.records.identity import Cell, config_hash, pretrain_key, record_id, start_key
-from cass_bench.starts.cache import CACHE_ENV, Start, ensure_start, with_start
+from cass_bench.starts.cache import CACHE_ENV, Start, ensure_start, start_weights
 from tests.conftest import run_cli
 from tests.test_encoders import CNN, write_imagenet_weights
 
@@ -100,12 +100,12 @@ def test_the_cass_heads_switch_changes_the_record_id() -> None:
 
 def test_cass_compares_the_start_classifiers_or_fresh_heads(tiny_start: tuple[Start, Path]) -> None:
     start, _ = tiny_start
-    cfg = with_start(tiny_cfg(), start)
-    kept = CASS(CassConfig(), cfg.backbones, cfg.image_size, seed=0, init=cfg.init)
+    cfg, weights = tiny_cfg(), start_weights(start)
+    kept = CASS(CassConfig(), cfg.backbones, cfg.image_size, seed=0, init=weights)
     assert torch.equal(kept.cnn_head.weight, start.states["cnn"]["fc.weight"])
     assert torch.equal(kept.vit_head.weight, start.states["vit"]["head.weight"])
     assert torch.equal(kept.vit.state_dict()["blocks.0.attn.qkv.weight"], start.states["vit"]["blocks.0.attn.qkv.weight"])
-    fresh = CASS(CassConfig(heads="fresh", output_dim=32), cfg.backbones, cfg.image_size, seed=0, init=cfg.init)
+    fresh = CASS(CassConfig(heads="fresh", output_dim=32), cfg.backbones, cfg.image_size, seed=0, init=weights)
     assert fresh.cnn_head.out_features == fresh.vit_head.out_features == 32
     assert torch.equal(fresh.cnn.state_dict()["layer1.0.conv1.weight"], start.states["cnn"]["layer1.0.conv1.weight"])
     random = CASS(CassConfig(output_dim=16), cfg.backbones, cfg.image_size, seed=0, init="random")

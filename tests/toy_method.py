@@ -78,7 +78,7 @@ def builder(kind: type[Toy] = Toy, recipe: type[ToyConfig] = ToyConfig) -> Calla
     def build(setup: PretrainSetup) -> Toy:
         (arch,) = setup.archs
         cfg = setup.cfg
-        return kind(cfg.recipe(recipe), cfg.backbones, arch, cfg.image_size, setup.seed, cfg.init)
+        return kind(cfg.recipe(recipe), cfg.backbones, arch, cfg.image_size, setup.seed, setup.init)
     return build
 
 

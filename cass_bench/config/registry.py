@@ -35,12 +35,19 @@ class PretrainSetup:
         archs: encoders this run trains (``("cnn", "vit")`` for a joint method, one arch otherwise).
         batch_size: per-device pretraining batch size.
         seed: seed of the run.
+        weights: the file of the start the run's caller resolved (``init: fractal``); None: ``cfg.init`` as given.
     """
 
     cfg: BenchConfig
     archs: tuple[str, ...]
     batch_size: int
     seed: int
+    weights: str | None = None
+
+    @property
+    def init(self) -> str:
+        """The encoders' starting weights: the resolved start's file, else ``cfg.init``."""
+        return self.cfg.init if self.weights is None else self.weights
 
 
 @dataclass(frozen=True)

@@ -42,14 +42,16 @@ class EncoderEvaluator:
     copy of the encoder each time.
     """
 
-    def __init__(self, seed: int, arch: str, cfg: BenchConfig, bundle: DatasetBundle, state: dict | None) -> None:
+    def __init__(self, seed: int, arch: str, cfg: BenchConfig, bundle: DatasetBundle, state: dict | None,
+                 weights: str | None = None) -> None:
         self.seed, self.arch, self.cfg, self.bundle, self.state = seed, arch, cfg, bundle, state
+        self.weights = cfg.init if weights is None else weights  # a resolved start's file for init: fractal
         self._features: tuple[np.ndarray, np.ndarray] | None = None
         self.params = param_count(self.encoder())
 
     def encoder(self) -> nn.Module:
         """A fresh copy of the encoder as pretraining left it (or as initialised, for ``supervised``)."""
-        init = "random" if self.state is not None else self.cfg.init
+        init = "random" if self.state is not None else self.weights
         encoder = build_encoder(self.arch, self.cfg.backbones, self.cfg.image_size, self.seed, init=init)
         if self.state is not None:
             encoder.load_state_dict(self.state)

@@ -172,4 +172,4 @@ def _width(head: nn.Module) -> int:
 def build(setup: PretrainSetup) -> CASS:
     """The CASS module of one pretraining run (``BUILTIN_METHODS`` names this function)."""
     cfg = setup.cfg
-    return CASS(cfg.recipe(CassConfig), cfg.backbones, cfg.image_size, setup.seed, cfg.init)
+    return CASS(cfg.recipe(CassConfig), cfg.backbones, cfg.image_size, setup.seed, setup.init)

@@ -42,7 +42,7 @@ from cass_bench.records.identity import (Cell, config_hash, pretrain_key, pretra
                                          start_key)
 from cass_bench.records.store import RecordStore
 from cass_bench.engine.trainer import pretrain_trainer
-from cass_bench.starts.cache import Start, ensure_start, with_start
+from cass_bench.starts.cache import Start, ensure_start, start_weights
 from cass_bench.run.console import progress
 
 @dataclass
@@ -98,8 +98,8 @@ def pretrain(cell: Cell, cfg: BenchConfig, bundle: DatasetBundle, cache_dir: Pat
     pl.seed_everything(cell.seed, workers=True, verbose=False)
     if cfg.init == "fractal" and start is None:
         raise ValueError("a fractal-init cell pretrains from the start its caller resolved; pass start=")
-    module = spec.make(PretrainSetup(cfg=with_start(cfg, start), archs=cell.archs, batch_size=cell.batch_size,
-                                      seed=cell.seed))
+    module = spec.make(PretrainSetup(cfg=cfg, archs=cell.archs, batch_size=cell.batch_size, seed=cell.seed,
+                                      weights=start_weights(start)))
     if cfg.channels_last:
         module = module.to(memory_format=torch.channels_last)
     loader = make_loader(bundle.train, module.transform, cell.batch_size, True, loader_workers(cfg.num_workers),
@@ -256,8 +256,8 @@ def _run_missing(cell: Cell, cfg: BenchConfig, store: RecordStore, todo: list[tu
     evaluators: dict[str, EncoderEvaluator] = {}
     for arch, fraction, evaluation in progress(todo, "evaluations"):
         if arch not in evaluators:
-            evaluators[arch] = EncoderEvaluator(cell.seed, arch, with_start(cfg, start), bundle,
-                                                pretrained.states.get(arch))
+            evaluators[arch] = EncoderEvaluator(cell.seed, arch, cfg, bundle, pretrained.states.get(arch),
+                                                start_weights(start))
         evaluator = evaluators[arch]
         rid = record_id(cell, arch, fraction, evaluation, cfg)
         loggers = run_loggers(store.out, FINETUNE, rid) if evaluation == "finetune" else None

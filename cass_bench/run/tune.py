@@ -28,7 +28,7 @@ from cass_bench.run.cell import failure_status, pretrain
 from cass_bench.records.locks import file_lock
 from cass_bench.records.store import TUNING, RecordStore
 from cass_bench.run.tuning import Trial, trial_config, trial_id
-from cass_bench.starts.cache import ensure_start, with_start
+from cass_bench.starts.cache import ensure_start, start_weights
 
 
 def validation_bundle(bundle: DatasetBundle, share: float, seed: int) -> DatasetBundle:
@@ -62,8 +62,8 @@ def run_trial(cfg: BenchConfig, trial: Trial) -> dict[str, Any]:
         assert pretrained is not None
         scores = {}
         for arch in trial.archs:
-            evaluator = EncoderEvaluator(trial.seed, arch, with_start(trial_cfg, start), bundle,
-                                         pretrained.states.get(arch))
+            evaluator = EncoderEvaluator(trial.seed, arch, trial_cfg, bundle, pretrained.states.get(arch),
+                                         start_weights(start))
             result = evaluator.run(cfg.tune.label_fraction, cfg.tune.eval)
             score = score_macro_f1(result.y_true, result.y_score)
             scores[arch] = float(score) if math.isfinite(score) else None

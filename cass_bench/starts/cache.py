@@ -126,8 +126,6 @@ def ensure_start(cfg: BenchConfig, seed: int | None = None) -> Start:
     return Start(key, cache.path(STEM), saved[0], saved[1])
 
 
-def with_start(cfg: BenchConfig, start: Start | None) -> BenchConfig:
-    """``cfg`` with ``init: fractal`` pointed at the start's checkpoint, for building encoders (else ``cfg``)."""
-    if start is None or cfg.init != "fractal":
-        return cfg
-    return dataclasses.replace(cfg, init=str(start.path))
+def start_weights(start: Start | None) -> str | None:
+    """The file encoders are built from for a resolved start (``init``'s weights), or None without one."""
+    return None if start is None else str(start.path)

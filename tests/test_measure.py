@@ -101,7 +101,8 @@ def test_cpu_share_tells_an_epoch_that_computed_from_one_that_was_kept_waiting()
         assert len(clock.epoch_cpu_s) == 3
         shares[name] = clock.figures().pretrain_cpu_share
         assert shares[name] == pytest.approx(sum(clock.epoch_cpu_s[1:]) / sum(clock.epoch_times[1:]))
-    assert shares["waiting"] < 0.5 < shares["busy"] <= 1.05, shares
+    # a busy epoch's share is the machine's to give (other workers may run beside it), a waiting one stays low
+    assert shares["waiting"] < 0.5 and 2 * shares["waiting"] < shares["busy"] <= 1.05, shares
 
 
 def test_cpu_share_is_not_taken_on_an_accelerator() -> None:

@@ -35,6 +35,7 @@ from cass_bench.report.present.tables import metric_table, ratio_header, scale_l
 from cass_bench.report.present.validity import collapse_runs
 from cass_bench.report.present.provenance import recipe_table_text
 from cass_bench.report.variants import variant_lines
+from cass_bench.report.versions import version_lines
 
 INDEX = "README.md"
 REPORT = "report.md"
@@ -187,6 +188,7 @@ def records_section(folder: Path, results: Path) -> list[str]:
         "The paper's claims ((a) against the best other method, the paper's family, and the cost rows; the measured "
         "differences, their intervals and every detail row are in the report):",
         Table(claims.reset_index(drop=True)).render(_MARKDOWN),
+        *version_lines(df)[1:],
         *tuning_cost_lines(folder, df),
     ]
 

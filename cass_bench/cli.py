@@ -224,10 +224,16 @@ def _run(args: argparse.Namespace) -> None:
     if args.dry_run:
         print(dry_run(request, say))
         return
+    from cass_bench.records.store import RecordStore
     from cass_bench.report.seedplan import plan_from_folder
 
-    if execute(request, lambda out, registered: plan_from_folder(out, registered).planned, say):
-        print(_ending(Path(cfg.out)))
+    if not execute(request, lambda out, registered: plan_from_folder(out, registered).planned, say):
+        return
+    if not RecordStore(cfg.out).load():
+        print(f"No records in {cfg.out} yet (the other shards' cells are still running): the report follows when "
+              f"one of them ends, or with `python -m cass_bench report {cfg.out}`.")
+        return
+    print(_ending(Path(cfg.out)))
 
 
 def _list() -> None:

@@ -98,7 +98,7 @@ def _spent_records() -> list[dict]:
 def test_the_breakdown_sums_to_the_records_figures() -> None:
     records = _spent_records()
     table = seed_minutes(records)
-    per_seed = {0: {"pretraining": 60 * 2, "fine-tunes": 2 * 30 * 2, "probes": 2 * 6 * 2, "data": 3 * 2,
+    per_seed = {0: {"start": 120 * 2 / 2, "pretraining": 60 * 2, "fine-tunes": 2 * 30 * 2, "probes": 2 * 6 * 2, "data": 3 * 2,
                     "start-up": 6 * 2, "waiting": (1 + 2 + 2 * 0.5) * 2}}
     for category, seconds in per_seed[0].items():
         assert table.loc[0, category] == pytest.approx(seconds / 60)
@@ -106,9 +106,13 @@ def test_the_breakdown_sums_to_the_records_figures() -> None:
     assert table.loc[2, "pretraining"] == pytest.approx(90 / 60)
     assert table.loc[2, "fine-tunes"] == pytest.approx(40 / 60)
     assert table.loc[2, "probes"] == 0, "an older record shows only its epochs and fine-tuning loop"
-    assert table[TOTAL].to_numpy() == pytest.approx(table[list(CATEGORIES)].sum(axis=1).to_numpy())
+    assert np.isnan(table.loc[2, "start"]), "seed 2 began from no recorded start: not measured, not zero"
+    assert table[TOTAL].to_numpy() == pytest.approx(table[list(CATEGORIES)].fillna(0).sum(axis=1).to_numpy())
     assert table[TOTAL].sum() == pytest.approx(items(records)["thread_min"].sum())
     assert start_minutes(records) == pytest.approx(120 * 2 / 60), "the start counts once, not per seed"
+    own = [{**r, "start_key": f"s{r['seed']}"} for r in records]
+    assert seed_minutes(own).loc[[0, 1], "start"].tolist() == pytest.approx([4.0, 4.0]), "a start per seed: whole"
+    assert start_minutes(own) == pytest.approx(8.0)
 
 
 def test_status_shows_where_each_seed_s_time_went(tmp_path: Path) -> None:
@@ -117,7 +121,7 @@ def test_status_shows_where_each_seed_s_time_went(tmp_path: Path) -> None:
     lines = spending_text(tmp_path).splitlines()
     assert lines[0].startswith("Where each seed's time went") and "pretraining" in lines[1]
     seed_0 = next(line for line in lines if line.startswith("|") and line.split("|")[1].strip() == "0")
-    assert seed_0.split("|")[-2].strip() == "4.83", "(60 + 2 x 30 + 2 x 6 + 3 + 6 + 4) s x 2 threads / 60"
+    assert seed_0.split("|")[-2].strip() == "6.83", "(120 / 2 + 60 + 2 x 30 + 2 x 6 + 3 + 6 + 4) s x 2 threads / 60"
     assert any(line.startswith("Per cell") for line in lines)
 
 

@@ -185,3 +185,11 @@ def test_init_and_evaluation_are_part_of_every_record_id(tmp_path: Path) -> None
         ids = expected_ids(cell, cfg)
         assert len(ids) == len(set(ids)) == len(cell.archs) * 3 * 3  # archs x label fractions x evaluations
         assert not set(ids) & set(expected_ids(cell, other))
+
+
+def test_a_shard_that_ends_before_any_record_exists_says_so_and_succeeds(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    done = run_cli("run", *TINY, "--methods", "cass", "--out", str(out), "--shard", "1/2")
+    assert done.returncode == 0, done.stderr
+    assert "No records in" in done.stdout and "still running" in done.stdout
+    assert not (out / "report.md").exists(), "no report of an empty folder"

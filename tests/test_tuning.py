@@ -312,6 +312,10 @@ def test_dry_run_shows_the_tuning_stage(tmp_path: Path, capsys: pytest.CaptureFi
     assert code == 0 and not out.exists()
     assert "Tuning: 9 trials (3 per method, encoder group, dataset and tuning seed), 0 done, 9 pending" in text
     assert "every measured cell waits for it" in text
+    code = main(["run", "--config", "default", "--seeds", "0", "--out", str(out), "--dry-run"])
+    text = capsys.readouterr().out
+    assert code == 0 and "Tuning: none runs here (the config carries its chosen values: cass lr=" in text, \
+        "configs/default.yaml carries results/default's choice, so no trial runs"
 
 
 def test_the_report_counts_the_starts_behind_the_seeds() -> None:

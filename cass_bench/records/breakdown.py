@@ -1,11 +1,13 @@
-"""Where a seed's time goes, from the figures the records carry: pretraining, fine-tunes, probes, data preparation,
-process start-up and waiting, in thread-minutes (wall time x the torch threads of the process that spent it).
+"""Where a seed's time goes, from the figures the records carry: the start, pretraining, fine-tunes, probes, data
+preparation, process start-up and waiting, in thread-minutes (wall time x the torch threads of the process that spent
+it).
 
 Per-cell figures (start-up, data, pretraining stage, lock waits: :class:`~cass_bench.records.schema.Spent`) repeat on
 every record a cell process wrote and are taken once per process (``cell_process``); per-record figures (each
 evaluation's wall time and wait) are summed. Records from before these figures existed fall back on what they carry:
-a run's epochs (``pretrain_time_s``) and each fine-tune's training loop (``finetune_time_s``). The ``fractal`` start
-is trained once per recipe and shared by every cell, so it is counted apart (:func:`start_minutes`). Torch-free:
+a run's epochs (``pretrain_time_s``) and each fine-tune's training loop (``finetune_time_s``). A ``fractal`` start is
+trained once and cached; its cost is shared equally by the seeds whose records began from it (one start per seed: the
+whole start; one start behind twelve seeds: a twelfth each), and counted once in :func:`start_minutes`. Torch-free:
 ``status`` reads it while a sweep runs.
 """
 
@@ -15,9 +17,9 @@ import pandas as pd
 
 from cass_bench.records.identity import RUN_KEYS
 
-PRETRAINING, FINETUNES, PROBES, DATA, STARTUP, WAITING = (
-    "pretraining", "fine-tunes", "probes", "data", "start-up", "waiting")
-CATEGORIES = (PRETRAINING, FINETUNES, PROBES, DATA, STARTUP, WAITING)
+START, PRETRAINING, FINETUNES, PROBES, DATA, STARTUP, WAITING = (
+    "start", "pretraining", "fine-tunes", "probes", "data", "start-up", "waiting")
+CATEGORIES = (START, PRETRAINING, FINETUNES, PROBES, DATA, STARTUP, WAITING)
 TOTAL = "total"
 _NUMBERS = ("seed", "torch_threads", "pretrain_threads", "pretrain_time_s", "finetune_time_s", "cell_startup_s",
             "cell_wait_s", "data_time_s", "pretrain_wait_s", "pretrain_wall_s", "eval_wait_s", "eval_time_s",
@@ -62,25 +64,44 @@ def items(records: pd.DataFrame | list[dict]) -> pd.DataFrame:
     traced = df.groupby([df[k].fillna(-1) for k in RUN_KEYS])["cell_process"].transform(lambda s: s.notna().any())
     older = df[~traced.astype(bool)].drop_duplicates(list(RUN_KEYS))
     add(older, PRETRAINING, older["pretrain_time_s"], pre_threads)
+    parts.append(_start_shares(df))
     out = pd.concat(parts, ignore_index=True)
     return out[out["thread_min"].notna()]
 
 
+def _starts(df: pd.DataFrame) -> pd.DataFrame:
+    """One row per start the records began from: ``start_key`` and its training ``thread_min``."""
+    starts = df[df["start_train_s"].notna()].drop_duplicates("start_key")
+    minutes = starts["start_train_s"] * starts["torch_threads"].fillna(1) / 60
+    return starts[["start_key"]].assign(thread_min=minutes.to_numpy())
+
+
+def _start_shares(df: pd.DataFrame) -> pd.DataFrame:
+    """Each start's training cost split equally among the seeds whose records began from it."""
+    starts = _starts(df).set_index("start_key")["thread_min"]
+    users = df[df["start_key"].isin(starts.index)].drop_duplicates(["start_key", "seed"])[["start_key", "seed"]]
+    share = users["start_key"].map(starts / users.groupby("start_key").size())
+    return users[["seed"]].assign(method=START, encoders="", category=START, thread_min=share.to_numpy())
+
+
 def seed_minutes(records: pd.DataFrame | list[dict]) -> pd.DataFrame:
     """Thread-minutes per seed (rows) and :data:`CATEGORIES` (columns), with their :data:`TOTAL`; empty when the
-    records show no spending."""
+    records show no spending. A seed whose records carry no start's figure (no ``fractal`` start, or records from
+    before starts were timed) has NaN as its start."""
     spent = items(records)
     if spent.empty:
         return pd.DataFrame(columns=[*CATEGORIES, TOTAL])
     table = spent.pivot_table(index="seed", columns="category", values="thread_min", aggfunc="sum", fill_value=0.0)
     table = table.reindex(columns=list(CATEGORIES), fill_value=0.0)
+    table.loc[~table.index.isin(spent.loc[spent["category"] == START, "seed"]), START] = float("nan")
     return table.assign(**{TOTAL: table.sum(axis=1)})
 
 
 def cell_minutes(records: pd.DataFrame | list[dict]) -> pd.DataFrame:
     """Thread-minutes per (method, encoders) and category, the mean over the seeds that spent them (what one cell of
-    each kind costs)."""
+    each kind costs); the start is not a cell's and is left out."""
     spent = items(records)
+    spent = spent[spent["category"] != START]
     if spent.empty:
         return pd.DataFrame(columns=[*CATEGORIES, TOTAL])
     per_seed = spent.groupby(["method", "encoders", "seed", "category"])["thread_min"].sum()
@@ -91,22 +112,22 @@ def cell_minutes(records: pd.DataFrame | list[dict]) -> pd.DataFrame:
 
 def start_minutes(records: pd.DataFrame | list[dict]) -> float | None:
     """Thread-minutes of training the ``fractal`` starts the records began from, each start once (None: none)."""
-    df = _frame(records)
-    starts = df[df["start_train_s"].notna()].drop_duplicates("start_key")
-    if starts.empty:
-        return None
-    return float((starts["start_train_s"] * starts["torch_threads"].fillna(1)).sum() / 60)
+    starts = _starts(_frame(records))
+    return None if starts.empty else float(starts["thread_min"].sum())
 
 
 def summary_lines(records: pd.DataFrame | list[dict]) -> list[str]:
-    """What one cell of each kind costs (mean over its seeds), and the start's one-off cost, in words."""
+    """What one cell of each kind costs (mean over its seeds), and what the starts cost, in words."""
     kinds = cell_minutes(records)
     lines = []
     if not kinds.empty:
         lines.append("Per cell (mean over seeds, thread-minutes): " + "; ".join(
             f"{method}/{encoders} {row[TOTAL]:.2f} (" + ", ".join(f"{c} {row[c]:.2f}" for c in CATEGORIES if row[c])
             + ")" for (method, encoders), row in kinds.iterrows()) + ".")
-    start = start_minutes(records)
-    if start is not None:
-        lines.append(f"The `fractal` start: {start:.2f} thread-minutes, once for every seed and method.")
+    starts = _starts(_frame(records))
+    if not starts.empty:
+        total = float(starts["thread_min"].sum())
+        lines.append(f"The `fractal` starts: {len(starts)} trained, {total:.2f} thread-minutes "
+                     f"({total / len(starts):.2f} each), shared by every method of the seeds that began from them "
+                     "(the start column splits each among its seeds).")
     return lines

@@ -156,6 +156,10 @@ def plan_text(cfg: BenchConfig, done: list[dict[str, Any]], measured: list[dict[
     if not every:
         return None
     left = pending(cfg, done)
+    if cfg.tune.chosen and left:
+        return ("Tuning: none runs here (the config carries its chosen values: " + "; ".join(
+            f"{m} " + ", ".join(f"{k}={v:g}" for k, v in values.items()) for m, values in cfg.tune.chosen.items())
+            + f"; delete tune.chosen to run its {len(every)} trials first).")
     if cfg.tune.chosen:
         state = "chosen values registered: " + "; ".join(
             f"{m} " + ", ".join(f"{k}={v:g}" for k, v in values.items()) for m, values in cfg.tune.chosen.items())

@@ -9,7 +9,8 @@ from cass_bench.report.format import key_text
 from cass_bench.report.present.render import Section, Table
 
 WORDS = ("Thread-minutes (wall time x the torch threads of the process that spent it) per seed, from the figures the "
-         "records carry: pretraining (the whole stage: module, FLOP count, collapse probes, epochs, checkpoint), "
+         "records carry: the start (training the `fractal` start the seed began from, shared equally by the seeds "
+         "that began from the same one), pretraining (the whole stage: module, FLOP count, collapse probes, epochs, checkpoint), "
          "fine-tunes and probes (each evaluation with its test, metrics and chance test), data (loading and "
          "decoding the dataset in each cell's process), start-up (each cell process's interpreter and imports) and "
          "waiting (for a cell's lock or the pretraining lock of `--pretrain-alone`). Records from before these "

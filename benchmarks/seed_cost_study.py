@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import resource
 import subprocess
@@ -115,8 +116,11 @@ def write_report(result: dict[str, Any], out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     (out / "study.json").write_text(json.dumps(result, indent=2) + "\n")
     env, sides = result["environment"], result["sides"]
-    rows = [[category, *(f"{sides[s]['thread_min'][category]:.2f}" for s in SIDES),
-             f"{sides['after']['thread_min'][category] - sides['before']['thread_min'][category]:+.2f}"]
+    def number(value: float, sign: str = "") -> str:
+        return "—" if math.isnan(value) else f"{value:{sign}.2f}"
+
+    rows = [[category, *(number(sides[s]["thread_min"][category]) for s in SIDES),
+             number(sides["after"]["thread_min"][category] - sides["before"]["thread_min"][category], "+")]
             for category in [*CATEGORIES, TOTAL]]
     rows.append(["CPU time of the whole run (min)", *(f"{sides[s]['cpu_s'] / 60:.2f}" for s in SIDES),
                  f"{(sides['after']['cpu_s'] - sides['before']['cpu_s']) / 60:+.2f}"])
@@ -137,7 +141,8 @@ def write_report(result: dict[str, Any], out: Path) -> None:
         "every fine-tune's step FLOPs anew), then **after** (the code as it is). Thread-minutes per category as the "
         "records itemise them (report section 2b), the CPU time of every process of the run (getrusage) and the "
         "wall time:", "",
-        tabulate(rows, headers=["thread-minutes", *SIDES, "after - before"], tablefmt="github"), "",
+        tabulate(rows, headers=["thread-minutes", *SIDES, "after - before"], tablefmt="github",
+                 disable_numparse=True), "",
         f"Saved: {saved:.2f} thread-minutes of {sides['before']['thread_min'][TOTAL]:.2f} "
         f"({saved / sides['before']['thread_min'][TOTAL]:.1%}).", "",
         f"Measured numbers: {numbers['matched']} of {numbers['records'][0]} / {numbers['records'][1]} records match "

@@ -82,14 +82,18 @@ def before_tree(scratch: Path) -> Path:
 def run_side(tree: Path, config: str, seed: int, out: Path, shards: int) -> dict[str, float]:
     """One seed of ``config`` from the code in ``tree`` as ``shards`` single-threaded shards side by side.
 
+    Every process runs in the checkout (so the folder registers its path as the other results folders do) and
+    imports the package from ``tree`` alone (``PYTHONSAFEPATH``: the working directory is not put on the path).
+
     Returns:
         ``wall_s`` and ``cpu_s`` (user + system of the shards and every process they started).
     """
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(tree)}
-    command = [sys.executable, "-m", "cass_bench", "run", "--config", config, "--seeds", str(seed), "--out", str(out)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(tree), "PYTHONSAFEPATH": "1"}
+    where = os.path.relpath(out, ROOT) if out.is_relative_to(ROOT) else str(out)
+    command = [sys.executable, "-m", "cass_bench", "run", "--config", config, "--seeds", str(seed), "--out", where]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
-    processes = [subprocess.Popen([*command, "--shard", f"{i}/{shards}"], cwd=tree, env=env) for i in range(shards)]
+    processes = [subprocess.Popen([*command, "--shard", f"{i}/{shards}"], cwd=ROOT, env=env) for i in range(shards)]
     codes = [p.wait() for p in processes]
     wall = time.perf_counter() - started
     after = resource.getrusage(resource.RUSAGE_CHILDREN)

@@ -128,7 +128,11 @@ def _cell_process_running_torch(parent: int) -> bool:
 
 
 def test_ctrl_c_prints_one_line_and_exits_130(tmp_path: Path) -> None:
-    argv = [sys.executable, "-m", "cass_bench", "run", *TINY, "--out", str(tmp_path / "out")]
+    # A terminal's foreground job: SIGINT at its default, though a suite run as a background job ignores it (and
+    # Python keeps an inherited SIG_IGN); the exec keeps the pid that the signal goes to.
+    argv = [sys.executable, "-c", "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
+            "os.execv(sys.executable, [sys.executable, *sys.argv[1:]])",
+            "-m", "cass_bench", "run", *TINY, "--out", str(tmp_path / "out")]
     proc = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                             start_new_session=True)
     try:
@@ -204,7 +208,11 @@ def test_interrupted_records_are_pending_and_a_plain_rerun_runs_them_again(tmp_p
 
 
 def test_sigterm_to_a_cell_process_records_it_as_interrupted(tmp_path: Path) -> None:
-    argv = [sys.executable, "-m", "cass_bench", "run", *TINY, "--out", str(tmp_path / "out")]
+    # A terminal's foreground job: SIGINT at its default, though a suite run as a background job ignores it (and
+    # Python keeps an inherited SIG_IGN); the exec keeps the pid that the signal goes to.
+    argv = [sys.executable, "-c", "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
+            "os.execv(sys.executable, [sys.executable, *sys.argv[1:]])",
+            "-m", "cass_bench", "run", *TINY, "--out", str(tmp_path / "out")]
     proc = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                             start_new_session=True)
     try:

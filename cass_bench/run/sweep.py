@@ -203,7 +203,7 @@ def tuning_stage(cfg: BenchConfig, shard: tuple[int, int] = (0, 1)) -> BenchConf
     """
     from cass_bench.config.registered import register_stage
     from cass_bench.run.tune import run_trials
-    from cass_bench.run.tuning import choose, needs_tuning, pending, trials, with_chosen
+    from cass_bench.run.tuning import choose, chosen_text, needs_tuning, pending, trials, with_chosen
 
     if not needs_tuning(cfg):
         return cfg
@@ -225,9 +225,7 @@ def tuning_stage(cfg: BenchConfig, shard: tuple[int, int] = (0, 1)) -> BenchConf
         run_trials(cfg, todo, say)  # takes over the trials of a shard that stopped
     chosen = choose(cfg, store.load())
     registered = register_stage(cfg.out, tune=dataclasses.replace(cfg.tune, chosen=chosen))
-    print(f"[tune] chosen and registered in {Path(cfg.out) / 'config.yaml'}: "
-          + "; ".join(f"{m} " + ", ".join(f"{k}={v:g}" for k, v in values.items()) for m, values in chosen.items()),
-          flush=True)
+    print(f"[tune] chosen and registered in {Path(cfg.out) / 'config.yaml'}: {chosen_text(chosen)}", flush=True)
     return with_chosen(cfg, registered.tune.chosen)
 
 

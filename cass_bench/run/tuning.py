@@ -143,6 +143,11 @@ def with_chosen(cfg: BenchConfig, chosen: dict[str, dict[str, Any]]) -> BenchCon
     return dataclasses.replace(cfg, tune=dataclasses.replace(cfg.tune, chosen=chosen))
 
 
+def chosen_text(chosen: dict[str, dict[str, Any]]) -> str:
+    """Chosen values in words: ``cass lr=0.000333333; dino lr=0.0015``."""
+    return "; ".join(f"{m} " + ", ".join(f"{k}={v:g}" for k, v in values.items()) for m, values in chosen.items())
+
+
 def needs_tuning(cfg: BenchConfig) -> bool:
     """Whether the measured cells must wait for tuning: trials are configured and nothing is chosen yet."""
     return bool(tuned_methods(cfg)) and not cfg.tune.chosen
@@ -157,12 +162,10 @@ def plan_text(cfg: BenchConfig, done: list[dict[str, Any]], measured: list[dict[
         return None
     left = pending(cfg, done)
     if cfg.tune.chosen and left:
-        return ("Tuning: none runs here (the config carries its chosen values: " + "; ".join(
-            f"{m} " + ", ".join(f"{k}={v:g}" for k, v in values.items()) for m, values in cfg.tune.chosen.items())
-            + f"; delete tune.chosen to run its {len(every)} trials first).")
+        return (f"Tuning: none runs here (the config carries its chosen values: {chosen_text(cfg.tune.chosen)}; "
+                f"delete tune.chosen to run its {len(every)} trials first).")
     if cfg.tune.chosen:
-        state = "chosen values registered: " + "; ".join(
-            f"{m} " + ", ".join(f"{k}={v:g}" for k, v in values.items()) for m, values in cfg.tune.chosen.items())
+        state = f"chosen values registered: {chosen_text(cfg.tune.chosen)}"
     else:
         state = "nothing chosen yet: every measured cell waits for it (their ids above are provisional)"
     seconds, unknown = 0.0, 0

@@ -76,7 +76,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--rebuild", metavar="KEY|RECORD_ID",
                      help="run one cell again: the cell with this checkpoint key or record id has its records removed "
                           "and written again, and its checkpoint pretrained again when missing (after checkpoints/ "
-                          "was deleted)")
+                          "was deleted); the rest of the shard's pending cells run too, as in any run")
     run.add_argument("--wait", action="store_true",
                      help="with a job launcher: follow the jobs until they end, then write the report")
     run.add_argument("--verbose", action="store_true",

@@ -300,6 +300,8 @@ def test_the_report_shows_the_tuning(tmp_path: Path) -> None:
     spread = [line for line in section.lines if line.startswith("- DINO-cnn")]
     assert spread == ["- DINO-cnn: best 0.700, worst 0.300, spread 40.0 points"]
     assert any(line.startswith("- BYOL-cnn") and "1 trial(s) failed" in line for line in section.lines)
+    edge = [line for line in section.lines if line.startswith("Chosen at an edge")]
+    assert edge and edge[0].endswith(": CASS lr 0.003 (highest of 3); BYOL lr 0.02 (lowest of 3)."), section.lines
 
 
 def test_dry_run_shows_the_tuning_stage(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -1,5 +1,6 @@
-"""The tuning stage in the report: each method's search space, every trial's validation score, the values chosen, and
-the spread between the best and the worst trial, so a reader sees whether a verdict hinges on a recipe.
+"""The tuning stage in the report: each method's search space, every trial's validation score, the values chosen, the
+spread between the best and the worst trial, and the choices at an edge of their grid, so a reader sees whether a
+verdict hinges on a recipe.
 
 Read from ``<out>/tuning.jsonl`` (one record per trial, written by :mod:`cass_bench.run.tune`) and the chosen values
 registered in ``<out>/config.yaml`` (``tune.chosen``); torch-free.
@@ -34,6 +35,7 @@ def load_trials(out: Path) -> pd.DataFrame:
                      and 0 <= score <= 1)
             rows.append({"dataset": record.get("dataset"), "method": record.get("method"), "arch": arch,
                          "point": record.get("point"), "values": _values_text(record.get("values") or {}),
+                         "raw": record.get("values") or {},
                          "seed": record.get("seed"), "status": record.get("status"),
                          "f1": float(score) if valid else math.nan})
     return pd.DataFrame(rows)
@@ -80,6 +82,29 @@ def spread_lines(trials: pd.DataFrame) -> list[str]:
     return lines
 
 
+def edge_line(trials: pd.DataFrame, chosen: dict[str, dict[str, Any]], per_dataset: bool = False) -> str:
+    """The chosen numeric values that are the lowest or highest of their grid (of three values or more): there the
+    best may lie beyond what was tried, and a wider grid could choose otherwise."""
+    edges = []
+    rank = {m: k for k, m in enumerate(method_order({key.partition("@")[0] for key in chosen}))}
+    for key, values in sorted(chosen.items(), key=lambda kv: (rank[kv[0].partition("@")[0]], kv[0])):
+        method, _, dataset = key.partition("@")
+        rows = trials[(trials["method"] == method) & ((trials["dataset"] == dataset) if per_dataset and dataset
+                                                      else True)]
+        for name, value in values.items():
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                continue
+            grid = sorted({v[name] for v in rows["raw"] if isinstance(v.get(name), (int, float))})
+            if len(grid) >= 3 and value in (grid[0], grid[-1]):
+                side = "lowest" if value == grid[0] else "highest"
+                edges.append(f"{method.upper()}{f' on {dataset}' if dataset else ''} {name} {value:g} ({side} of "
+                             f"{len(grid)})")
+    if not edges:
+        return "Every chosen value lies inside its grid."
+    return ("Chosen at an edge of its grid, where the best may lie beyond what was tried (a wider grid could choose "
+            "otherwise): " + "; ".join(edges) + ".")
+
+
 def tuning_section(out: Path) -> Section | None:
     """The report's tuning section (None when the folder ran no tuning)."""
     trials = load_trials(out)
@@ -98,5 +123,6 @@ def tuning_section(out: Path) -> Section | None:
         + "; ".join(f"{m.upper()} {_values_text(v)}" for m, v in chosen.items()) + ".",
         "Spread between each method's best and worst trial (a large spread means the verdict leans on the recipe):",
         *spread_lines(trials),
+        edge_line(trials, chosen, per_dataset),
     ]
     return Section("tuning", "Tuning", lines, tuning_table(trials, chosen, per_dataset))

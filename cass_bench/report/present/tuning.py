@@ -15,7 +15,7 @@ from typing import Any
 import pandas as pd
 from cass_bench.config.load import folder_settings
 from cass_bench.config.registry import method_order
-from cass_bench.config.tuning import TuneConfig
+from cass_bench.config.tuning import AT, TuneConfig
 from cass_bench.records.store import TUNING, RecordStore
 from cass_bench.report.present.render import Section, Table
 
@@ -86,11 +86,12 @@ def edge_line(trials: pd.DataFrame, chosen: dict[str, dict[str, Any]], per_datas
     """The chosen numeric values that are the lowest or highest of their grid (of three values or more): there the
     best may lie beyond what was tried, and a wider grid could choose otherwise."""
     edges = []
-    rank = {m: k for k, m in enumerate(method_order({key.partition("@")[0] for key in chosen}))}
-    for key, values in sorted(chosen.items(), key=lambda kv: (rank[kv[0].partition("@")[0]], kv[0])):
-        method, _, dataset = key.partition("@")
-        rows = trials[(trials["method"] == method) & ((trials["dataset"] == dataset) if per_dataset and dataset
-                                                      else True)]
+    keyed = [(*key.partition(AT)[::2], values) for key, values in chosen.items()]
+    rank = {m: k for k, m in enumerate(method_order({method for method, _, _ in keyed}))}
+    for method, dataset, values in sorted(keyed, key=lambda item: (rank[item[0]], item[1])):
+        rows = trials[trials["method"] == method]
+        if per_dataset and dataset:
+            rows = rows[rows["dataset"] == dataset]
         for name, value in values.items():
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 continue

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import signal
@@ -16,6 +17,7 @@ from typing import Iterator
 import pytest
 
 from cass_bench.cli import main
+from cass_bench.config.files import write_resolved
 from cass_bench.config.load import load_config
 from cass_bench.run.tickets import read_tickets
 from cass_bench.engine.logs import PRETRAIN, log_dir
@@ -209,3 +211,16 @@ def test_status_of_a_folder_without_jobs_needs_its_config(tmp_path: Path, capsys
     assert "pass the config it was run with" in capsys.readouterr().err
     assert main(["status", str(tmp_path), "--config", str(ROOT / "configs/smoke.yaml")]) == 0
     assert "1 cells: 0 done, 0 running, 0 failed, 1 pending" in capsys.readouterr().out
+
+
+def test_status_of_a_local_run_reads_its_registered_config_and_shows_the_pilot_before_the_plan(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    cfg = load_config(ROOT / "configs/smoke.yaml", {"plan.pilot": 2, "plan.cap": 4, "out": str(tmp_path)})
+    write_resolved(cfg, tmp_path)
+    assert main(["status", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "2 cells: 0 done, 0 running, 0 failed, 2 pending" in out and "seed=1" in out and "seed=2" not in out
+    write_resolved(dataclasses.replace(cfg, seeds=(0, 1, 2), plan=dataclasses.replace(cfg.plan, planned=3)),
+                   tmp_path)
+    assert main(["status", str(tmp_path)]) == 0
+    assert "3 cells: 0 done, 0 running, 0 failed, 3 pending" in capsys.readouterr().out

@@ -370,6 +370,19 @@ def test_the_index_states_tuning_cost_and_sets_two_folders_verdicts_side_by_side
     assert sum("supported" in row for row in rows) == 1  # the untuned default's one best-other verdict (1% ViT)
 
 
+def test_two_folders_cost_rows_line_up_when_only_one_was_timed_at_several_thread_counts() -> None:
+    from cass_bench.report.index import verdict_lines
+
+    table = verdict_lines(ROOT / "results" / "default", ROOT / "results" / "untuned", ROOT / "results")[2]
+    rows = {line.split("|")[1].strip(): [c.strip() for c in line.split("|")[2:4]] for line in table.splitlines()
+            if line.startswith("| embedded/b:") or line.startswith("| embedded/c:")}
+    assert set(rows) == {f"embedded/{k}:t{n}" for k in ("b:bs16:ep6:dino", "b:bs16:ep6:byol", "c:bs16:ep6:dino")
+                         for n in (1, 2)}
+    assert all(status != "not measured" for key, (ours, theirs) in rows.items() if key.endswith(":t1")
+               for status in (ours, theirs))
+    assert all(rows[key][0] == "not measured" for key in rows if key.endswith(":t2"))
+
+
 def test_chosen_values_that_are_no_mapping_are_one_line(tmp_path: Path) -> None:
     with pytest.raises(UserError, match="tune.chosen must map each method to its chosen values"):
         cfg_of(tmp_path, **{"tune.chosen": "{}"})

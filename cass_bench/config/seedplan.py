@@ -57,3 +57,8 @@ class PlanConfig:
     def pilot_seeds(self, listed: tuple[int, ...]) -> tuple[int, ...]:
         """The pilot's seeds (every listed seed without a plan)."""
         return self.seeds(listed, self.pilot) if self.pilot else tuple(listed)
+
+    def current_seeds(self, listed: tuple[int, ...]) -> tuple[int, ...]:
+        """The seeds a sweep runs now: the pilot's until the plan is written, then every listed seed (the sweep
+        writes the planned list into ``seeds``)."""
+        return tuple(listed) if self.planned is not None else self.pilot_seeds(listed)

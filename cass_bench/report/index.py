@@ -29,7 +29,7 @@ from cass_bench.report.claims.decide import headline
 from cass_bench.report.claims.specs import rule_lines
 from cass_bench.report.costs import TIME, pretrain_runs
 from cass_bench.report.format import number_text, stat_text, with_keys
-from cass_bench.report.load import load_records
+from cass_bench.report.load import PRETRAINED, THREADS, load_records
 from cass_bench.report.present.render import STYLES, Table
 from cass_bench.report.present.tables import metric_table, ratio_header, scale_lines
 from cass_bench.report.present.validity import collapse_runs
@@ -46,6 +46,7 @@ _ORDER = re.compile(r"^order:(.*)$", re.MULTILINE)
 _COMPARE = re.compile(r"^compare:(.*)$", re.MULTILINE)
 """``compare: a, b`` in ``results/ABOUT.md``: two folders whose answers to the paper's claims the index tables side by
 side."""
+_THREAD_SUFFIX = re.compile(r":t\d+$")
 TUNING_SHARE = 0.25
 """The most of a measured sweep's cost its tuning may take (issue 33: a quarter)."""
 WIDTH = 118
@@ -209,6 +210,15 @@ def tuning_cost_lines(folder: Path, records: pd.DataFrame | None) -> list[str]:
             f"took so far (the protocol's bound: {TUNING_SHARE:.0%}, set against the whole sweep)."]
 
 
+def _thread_named_keys(claims: pd.DataFrame, records: pd.DataFrame) -> list[str]:
+    """The claims' keys with every cost row naming its torch thread count, as a folder timed at several counts
+    already does, so two folders' cost rows line up when only one of them needed the suffix."""
+    counts = sorted({int(n) for n in records.loc[records[PRETRAINED], THREADS].dropna()})
+    suffix = f":t{counts[0]}" if len(counts) == 1 else ""
+    return [key + suffix if kind in ("b", "c") and not _THREAD_SUFFIX.search(key) else key
+            for key, kind in zip(claims["key"], claims["kind"])]
+
+
 def verdict_lines(first: Path, second: Path, results: Path) -> list[str]:
     """Two folders' answers to the paper's claims side by side (the rows either holds)."""
     frames = []
@@ -216,8 +226,10 @@ def verdict_lines(first: Path, second: Path, results: Path) -> list[str]:
         if not (folder / RECORDS).is_file() or not (folder / RECORDS).stat().st_size:
             frames.append(pd.Series(dtype=str, name=folder.name))
             continue
-        claims = headline(analyse(load_records(folder), folder).claims)
-        frames.append(claims.set_index("key")["status"].astype(str).rename(folder.name))
+        df = load_records(folder)
+        claims = headline(analyse(df, folder).claims)
+        keys = _thread_named_keys(claims, df)
+        frames.append(pd.Series(claims["status"].astype(str).to_numpy(), index=keys, name=folder.name))
     table = pd.concat(frames, axis=1).fillna("not measured").reset_index().rename(columns={"index": "claim"})
     named = [_link(f / REPORT, results) if (f / REPORT).is_file() else f"`{f.name}/`" for f in (first, second)]
     return [f"## {first.name}/ against {second.name}/",

@@ -79,7 +79,7 @@ def dry_run(request: RunRequest, say: Say = print) -> str:
         raise UserError("--rebuild removes a cell's records and --dry-run writes nothing; leave out one of them")
     _check(cfg, write=False, say=say)
     records = RecordStore(cfg.out).load()
-    shown = cfg if cfg.plan.planned is not None else dataclasses.replace(cfg, seeds=cfg.plan.pilot_seeds(cfg.seeds))
+    shown = dataclasses.replace(cfg, seeds=cfg.plan.current_seeds(cfg.seeds))
     plans = plan_sweep(shown, records, request.shard)
     lines = [render_plan(plans, records), seed_plan_text(cfg, plans, records),
              plan_text(cfg, RecordStore(cfg.out, TUNING).load(), records)]

@@ -1,7 +1,9 @@
 """``python -m cass_bench status OUT``: every cell done, running, failed or pending, from the records and the jobs.
 
-Below the cells, where each seed's time went so far (:func:`spending_text`). The grid is the config of the last job submission into ``OUT`` (``<out>/jobs/config.json``) or one given with
-``--config``. A cell is ``done`` when all its records are ok, ``failed`` when a record failed or its latest job
+Below the cells, where each seed's time went so far (:func:`spending_text`). The grid is the config of the last
+job submission into ``OUT`` (``<out>/jobs/config.json``), else the one its last local run registered
+(``<out>/config.yaml``), or one given with ``--config``; before a seed plan is written, its pilot's seeds.
+A cell is ``done`` when all its records are ok, ``failed`` when a record failed or its latest job
 ended without writing all its records (killed, timed out, crashed: the last lines of the job's stderr follow),
 ``running`` while its job is queued or running, and ``pending`` otherwise.
 
@@ -21,13 +23,12 @@ from typing import Any
 from tabulate import tabulate
 
 from cass_bench.config.schema import BenchConfig
+from cass_bench.config.files import RESOLVED
 from cass_bench.config.load import config_from_dict, load_config
 from cass_bench.errors import UserError
 from cass_bench.run.tickets import Ticket, cell_key, load_sweep_config, read_tickets, scheduler_state
 from cass_bench.run.plan import CellPlan, plan_sweep
 from cass_bench.records.breakdown import seed_minutes, summary_lines
-
-
 from cass_bench.records.reading import not_regular
 from cass_bench.records.schema import OK
 from cass_bench.records.store import RecordStore
@@ -132,18 +133,23 @@ def render_status(statuses: list[CellStatus]) -> str:
 
 
 def status_config(out: Path, config: str | None) -> BenchConfig:
-    """The grid of ``out``: ``config`` if given, else the config its last job submission saved.
+    """The grid of ``out``: ``config`` if given, else the config its last job submission saved, else the one its
+    last local run registered (``<out>/config.yaml``); with a seed plan not yet written, the pilot's seeds.
 
     Raises:
         UserError: no config given and none saved.
     """
+    saved: dict[str, Any] | None = load_sweep_config(out) if config is None else None
     if config is not None:
-        return dataclasses.replace(load_config(config), out=str(out))
-    saved: dict[str, Any] | None = load_sweep_config(out)
-    if saved is None:
-        raise UserError(f"{out} holds no jobs/config.json (it was not run with a job launcher); pass the "
+        cfg = load_config(config)
+    elif saved is not None:
+        cfg = config_from_dict(saved)
+    elif (Path(out) / RESOLVED).is_file():
+        cfg = load_config(str(Path(out) / RESOLVED))
+    else:
+        raise UserError(f"{out} holds neither jobs/config.json nor {RESOLVED} (no run has written to it); pass the "
                         "config it was run with: status OUT --config FILE")
-    return dataclasses.replace(config_from_dict(saved), out=str(out))
+    return dataclasses.replace(cfg, out=str(out), seeds=cfg.plan.current_seeds(cfg.seeds))
 
 
 def spending_text(out: Path) -> str:

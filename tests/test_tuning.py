@@ -73,6 +73,21 @@ def test_every_method_gets_the_same_number_of_trials(tmp_path: Path) -> None:
     assert len({trial_id(cfg, t) for t in found}) == len(found)
 
 
+def test_three_trials_try_the_reference_and_its_neighbours_and_five_widen_the_grid(tmp_path: Path) -> None:
+    for method, recipe in {"cass": CassConfig(), "dino": DinoConfig(), "byol": ByolConfig()}.items():
+        ref = recipe.lr
+        tried = {n: sorted({t.values["lr"] / ref for t in trials(cfg_of(tmp_path, **{"tune.trials": n}))
+                            if t.method == method}) for n in (3, 5)}
+        assert tried[3] == pytest.approx([1 / 3, 1, 3], rel=1e-5)
+        assert tried[5] == pytest.approx([1 / 9, 1 / 3, 1, 3, 9], rel=1e-5)
+    assert SearchAxis("lr", values=(0.0, 0.1)).grid(0.05) == (0.0, 0.1)
+    grid = type("Two", (DinoConfig,), {"SEARCH": (SearchAxis("lr", factors=(0.5, 1.0, 2.0)),
+                                                  SearchAxis("warmup_fraction", values=(0.0, 0.1, 0.2)))})
+    points = grid(warmup_fraction=0.1).search_grid()
+    assert points[0] == {"lr": 0.0005, "warmup_fraction": 0.1}  # the reference itself, then one step away
+    assert all(p["lr"] == 0.0005 or p["warmup_fraction"] == 0.1 for p in points[1:5])
+
+
 def test_a_method_without_a_search_space_is_refused_when_tuning(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(ByolConfig, "SEARCH", ())
     with pytest.raises(UserError, match="byol' declares no search space"):

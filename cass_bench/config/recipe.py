@@ -80,13 +80,16 @@ class MethodRecipe:
         """Raises UserError when the recipe cannot run with ``cfg``'s shared settings (checked for chosen methods)."""
 
     def search_grid(self) -> list[dict[str, Any]]:
-        """Every point of :attr:`SEARCH` around this recipe's values, as field -> value (the reference's own
-        values first when they lie on the grid)."""
-        points: list[dict[str, Any]] = [{}]
+        """Every point of :attr:`SEARCH` around this recipe's values, as field -> value, nearest the reference's own
+        values first (in steps along each axis's grid, summed over the axes; ties in grid order), so the first
+        ``tune.trials`` points are the narrowest grid of that many around the reference."""
+        points: list[tuple[dict[str, Any], int]] = [({}, 0)]
         for axis in self.SEARCH:
-            points = [{**p, axis.name: v} for p in points for v in axis.grid(getattr(self, axis.name))]
-        own = {axis.name: getattr(self, axis.name) for axis in self.SEARCH}
-        return sorted(points, key=lambda p: p != own)
+            own, values = getattr(self, axis.name), axis.grid(getattr(self, axis.name))
+            centre = values.index(own) if own in values else None
+            points = [({**p, axis.name: v}, steps + (abs(k - centre) if centre is not None else 0))
+                      for p, steps in points for k, v in enumerate(values)]
+        return [p for p, _ in sorted(points, key=lambda item: item[1])]
 
 
 def provenance(recipe: type) -> list[tuple[str, Any, Source | None]]:

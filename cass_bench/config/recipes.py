@@ -21,9 +21,10 @@ DINO_CODE = "DINO reference (facebookresearch/dino main_dino.py, ViT-S/16 defaul
 DINO_README = "DINO reference README (facebookresearch/dino, training tips)"
 LIGHTLY_CIFAR = "lightly benchmarks/cifar10 (32 px, ResNet-18)"
 LIGHTLY_DINO_TRANSFORM = "lightly DINOTransform defaults"
-LR_GRID = (1 / 3, 1.0, 3.0)
-"""The learning-rate factors every built-in method's tuning tries around its reference value (the same three
-trials for each)."""
+LR_GRID = (1 / 9, 1 / 3, 1.0, 3.0, 9.0)
+"""The learning-rate factors every built-in method's tuning tries around its reference value, nearest first: 1,
+then x 1/3 and x 3 (``tune.trials: 3``, the packaged configs), then x 1/9 and x 9 (``tune.trials: 5``, for a choice
+that lands at an edge of the narrower grid)."""
 WARMUP_SCALED = "the same fraction of the run as the reference's warm-up"
 IMAGENET_CLASSES = 1000
 Schedule = Literal["reference", "cosine"]

@@ -48,5 +48,6 @@ def search_space_lines() -> list[str]:
 def recipe_table_text() -> str:
     """The provenance table and the search spaces as Markdown."""
     table = Table(recipe_sources())
-    return table.render(STYLES["markdown"]) + "\n\nTuning search spaces (`tune.trials` points of each, the " \
-        "reference's own values first):\n\n" + "\n".join(search_space_lines())
+    return table.render(STYLES["markdown"]) + "\n\nTuning search spaces (the first `tune.trials` points of each, " \
+        "nearest the reference's own values first: 3 points are its value and the two beside it):\n\n" + \
+        "\n".join(search_space_lines())

@@ -159,3 +159,10 @@ def test_the_across_datasets_row_is_the_equal_weight_mean_within_each_seed() -> 
                                      fractions=(0.1,), rng=24))
     for key in ("across/a@10%:cnn:dino", "across/a@10%:cnn:best"):
         assert opposite.loc[key, "status"].startswith("no pooled verdict: d1 above 0 and d2 below 0"), key
+
+
+def test_one_seed_gives_each_row_its_point_and_no_interval() -> None:
+    out = claims_of(sweep_frame(gain=3.0, start=0.0, seeds=1, sd=PAIRED_SD, fractions=(0.1,), rng=5), each=True)
+    for key in ("d1/s@10%:vit:dino", "d1/a@10%:cnn:dino"):
+        assert "(1 seed: no interval)" in out.loc[key, "measured"] and "nan" not in out.loc[key, "measured"], key
+        assert out.loc[key, "status"] not in ("supported", "contradicted")

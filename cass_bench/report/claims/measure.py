@@ -44,7 +44,7 @@ class Measurer:
             return best_row(spec, {**self._base(spec, first, ""), "claim": _best_claim(first)}, parts)
         if spec.dataset == ACROSS:
             parts = {d: self(replace(spec, dataset=d)) for d in self.ctx.datasets}
-            label = f"{spec.arch}, equal-weight mean of {len(parts)} datasets"
+            label = f"{spec.arch}, equal-weight mean of {len(parts)} dataset{'s' * (len(parts) != 1)}"
             return _pool(spec, parts, "dataset", self._base(spec, next(iter(parts.values())), label))
         if spec.arch == POOLED:
             parts = {a: self(replace(spec, arch=a)) for a in ARCHS}

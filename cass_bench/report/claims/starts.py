@@ -9,7 +9,7 @@ from cass_bench.config.claim_row import ClaimRow
 from cass_bench.config.registry import reference_methods
 from cass_bench.report.claims.cells import Pair
 from cass_bench.report.claims.rows import (BOTH_AT_CHANCE, NOT_MEASURED, Context, Row, chance_note, collapse_text,
-                                           row_base, seed_interval)
+                                           interval_text, row_base, seed_interval)
 from cass_bench.report.format import fraction_text
 from cass_bench.report.stats.intervals import Interval
 
@@ -30,8 +30,10 @@ def start_row(spec: ClaimRow, ctx: Context) -> Row:
         return Row(base, "both cells at chance: nothing to compare", status=BOTH_AT_CHANCE, collapse=flag)
     diff = pair.difference()
     iv, sd = seed_interval(diff)
-    return Row(base, f"{method} − {start}: {iv.mean:+.2f} [{iv.low:+.2f}, {iv.high:+.2f}] F1 points "
-                     f"({iv.n} seeds){chance_note(pair, method, start)}", iv, sd=sd, collapse=flag, per_seed=diff)
+    text = (f"{iv.mean:+.2f} [{iv.low:+.2f}, {iv.high:+.2f}] F1 points ({iv.n} seeds)" if iv.bounded else
+            interval_text(iv))
+    return Row(base, f"{method} − {start}: {text}{chance_note(pair, method, start)}", iv, sd=sd, collapse=flag,
+               per_seed=diff)
 
 
 def start_flag(method: str, arch: str, interval: Interval, where: str = "") -> str:

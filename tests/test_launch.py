@@ -21,7 +21,7 @@ from cass_bench.config.files import write_resolved
 from cass_bench.config.load import load_config
 from cass_bench.run.tickets import read_tickets
 from cass_bench.engine.logs import PRETRAIN, log_dir
-from cass_bench.records.identity import Cell, expected_ids, pretrain_key
+from cass_bench.records.identity import Cell, expected_ids, pretrain_key, record_keys
 from cass_bench.records.store import RecordStore
 from cass_bench.run.grid import expand
 
@@ -224,3 +224,32 @@ def test_status_of_a_local_run_reads_its_registered_config_and_shows_the_pilot_b
                    tmp_path)
     assert main(["status", str(tmp_path)]) == 0
     assert "3 cells: 0 done, 0 running, 0 failed, 3 pending" in capsys.readouterr().out
+
+
+def test_status_shows_the_cell_a_local_sweep_is_running(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    from cass_bench import cli
+    from cass_bench.run import sweep
+    from cass_bench.run.cell import failure_record
+
+    out = tmp_path / "out"
+    cfg = load_config(ROOT / "configs/smoke.yaml", {"methods": "byol", "archs": "cnn", "label_fractions": "1",
+                                                    "eval.evals": "knn", "out": str(out)})
+    [cell] = expand(cfg)
+    seen: list[str] = []
+
+    def child(spec: Path) -> int:
+        assert main(["status", str(out)]) == 0
+        seen.append(capsys.readouterr().out)
+        for key in record_keys(cell, cfg):
+            RecordStore(out).append({**failure_record(cell, *key, cfg, "ok", None), "f1_macro": 0.5})
+        return 0
+
+    monkeypatch.setattr(sweep, "run_cell_child", child)
+    monkeypatch.setattr(cli, "_ending", lambda out: "")
+    assert main(["run", "--config", str(ROOT / "configs/smoke.yaml"), "--methods", "byol", "--archs", "cnn",
+                 "--label-fractions", "1", "--evals", "knn", "--out", str(out)]) == 0
+    assert "1 cells: 0 done, 1 running, 0 failed, 0 pending" in seen[0]
+    capsys.readouterr()
+    assert main(["status", str(out)]) == 0
+    assert "1 cells: 1 done, 0 running, 0 failed, 0 pending" in capsys.readouterr().out

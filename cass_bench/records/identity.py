@@ -90,6 +90,11 @@ class Cell:
         return f"{self.dataset} {self.method}/{'+'.join(self.archs)} bs={bs} ep={self.pretrain_epochs} seed={self.seed}"
 
 
+def cell_key(cell: Cell) -> str:
+    """A file-name-safe key of a cell (its job ticket's and its running lock's name)."""
+    return stable_hash(dataclasses.asdict(cell))
+
+
 def start_payload(cfg: BenchConfig, seed: int | None = None) -> dict[str, Any]:
     """What the formula-driven start's key hashes: its recipe (at the source seed of measured seed ``seed``; None:
     ``source.seed``) and everything that shapes the encoders it trains."""

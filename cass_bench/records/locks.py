@@ -40,3 +40,28 @@ def file_lock(path: Path, *, shared: bool = False, wait: bool = True) -> Iterato
             fcntl.flock(fd, fcntl.LOCK_UN)
     finally:
         os.close(fd)
+
+
+CELL_LOCKS = "cells.locks"
+"""The folder under a results folder of the locks a local sweep holds on each cell while it runs it."""
+
+
+def cell_lock(out: str | Path, key: str) -> Path:
+    """The lock file a local sweep holds while it runs the cell of ``key``
+    (:func:`cass_bench.records.identity.cell_key`)."""
+    return Path(out) / CELL_LOCKS / f"{key}.lock"
+
+
+def held(path: Path) -> bool:
+    """Whether a process holds a lock on ``path`` now; creates nothing (a missing file is a lock no one holds)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False

@@ -5,7 +5,8 @@ job submission into ``OUT`` (``<out>/jobs/config.json``), else the one its last 
 (``<out>/config.yaml``), or one given with ``--config``; before a seed plan is written, its pilot's seeds.
 A cell is ``done`` when all its records are ok, ``failed`` when a record failed or its latest job
 ended without writing all its records (killed, timed out, crashed: the last lines of the job's stderr follow),
-``running`` while its job is queued or running, and ``pending`` otherwise.
+``running`` while its job is queued or running or a local sweep runs it (its lock in ``cells.locks/``), and
+``pending`` otherwise.
 
 Reading a folder never unpickles anything it holds (submitit's result pickles would run code when loaded): a job's
 outcome comes from the scheduler, whether its result file exists, and the text of its stderr log.
@@ -29,6 +30,7 @@ from cass_bench.errors import UserError
 from cass_bench.run.tickets import Ticket, cell_key, load_sweep_config, read_tickets, scheduler_state
 from cass_bench.run.plan import CellPlan, plan_sweep
 from cass_bench.records.breakdown import seed_minutes, summary_lines
+from cass_bench.records.locks import cell_lock, held
 from cass_bench.records.reading import not_regular
 from cass_bench.records.schema import OK
 from cass_bench.records.store import RecordStore
@@ -107,7 +109,7 @@ def cell_statuses(cfg: BenchConfig, lines: int = 5) -> list[CellStatus]:
         detail: list[str] = sorted({errors[i] for i in plan.failed})
         if plan.state == "done":
             state = "done"
-        elif job_state == "active":
+        elif job_state == "active" or held(cell_lock(out, cell_key(plan.cell))):
             state = "running"
         elif plan.failed:
             state = "failed"

@@ -24,7 +24,8 @@ from cass_bench.models.encoders import check_backbones
 from cass_bench.errors import UserError
 from cass_bench.run.preflight import check_device, check_encoders, check_output, encoder_bytes
 from cass_bench.run.cell import failure_record, run_cell
-from cass_bench.records.identity import Cell, expected_ids, pretrain_key, record_keys, start_key
+from cass_bench.records.identity import Cell, cell_key, expected_ids, pretrain_key, record_keys, start_key
+from cass_bench.records.locks import cell_lock, file_lock
 from cass_bench.run.console import cell_line
 from cass_bench.run.exits import exit_outcome, oom_kills
 from cass_bench.config.registry import get_method, plugin_modules, register
@@ -308,7 +309,8 @@ def run_cells(cfg: BenchConfig, shard: tuple[int, int] = (0, 1)) -> int:
                   flush=True)
             spec = _spec_file(Path(specs), cell, cfg)
             kills = oom_kills()
-            code = run_cell_child(spec)
+            with file_lock(cell_lock(cfg.out, cell_key(cell))):
+                code = run_cell_child(spec)
             if code != 0:
                 status, error = exit_outcome(code, kills, oom_kills())
                 written = store.ids()

@@ -18,9 +18,8 @@ from typing import Any
 import submitit
 from submitit.core.utils import JobPaths
 
-from cass_bench.config.schema import stable_hash
 from cass_bench.errors import UserError
-from cass_bench.records.identity import Cell
+from cass_bench.records.identity import Cell, cell_key
 from cass_bench.records.reading import read_regular
 
 JOBS_DIR = "jobs"
@@ -60,11 +59,6 @@ class Ticket:
 def jobs_dir(out: str | Path) -> Path:
     """``<out>/jobs``: submitit's folders, the cells' spec files and tickets, and the sweep's config."""
     return Path(out) / JOBS_DIR
-
-
-def cell_key(cell: Cell) -> str:
-    """A file-name-safe key of a cell."""
-    return stable_hash(dataclasses.asdict(cell))
 
 
 def _cell_from_dict(data: dict[str, Any]) -> Cell:

@@ -64,7 +64,8 @@ def test_smoke_run_writes_every_record_complete(smoke_run: Path) -> None:
 def test_smoke_run_leaves_only_results_in_its_folder(smoke_run: Path) -> None:
     names = {path.name for path in smoke_run.iterdir() if path.suffix != ".png"}
     assert names == {"records.jsonl", "report.md", "predictions", "checkpoints", "logs", "config.yaml",
-                     "collapse_per_seed.csv"}
+                     "collapse_per_seed.csv", "cells.locks"}
+    assert {p.suffix for p in (smoke_run / "cells.locks").iterdir()} == {".lock"}  # one per cell, held while it ran
 
 
 def test_smoke_run_logs_curves_and_each_record_names_its_files(smoke_run: Path) -> None:

@@ -166,3 +166,17 @@ def test_one_seed_gives_each_row_its_point_and_no_interval() -> None:
     for key in ("d1/s@10%:vit:dino", "d1/a@10%:cnn:dino"):
         assert "(1 seed: no interval)" in out.loc[key, "measured"] and "nan" not in out.loc[key, "measured"], key
         assert out.loc[key, "status"] not in ("supported", "contradicted")
+
+
+def test_an_across_row_gives_no_verdict_until_every_dataset_is_measured() -> None:
+    from cass_bench.report.claims.family import claim_family
+
+    frame = sweep_frame(gain=6.0, datasets=("d1", "d2"), seeds=10, sd=2.0, fractions=(0.1,), rng=25)
+    family = claim_family(normalise(frame), None, 16.0, 6.0)  # as a config of both datasets registers it
+    assert "across/a@10%:cnn:best" in family.keys and family.datasets == ("d1", "d2")
+    out = claims_of(frame[frame["dataset"] == "d1"], family=family)
+    row = out.loc["across/a@10%:cnn:best"]
+    assert row["status"] == "not measured" and row["in_family"]
+    assert "vs DINO: the paper's average needs every dataset, and d2 is not measured (so far: average of 1 " \
+           "dataset " in row["measured"]
+    assert claims_of(frame, family=family).loc["across/a@10%:cnn:best", "status"] == "supported"

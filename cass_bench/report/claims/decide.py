@@ -198,7 +198,7 @@ def check_claims(records: pd.DataFrame, batch_size: float | None, epochs: float 
     family = family if family is not None else claim_family(records, None, batch_size, epochs)
     specs = ordered([*family.rows, *family.start_rows, *shown])
     df = prepare(records)
-    datasets = tuple(dict.fromkeys(df.loc[df["pretrained"], "dataset"]))
+    datasets = tuple(dict.fromkeys([*df.loc[df["pretrained"], "dataset"], *family.datasets]))
     ctx = Context(CellTable(df), batch_size, epochs, datasets, prediction_bootstrap(df, batch_size, epochs,
                                                                                       predictions))
     measure = Measurer(ctx)

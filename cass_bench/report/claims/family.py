@@ -44,6 +44,8 @@ class Family:
         alpha: family-wise error rate (of each family).
         power: the power of the stated minimum detectable effects.
         start_rows: the start's family (every method minus its start), corrected apart from the paper's.
+        datasets: the datasets an across row averages: the config's (a dataset without records leaves such a row
+            unmeasured), or those the records hold.
     """
 
     rows: tuple[ClaimRow, ...]
@@ -51,6 +53,7 @@ class Family:
     alpha: float = ClaimsConfig.alpha
     power: float = ClaimsConfig.power
     start_rows: tuple[ClaimRow, ...] = field(default=())
+    datasets: tuple[str, ...] = ()
 
     @property
     def keys(self) -> tuple[str, ...]:
@@ -203,7 +206,7 @@ def config_family(cfg: BenchConfig, batch_size: float | None, epochs: float | No
     start = [row for row in named if row.claim == "s"] or starts
     source = ("claims.family of the config.yaml beside the records" if named else
               f"{DEFAULT_WORDS} over the grid of the config.yaml beside the records")
-    return Family(ordered(paper), source, cfg.claims.alpha, cfg.claims.power, ordered(start))
+    return Family(ordered(paper), source, cfg.claims.alpha, cfg.claims.power, ordered(start), tuple(cfg.datasets))
 
 
 def read_grid(out: Path) -> BenchConfig | None:
@@ -227,5 +230,7 @@ def claim_family(records: pd.DataFrame, out: Path | None, batch_size: float | No
     cfg = read_grid(out) if out is not None else None
     if cfg is not None:
         return config_family(cfg, batch_size, epochs)
-    family, starts, _ = _rows(record_grid(records, batch_size, epochs))
-    return Family(ordered(family), f"{RECORD_SOURCE}: the results folder has no config.yaml", start_rows=ordered(starts))
+    grid = record_grid(records, batch_size, epochs)
+    family, starts, _ = _rows(grid)
+    return Family(ordered(family), f"{RECORD_SOURCE}: the results folder has no config.yaml",
+                  start_rows=ordered(starts), datasets=grid.datasets)

@@ -12,7 +12,7 @@ from cass_bench.config.schema import ARCHS
 from cass_bench.report.claims.best import best_row
 from cass_bench.report.claims.family import POOLED
 from cass_bench.report.claims.gains import paper_text
-from cass_bench.report.claims.rows import Context, Row, pooled, row_base
+from cass_bench.report.claims.rows import NOT_MEASURED, PARTIAL, Context, Row, pooled, row_base
 from cass_bench.report.claims.specs import kind_of
 
 _ARCH_SUFFIX = re.compile(r"\((cnn\+vit|cnn|vit)\)$")
@@ -45,7 +45,13 @@ class Measurer:
         if spec.dataset == ACROSS:
             parts = {d: self(replace(spec, dataset=d)) for d in self.ctx.datasets}
             label = f"{spec.arch}, equal-weight mean of {len(parts)} dataset{'s' * (len(parts) != 1)}"
-            return _pool(spec, parts, "dataset", self._base(spec, next(iter(parts.values())), label))
+            row = _pool(spec, parts, "dataset", self._base(spec, next(iter(parts.values())), label))
+            missing = [d for d, part in parts.items() if part.status == NOT_MEASURED]
+            if not missing or row.status == NOT_MEASURED:
+                return row
+            return Row(row.base, f"{PARTIAL}, and {', '.join(missing)} "
+                       f"{'is' if len(missing) == 1 else 'are'} not measured (so far: {row.measured})",
+                       status=NOT_MEASURED, collapse=row.collapse)
         if spec.arch == POOLED:
             parts = {a: self(replace(spec, arch=a)) for a in ARCHS}
             return _pool(spec, parts, "encoder", self._base(spec, next(iter(parts.values())),

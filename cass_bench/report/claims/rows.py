@@ -22,6 +22,8 @@ N_BOOT = 1000
 REFERENCE_EFFECT = 5.0
 """The declared target effect (macro-F1 points) whose seeds every F1 row states."""
 NOT_MEASURED = "not measured"
+PARTIAL = "the paper's average needs every dataset"
+"""How an across-datasets row with a dataset not yet measured begins its words (it gets no verdict)."""
 BOTH_AT_CHANCE = "not testable: both methods at chance"
 NAME = PROPOSED.upper()
 NO_INTERVAL = Interval(math.nan, math.nan, math.nan, 0, "none")
@@ -163,7 +165,7 @@ def pooled(base: dict[str, Any], parts: dict[str, Row], what: str, extra: Callab
     iv, sd = seed_interval(average)
     code = pd.concat([parts[n].per_seed_code for n in kept], axis=1).dropna().mean(axis=1)
     code_iv = seed_interval(code)[0] if len(code) else NO_INTERVAL
-    measured = (f"average of {len(kept)} {what}s {interval_text(iv)}{extra(code_iv) if extra else ''}; "
+    measured = (f"average of {len(kept)} {what}{'s' * (len(kept) != 1)} {interval_text(iv)}{extra(code_iv) if extra else ''}; "
                 + "; ".join(f"{n} {interval_text(r.interval)}" if n in kept else f"{n} left out ({r.status})"
                             for n, r in parts.items()))
     above = [n for n in kept if parts[n].interval.bounded and parts[n].interval.low > 0]

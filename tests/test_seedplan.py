@@ -3,6 +3,7 @@ folder's config.yaml before any post-pilot cell, and keeps the family's type-I e
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 from pathlib import Path
@@ -110,6 +111,11 @@ def test_the_plan_states_its_inputs(tmp_path: Path) -> None:
     lines = plan_lines(plan, plan.planned)
     assert "pilot of 3 seeds (0, 1, 2)" in lines[0] and f"asks for {plan.planned} seeds" in lines[0]
     assert len(lines) == 1 + len(plan.rows)
+    pending = dataclasses.replace(plan, rows=(dataclasses.replace(plan.rows[0], sd=float("nan"), n=0, needed=None),
+                                              *plan.rows[1:]))
+    lines = plan_lines(pending, None)
+    assert lines[0].startswith("The pilot is under way") and "pilot of 3 seeds" in lines[1]
+    assert lines[2].endswith("no spread yet (not measured), counted as needing the cap, 12") and "nan" not in lines[2]
 
 
 def test_the_planned_design_keeps_the_family_wise_error_at_alpha() -> None:

@@ -12,6 +12,7 @@ largest row's need, no fewer than the pilot's seeds and no more than the cap. Th
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -136,7 +137,13 @@ def plan_lines(plan: SeedPlan, planned: int | None) -> list[str]:
              f"takes the largest need, at least the {plan.floor} seeds the exact sign-flip test needs to reach that "
              f"level at all, within [{len(plan.pilot)}, {plan.cap}], and asks for {plan.planned} seeds"
              + (f" (registered: {planned})." if planned is not None and planned != plan.planned else ".")]
+    if planned is None:
+        lines.insert(0, "The pilot is under way: the sweep computes this plan from the pilot's records, and registers "
+                        "it in config.yaml, once every pilot cell has them; below, what the records so far give.")
     for row in plan.rows:
+        if math.isnan(row.sd):
+            lines.append(f"- {row.key}: no spread yet (not measured), counted as needing the cap, {plan.cap}")
+            continue
         need = f"{row.needed}" if row.needed is not None else f"more than {plan.cap}"
         lines.append(f"- {row.key}: spread {row.sd:.2f} points over {row.n} seeds, needs {need}")
     return lines

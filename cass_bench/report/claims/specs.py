@@ -80,8 +80,7 @@ KINDS: tuple[ClaimKind, ...] = (
                   f"(a) against each comparator ({_upper(comparators())}) separately: the detail behind the "
                   "best-other row, outside the family. A cnn+vit row is a labelled average of the two encoders "
                   "within each seed; an across row is the equal-weight mean of the datasets' differences within "
-                  "each seed, over every dataset of the config (not measured until each has records); when one "
-                  "part's interval lies entirely above 0 and another's entirely below, it says "
+                  "each seed; when one part's interval lies entirely above 0 and another's entirely below, it says "
                   "\"no pooled verdict\"."), gain_row),
     ClaimKind("d", "more robust to batch size", f"{NAME}'s F1 loss - the comparator's", -1, comparators, PAPER,
               "fine-tuned macro-F1 points", lambda: (

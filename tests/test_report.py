@@ -364,7 +364,7 @@ def test_cli_without_records_exits_2_with_one_line(tmp_path: Path, content: str 
     assert len(err.splitlines()) == 1 and "records.jsonl" in err and "cass_bench run" in err
 
 
-@pytest.mark.parametrize("folder", ["default", "untuned", "robustness"])
+@pytest.mark.parametrize("folder", ["default", "datasets", "untuned", "robustness"])
 def test_committed_report_regenerates_identically(tmp_path: Path, folder: str) -> None:
     committed = Path(__file__).resolve().parents[1] / "results" / folder
     out = tmp_path / folder

@@ -15,8 +15,8 @@ from cass_bench.config.registry import PROPOSED
 from cass_bench.config.vocabulary import MAIN_EVAL
 from cass_bench.evaluation.chance import score_macro_f1 as macro_f1
 from cass_bench.report.claims.cells import Pair
-from cass_bench.report.claims.rows import (BOTH_AT_CHANCE, LEVEL, N_BOOT, NAME, NOT_MEASURED, Bootstrap, Context,
-                                           Row, chance_note, collapse_text, interval_text, row_base, seed_interval)
+from cass_bench.report.claims.rows import (LEVEL, NAME, N_BOOT, Bootstrap, Context, Row, chance_note, collapse_text,
+                                           interval_text, row_base, seed_interval, unmeasurable)
 from cass_bench.report.format import fraction_text
 from cass_bench.report.stats.bootstrap import bootstrap_interval
 from cass_bench.report.stats.intervals import Interval
@@ -69,12 +69,8 @@ def gain_row(spec: ClaimRow, ctx: Context) -> Row:
     pair = Pair(*(ctx.table.get(spec.dataset, spec.fraction, spec.arch, ctx.batch_size, ctx.epochs, method)
                   for method in (PROPOSED, spec.comparator)))
     flag = collapse_text([(f"{PROPOSED}-{spec.arch}", pair.ours), (f"{spec.comparator}-{spec.arch}", pair.theirs)])
-    if not pair.measured:
-        return Row(base, f"no {NAME} and {spec.comparator} records of {spec.dataset}/{spec.arch} at "
-                         f"{fraction_text(spec.fraction)} labels ({ctx.setting})", status=NOT_MEASURED,
-                   collapse=flag)
-    if all(pair.at_chance()):
-        return Row(base, "both cells at chance: nothing to compare", status=BOTH_AT_CHANCE, collapse=flag)
+    if (blocked := unmeasurable(pair, spec, ctx, (NAME, spec.comparator), base, flag)) is not None:
+        return blocked
     diff = pair.difference()
     note = chance_note(pair, PROPOSED, spec.comparator)
     if pair.unpaired:

@@ -10,7 +10,7 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 
-from cass_bench.config.claim_row import ClaimRow
+from cass_bench.config.claim_row import ClaimRow, fraction_text
 from cass_bench.config.registry import PROPOSED
 from cass_bench.config.vocabulary import MAIN_EVAL
 from cass_bench.report.claims.cells import Cell, CellTable, Pair
@@ -95,6 +95,27 @@ def row_base(spec: ClaimRow, claim: str, paper: str) -> dict[str, Any]:
     """The identifying fields of a row from its spec."""
     return dict(key=spec.key, kind=spec.claim, claim=claim, comparator=spec.comparator, dataset=spec.dataset,
                 arch=spec.arch, fraction=spec.fraction, level=spec.level, eval=MAIN_EVAL, paper=paper)
+
+
+def unmeasurable(pair: Pair, spec: ClaimRow, ctx: Context, names: tuple[str, str], base: dict[str, Any],
+                 flag: str) -> Row | None:
+    """The row of a pair that cannot be compared (a side without records, or both at chance); None when it can.
+
+    Args:
+        pair: the two cells behind the row.
+        spec: the row's spec (its dataset, encoder and label fraction name the missing records).
+        ctx: the main setting.
+        names: the two sides' names, as the missing-records text states them.
+        base: the row's identifying fields.
+        flag: the collapse text of the row's encoders.
+    """
+    if not pair.measured:
+        return Row(base, f"no {names[0]} and {names[1]} records of {spec.dataset}/{spec.arch} at "
+                         f"{fraction_text(spec.fraction)} labels ({ctx.setting})", status=NOT_MEASURED,
+                   collapse=flag)
+    if all(pair.at_chance()):
+        return Row(base, "both cells at chance: nothing to compare", status=BOTH_AT_CHANCE, collapse=flag)
+    return None
 
 
 def points(value: float) -> str:

@@ -8,8 +8,8 @@ from __future__ import annotations
 from cass_bench.config.claim_row import ClaimRow
 from cass_bench.config.registry import reference_methods
 from cass_bench.report.claims.cells import Pair
-from cass_bench.report.claims.rows import (BOTH_AT_CHANCE, NOT_MEASURED, Context, Row, chance_note, collapse_text,
-                                           interval_text, row_base, seed_interval)
+from cass_bench.report.claims.rows import (Context, Row, chance_note, collapse_text, interval_text, row_base,
+                                           seed_interval, unmeasurable)
 from cass_bench.report.format import fraction_text
 from cass_bench.report.stats.intervals import Interval
 
@@ -22,12 +22,8 @@ def start_row(spec: ClaimRow, ctx: Context) -> Row:
     pair = Pair(ctx.table.get(spec.dataset, spec.fraction, spec.arch, ctx.batch_size, ctx.epochs, method),
                 ctx.table.start(spec.dataset, spec.fraction, spec.arch))
     flag = collapse_text([(f"{method}-{spec.arch}", pair.ours)])
-    if not pair.measured:
-        return Row(base, f"no {method} and {start} records of {spec.dataset}/{spec.arch} at "
-                         f"{fraction_text(spec.fraction)} labels ({ctx.setting})", status=NOT_MEASURED,
-                   collapse=flag)
-    if all(pair.at_chance()):
-        return Row(base, "both cells at chance: nothing to compare", status=BOTH_AT_CHANCE, collapse=flag)
+    if (blocked := unmeasurable(pair, spec, ctx, (method, start), base, flag)) is not None:
+        return blocked
     diff = pair.difference()
     iv, sd = seed_interval(diff)
     text = (f"{iv.mean:+.2f} [{iv.low:+.2f}, {iv.high:+.2f}] F1 points ({iv.n} seeds)" if iv.bounded else

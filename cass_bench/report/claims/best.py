@@ -14,7 +14,7 @@ import math
 
 from cass_bench.config.claim_row import ClaimRow
 from cass_bench.report.claims.gains import against_paper
-from cass_bench.report.claims.rows import NOT_MEASURED, PARTIAL, Row, interval_text
+from cass_bench.report.claims.rows import NOT_MEASURED, Row, interval_text
 from cass_bench.report.stats.intervals import SEED_TESTS, Interval
 
 
@@ -33,7 +33,7 @@ def best_row(spec: ClaimRow, base: dict, parts: dict[str, Row]) -> Row:
     flag = "; ".join(dict.fromkeys(r.collapse for r in parts.values() if r.collapse))
     measured = {c: r for c, r in parts.items() if r.status != NOT_MEASURED}
     if not measured:
-        partial = [f"vs {c.upper()}: {r.measured}" for c, r in parts.items() if r.measured.startswith(PARTIAL)]
+        partial = [f"vs {c.upper()}: {r.measured}" for c, r in parts.items() if r.partial]
         return Row(base, "; ".join(["no comparator measured beside CASS", *partial]), status=NOT_MEASURED,
                    collapse=flag)
     tested = {c: r for c, r in measured.items() if r.status is None and math.isfinite(r.interval.mean)}

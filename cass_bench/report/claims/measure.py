@@ -51,7 +51,7 @@ class Measurer:
                 return row
             return Row(row.base, f"{PARTIAL}, and {', '.join(missing)} "
                        f"{'is' if len(missing) == 1 else 'are'} not measured (so far: {row.measured})",
-                       status=NOT_MEASURED, collapse=row.collapse)
+                       status=NOT_MEASURED, collapse=row.collapse, partial=True)
         if spec.arch == POOLED:
             parts = {a: self(replace(spec, arch=a)) for a in ARCHS}
             return _pool(spec, parts, "encoder", self._base(spec, next(iter(parts.values())),

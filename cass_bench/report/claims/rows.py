@@ -23,7 +23,7 @@ REFERENCE_EFFECT = 5.0
 """The declared target effect (macro-F1 points) whose seeds every F1 row states."""
 NOT_MEASURED = "not measured"
 PARTIAL = "the paper's average needs every dataset"
-"""How an across-datasets row with a dataset not yet measured begins its words (it gets no verdict)."""
+"""How an across-datasets row with a dataset not yet measured begins its words."""
 BOTH_AT_CHANCE = "not testable: both methods at chance"
 NAME = PROPOSED.upper()
 NO_INTERVAL = Interval(math.nan, math.nan, math.nan, 0, "none")
@@ -74,6 +74,8 @@ class Row:
         code: the interval of the contrast on the paper's metric (``f1_seed_code``; (a) rows).
         per_seed_code: the contrast per seed on the paper's metric.
         notes: flags in words, shown under the table (e.g. a comparator below its start).
+        partial: an across-datasets row measured on some of its datasets only (not measured as a whole; its
+            words give what the measured ones show so far).
     """
 
     base: dict[str, Any]
@@ -89,6 +91,7 @@ class Row:
     code: Interval = NO_INTERVAL
     per_seed_code: pd.Series = field(default_factory=lambda: pd.Series(dtype=float))
     notes: list[str] = field(default_factory=list)
+    partial: bool = False
 
 
 def row_base(spec: ClaimRow, claim: str, paper: str) -> dict[str, Any]:

@@ -19,7 +19,6 @@ import os
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from tabulate import tabulate
 
@@ -141,17 +140,19 @@ def status_config(out: Path, config: str | None) -> BenchConfig:
     Raises:
         UserError: no config given and none saved.
     """
-    saved: dict[str, Any] | None = load_sweep_config(out) if config is None else None
-    if config is not None:
-        cfg = load_config(config)
-    elif saved is not None:
-        cfg = config_from_dict(saved)
-    elif (Path(out) / RESOLVED).is_file():
-        cfg = load_config(str(Path(out) / RESOLVED))
-    else:
-        raise UserError(f"{out} holds neither jobs/config.json nor {RESOLVED} (no run has written to it); pass the "
-                        "config it was run with: status OUT --config FILE")
+    cfg = _saved_config(Path(out), config)
     return dataclasses.replace(cfg, out=str(out), seeds=cfg.plan.current_seeds(cfg.seeds))
+
+
+def _saved_config(out: Path, config: str | None) -> BenchConfig:
+    if config is not None:
+        return load_config(config)
+    if (saved := load_sweep_config(out)) is not None:
+        return config_from_dict(saved)
+    if (out / RESOLVED).is_file():
+        return load_config(str(out / RESOLVED))
+    raise UserError(f"{out} holds neither jobs/config.json nor {RESOLVED} (no run has written to it); pass the "
+                    "config it was run with: status OUT --config FILE")
 
 
 def spending_text(out: Path) -> str:

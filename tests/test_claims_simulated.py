@@ -13,6 +13,7 @@ from scipy import stats as sps
 from cass_bench.report.claims.specs import OUTSIDE
 from cass_bench.report.claims.family import Family, parse_row
 from cass_bench.report.load import RANK_HISTORY, normalise
+from cass_bench.report.present.claim_tables import answer_table
 
 from .claim_frames import claims_of, sweep_frame
 
@@ -180,3 +181,6 @@ def test_an_across_row_gives_no_verdict_until_every_dataset_is_measured() -> Non
     assert "vs DINO: the paper's average needs every dataset, and d2 is not measured (so far: average of 1 " \
            "dataset " in row["measured"]
     assert claims_of(frame, family=family).loc["across/a@10%:cnn:best", "status"] == "supported"
+    claims = answer_table(out.reset_index()).cells["claim"]  # only d1 has cost rows: they still name it
+    assert list(claims[claims.str.startswith("(b)")]) == ["(b) d1, time vs DINO (bs16, ep6)",
+                                                          "(b) d1, time vs BYOL (bs16, ep6)"]

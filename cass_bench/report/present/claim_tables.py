@@ -37,7 +37,7 @@ def _interval(row: pd.Series, ratio: bool) -> str:
     return f"[{low:.3f}, {high:.3f}]" if ratio else f"[{low:+.2f}, {high:+.2f}]"
 
 
-def _claim(row: pd.Series, datasets: int) -> str:
+def _claim(row: pd.Series, name_dataset: bool) -> str:
     kind, comparator = str(row["kind"]), str(row["comparator"])
     if kind in ("b", "c"):
         device = f", {row['key'].split('@', 1)[1]}" if "@" in str(row["key"]) else ""
@@ -45,10 +45,10 @@ def _claim(row: pd.Series, datasets: int) -> str:
         setting = str(row["key"]).split(":")[1:3] if ":bs" in str(row["key"]) else []
         threads = [part[1:] for part in str(row["key"]).split(":") if part[:1] == "t" and part[1:].isdigit()]
         setting += [f"{threads[0]} thr."] if threads else []
-        where = f"{row['dataset']}, " if datasets > 1 and isinstance(row["dataset"], str) else ""
+        where = f"{row['dataset']}, " if name_dataset and isinstance(row["dataset"], str) else ""
         return f"({kind}) {where}{what} vs {comparator.upper()}" + (f" ({', '.join(setting)}{device})" if setting
                                                                     else "")
-    where = "across datasets, " if row["dataset"] == "across" else f"{row['dataset']}, " if datasets > 1 else ""
+    where = "across datasets, " if row["dataset"] == "across" else f"{row['dataset']}, " if name_dataset else ""
     versus = "best other" + (f" ({comparator[6:-1].upper()})" if comparator.startswith("best (") else "") \
         if comparator.startswith("best") else comparator.upper()
     level = f", {_KIND_WORDS[kind]} {row['level']:g}" if kind in _KIND_WORDS else ""
@@ -71,8 +71,10 @@ def answer_table(claims: pd.DataFrame) -> Table:
     if rows.empty:
         return Table(pd.DataFrame({"": ["no claim row: no finished pretraining record"]}))
     ratio = rows["kind"].isin(["b", "c"])
+    across = rows["dataset"] == "across"
+    name_dataset = bool(across.any()) or rows.loc[~across, "dataset"].nunique() > 1
     cells = pd.DataFrame({
-        "claim": [_claim(r, rows.loc[rows["dataset"] != "across", "dataset"].nunique()) for _, r in rows.iterrows()],
+        "claim": [_claim(r, name_dataset) for _, r in rows.iterrows()],
         "measured": [f"{r['estimate']:.3f}" if is_ratio and math.isfinite(r["estimate"]) else _signed(r["estimate"])
                      for (_, r), is_ratio in zip(rows.iterrows(), ratio)],
         "95% interval": [_interval(r, is_ratio) for (_, r), is_ratio in zip(rows.iterrows(), ratio)],

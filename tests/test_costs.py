@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cass_bench.records.breakdown import CATEGORIES, TOTAL, items, seed_minutes, start_minutes
+from cass_bench.records.breakdown import CATEGORIES, TOTAL, items, seed_minutes, start_minutes, summary_lines
 from cass_bench.report.costs import FINETUNE_MFU, MFU, contention_lines, cost_stats, pretrain_runs
 from cass_bench.report.load import ALONE, normalise
 from cass_bench.run.status import spending_text
@@ -165,3 +165,24 @@ def test_an_impossible_cpu_peak_is_refused_in_one_line() -> None:
     smoke = Path(__file__).resolve().parent.parent / "configs" / "smoke.yaml"
     with pytest.raises(UserError, match="cpu_peak_gflops -5.0 is impossible; give one CPU thread's peak"):
         validate(load_config(smoke, {"cpu_peak_gflops": -5}))
+
+
+def test_two_cpu_types_under_one_label_split_the_cost_rows_and_clock_jitter_does_not() -> None:
+    frame = _checked(sweep_frame(seeds=6, fractions=(0.1,), rng=5))
+    frame["peak_flops"] = np.where(frame.seed < 3, 166.2e9, 78.3e9)
+    frame.loc[frame.method == "supervised", "peak_flops"] = np.nan
+    out = claims_of(frame)
+    fast, slow = f"{B}@CPU (test, 166 GFLOP/s a thread)", f"{B}@CPU (test, 78 GFLOP/s a thread)"
+    assert out.loc[fast, "n"] == 3 and out.loc[slow, "n"] == 3 and B not in out.index
+    jitter = frame.assign(peak_flops=np.where(frame.seed % 2, 78.3e9, 80.1e9))
+    assert normalise(jitter)["device"].eq("CPU (test)").all() and claims_of(jitter).loc[B, "n"] == 6
+
+
+def test_a_start_trained_again_on_a_new_machine_counts_both_trainings() -> None:
+    records = [{**r, "start_key": f"s{r['seed']}"} for r in _spent_records()]
+    again = [{**r, "start_train_s": 180.0, "dataset": "e"} for r in records if r["seed"] == 1]
+    assert start_minutes(records + again) == pytest.approx(8.0 + 6.0)
+    assert seed_minutes(records + again).loc[1, "start"] == pytest.approx(4.0 + 6.0)
+    (line,) = [x for x in summary_lines(records + again) if x.startswith("The `fractal` starts")]
+    assert line.startswith("The `fractal` starts: 2 trained (1 trained again: a cache that did not reach a new "
+                           "machine), 14.00 thread-minutes")

@@ -17,6 +17,7 @@ from cass_bench.cli import main
 from cass_bench.report import analyse, load_records, write_plots, write_report
 from cass_bench.records.schema import RECORD_FIELDS
 from cass_bench.report.load import RANK_HISTORY
+from cass_bench.report.present.tables import config_lines
 from cass_bench.report.present.validity import collapse_table
 from cass_bench.report.costs import (
     DATA_WAIT, FLOPS, MFU, PARAMS, RATE, TIME, data_wait_warnings, memory_quantity,
@@ -420,3 +421,16 @@ def test_runs_timed_under_contention_are_named_and_left_out_of_the_time_figures(
     write_report(clean)
     clean_text = (clean / "report.md").read_text()
     assert "seed left out" not in clean_text and "none left out here" in clean_text
+
+
+def test_config_lines_warn_only_when_one_dataset_mixes_configs() -> None:
+    tuned = pd.DataFrame({"method": ["cass", "cass", "dino", "dino", "byol", "byol"],
+                          "dataset": ["d1", "d2"] * 3,
+                          "config_hash": ["c", "c", "a1", "a2", "b1", "b2"]})
+    assert config_lines(tuned) == [
+        "Records of byol, dino hold one config per dataset (config_hash differs only between datasets, as settings "
+        "tuned per dataset give); each table cell holds one config."]
+    mixed = pd.concat([tuned, pd.DataFrame({"method": ["dino"], "dataset": ["d1"], "config_hash": ["a3"]})])
+    lines = config_lines(mixed)
+    assert len(lines) == 1 and lines[0].startswith("Warning: records of dino come from several configs on one dataset")
+    assert config_lines(tuned.assign(config_hash="same")) == []

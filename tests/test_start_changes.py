@@ -86,3 +86,22 @@ def test_two_folders_differing_in_one_method_compare_it_paired_by_seed(tmp_path)
         change = float(row.split("|")[7].split()[0])
         assert change == pytest.approx(-0.2, abs=0.04)
         assert row.rstrip(" |").endswith("3")
+
+
+def test_a_start_trained_twice_names_each_training_and_warns_on_a_mixed_seed(tmp_path) -> None:  # noqa: ANN001
+    records = make_records(datasets=("d1", "d2"), methods=("cass", "supervised"), batch_sizes=(16,), seeds=(0,))
+    for record in records:
+        again = record["dataset"] == "d2"
+        record.update(init="fractal", start_key="abc123", start_train_s=600.0 + 100 * again,
+                      created_at=f"2026-12-0{5 + again}T00:00:00+00:00",
+                      start_source_accuracy={"cnn": 1.0, "vit": 0.9 + 0.01 * again}[record["arch"]])
+    lines = start_lines(load_records(write_records(tmp_path / "kept", records)))
+    assert lines[1] == ("Start abc123 (seed 0) was trained 2 times, its cache not carried over (its weights repeat "
+                        "only on the same CPU type and thread count): training 1 (cnn 1.000, vit 0.900): d1; "
+                        "training 2 (cnn 1.000, vit 0.910): d2.")
+    assert len(lines) == 2, "each dataset's methods share one training: no warning"
+    records[0]["start_train_s"] = 700.0
+    lines = start_lines(load_records(write_records(tmp_path / "mixed", records)))
+    assert lines[-1].startswith("Warning: d1 seed 0 mixes trainings of start abc123")
+    once = [r for r in records if r["dataset"] == "d2"]
+    assert start_lines(load_records(write_records(tmp_path / "once", once)))[1:] == []

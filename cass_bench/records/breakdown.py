@@ -7,7 +7,8 @@ every record a cell process wrote and are taken once per process (``cell_process
 evaluation's wall time and wait) are summed. Records from before these figures existed fall back on what they carry:
 a run's epochs (``pretrain_time_s``) and each fine-tune's training loop (``finetune_time_s``). A ``fractal`` start is
 trained once and cached; its cost is shared equally by the seeds whose records began from it (one start per seed: the
-whole start; one start behind twelve seeds: a twelfth each), and counted once in :func:`start_minutes`. Torch-free:
+whole start; one start behind twelve seeds: a twelfth each), and counted once in :func:`start_minutes` (each of its
+trainings, where it was trained again on a machine its cache did not reach). Torch-free:
 ``status`` reads it while a sweep runs.
 """
 
@@ -70,10 +71,12 @@ def items(records: pd.DataFrame | list[dict]) -> pd.DataFrame:
 
 
 def _starts(df: pd.DataFrame) -> pd.DataFrame:
-    """One row per start the records began from: ``start_key`` and its training ``thread_min``."""
-    starts = df[df["start_train_s"].notna()].drop_duplicates("start_key")
-    minutes = starts["start_train_s"] * starts["torch_threads"].fillna(1) / 60
-    return starts[["start_key"]].assign(thread_min=minutes.to_numpy())
+    """One row per start the records began from: ``start_key``, the ``thread_min`` of its trainings and their count
+    (``trainings``: more than one where the cache did not carry over to another machine and it was trained again)."""
+    trained = df[df["start_train_s"].notna()].drop_duplicates(["start_key", "start_train_s"])
+    minutes = trained["start_train_s"] * trained["torch_threads"].fillna(1) / 60
+    per_training = trained[["start_key"]].assign(thread_min=minutes.to_numpy(), trainings=1)
+    return per_training.groupby("start_key", sort=False, as_index=False).sum()
 
 
 def _start_shares(df: pd.DataFrame) -> pd.DataFrame:
@@ -127,7 +130,10 @@ def summary_lines(records: pd.DataFrame | list[dict]) -> list[str]:
     starts = _starts(_frame(records))
     if not starts.empty:
         total = float(starts["thread_min"].sum())
-        lines.append(f"The `fractal` starts: {len(starts)} trained, {total:.2f} thread-minutes "
+        again = int(starts["trainings"].sum()) - len(starts)
+        trained = f"{len(starts)} trained" + (f" ({again} trained again: a cache that did not reach a new machine)"
+                                              if again else "")
+        lines.append(f"The `fractal` starts: {trained}, {total:.2f} thread-minutes "
                      f"({total / len(starts):.2f} each), shared by every method of the seeds that began from them "
                      "(the start column splits each among its seeds).")
     return lines

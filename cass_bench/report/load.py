@@ -1,9 +1,11 @@
 """Records of a results folder as one frame, every record field a column, with the few derived columns the
-analysis needs: the above-chance verdict recomputed from the stored figures, ``run_collapsed`` and ``pretrained``.
+analysis needs: the above-chance verdict recomputed from the stored figures, ``run_collapsed`` and ``pretrained``, and a
+CPU's device label refined by its per-thread peak where one label covers several machine types.
 """
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pandas as pd
@@ -41,6 +43,9 @@ training thread's CPU share at or above :data:`CONTENTION_BAR`), False when it w
 unchecked (a record from before the process count was recorded, not found contended by its CPU share)."""
 STEADY_TIMES = ("pretrain_epoch_time_s", "images_per_s", "mfu")
 """The figures taken over the measured epochs; a contended run's are read as missing."""
+PEAK_SPREAD = 1.25
+"""Per-thread peaks within this factor of each other are one machine type (the clock read off ``/proc/cpuinfo`` varies
+a little between machines of one type; another vector width doubles the peak)."""
 _CHANCE_INPUTS = ["f1_macro", "above_chance_p", "chance_f1_majority", "chance_f1_random"]
 
 
@@ -98,7 +103,8 @@ def normalise(frame: pd.DataFrame) -> pd.DataFrame:
     ``time_contended`` is True where the run's CPU share is below :data:`CONTENTION_BAR` or, on a CPU, another
     training process ran beside it (:data:`OTHERS` above 0); its :data:`STEADY_TIMES` are then missing. An
     accelerator's time is not left out for processes beside it (they may use other devices of the machine).
-    ``timed_alone`` (:data:`ALONE`) and ``threads`` (:data:`THREADS`) are derived.
+    ``timed_alone`` (:data:`ALONE`) and ``threads`` (:data:`THREADS`) are derived, and ``device`` tells CPU machine
+    types apart (:func:`cpu_devices`).
     """
     df = frame.reindex(columns=list(dict.fromkeys([*RECORD_FIELDS, *frame.columns])))
     for column in NUMERIC_FIELDS:
@@ -125,7 +131,43 @@ def normalise(frame: pd.DataFrame) -> pd.DataFrame:
     checked = df[OTHERS].notna() | ~on_cpu
     df[ALONE] = pd.Series(None, index=df.index, dtype=object).mask(checked, True).mask(df[CONTENDED], False)
     df[THREADS] = df["pretrain_threads"].fillna(df["torch_threads"]).fillna(0)
+    df["device"] = cpu_devices(df)
     return df
+
+
+def _peak_classes(peaks: pd.Series) -> pd.Series:
+    """Each peak mapped to the lowest of its class: sorted peaks within :data:`PEAK_SPREAD` of a class's lowest."""
+    lowest: dict[float, float] = {}
+    low = math.nan
+    for peak in sorted(set(peaks.dropna())):
+        if not peak <= low * PEAK_SPREAD:
+            low = peak
+        lowest[peak] = low
+    return peaks.map(lowest)
+
+
+def cpu_devices(df: pd.DataFrame) -> pd.Series:
+    """Each record's device, a CPU's told apart by its per-thread peak where one CPU label covers several machines.
+
+    A CPU's label names its architecture and cores only (``CPU (x86_64, 2 cores)``), so two machine types under one
+    label would read as one device and their times be pooled as seeds of one setting. The peak each pretraining
+    record carries (``peak_flops`` per thread, from the vector width and clock of ``/proc/cpuinfo``) tells them apart:
+    where the peaks under one label fall into more than one class (:func:`_peak_classes`), each such record's label
+    gains its class's peak, ``CPU (x86_64, 2 cores, 78 GFLOP/s a thread)``. Records without a peak (the reference
+    methods) keep the plain label.
+    """
+    device = df["device"]
+    on_cpu = device.fillna("").astype(str).str.startswith("CPU")
+    peak = (df["peak_flops"] / df[THREADS].where(df[THREADS] > 0)).where(on_cpu)
+    classes = pd.concat([_peak_classes(group) for _, group in peak.groupby(device)]) if peak.notna().any() else peak
+    classes = classes.reindex(df.index)
+    counts = classes.groupby(device).nunique()
+    several = device.isin(counts[counts > 1].index) & classes.notna()
+    if not several.any():
+        return device
+    label = (device[several].astype(str).str.removesuffix(")") + ", "
+             + (classes[several] / 1e9).map("{:.0f}".format) + " GFLOP/s a thread)")
+    return device.where(~several, label)
 
 
 def contended_runs(df: pd.DataFrame) -> pd.DataFrame:

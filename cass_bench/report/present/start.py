@@ -54,6 +54,39 @@ def start_lines(df: pd.DataFrame) -> list[str]:
         elif keys and group["seed"].nunique() > 1:
             key += f"; one start behind all {group['seed'].nunique()} seeds, so intervals are conditional on it"
         lines.append(f"Start: {INIT_WORDS.get(str(init), str(init))}{key}{_accuracy_text(group)}.")
+    return lines + retraining_lines(df)
+
+
+def retraining_lines(df: pd.DataFrame) -> list[str]:
+    """Starts trained more than once: what each training served, and a warning where one dataset's seed mixes two.
+
+    A start is cached by its recipe; where the cache did not carry over (a new machine), the start is trained again,
+    and its weights equal the first only on the same CPU type and thread count. A record names its start's training
+    by the training's time (``start_train_s``).
+    """
+    if "start_train_s" not in df:
+        return []
+    lines = []
+    for key, group in df.dropna(subset=["start_key", "start_train_s"]).groupby("start_key"):
+        first = group.groupby("start_train_s")["created_at"].min().sort_values()
+        if len(first) < 2:
+            continue
+        served = []
+        for i, seconds in enumerate(first.index, start=1):
+            here = group[group["start_train_s"] == seconds]
+            accuracy = here.dropna(subset=["start_source_accuracy"]).groupby("arch")["start_source_accuracy"].first()
+            scores = ", ".join(f"{arch} {value:.3f}" for arch, value in accuracy.items())
+            served.append(f"training {i}{f' ({scores})' if scores else ''}: "
+                          + ", ".join(sorted(map(str, here["dataset"].unique()))))
+        seeds = ", ".join(str(s) for s in sorted(group["seed"].unique()))
+        lines.append(f"Start {key} (seed {seeds}) was trained {len(first)} times, its cache not carried over (its "
+                     f"weights repeat only on the same CPU type and thread count): {'; '.join(served)}.")
+        mixed = group.groupby(["dataset", "seed"])["start_train_s"].nunique()
+        mixed = mixed[mixed > 1]
+        if not mixed.empty:
+            lines.append("Warning: " + ", ".join(f"{dataset} seed {seed}" for dataset, seed in mixed.index)
+                         + f" mixes trainings of start {key}, so its methods did not all begin from the same weights; "
+                         "run its cells of one training again (`run --rebuild`).")
     return lines
 
 

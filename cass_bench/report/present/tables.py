@@ -135,9 +135,10 @@ def _finetune_text(df: pd.DataFrame) -> str:
 def scale_lines(df: pd.DataFrame) -> list[str]:
     """The scale of the run in words, from the records."""
     pretrained = df[df[PRETRAINED]]
+    timed = df if pretrained.empty else pretrained
     backbones = df[["arch", "backbone"]].dropna().drop_duplicates().sort_values("arch")
     items = [
-        ("device", _values_text(df["device"])),
+        ("device", _values_text(timed["device"])),
         ("torch threads per process", _values_text(df["torch_threads"])),
         ("image size (px)", _values_text(df["image_size"])),
         ("backbones", ", ".join(f"{a}={b}" for a, b in backbones.itertuples(index=False)) or MISSING),
@@ -155,12 +156,27 @@ def scale_lines(df: pd.DataFrame) -> list[str]:
     n_ok = int((df["status"] == OK).sum())
     lines = ["Scale of this run: " + "; ".join(f"{k} {v}" for k, v in items) + ".", *start_lines(df),
              f"{len(df)} records: {n_ok} finished, {len(df) - n_ok} failed.", *version_lines(df)]
-    devices = df["device"].dropna().unique()
+    devices = timed["device"].dropna().unique()
     if len(devices) > 1:
         lines.append(f"The records come from {len(devices)} devices: efficiency figures, their ratios and the cost "
                      "claims are per device (never compared across devices); F1 pools the seeds of every device.")
-    hashes = df.groupby("method")["config_hash"].nunique()
-    if (hashes > 1).any():
-        lines.append("Warning: records of " + ", ".join(hashes[hashes > 1].index) + " come from several configs "
-                     "(config_hash differs) at different settings; each table cell holds one config.")
-    return lines
+    return lines + config_lines(df)
+
+
+def config_lines(df: pd.DataFrame) -> list[str]:
+    """Which methods' records come from several configs: a warning where one dataset holds several, else a note.
+
+    Settings tuned per dataset give one config per method and dataset, which is the protocol, not a mix; several
+    configs behind one method on one dataset mean the folder mixes settings, so every table cell may not be one.
+    """
+    per_method = df.groupby("method")["config_hash"].nunique()
+    several = per_method[per_method > 1].index
+    if several.empty:
+        return []
+    per_dataset = df[df["method"].isin(several)].groupby(["method", "dataset"])["config_hash"].nunique()
+    mixed = sorted({method for (method, _), n in per_dataset.items() if n > 1})
+    if mixed:
+        return ["Warning: records of " + ", ".join(mixed) + " come from several configs on one dataset "
+                "(config_hash differs) at different settings; each table cell holds one config."]
+    return ["Records of " + ", ".join(several) + " hold one config per dataset (config_hash differs only between "
+            "datasets, as settings tuned per dataset give); each table cell holds one config."]

@@ -12,6 +12,7 @@ import pytest
 from cass_bench.records.breakdown import CATEGORIES, TOTAL, items, seed_minutes, start_minutes, summary_lines
 from cass_bench.report.costs import FINETUNE_MFU, MFU, contention_lines, cost_stats, pretrain_runs
 from cass_bench.report.load import ALONE, normalise
+from cass_bench.report.present.claim_tables import answer_table
 from cass_bench.run.status import spending_text
 from tests.claim_frames import claims_of, sweep_frame
 
@@ -169,11 +170,14 @@ def test_an_impossible_cpu_peak_is_refused_in_one_line() -> None:
 
 def test_two_cpu_types_under_one_label_split_the_cost_rows_and_clock_jitter_does_not() -> None:
     frame = _checked(sweep_frame(seeds=6, fractions=(0.1,), rng=5))
-    frame["peak_flops"] = np.where(frame.seed < 3, 166.2e9, 78.3e9)
+    frame["peak_flops"] = np.where(frame.seed < 5, 166.2e9, 78.3e9)
     frame.loc[frame.method == "supervised", "peak_flops"] = np.nan
     out = claims_of(frame)
     fast, slow = f"{B}@CPU (test, 166 GFLOP/s a thread)", f"{B}@CPU (test, 78 GFLOP/s a thread)"
-    assert out.loc[fast, "n"] == 3 and out.loc[slow, "n"] == 3 and B not in out.index
+    assert out.loc[fast, "n"] == 5 and out.loc[slow, "n"] == 1 and B not in out.index
+    answer = answer_table(out.reset_index()).cells.set_index("claim")
+    assert answer.loc["(b) time vs DINO (bs16, ep6, CPU 78 GF/s)", "verdict"] == "one run"
+    assert answer.loc["(b) time vs DINO (bs16, ep6, CPU 166 GF/s)", "verdict"] == "supported"
     jitter = frame.assign(peak_flops=np.where(frame.seed % 2, 78.3e9, 80.1e9))
     assert normalise(jitter)["device"].eq("CPU (test)").all() and claims_of(jitter).loc[B, "n"] == 6
 

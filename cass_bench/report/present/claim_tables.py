@@ -4,6 +4,7 @@ row in detail with its long texts as notes under the table, so that no table row
 from __future__ import annotations
 
 import math
+import re
 
 import pandas as pd
 
@@ -19,10 +20,11 @@ _KIND_WORDS = {"d": "batch", "e": "epochs"}
 def verdict_text(statuses: pd.Series) -> pd.Series:
     """Statuses as a table shows them: "inconclusive — too few seeds (n)" as "too few seeds (n)", "zero variance"
     likewise, a row outside the families as "detail", "not testable: both methods at chance" as "both at chance",
-    and no pooled verdict without its reason (in the notes)."""
+    "one run: no interval" as "one run", and no pooled verdict without its reason (in the notes)."""
     return (statuses.astype(str).str.replace("inconclusive — ", "", regex=False)
             .str.replace("no verdict: outside the family", "detail", regex=False)
             .str.replace("not testable: both methods at chance", "both at chance", regex=False)
+            .str.replace("one run: no interval", "one run", regex=False)
             .str.replace("no pooled verdict: .*", "no pooled verdict", regex=True))
 
 
@@ -37,10 +39,16 @@ def _interval(row: pd.Series, ratio: bool) -> str:
     return f"[{low:.3f}, {high:.3f}]" if ratio else f"[{low:+.2f}, {high:+.2f}]"
 
 
+def _short_device(device: str) -> str:
+    """A CPU told apart by its per-thread peak (:func:`cass_bench.report.load.cpu_devices`) as ``CPU 78 GF/s``."""
+    peak = re.fullmatch(r"CPU \(.*, (\d+) GFLOP/s a thread\)", device)
+    return f"CPU {peak.group(1)} GF/s" if peak else device
+
+
 def _claim(row: pd.Series, name_dataset: bool) -> str:
     kind, comparator = str(row["kind"]), str(row["comparator"])
     if kind in ("b", "c"):
-        device = f", {row['key'].split('@', 1)[1]}" if "@" in str(row["key"]) else ""
+        device = f", {_short_device(row['key'].split('@', 1)[1].split(':t')[0])}" if "@" in str(row["key"]) else ""
         what = "time" if kind == "b" else "2x cost"
         setting = str(row["key"]).split(":")[1:3] if ":bs" in str(row["key"]) else []
         threads = [part[1:] for part in str(row["key"]).split(":") if part[:1] == "t" and part[1:].isdigit()]

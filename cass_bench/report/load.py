@@ -6,6 +6,7 @@ CPU's device label refined by its per-thread peak where one label covers several
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -43,6 +44,8 @@ training thread's CPU share at or above :data:`CONTENTION_BAR`), False when it w
 unchecked (a record from before the process count was recorded, not found contended by its CPU share)."""
 STEADY_TIMES = ("pretrain_epoch_time_s", "images_per_s", "mfu")
 """The figures taken over the measured epochs; a contended run's are read as missing."""
+PEAK_WORDS = "GFLOP/s a thread"
+"""What follows a CPU's per-thread peak in its refined device label."""
 PEAK_SPREAD = 1.25
 """Per-thread peaks within this factor of each other are one machine type (the clock read off ``/proc/cpuinfo`` varies
 a little between machines of one type; another vector width doubles the peak)."""
@@ -166,8 +169,14 @@ def cpu_devices(df: pd.DataFrame) -> pd.Series:
     if not several.any():
         return device
     label = (device[several].astype(str).str.removesuffix(")") + ", "
-             + (classes[several] / 1e9).map("{:.0f}".format) + " GFLOP/s a thread)")
+             + (classes[several] / 1e9).map("{:.0f}".format) + f" {PEAK_WORDS})")
     return device.where(~several, label)
+
+
+def short_device(device: str) -> str:
+    """A CPU label with its peak (:func:`cpu_devices`) as ``CPU 78 GF/s``; any other device as it is."""
+    peak = re.fullmatch(rf"CPU \(.*, (\d+) {PEAK_WORDS}\)", device)
+    return f"CPU {peak.group(1)} GF/s" if peak else device
 
 
 def contended_runs(df: pd.DataFrame) -> pd.DataFrame:

@@ -4,12 +4,12 @@ row in detail with its long texts as notes under the table, so that no table row
 from __future__ import annotations
 
 import math
-import re
 
 import pandas as pd
 
 from cass_bench.report.claims.decide import headline
 from cass_bench.report.format import fraction_text
+from cass_bench.report.load import short_device
 from cass_bench.report.present.render import Table
 
 TABLE_WIDTH = 160
@@ -39,16 +39,10 @@ def _interval(row: pd.Series, ratio: bool) -> str:
     return f"[{low:.3f}, {high:.3f}]" if ratio else f"[{low:+.2f}, {high:+.2f}]"
 
 
-def _short_device(device: str) -> str:
-    """A CPU told apart by its per-thread peak (:func:`cass_bench.report.load.cpu_devices`) as ``CPU 78 GF/s``."""
-    peak = re.fullmatch(r"CPU \(.*, (\d+) GFLOP/s a thread\)", device)
-    return f"CPU {peak.group(1)} GF/s" if peak else device
-
-
 def _claim(row: pd.Series, name_dataset: bool) -> str:
     kind, comparator = str(row["kind"]), str(row["comparator"])
     if kind in ("b", "c"):
-        device = f", {_short_device(row['key'].split('@', 1)[1].split(':t')[0])}" if "@" in str(row["key"]) else ""
+        device = f", {short_device(row['key'].split('@', 1)[1].split(':t')[0])}" if "@" in str(row["key"]) else ""
         what = "time" if kind == "b" else "2x cost"
         setting = str(row["key"]).split(":")[1:3] if ":bs" in str(row["key"]) else []
         threads = [part[1:] for part in str(row["key"]).split(":") if part[:1] == "t" and part[1:].isdigit()]

@@ -1,4 +1,4 @@
-"""Shared fixtures: one real smoke run of the CLI, reused by the tests that inspect its outputs."""
+"""Shared test helpers: the CLI in a subprocess, and the ``slow`` marks."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def pytest_configure(config: pytest.Config) -> None:
     """Gives each xdist worker its share of the cores (``OMP_NUM_THREADS``, unless set), read by torch when a test
     imports it and inherited by every run a test starts: two workers of two threads each on two cores take twice as
-    long (the suite: 28 minutes in CI at two threads a worker, 13 on this project's 2-core machine at one)."""
+    long (the suite: 28 minutes in CI at two threads a worker; at one, 18 on this project's AVX2 2-core machine)."""
     workers = os.environ.get("PYTEST_XDIST_WORKER_COUNT")
     if workers:
         os.environ.setdefault("OMP_NUM_THREADS", str(max(1, len(os.sched_getaffinity(0)) // int(workers))))
@@ -27,16 +27,7 @@ def run_cli(*args: str, env: dict[str, str] | None = None, timeout: int = 900) -
                           env=env, timeout=timeout)
 
 
-@pytest.fixture(scope="session")
-def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Results folder of ``run --methods cass,supervised --config configs/smoke.yaml``."""
-    out = tmp_path_factory.mktemp("smoke") / "out"
-    proc = run_cli("run", "--methods", "cass,supervised", "--config", "configs/smoke.yaml", "--out", str(out))
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return out
-
-
-SLOW_FILES = ("test_export.py", "test_smoke_run.py", "test_launch.py", "test_install.py")
+SLOW_FILES = ("test_smoke_run.py", "test_launch.py", "test_install.py")
 """Files whose every test is end to end (or shares a module fixture that is)."""
 SLOW_TESTS = (
     "test_allocator.py::test_a_freed_block_stays_with_the_process_for_the_next_step",
@@ -64,7 +55,7 @@ SLOW_TESTS = (
     "test_plain_loop_parity.py::test_plain_loop_takes_the_harness_steps",
     "test_plain_loop_parity.py::test_the_overhead_benchmark_times_every_batch_it_is_given",
     "test_plan.py::test_dry_run_lists_exactly_the_missing_records_and_writes_nothing",
-    "test_plan.py::test_retry_failed_reruns_failed_records_in_place",
+    "test_plan.py::test_an_oom_cell_is_recorded_the_sweep_goes_on_and_retry_failed_reruns_it_in_place",
     "test_plugin_method.py::test_registered_method_runs_through_a_smoke_sweep_and_the_report",
     "test_report.py::test_a_thread_count_is_a_cost_setting_of_its_own",
     "test_report.py::test_cells_at_chance_and_collapsed_runs_are_marked_in_the_f1_table",
@@ -81,7 +72,6 @@ SLOW_TESTS = (
     "test_start.py::test_run_with_the_fractal_start_works_and_a_second_run_reuses_it",
     "test_start.py::test_the_start_is_identical_in_two_processes_and_exports_as_an_init",
     "test_sweep.py::test_ddp_on_two_cpu_processes_records_the_effective_batch",
-    "test_sweep.py::test_injected_oom_is_recorded_and_the_sweep_goes_on",
     "test_sweep.py::test_sigkill_inside_a_cell_then_resume_gives_each_record_once",
     "test_sweep.py::test_sigterm_to_the_sweep_ends_its_running_cell_too",
     "test_terminal.py::test_smoke_run_prints_one_line_per_cell_no_library_lines_and_a_short_ending",

@@ -34,7 +34,7 @@ from tests.test_report import make_records, write_records
 
 ROOT = Path(__file__).resolve().parent.parent
 SMOKE = str(ROOT / "configs" / "smoke.yaml")
-TINY = ["--methods", "cass", "--config", SMOKE, "--label-fractions", "1", "--evals", "knn"]
+TINY = ["--methods", "cass", "--config", SMOKE, "--image-size", "8", "--label-fractions", "1", "--evals", "knn"]
 
 
 def _one_error_line(capsys: pytest.CaptureFixture[str]) -> str:
@@ -243,7 +243,8 @@ def test_the_cell_lock_is_exclusive(tmp_path: Path) -> None:
 def test_enospc_while_saving_a_pretraining_is_a_failure_record(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(checkpoints, "write_file", _full_disk)
     out = tmp_path / "out"
-    cfg = load_config(SMOKE, {"methods": "cass", "label_fractions": "1", "eval.evals": "knn", "out": str(out)})
+    cfg = load_config(SMOKE, {"methods": "cass", "image_size": 8, "label_fractions": "1", "eval.evals": "knn",
+                              "out": str(out)})
     cell = expand(cfg)[0]
     run_cell(cell, cfg, RecordStore(out))
     records = RecordStore(out).load()

@@ -26,7 +26,8 @@ from cass_bench.run.grid import expand
 from .conftest import ROOT, run_cli
 
 SMOKE = str(ROOT / "configs" / "smoke.yaml")
-TINY = ["--config", SMOKE, "--methods", "byol", "--archs", "cnn", "--label-fractions", "1", "--evals", "knn"]
+TINY = ["--config", SMOKE, "--methods", "byol", "--archs", "cnn", "--image-size", "8", "--label-fractions", "1",
+        "--evals", "knn"]
 
 
 def test_scores_that_are_not_finite_give_a_failure_record_not_an_ok_one(tmp_path: Path,
@@ -181,8 +182,8 @@ def test_interrupted_records_are_pending_and_a_plain_rerun_runs_them_again(tmp_p
 
     out = tmp_path / "out"
     argv = ["run", *TINY, "--out", str(out)]
-    cfg = load_config(SMOKE, {"methods": "byol", "archs": "cnn", "label_fractions": "1", "eval.evals": "knn",
-                              "out": str(out)})
+    cfg = load_config(SMOKE, {"methods": "byol", "archs": "cnn", "image_size": 8, "label_fractions": "1",
+                              "eval.evals": "knn", "out": str(out)})
     [cell] = expand(cfg)
     codes = iter([-signal.SIGTERM, 0])
 

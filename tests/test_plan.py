@@ -39,7 +39,7 @@ def test_dry_run_lists_exactly_the_missing_records_and_writes_nothing(tmp_path: 
     assert "8 records (4 pending, 0 failed)" in plan.stdout and "Nothing was written" in plan.stdout
 
 
-def test_retry_failed_reruns_failed_records_in_place(tmp_path: Path) -> None:
+def test_an_oom_cell_is_recorded_the_sweep_goes_on_and_retry_failed_reruns_it_in_place(tmp_path: Path) -> None:
     out = tmp_path / "out"
     args = ["run", *TINY, "--method-module", "tests.oom_method", "--methods", "flaky,supervised", "--label-fractions",
             "1", "--out", str(out)]
@@ -47,6 +47,13 @@ def test_retry_failed_reruns_failed_records_in_place(tmp_path: Path) -> None:
     assert injected.returncode == 0, injected.stderr[-2000:]
     before = {r["record_id"]: r for r in RecordStore(out).load()}
     assert sorted(r["status"] for r in before.values()) == ["ok", "ok", "oom", "oom"]
+    for record in before.values():
+        if record["method"] == "flaky":
+            assert record["status"] == "oom" and "out of memory" in record["error"].lower()
+            assert record["f1_macro"] is None
+        else:
+            assert record["status"] == "ok" and 0 <= record["f1_macro"] <= 1
+    assert "oom" in (out / "report.md").read_text()
     plain = run_cli(*args)
     assert plain.returncode == 0 and {r["record_id"] for r in RecordStore(out).load()} == set(before)
     retried = run_cli(*args, "--retry-failed")

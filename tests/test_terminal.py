@@ -40,8 +40,8 @@ def _quiet_env() -> dict[str, str]:
 
 def test_smoke_run_prints_one_line_per_cell_no_library_lines_and_a_short_ending(tmp_path: Path) -> None:
     out = tmp_path / "out"
-    proc = run_cli("run", "--config", "smoke", "--methods", "cass,dino", "--label-fractions", "0.1", "--evals",
-                   "finetune", "--out", str(out), env=_quiet_env())
+    proc = run_cli("run", "--config", "smoke", "--methods", "cass,dino", "--image-size", "8", "--label-fractions",
+                   "0.1", "--evals", "finetune", "--out", str(out), env=_quiet_env())
     assert proc.returncode == 0, proc.stderr[-3000:]
     text = proc.stdout + proc.stderr
     assert not [line for line in LIBRARY_LINES if line in text], text[-3000:]
@@ -65,8 +65,9 @@ def test_smoke_run_prints_one_line_per_cell_no_library_lines_and_a_short_ending(
 
 
 def test_verbose_brings_lightning_lines_back(tmp_path: Path) -> None:
-    proc = run_cli("run", "--config", "smoke", "--methods", "supervised", "--archs", "cnn", "--label-fractions", "0.1",
-                   "--evals", "finetune", "--out", str(tmp_path / "out"), "--verbose", env=_quiet_env())
+    proc = run_cli("run", "--config", "smoke", "--methods", "supervised", "--archs", "cnn", "--image-size", "8",
+                   "--label-fractions", "0.1", "--evals", "finetune", "--out", str(tmp_path / "out"), "--verbose",
+                   env=_quiet_env())
     assert proc.returncode == 0, proc.stderr[-3000:]
     text = proc.stdout + proc.stderr
     for line in ("GPU available", "`Trainer.fit` stopped: `max_steps=5` reached", "You defined a `validation_step`"):

@@ -58,7 +58,7 @@ benchmarks' time; a smaller step makes a fixed per-step overhead weigh more, not
 
 
 def smoke_config() -> BenchConfig:
-    """The smoke configuration (32 px, resnet18 + vit_tiny with patch 8, batch 16)."""
+    """The smoke configuration (`configs/smoke.yaml`: 16 px, resnet18 + vit_tiny with patch 4, batch 16)."""
     return load_config(SMOKE_CONFIG)
 
 

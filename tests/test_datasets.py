@@ -328,7 +328,7 @@ def test_end_to_end_csv_dataset_through_the_cli(tmp_path: Path) -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "cass_bench", "run", "--methods", "cass", "--dataset", str(yaml_path),
          "--config", "configs/smoke.yaml", "--out", str(out), "--label-fractions", "0.5,1", "--pretrain-epochs", "1",
-         "--finetune-epochs", "1", "--batch-sizes", "8"],
+         "--finetune-epochs", "1", "--batch-sizes", "8", "--image-size", "8"],
         cwd=ROOT, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
     records = [json.loads(line) for line in (out / "records.jsonl").read_text().splitlines()]

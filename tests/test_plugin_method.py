@@ -34,7 +34,8 @@ def toy() -> Iterator[MethodSpec]:
 
 def _cfg(out: Path, **overrides: object) -> BenchConfig:
     return load_config(ROOT / "configs" / "smoke.yaml", {"methods": "toy", "archs": "cnn", "label_fractions": "0.1,1",
-                                                         "eval.evals": "finetune", "out": str(out), **overrides})
+                                                         "image_size": 8, "eval.evals": "finetune", "out": str(out),
+                                                         **overrides})
 
 
 def test_registration_adds_the_method_its_config_section_and_its_runs(toy: MethodSpec, tmp_path: Path) -> None:

@@ -33,9 +33,11 @@ METRICS = ("f1_macro", "f1_micro", "f1_seed_code", "balanced_accuracy", "auroc",
 
 @pytest.fixture(scope="module")
 def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Results folder of ``run --methods cass,supervised --config configs/smoke.yaml``."""
+    """Results folder of ``run --methods cass,supervised --config configs/smoke.yaml --image-size 8`` (8 px, as every
+    end-to-end test runs: the encoders' compute, not the path, is what the size changes)."""
     out = tmp_path_factory.mktemp("smoke") / "out"
-    proc = run_cli("run", "--methods", "cass,supervised", "--config", "configs/smoke.yaml", "--out", str(out))
+    proc = run_cli("run", "--methods", "cass,supervised", "--config", "configs/smoke.yaml", "--image-size", "8",
+                   "--out", str(out))
     assert proc.returncode == 0, proc.stderr[-3000:]
     return out
 

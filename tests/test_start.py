@@ -146,11 +146,12 @@ def test_the_start_is_identical_in_two_processes_and_exports_as_an_init(tmp_path
 @pytest.mark.slow
 def test_run_with_the_fractal_start_works_and_a_second_run_reuses_it(tmp_path: Path) -> None:
     env = {**os.environ, CACHE_ENV: str(tmp_path / "cache")}
-    common = ["run", "--config", "smoke", "--init", "fractal", "--evals", "knn", "--label-fractions", "1", *TINY_SETS]
+    common = ["run", "--config", "smoke", "--init", "fractal", "--evals", "knn", "--label-fractions", "1",
+              "--image-size", "8", *TINY_SETS]
     first = run_cli(*common, "--methods", "cass,supervised", "--archs", "cnn", "--out", str(tmp_path / "one"), env=env)
     assert first.returncode == 0, first.stderr[-3000:]
     assert "[start] vit epoch 1/1" in first.stderr
-    key = start_key(tiny_cfg())
+    key = start_key(tiny_cfg(image_size=8))
     records = [json.loads(line) for line in (tmp_path / "one" / "records.jsonl").read_text().splitlines()]
     assert {r["method"] for r in records} == {"cass", "supervised"} and all(r["status"] == "ok" for r in records)
     for record in records:

@@ -11,6 +11,7 @@ import pandas as pd
 from cass_bench.errors import UserError
 from cass_bench.config.vocabulary import EVALS, MAIN_EVAL
 from cass_bench.report.cells import CELL, CellStats, metric_stats
+from cass_bench.report.claims.commit_check import commit_check
 from cass_bench.report.claims.decide import check_claims
 from cass_bench.report.costs import CostStats, cost_stats, pretrain_runs
 from cass_bench.report.claims.family import Family, claim_family
@@ -94,7 +95,8 @@ class Sweep:
 
 @dataclass
 class Analysis:
-    """Everything the report shows, computed once from the records."""
+    """Everything the report shows, computed once from the records (``commits``: the answer rows flagged "commits",
+    measured again without their mixed seeds, :func:`cass_bench.report.claims.commit_check.commit_check`)."""
 
     records: pd.DataFrame
     setting: Setting
@@ -105,6 +107,7 @@ class Analysis:
     epoch_sweep: Sweep
     claims: pd.DataFrame
     family: Family
+    commits: pd.DataFrame | None = None
 
     @property
     def f1(self) -> CellStats:
@@ -135,5 +138,6 @@ def analyse(df: pd.DataFrame, out: Path | None = None, batch_size: float | None 
     predictions = out / "predictions" if out is not None else None
     family = claim_family(df, out, setting.batch_size, setting.pretrain_epochs)
     claims = check_claims(df, setting.batch_size, setting.pretrain_epochs, predictions, family)
+    commits = commit_check(df, claims, setting.batch_size, setting.pretrain_epochs, predictions, family)
     return Analysis(df, setting, main_rows, eval_stats, cost_stats(pretrain_runs(df)), batch_sweep, epoch_sweep,
-                    claims, family)
+                    claims, family, commits)

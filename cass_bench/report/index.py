@@ -30,6 +30,7 @@ from cass_bench.report.claims.specs import rule_lines
 from cass_bench.report.costs import TIME, pretrain_runs
 from cass_bench.report.format import number_text, stat_text, with_keys
 from cass_bench.report.load import PRETRAINED, THREADS, load_records
+from cass_bench.report.present.claim_tables import commit_check_lines
 from cass_bench.report.present.render import STYLES, Table
 from cass_bench.report.present.tables import metric_table, ratio_header, scale_lines
 from cass_bench.report.present.validity import collapse_runs
@@ -190,6 +191,7 @@ def records_section(folder: Path, results: Path) -> list[str]:
         "differences, their intervals and every detail row are in the report):",
         Table(claims.reset_index(drop=True)).render(_MARKDOWN),
         *version_lines(df)[1:],
+        *commit_check_lines(analysis.commits),
         *tuning_cost_lines(folder, df),
     ]
 

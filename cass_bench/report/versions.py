@@ -60,3 +60,19 @@ def version_lines(records: pd.DataFrame) -> list[str]:
                      "a row's per-seed difference there may hold a code change (flag \"commits\"): "
                      + "; ".join(f"seed {s}: " + _by_commit(methods) for s, methods in mixed.items()) + ".")
     return lines
+
+
+RUN_FIELDS = ["seed", "dataset", "method", "arch", "label_fraction", "batch_size", "pretrain_epochs"]
+
+
+def record_commits(records: pd.DataFrame) -> pd.DataFrame:
+    """The distinct (seed, dataset, method, arch, label fraction, batch size, epochs, short commit) of the finished
+    records: what :func:`mixed_within` reads."""
+    ok = records[records["status"] == OK]
+    return ok[RUN_FIELDS].assign(commit=ok[COMMIT].map(short)).drop_duplicates().reset_index(drop=True)
+
+
+def mixed_within(commits: pd.DataFrame, selected: pd.Series) -> list[int]:
+    """The seeds whose ``selected`` rows of :func:`record_commits` name more than one commit."""
+    per_seed = commits[selected].groupby("seed")["commit"].nunique()
+    return sorted(int(s) for s in per_seed[per_seed > 1].index)

@@ -6,11 +6,12 @@ two metrics disagreeing in sign, seeds run on several code versions)."""
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
-from cass_bench.config.claim_row import ACROSS, BEST
+from cass_bench.config.claim_row import ACROSS, BEST, LEVELLED
 from cass_bench.config.registry import PROPOSED, comparators, reference_methods
 from cass_bench.report.claims.cells import CellTable, prepare
 from cass_bench.report.claims.family import Family, claim_family, ordered, record_rows
@@ -23,13 +24,14 @@ from cass_bench.report.cost_claims import cost_rows
 from cass_bench.report.stats.intervals import SEED_TESTS, Interval
 from cass_bench.report.stats.multiple import holm
 from cass_bench.report.stats.power import MAX_SEEDS, power_of
-from cass_bench.report.versions import mixed_seeds
+from cass_bench.report.versions import mixed_within, record_commits
 from cass_bench.report.stats.verdicts import (CONTRADICTED, INCONCLUSIVE, SUPPORTED, TOO_FEW_SEEDS,
                                               zero_variance_status)
 
 COLUMNS = ["key", "kind", "claim", "comparator", "dataset", "arch", "fraction", "level", "eval", "paper", "measured",
            "estimate", "low", "high", "n", "sd", "p", "test", "p_holm", "family", "in_family", "mde", "seeds_needed",
-           "power", "code_estimate", "code_low", "code_high", "paper_value", "collapse", "flags", "notes", "status"]
+           "power", "code_estimate", "code_low", "code_high", "paper_value", "collapse", "flags", "notes", "mixed_seeds",
+           "status"]
 
 
 def _range(values: tuple[float, float], fmt: str) -> str:
@@ -131,26 +133,49 @@ def _methods(row: Row) -> set[str]:
     return {PROPOSED, *(comparators() if comparator.startswith(BEST) else [comparator])}
 
 
-def _commit_note(row: Row, mixed: dict[int, dict[tuple[str, str], list[str]]]) -> str:
-    """The seeds of a row whose methods (at the row's encoders) ran on different commits."""
-    if not row.tested or not mixed:
-        return ""
-    methods, archs = _methods(row), str(row.base["arch"]).split("+")
-    seeds = [int(s) for s in row.per_seed.index if int(s) in mixed
-             and len({c for (m, a), cs in mixed[int(s)].items() if m in methods and a in archs for c in cs}) > 1]
+@dataclass(frozen=True)
+class Commits:
+    """The records' commits (:func:`cass_bench.report.versions.record_commits`) and the main setting, to find the
+    seeds in which the records behind a row ran on different commits."""
+
+    frame: pd.DataFrame
+    batch_size: float | None
+    epochs: float | None
+
+    def mixed(self, row: Row) -> list[int]:
+        """The seeds in which the row's own records (its dataset, methods, encoders, label fraction and settings)
+        name more than one commit; [] for a cost row or an untested one."""
+        base, frame = row.base, self.frame
+        if not row.tested or frame.empty or "arch" not in base:
+            return []
+        archs = str(base["arch"]).split("+")
+        settings = [(self.batch_size, self.epochs)]
+        if base["kind"] in LEVELLED and base["level"] is not None:
+            settings.append((base["level"], self.epochs) if base["kind"] == "d" else (self.batch_size, base["level"]))
+        at = frame["pretrain_epochs"].fillna(0).eq(0)
+        for batch, epochs in settings:
+            at |= frame["batch_size"].eq(batch) & frame["pretrain_epochs"].eq(epochs)
+        selected = frame["method"].isin(_methods(row)) & frame["arch"].isin(archs) & at
+        if base["fraction"] is not None:
+            selected &= frame["label_fraction"].eq(base["fraction"])
+        if base["dataset"] not in (None, ACROSS):
+            selected &= frame["dataset"].eq(base["dataset"])
+        return mixed_within(frame, selected)
+
+
+def _commit_note(seeds: list[int]) -> str:
     if not seeds:
         return ""
     return f"seed{'s' * (len(seeds) > 1)} {', '.join(map(str, seeds))}: the row's methods ran on different commits"
 
 
-def decide(rows: list[Row], family: Family, mixed: dict[int, dict[tuple[str, str], list[str]]] | None = None
-           ) -> pd.DataFrame:
+def decide(rows: list[Row], family: Family, commits: Commits | None = None) -> pd.DataFrame:
     """The verdict, power line and flags of every row, Holm's correction over each family apart.
 
     Args:
         rows: the measured rows.
         family: the families.
-        mixed: the seeds whose methods ran on different commits (:func:`cass_bench.report.versions.mixed_seeds`).
+        commits: the records' commits, which flag a row whose records in a seed ran on different commits.
     """
     families = {PAPER: (_adjusted(rows, family.keys), family.size),
                 START: (_adjusted(rows, family.start_keys), len(family.start_rows))}
@@ -166,14 +191,16 @@ def decide(rows: list[Row], family: Family, mixed: dict[int, dict[tuple[str, str
             measured += f"; p {iv.p:.3g} ({iv.test})"
         if name:
             measured += f", Holm {p_holm:.3g} (the {name} family of {size})"
-        sign, commits = _sign_note(row), _commit_note(row, mixed or {})
+        mixed = commits.mixed(row) if commits is not None else []
+        sign, mixed_note = _sign_note(row), _commit_note(mixed)
         out.append({**row.base, "measured": measured, "estimate": iv.mean, "low": iv.low, "high": iv.high, "n": iv.n,
                     "sd": row.sd, "p": iv.p, "test": iv.test if row.tested else "", "p_holm": p_holm,
                     "family": name, "in_family": name == PAPER, "mde": mde, "seeds_needed": need, "power": power,
                     "code_estimate": row.code.mean, "code_low": row.code.low, "code_high": row.code.high,
                     "paper_value": paper_reading(row.code, row.effect), "collapse": row.collapse or "—",
-                    "flags": ", ".join(w for w, on in (("sign", sign), ("commits", commits)) if on),
-                    "notes": "; ".join([*row.notes, *(n for n in (sign, commits) if n)]),
+                    "flags": ", ".join(w for w, on in (("sign", sign), ("commits", mixed_note)) if on),
+                    "notes": "; ".join([*row.notes, *(n for n in (sign, mixed_note) if n)]),
+                    "mixed_seeds": ", ".join(map(str, mixed)),
                     "status": status})
     return _flag_rows(pd.DataFrame(out).reindex(columns=COLUMNS))
 
@@ -203,7 +230,7 @@ def check_claims(records: pd.DataFrame, batch_size: float | None, epochs: float 
                                                                                       predictions))
     measure = Measurer(ctx)
     rows = [measure(spec) for spec in specs]
-    return decide([*rows, *cost_rows(records)], family, mixed_seeds(records))
+    return decide([*rows, *cost_rows(records)], family, Commits(record_commits(records), batch_size, epochs))
 
 
 def headline(claims: pd.DataFrame) -> pd.DataFrame:

@@ -161,8 +161,9 @@ def general_rules() -> list[str]:
         f"fewer than {CHANCE_SHARE:.0%} of its seeds' records are significantly above chance; a comparison is left "
         f"out only when both methods' cells are at chance (\"{BOTH_AT_CHANCE}\"; for (d), (e) at the main or the "
         "compared level); a method at chance where its comparator is not enters with its F1 as measured (its "
-        "loss). \"not measured\": the records lack a cell the row needs. A seed whose methods ran on different "
-        "git commits is named under the table (\"commits\").",
+        "loss). \"not measured\": the records lack a cell the row needs. A seed in which the row's records (its "
+        "methods, encoders, label fraction and settings) ran on different git commits is named under the table "
+        "(\"commits\"), and the row is measured again without it (under Scale).",
     ]
 
 

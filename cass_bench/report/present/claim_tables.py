@@ -7,6 +7,7 @@ import math
 
 import pandas as pd
 
+from cass_bench.report.claims.commit_check import changed
 from cass_bench.report.claims.decide import headline
 from cass_bench.report.format import fraction_text
 from cass_bench.report.load import short_device
@@ -140,3 +141,66 @@ def claim_notes(claims: pd.DataFrame) -> list[str]:
             parts.append(str(r["status"]))
         notes.append("- " + ". ".join(parts) + ".")
     return notes
+
+
+def _verdict(status: object) -> str:
+    return str(verdict_text(pd.Series([status])).iloc[0])
+
+
+def _kept_interval(row: pd.Series) -> str:
+    return _interval(pd.Series({"low": row["kept_low"], "high": row["kept_high"]}), False)
+
+
+def _seeds(seeds: str) -> str:
+    return f"seed{'s' * (',' in seeds)} {seeds}"
+
+
+def commit_check_lines(rows: pd.DataFrame | None) -> list[str]:
+    """One line: whether each verdict flagged "commits" stands without the seeds in which its records ran on
+    different commits (rows: :func:`cass_bench.report.claims.commit_check.commit_check`; empty when none)."""
+    if rows is None or rows.empty:
+        return []
+    dropped = rows["mixed_seeds"].unique()
+    where = (f"Commits: without {_seeds(dropped[0])}, in which the records behind the flagged "
+             f"row{'s' * (len(rows) > 1)} ran on different commits" if len(dropped) == 1 else
+             "Commits: each flagged row without the seeds in which its records ran on different commits")
+    measurable = rows["kept_n"].fillna(0).astype(float) >= 2
+    parts = []
+    if (~measurable).any():
+        parts.append(f"{int((~measurable).sum())} of {len(rows)} flagged rows keep fewer than two seeds and cannot be "
+                     "measured; rerunning their seeds on one commit settles them")
+    moved = changed(rows[measurable])
+    if measurable.any():
+        name_dataset = rows["dataset"].nunique() > 1
+        parts.append("every other flagged verdict stands" if moved.empty and parts else
+                     f"every flagged verdict stands ({_rows(int(measurable.sum()))})" if moved.empty else
+                     f"{len(moved)} of {int(measurable.sum())} measured flagged verdicts change: " + "; ".join(
+                         f"{_claim(r, name_dataset)}: {_verdict(r['status'])} at {_signed(r['estimate'])} → "
+                         f"{_verdict(r['kept_status'])} at {_signed(r['kept_estimate'])} {_kept_interval(r)}"
+                         for _, r in moved.iterrows()))
+    return [f"{where}: " + "; ".join(parts) + " (measurements under Scale)."]
+
+
+def _rows(n: int) -> str:
+    return f"{n} row{'s' * (n != 1)}"
+
+
+def _n(value: object) -> str:
+    return "—" if pd.isna(value) else f"{int(value)}"
+
+
+def commit_check_table(rows: pd.DataFrame | None) -> Table | None:
+    """Each answer row flagged "commits": its measurement over all seeds and without its mixed seeds."""
+    if rows is None or rows.empty:
+        return None
+    name_dataset = rows["dataset"].nunique() > 1
+    cells = pd.DataFrame({
+        "claim": [_claim(r, name_dataset) for _, r in rows.iterrows()],
+        "all seeds": [f"{_signed(r['estimate'])} {_interval(r, False)} (n {_n(r['n'])})" for _, r in rows.iterrows()],
+        "verdict": verdict_text(rows["status"]).to_numpy(),
+        "seeds left out": rows["mixed_seeds"].to_numpy(),
+        "without them": [f"{_signed(r['kept_estimate'])} {_kept_interval(r)} (n {_n(r['kept_n'])})"
+                         for _, r in rows.iterrows()],
+        "verdict there": verdict_text(rows["kept_status"]).to_numpy(),
+    })
+    return Table(cells.reset_index(drop=True), data=rows.reset_index(drop=True))

@@ -11,7 +11,8 @@ from cass_bench.report.analysis import Analysis, Sweep, finetuned
 from cass_bench.report.cells import metric_stats
 from cass_bench.report.claims.decide import family_lines, summary_lines
 from cass_bench.report.claims.specs import rule_lines
-from cass_bench.report.present.claim_tables import answer_table, claim_notes, claims_table
+from cass_bench.report.present.claim_tables import (answer_table, claim_notes, claims_table, commit_check_lines,
+                                                    commit_check_table)
 from cass_bench.report.costs import (
     COST_REFERENCE, DATA_WAIT_LIMIT, GPU_MEMORY, contention_lines, data_wait_warnings, mfu_lines, pretrain_runs,
     thread_lines,
@@ -31,8 +32,8 @@ COMPANIONS = {"f1_micro": "micro-F1", "balanced_accuracy": "balanced accuracy",
               "auroc": "AUROC"}
 TERMINAL_SECTIONS = ("answer", "f1_macro", "efficiency", "efficiency_ratios")
 FLAG_WORDS = ("start: a comparator fell significantly below its own start (its recipe may be what the row measures); "
-              "sign: macro-F1 and the paper's f1_seed_code disagree in sign; commits: a seed's methods ran on "
-              "different code versions; collapse: a run behind the row collapsed; underpowered: the row's seeds "
+              "sign: macro-F1 and the paper's f1_seed_code disagree in sign; commits: in a seed, the row's "
+              "records ran on different code versions (the row without those seeds: under Scale); collapse: a run behind the row collapsed; underpowered: the row's seeds "
               "cannot detect a 5-point difference. Each row's flags in words: Claim checks.")
 _NAME, _REF = PROPOSED.upper(), COST_REFERENCE.upper()
 MARKS_NOTE = ("† at chance: fewer than half of the cell's seeds are significantly above chance (permutation test, "
@@ -45,8 +46,16 @@ def _answer_section(analysis: Analysis) -> Section:
     scale = scale_lines(analysis.records)
     lines = ["The paper's claims at the scale of this run (the paper's family, Holm-corrected, and the cost claims); "
              "every row in detail, with its rules and power, follows under Claim checks."]
-    notes = [f"Flags (never a veto): {FLAG_WORDS}", scale[0], PAPER_SCALE]
+    notes = [f"Flags (never a veto): {FLAG_WORDS}", *commit_check_lines(analysis.commits), scale[0],
+             PAPER_SCALE]
     return Section("answer", "Answer", lines, answer_table(analysis.claims), notes=notes)
+
+
+def _scale_section(analysis: Analysis) -> Section:
+    table = commit_check_table(analysis.commits)
+    lead = ["Each answer row flagged \"commits\", measured over all seeds and again without the seeds in which its "
+            "records ran on different commits (the same families and rules):"] if table is not None else []
+    return Section("scale", "Scale", [*scale_lines(analysis.records)[1:], *lead], table)
 
 
 def _claims_section(analysis: Analysis) -> Section:
@@ -165,7 +174,7 @@ def build_sections(analysis: Analysis, plots: list[Plot]) -> list[Section]:
     """The report's sections in order."""
     return [
         _answer_section(analysis),
-        Section("scale", "Scale", scale_lines(analysis.records)[1:]),
+        _scale_section(analysis),
         _claims_section(analysis),
         *_f1_sections(analysis),
         *_efficiency_sections(analysis),

@@ -94,3 +94,13 @@ def test_a_robustness_level_on_another_commit_flags_its_rows_not_the_main_settin
     assert flags["d1/a@10%:vit:best"] == "" and flags["d1/a@10%:vit:dino"] == ""  # batch 16 ran on one commit
     assert flags["d1/d@10%:vit:dino:8"] == "1, 3" and flags["d1/d@10%:cnn:dino:8"] == ""
     assert set(check["mixed_seeds"]) <= {"1, 3"}
+
+
+def test_a_row_left_unmeasured_carries_no_commits_flag() -> None:
+    frame = sweep_frame(seeds=6, fractions=(0.1,), at_chance=("cass", "dino"), rng=6)
+    records = _on_commits(frame, mixed=(2,))
+    family = claim_family(records, None, float(MAIN_BATCH), float(MAIN_EPOCHS))
+    claims = check_claims(records, float(MAIN_BATCH), float(MAIN_EPOCHS), None, family).set_index("key")
+    assert claims.loc["d1/a@10%:vit:dino", "status"].startswith("not testable")
+    assert claims.loc["d1/a@10%:vit:dino", "mixed_seeds"] == "" and "commits" not in claims.loc["d1/a@10%:vit:dino",
+                                                                                                "flags"]

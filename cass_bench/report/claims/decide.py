@@ -143,8 +143,8 @@ class Commits:
     epochs: float | None
 
     def mixed(self, row: Row) -> list[int]:
-        """The seeds in which the row's own records (its dataset, methods, encoders, label fraction and settings)
-        name more than one commit; [] for a cost row or an untested one."""
+        """The seeds behind the row's measurement in which its own records (its dataset, methods, encoders, label
+        fraction and settings) name more than one commit; [] for a cost row or an unmeasured one."""
         base, frame = row.base, self.frame
         if not row.tested or frame.empty or "arch" not in base:
             return []
@@ -160,7 +160,7 @@ class Commits:
             selected &= frame["label_fraction"].eq(base["fraction"])
         if base["dataset"] not in (None, ACROSS):
             selected &= frame["dataset"].eq(base["dataset"])
-        return mixed_within(frame, selected)
+        return [s for s in mixed_within(frame, selected) if s in {int(i) for i in row.per_seed.index}]
 
 
 def _commit_note(seeds: list[int]) -> str:

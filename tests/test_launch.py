@@ -226,6 +226,19 @@ def test_status_of_a_local_run_reads_its_registered_config_and_shows_the_pilot_b
     assert "3 cells: 0 done, 0 running, 0 failed, 3 pending" in capsys.readouterr().out
 
 
+def test_status_with_the_runs_own_config_reads_the_folders_planned_seeds(tmp_path: Path,
+                                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    out, given = tmp_path / "out", tmp_path / "given"
+    cfg = load_config(ROOT / "configs/smoke.yaml", {"plan.pilot": 2, "plan.cap": 4, "out": str(out)})
+    write_resolved(cfg, given)  # the config the user runs with: a plan, no planned seeds yet
+    write_resolved(dataclasses.replace(cfg, seeds=(0, 1, 2), plan=dataclasses.replace(cfg.plan, planned=3)), out)
+    assert main(["status", str(out), "--config", str(given / "config.yaml")]) == 0
+    assert "3 cells: 0 done, 0 running, 0 failed, 3 pending" in capsys.readouterr().out
+    assert main(["status", str(out), "--config", str(ROOT / "configs/smoke.yaml")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "registered this folder with another 'plan.pilot'" in err
+
+
 def test_status_shows_the_cell_a_local_sweep_is_running(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                          capsys: pytest.CaptureFixture[str]) -> None:
     from cass_bench import cli

@@ -2,7 +2,8 @@
 
 Below the cells, where each seed's time went so far (:func:`spending_text`). The grid is the config of the last
 job submission into ``OUT`` (``<out>/jobs/config.json``), else the one its last local run registered
-(``<out>/config.yaml``), or one given with ``--config``; before a seed plan is written, its pilot's seeds.
+(``<out>/config.yaml``), or one given with ``--config`` (read through the folder's registration, as ``run`` reads it);
+before a seed plan is written, its pilot's seeds.
 A cell is ``done`` when all its records are ok, ``failed`` when a record failed or its latest job
 ended without writing all its records (killed, timed out, crashed: the last lines of the job's stderr follow),
 ``running`` while its job is queued or running or a local sweep runs it (its lock in ``cells.locks/``), and
@@ -25,6 +26,7 @@ from tabulate import tabulate
 from cass_bench.config.schema import BenchConfig
 from cass_bench.config.files import RESOLVED
 from cass_bench.config.load import config_from_dict, load_config
+from cass_bench.config.registered import registered_config
 from cass_bench.errors import UserError
 from cass_bench.run.tickets import Ticket, cell_key, load_sweep_config, read_tickets, scheduler_state
 from cass_bench.run.plan import CellPlan, plan_sweep
@@ -134,11 +136,12 @@ def render_status(statuses: list[CellStatus]) -> str:
 
 
 def status_config(out: Path, config: str | None) -> BenchConfig:
-    """The grid of ``out``: ``config`` if given, else the config its last job submission saved, else the one its
-    last local run registered (``<out>/config.yaml``); with a seed plan not yet written, the pilot's seeds.
+    """The grid of ``out``: ``config`` if given (read through the folder's ``config.yaml`` as a run reads it: its
+    tuned values and planned seeds), else the config its last job submission saved, else the one its last local run
+    registered (``<out>/config.yaml``); with a seed plan not yet written, the pilot's seeds.
 
     Raises:
-        UserError: no config given and none saved.
+        UserError: no config given and none saved, or ``config`` differs from the folder's registration.
     """
     cfg = _saved_config(Path(out), config)
     return dataclasses.replace(cfg, out=str(out), seeds=cfg.plan.current_seeds(cfg.seeds))
@@ -146,7 +149,8 @@ def status_config(out: Path, config: str | None) -> BenchConfig:
 
 def _saved_config(out: Path, config: str | None) -> BenchConfig:
     if config is not None:
-        return load_config(config)
+        given = dataclasses.replace(load_config(config), out=str(out))
+        return registered_config(given, write=False) if (out / RESOLVED).is_file() else given
     if (saved := load_sweep_config(out)) is not None:
         return config_from_dict(saved)
     if (out / RESOLVED).is_file():

@@ -107,7 +107,7 @@ class Analysis:
     epoch_sweep: Sweep
     claims: pd.DataFrame
     family: Family
-    commits: pd.DataFrame | None = None
+    commits: pd.DataFrame
 
     @property
     def f1(self) -> CellStats:

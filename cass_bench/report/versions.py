@@ -24,9 +24,8 @@ def commit_counts(records: pd.DataFrame) -> pd.Series:
 
 def mixed_seeds(records: pd.DataFrame) -> dict[int, dict[tuple[str, str], list[str]]]:
     """Per seed whose finished records name more than one commit: each (method, arch)'s commits (short, sorted)."""
-    ok = records[records["status"] == OK].assign(commit=lambda d: d[COMMIT].map(short))
     out: dict[int, dict[tuple[str, str], list[str]]] = {}
-    for seed, group in ok.groupby("seed"):
+    for seed, group in record_commits(records).groupby("seed"):
         if group["commit"].nunique() > 1:
             out[int(seed)] = {(m, a): sorted(set(c)) for (m, a), c in group.groupby(["method", "arch"])["commit"]}
     return out

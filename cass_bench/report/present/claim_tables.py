@@ -155,10 +155,10 @@ def _seeds(seeds: str) -> str:
     return f"seed{'s' * (',' in seeds)} {seeds}"
 
 
-def commit_check_lines(rows: pd.DataFrame | None) -> list[str]:
+def commit_check_lines(rows: pd.DataFrame) -> list[str]:
     """One line: whether each verdict flagged "commits" stands without the seeds in which its records ran on
     different commits (rows: :func:`cass_bench.report.claims.commit_check.commit_check`; empty when none)."""
-    if rows is None or rows.empty:
+    if rows.empty:
         return []
     dropped = rows["mixed_seeds"].unique()
     where = (f"Commits: without {_seeds(dropped[0])}, in which the records behind the flagged "
@@ -189,9 +189,9 @@ def _n(value: object) -> str:
     return "—" if pd.isna(value) else f"{int(value)}"
 
 
-def commit_check_table(rows: pd.DataFrame | None) -> Table | None:
+def commit_check_table(rows: pd.DataFrame) -> Table | None:
     """Each answer row flagged "commits": its measurement over all seeds and without its mixed seeds."""
-    if rows is None or rows.empty:
+    if rows.empty:
         return None
     name_dataset = rows["dataset"].nunique() > 1
     cells = pd.DataFrame({

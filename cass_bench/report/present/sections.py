@@ -33,8 +33,9 @@ COMPANIONS = {"f1_micro": "micro-F1", "balanced_accuracy": "balanced accuracy",
 TERMINAL_SECTIONS = ("answer", "f1_macro", "efficiency", "efficiency_ratios")
 FLAG_WORDS = ("start: a comparator fell significantly below its own start (its recipe may be what the row measures); "
               "sign: macro-F1 and the paper's f1_seed_code disagree in sign; commits: in a seed, the row's "
-              "records ran on different code versions (the row without those seeds: under Scale); collapse: a run behind the row collapsed; underpowered: the row's seeds "
-              "cannot detect a 5-point difference. Each row's flags in words: Claim checks.")
+              "records ran on different code versions (the row without those seeds: under Scale); collapse: a run "
+              "behind the row collapsed; underpowered: the row's seeds cannot detect a 5-point difference. Each "
+              "row's flags in words: Claim checks.")
 _NAME, _REF = PROPOSED.upper(), COST_REFERENCE.upper()
 MARKS_NOTE = ("† at chance: fewer than half of the cell's seeds are significantly above chance (permutation test, "
               f"see the chance table); ‡ a pretraining run behind it collapsed (either encoder of a {_NAME} run; "

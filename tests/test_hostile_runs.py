@@ -3,6 +3,7 @@ a deleted checkpoint (``run --rebuild``), and Ctrl-C in the middle of a cell."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -11,7 +12,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 import pytest
@@ -123,29 +124,34 @@ def _cell_child_running_torch(parent: int) -> int | None:
     return None
 
 
-def _cell_process_running_torch(parent: int) -> bool:
-    """Whether a ``_cell`` child of ``parent`` has imported torch."""
-    return _cell_child_running_torch(parent) is not None
+@contextlib.contextmanager
+def _foreground_run(out: Path) -> Iterator[tuple[subprocess.Popen[str], int]]:
+    """A tiny ``run`` into ``out`` as a terminal's foreground job, yielded with the pid of its cell process once
+    that process has imported torch; the run's process group is killed on the way out if it is still running.
 
-
-def test_ctrl_c_prints_one_line_and_exits_130(tmp_path: Path) -> None:
-    # A terminal's foreground job: SIGINT at its default, though a suite run as a background job ignores it (and
-    # Python keeps an inherited SIG_IGN); the exec keeps the pid that the signal goes to.
+    A terminal's foreground job has SIGINT at its default, though a suite run as a background job ignores it (and
+    Python keeps an inherited SIG_IGN); the exec keeps the pid that the signal goes to.
+    """
     argv = [sys.executable, "-c", "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
             "os.execv(sys.executable, [sys.executable, *sys.argv[1:]])",
-            "-m", "cass_bench", "run", *TINY, "--out", str(tmp_path / "out")]
+            "-m", "cass_bench", "run", *TINY, "--out", str(out)]
     proc = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                             start_new_session=True)
     try:
         deadline = time.monotonic() + 600
-        while not _cell_process_running_torch(proc.pid):
+        while not (child := _cell_child_running_torch(proc.pid)):
             assert proc.poll() is None and time.monotonic() < deadline, "the cell process never started"
             time.sleep(0.2)
-        os.killpg(proc.pid, signal.SIGINT)
-        _, stderr = proc.communicate(timeout=300)
+        yield proc, child
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
+
+
+def test_ctrl_c_prints_one_line_and_exits_130(tmp_path: Path) -> None:
+    with _foreground_run(tmp_path / "out") as (proc, _):
+        os.killpg(proc.pid, signal.SIGINT)
+        _, stderr = proc.communicate(timeout=300)
     assert proc.returncode == 130, stderr[-3000:]
     assert "Traceback" not in stderr and "KeyboardInterrupt" not in stderr, stderr[-3000:]
     assert stderr.strip().splitlines()[-1] == ("interrupted; finished records are kept: run the same command again "
@@ -209,23 +215,9 @@ def test_interrupted_records_are_pending_and_a_plain_rerun_runs_them_again(tmp_p
 
 
 def test_sigterm_to_a_cell_process_records_it_as_interrupted(tmp_path: Path) -> None:
-    # A terminal's foreground job: SIGINT at its default, though a suite run as a background job ignores it (and
-    # Python keeps an inherited SIG_IGN); the exec keeps the pid that the signal goes to.
-    argv = [sys.executable, "-c", "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
-            "os.execv(sys.executable, [sys.executable, *sys.argv[1:]])",
-            "-m", "cass_bench", "run", *TINY, "--out", str(tmp_path / "out")]
-    proc = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
-    try:
-        deadline = time.monotonic() + 600
-        while not (child := _cell_child_running_torch(proc.pid)):
-            assert proc.poll() is None and time.monotonic() < deadline, "the cell process never started"
-            time.sleep(0.2)
+    with _foreground_run(tmp_path / "out") as (proc, child):
         os.kill(child, signal.SIGTERM)
         _, stderr = proc.communicate(timeout=300)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
     assert proc.returncode == 0, stderr[-3000:]
     [record] = RecordStore(tmp_path / "out").load()
     assert record["status"] == "interrupted", record

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import pytest
 import yaml
 
@@ -166,3 +167,19 @@ def test_a_dry_run_shows_the_pilot_and_what_the_plan_may_cost(tmp_path: Path,
     line = next(line for line in text.splitlines() if line.startswith("Seeds:"))
     assert "pilot of 3 (4, 5, 6" in line and "between 3 and 5 seeds" in line and "up to 2 more" in line
     assert "unknown until one has run here" in line and not out.exists()
+
+
+def test_the_cost_of_a_seed_counts_whole_seeds_only() -> None:
+    from cass_bench.report.present.planning import spent_line
+
+    def record(seed: int, method: str) -> dict:
+        return {"seed": seed, "method": method, "encoders": "cnn", "eval": "finetune", "torch_threads": 1,
+                "eval_time_s": 60.0 * (seed + 1)}
+
+    whole = [record(s, m) for s in (0, 1) for m in ("cass", "dino")]
+    line = spent_line(pd.DataFrame(whole))
+    assert line == "Spent: 6 thread-minutes over 2 seeds (3.0 a seed); a fixed 12 seeds would cost about 36."
+    running = spent_line(pd.DataFrame([*whole, record(2, "cass")]))
+    assert running == ("Spent: 9 thread-minutes over 3 seeds, 1 of them short of the fullest seed's 2 records (3.0 a "
+                       "seed); a fixed 12 seeds would cost about 36.")
+    assert spent_line(pd.DataFrame([{"seed": 0, "method": "cass", "encoders": "cnn"}])) is None

@@ -80,12 +80,28 @@ def test_too_few_seeds_give_no_verdict_but_an_interval_and_a_power_line() -> Non
 
 
 def test_the_power_line_of_an_inconclusive_row_says_why() -> None:
-    row = claims_of(sweep_frame(gain=0.0, seeds=3, sd=8.0, rng=4), each=True).loc["d1/a@10%:cnn:dino"]
+    row = claims_of(sweep_frame(gain=0.0, seeds=10, sd=12.0, rng=4), each=True).loc["d1/a@10%:cnn:dino"]
     assert row["status"] == "inconclusive"
-    assert row["power"].startswith(f"underpowered: 3 seeds detect >= {row['mde']:.1f} [")
+    assert row["power"].startswith(f"underpowered: 10 seeds detect >= {row['mde']:.1f} [")
     assert f"a 5-point difference needs ≈ {int(row['seeds_needed'])} [" in row["power"]
     assert "the paper's +5.9 on f1_seed_code (spread " in row["power"]
-    assert row["mde"] > 5.9 and row["seeds_needed"] > 3
+    assert row["mde"] > 5.9 and row["seeds_needed"] > 10
+
+
+def test_a_best_other_row_below_the_exact_tests_floor_detects_nothing() -> None:
+    # CASS 6 points below both comparators at every seed: each comparison's sign-flip p at 8 seeds, 2/2^8, is under
+    # alpha/6, but "contradicted" takes the smaller of the two p values times 2, which needs 9 seeds to get there
+    def claims(seeds: int) -> pd.DataFrame:
+        return check_claims(normalise(sweep_frame(gain=-6.0, seeds=seeds, sd=0.5, rng=8)), 16, 6, None).set_index("key")
+
+    eight = claims(8)
+    row = eight.loc["d1/a@10%:cnn:best"]
+    assert row["high"] < 0 and row["status"] == "inconclusive" and row["p"] == pytest.approx(2 * 2 / 2 ** 8)
+    assert row["power"].startswith("underpowered: 8 seeds detect no difference: the exact sign-flip test's smallest "
+                                   "p, 2 x 2/2^8, cannot reach alpha/6; a 5-point difference needs ≈ 9")
+    assert math.isinf(row["mde"]) and row["seeds_needed"] == 9
+    assert eight.loc["d1/a@10%:cnn:dino", "power"].startswith("8 seeds detect >= ")  # one comparator: 8 suffice
+    assert claims(9).loc["d1/a@10%:cnn:best", "status"] == "contradicted"
 
 
 def test_the_papers_gain_is_read_on_the_reference_codes_f1() -> None:

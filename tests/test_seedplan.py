@@ -19,8 +19,9 @@ from cass_bench.config.load import load_config
 from cass_bench.config.registered import registered_config
 from cass_bench.config.schema import BenchConfig
 from cass_bench.errors import UserError
-from cass_bench.report.seedplan import exact_floor, plan_lines, planned_seeds, seed_plan
+from cass_bench.report.seedplan import plan_lines, planned_seeds, seed_plan
 from cass_bench.report.stats.intervals import sign_flip_pvalue
+from cass_bench.report.stats.power import exact_floor
 from cass_bench.run import sweep
 
 from .claim_frames import claims_of, sweep_frame
@@ -59,6 +60,8 @@ def test_a_best_other_row_needs_what_its_noisiest_comparison_needs(tmp_path: Pat
 
 def test_the_plan_stays_between_the_pilot_and_the_cap() -> None:
     assert exact_floor(0.05, 6) == 8 and exact_floor(0.05, 1) == 6  # 2/2^8 < 0.05/6 <= 2/2^7
+    assert exact_floor(0.05, 6, comparisons=2) == 9  # a best-other row's "contradicted": 2 x 2/2^9 < 0.05/6
+    assert planned_seeds([0.1, 0.2], 3, 5.0, 0.05, 6, 0.8, 12, comparisons=2) == 9
     assert planned_seeds([0.1, 0.2], 3, 5.0, 0.05, 6, 0.8, 12) == 8  # tiny spreads: the exact test's floor
     assert planned_seeds([0.1, 0.2], 3, 5.0, 0.05, 6, 0.8, 6) == 6  # never above the cap
     assert planned_seeds([40.0], 3, 5.0, 0.05, 6, 0.8, 12) == 12

@@ -3,10 +3,13 @@
 An internal pilot in the sense of Wittes & Brittain (1990): after the pilot's seeds, each comparison a family row
 rests on (for a row against the best other method, every comparator: the intersection-union test needs each
 comparison to reach the family's level) gives the standard deviation of its per-seed paired differences; the seeds
-a two-sided paired test at Holm's first level (alpha / family size) needs to detect the configured target with the
-configured power follow from that spread (:func:`cass_bench.report.stats.power.seeds_needed`). No mean difference
-enters: flipping the sign of a row's differences, or shifting them all, leaves the plan as it is. The plan is the
-largest row's need, no fewer than the pilot's seeds and no more than the cap. The sweep runs the stages
+a two-sided paired test at Holm's first level needs to detect the configured target with the configured power follow
+from that spread (:func:`cass_bench.report.stats.power.power_of`). The level is alpha / family size, divided again by
+a best-other row's comparators (its "contradicted" takes the smallest of their p values, Bonferroni over them), and no
+row is planned below the seeds whose exact sign-flip test can reach that level at all
+(:func:`cass_bench.report.stats.power.exact_floor`). No mean difference enters: flipping the sign of a row's
+differences, or shifting them all, leaves the plan as it is. The plan is the largest row's need, no fewer than the
+pilot's seeds and no more than the cap. The sweep runs the stages
 (:mod:`cass_bench.run.sweep`); the report states the plan again from the pilot's records.
 """
 
@@ -20,8 +23,7 @@ import pandas as pd
 
 from cass_bench.config.claim_row import BEST
 from cass_bench.config.schema import BenchConfig
-from cass_bench.report.stats.intervals import MAX_EXACT_SEEDS
-from cass_bench.report.stats.power import seeds_needed
+from cass_bench.report.stats.power import exact_floor, power_of
 
 
 @dataclass(frozen=True)
@@ -33,12 +35,15 @@ class RowNeed:
         sd: the largest spread (points) of the per-seed paired differences of the comparisons it rests on.
         n: pilot seeds behind that spread.
         needed: the seeds that spread needs (None: more than the cap, or no spread measured).
+        comparisons: the comparisons whose smallest p a verdict against the row may take (a best-other row's
+            comparators; 1 otherwise).
     """
 
     key: str
     sd: float
     n: int
     needed: int | None
+    comparisons: int = 1
 
 
 @dataclass(frozen=True)
@@ -55,9 +60,11 @@ class SeedPlan:
 
     @property
     def floor(self) -> int:
-        """The fewest seeds whose exact sign-flip test can reach Holm's first level at all (its smallest p is
-        2 / 2^n), so that no row is planned into a design that cannot call it."""
-        return exact_floor(self.alpha, self.family_size)
+        """The fewest seeds whose exact sign-flip test can call every row at Holm's first level, either way (its
+        smallest p is 2 / 2^n, times a best-other row's comparators), so that no row is planned into a design that
+        cannot call it."""
+        return max([exact_floor(self.alpha, self.family_size, r.comparisons) for r in self.rows]
+                   or [exact_floor(self.alpha, self.family_size)])
 
     @property
     def planned(self) -> int:
@@ -67,19 +74,15 @@ class SeedPlan:
         return min(self.cap, max(len(self.pilot), self.floor, *needs))
 
 
-def exact_floor(alpha: float, family_size: int) -> int:
-    """The smallest n whose exact sign-flip p (at least 2 / 2^n) can fall below alpha / ``family_size``."""
-    level = alpha / max(1, family_size)
-    n = 2
-    while n < MAX_EXACT_SEEDS and 2.0 / 2 ** n >= level:
-        n += 1
-    return n
+def _need(sd: float, target: float, alpha: float, family_size: int, power: float, cap: int,
+          comparisons: int) -> int | None:
+    return power_of(2, sd, target, alpha, family_size, power, cap, comparisons).need
 
 
 def planned_seeds(sds: list[float], pilot: int, target: float, alpha: float, family_size: int, power: float,
-                  cap: int) -> int:
-    """The plan from the rows' spreads alone (see :class:`SeedPlan`)."""
-    rows = tuple(RowNeed(str(k), sd, pilot, seeds_needed(sd, target, alpha, family_size, power, cap))
+                  cap: int, comparisons: int = 1) -> int:
+    """The plan from the rows' spreads alone (see :class:`SeedPlan`), every row with ``comparisons``."""
+    rows = tuple(RowNeed(str(k), sd, pilot, _need(sd, target, alpha, family_size, power, cap, comparisons), comparisons)
                  for k, sd in enumerate(sds))
     return SeedPlan(tuple(range(pilot)), target, power, alpha, family_size, cap, rows).planned
 
@@ -108,12 +111,13 @@ def seed_plan(claims: pd.DataFrame, cfg: BenchConfig) -> SeedPlan:
         parts = _comparison_spreads(claims, key)
         spreads = pd.to_numeric(parts["sd"], errors="coerce")
         n = int(pd.to_numeric(parts["n"], errors="coerce").min()) if len(parts) else 0
+        k = len(parts) if key.endswith(f":{BEST}") else 1
         if spreads.isna().any() or spreads.empty:
-            rows.append(RowNeed(key, float("nan"), n, None))
+            rows.append(RowNeed(key, float("nan"), n, None, k))
             continue
         sd = float(spreads.max())
-        rows.append(RowNeed(key, sd, n, seeds_needed(sd, cfg.plan.target, cfg.claims.alpha, len(family),
-                                                     cfg.plan.power, cfg.plan.cap)))
+        rows.append(RowNeed(key, sd, n, _need(sd, cfg.plan.target, cfg.claims.alpha, len(family), cfg.plan.power,
+                                              cfg.plan.cap, k), k))
     return SeedPlan(cfg.plan.pilot_seeds(cfg.seeds), cfg.plan.target, cfg.plan.power, cfg.claims.alpha, len(family),
                     cfg.plan.cap, tuple(rows))
 
@@ -133,9 +137,11 @@ def plan_lines(plan: SeedPlan, planned: int | None) -> list[str]:
     lines = [f"Seeds were planned from a pilot of {len(plan.pilot)} seeds ({', '.join(map(str, plan.pilot))}), blind "
              f"to the effect: each row of the paper's family ({plan.family_size} rows) needs the seeds that detect "
              f"{plan.target:g} macro-F1 points with power {plan.power:g} in a two-sided paired test at alpha "
-             f"{plan.alpha:g}/{plan.family_size}, given the largest spread of the comparisons it rests on; the plan "
-             f"takes the largest need, at least the {plan.floor} seeds the exact sign-flip test needs to reach that "
-             f"level at all, within [{len(plan.pilot)}, {plan.cap}], and asks for {plan.planned} seeds"
+             f"{plan.alpha:g}/{plan.family_size} (a best-other row's level divided again by its comparators: its "
+             f"\"contradicted\" takes the smallest of their p values), given the largest spread of the comparisons it "
+             f"rests on; the plan takes the largest need, at least the {plan.floor} seeds the exact sign-flip test needs "
+             f"to call every row at that level at all, within [{len(plan.pilot)}, {plan.cap}], and asks for "
+             f"{plan.planned} seeds"
              + (f" (registered: {planned})." if planned is not None and planned != plan.planned else ".")]
     if planned is None:
         lines.insert(0, "The pilot is under way: the sweep computes this plan from the pilot's records, and registers "

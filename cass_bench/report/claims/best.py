@@ -64,4 +64,4 @@ def best_row(spec: ClaimRow, base: dict, parts: dict[str, Row]) -> Row:
             + against_paper(code.code, row.effect).replace("paper's metric", f"paper's metric vs {code_binding.upper()}"))
     base = {**base, "comparator": f"best ({binding})"}
     return Row(base, text, iv, None, 1, row.sd, row.effect, flag, per_seed=row.per_seed, code=code.code,
-               per_seed_code=code.per_seed_code, notes=notes)
+               per_seed_code=code.per_seed_code, notes=notes, comparisons=len(measured))

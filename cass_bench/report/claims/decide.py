@@ -9,6 +9,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from cass_bench.config.claim_row import ACROSS, BEST, LEVELLED
@@ -52,12 +53,17 @@ def _power(row: Row, status: str, family: Family, size: int) -> tuple[str, float
         return "—", math.nan, None
     if n < 2 or not math.isfinite(sd):
         return f"{n} seed{'s' * (n != 1)}: no spread to judge power", math.nan, None
-    f1 = power_of(n, sd, REFERENCE_EFFECT, family.alpha, size, family.power)
-    text = (f"{n} seeds detect >= {f1.mde:.1f}{_range(f1.mde_range, '.1f')} macro-F1 points; a "
-            f"{REFERENCE_EFFECT:g}-point difference needs {_need(f1.need, f1.need_range)}")
+    k = row.comparisons
+    f1 = power_of(n, sd, REFERENCE_EFFECT, family.alpha, size, family.power, comparisons=k)
+    if math.isinf(f1.mde):
+        able = (f"{n} seeds detect no difference: the exact sign-flip test's smallest p, {'' if k == 1 else f'{k} x '}"
+                f"2/2^{n}, cannot reach alpha/{size}")
+    else:
+        able = f"{n} seeds detect >= {f1.mde:.1f}{_range(f1.mde_range, '.1f')} macro-F1 points"
+    text = f"{able}; a {REFERENCE_EFFECT:g}-point difference needs {_need(f1.need, f1.need_range)}"
     if math.isfinite(row.effect) and row.code.n >= 2:
         code_sd = float(row.per_seed_code.std(ddof=1))
-        paper = power_of(row.code.n, code_sd, row.effect, family.alpha, size, family.power)
+        paper = power_of(row.code.n, code_sd, row.effect, family.alpha, size, family.power, comparisons=k)
         text += (f"; the paper's +{row.effect:g} on f1_seed_code (spread {code_sd:.2f}) needs "
                  f"{_need(paper.need, paper.need_range)}")
     underpowered = status not in (SUPPORTED, CONTRADICTED) and f1.mde > REFERENCE_EFFECT
@@ -261,8 +267,11 @@ def summary_lines(claims: pd.DataFrame, family: Family) -> list[str]:
     for arch, rows in gains.groupby("arch", sort=False):
         seeds = "/".join(str(n) for n in sorted(rows["n"].unique()))
         able = int((rows["mde"] <= REFERENCE_EFFECT).sum())
-        parts.append(f"{arch} rows detect >= {rows['mde'].min():.1f}–{rows['mde'].max():.1f} macro-F1 points at "
-                     f"{seeds} seeds ({able} of {len(rows)} detect a {REFERENCE_EFFECT:g}-point difference)")
+        finite = rows["mde"][np.isfinite(rows["mde"])]
+        detect = (f"detect >= {finite.min():.1f}–{finite.max():.1f} macro-F1 points" if len(finite) == len(rows) else
+                  f"{len(rows) - len(finite)} of {len(rows)} detect no difference (below the exact test's floor)")
+        parts.append(f"{arch} rows {detect} at {seeds} seeds ({able} of {len(rows)} detect a "
+                     f"{REFERENCE_EFFECT:g}-point difference)")
     if parts:
         lines.append(f"Power of the family's (a) rows ({family.power:.0%} after Holm, observed paired spread): "
                      + "; ".join(parts) + ".")

@@ -76,6 +76,8 @@ class Row:
         notes: flags in words, shown under the table (e.g. a comparator below its start).
         partial: an across-datasets row measured on some of its datasets only (not measured as a whole; its
             words give what the measured ones show so far).
+        comparisons: the comparisons whose smallest p the row's test may take, times their count (a best-other
+            row's comparators); its power and the seeds it needs are stated at alpha / (family size x this).
     """
 
     base: dict[str, Any]
@@ -92,6 +94,7 @@ class Row:
     per_seed_code: pd.Series = field(default_factory=lambda: pd.Series(dtype=float))
     notes: list[str] = field(default_factory=list)
     partial: bool = False
+    comparisons: int = 1
 
 
 def row_base(spec: ClaimRow, claim: str, paper: str) -> dict[str, Any]:

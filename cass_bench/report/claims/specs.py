@@ -19,6 +19,7 @@ from cass_bench.report.claims.starts import start_row
 from cass_bench.report.cost_claims import EFFICIENCY_BAR, PAPER_MINUTES, QUOTED_RATIO, TIME_BOUND
 from cass_bench.report.load import CONTENTION_BAR
 from cass_bench.report.stats.intervals import MAX_EXACT_SEEDS
+from cass_bench.report.stats.power import exact_floor
 
 PAPER, START, DETAIL, COST = "paper", "start", "detail", "cost"
 """Where a kind's rows belong: the paper's family, the start's family (each with its own Holm correction), detail
@@ -149,10 +150,16 @@ def general_rules() -> list[str]:
         f"seeds). A row outside the families is measured but gets no verdict (\"{OUTSIDE}\").",
         "Power, for every F1 and robustness row, on the scale of the number compared: the smallest true macro-F1 "
         "difference its n seeds detect with 80% power (unless configured) in a two-sided paired t test at alpha / m "
-        "(Holm's first step, m = the family's size), from the noncentral t at the row's observed paired spread, and "
-        f"the seeds a declared {REFERENCE_EFFECT:g}-point macro-F1 difference needs; for (a), the seeds the paper's "
-        "gain needs at the paired spread of f1_seed_code (the paper's metric). Each figure carries a range from the "
-        "spread's 95% chi-square interval. \"underpowered\" marks a row without a verdict whose detectable "
+        "(Holm's first step, m = the family's size; for a row against the best other method alpha / (m x its "
+        "comparators), since its \"contradicted\" takes the smallest of their p values times their count), from the "
+        "noncentral t at the row's observed paired spread, and the seeds a declared "
+        f"{REFERENCE_EFFECT:g}-point macro-F1 difference needs; for (a), the seeds the paper's gain needs at the "
+        "paired spread of f1_seed_code (the paper's metric). Each figure carries a range from the spread's 95% "
+        "chi-square interval. Below the seeds whose exact sign-flip test can reach that level at all (its smallest "
+        "p is 2 / 2^n, times the comparators for a best-other row: at alpha 0.05 and a family of 6, "
+        f"{exact_floor(0.05, 6)} seeds, and {exact_floor(0.05, 6, 2)} for a best-other row against two methods), a "
+        "row detects no difference, and no need is stated below that floor. "
+        "\"underpowered\" marks a row without a verdict whose detectable "
         f"difference exceeds {REFERENCE_EFFECT:g} points. The exact sign-flip test is slightly less powerful than "
         "the t test these figures assume.",
         "Gates and flags. Collapse never vetoes a verdict: the collapse column shows, for every method and encoder "

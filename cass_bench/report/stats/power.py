@@ -16,6 +16,8 @@ from functools import lru_cache
 from scipy import optimize
 from scipy import stats as sps
 
+from cass_bench.report.stats.intervals import MAX_EXACT_SEEDS
+
 MAX_SEEDS = 100_000
 """The most seeds :func:`seeds_needed` looks for unless told otherwise."""
 
@@ -40,6 +42,25 @@ def critical_noncentrality(df: int, level: float, power: float) -> float:
 def holm_first_level(alpha: float, family_size: int) -> float:
     """The level of a row's test at Holm's first step: alpha / m (m at least 1)."""
     return alpha / max(1, family_size)
+
+
+def exact_floor(alpha: float, family_size: int, comparisons: int = 1) -> int:
+    """The fewest seeds whose exact sign-flip test can reach Holm's first level at all.
+
+    The test's smallest p over n seeds is 2 / 2^n; a row that takes the smallest of ``comparisons`` p values (a
+    best-other row's "contradicted", Bonferroni over its comparators) multiplies it by their count. Above
+    :data:`~cass_bench.report.stats.intervals.MAX_EXACT_SEEDS` seeds the t test takes over and has no floor.
+
+    Args:
+        alpha: family-wise error rate.
+        family_size: rows in the Holm family.
+        comparisons: the p values the row's smallest is taken from (1 for a row against one method).
+    """
+    level = holm_first_level(alpha, family_size)
+    n = 2
+    while n <= MAX_EXACT_SEEDS and max(1, comparisons) * 2.0 / 2 ** n >= level:
+        n += 1
+    return n
 
 
 def detectable_effect(n: int, sd: float, alpha: float, family_size: int, power: float) -> float:
@@ -114,13 +135,25 @@ class Power:
 
 
 def power_of(n: int, sd: float, target: float, alpha: float, family_size: int, power: float,
-             cap: int = MAX_SEEDS) -> Power:
+             cap: int = MAX_SEEDS, comparisons: int = 1) -> Power:
     """:func:`detectable_effect` and :func:`seeds_needed` at the observed spread and at its 95% chi-square bounds
-    (:func:`spread_range`); ``sd`` and ``target`` on one scale."""
+    (:func:`spread_range`), for a row whose p is exact up to
+    :data:`~cass_bench.report.stats.intervals.MAX_EXACT_SEEDS` seeds; ``sd`` and ``target`` on one scale.
+
+    The level is alpha / (``family_size`` x ``comparisons``): a best-other row's "contradicted" multiplies its
+    smallest p by its comparators. Below :func:`exact_floor` no difference is detectable (an infinite ``mde``) and
+    no need is smaller than the floor.
+    """
+    size = family_size * max(1, comparisons)
+    floor = exact_floor(alpha, family_size, comparisons)
     low, high = spread_range(sd, n)
-    return Power(detectable_effect(n, sd, alpha, family_size, power),
-                 (detectable_effect(n, low, alpha, family_size, power),
-                  detectable_effect(n, high, alpha, family_size, power)),
-                 seeds_needed(sd, target, alpha, family_size, power, cap),
-                 (seeds_needed(low, target, alpha, family_size, power, cap),
-                  seeds_needed(high, target, alpha, family_size, power, cap)))
+
+    def mde(spread: float) -> float:
+        found = detectable_effect(n, spread, alpha, size, power)
+        return math.inf if 2 <= n < floor and math.isfinite(found) else found
+
+    def need(spread: float) -> int | None:
+        found = seeds_needed(spread, target, alpha, size, power, cap)
+        return None if found is None or max(found, floor) > cap else max(found, floor)
+
+    return Power(mde(sd), (mde(low), mde(high)), need(sd), (need(low), need(high)))

@@ -97,11 +97,14 @@ def test_a_best_other_row_below_the_exact_tests_floor_detects_nothing() -> None:
     eight = claims(8)
     row = eight.loc["d1/a@10%:cnn:best"]
     assert row["high"] < 0 and row["status"] == "inconclusive" and row["p"] == pytest.approx(2 * 2 / 2 ** 8)
-    assert row["power"].startswith("underpowered: 8 seeds detect no difference: the exact sign-flip test's smallest "
-                                   "p, 2 x 2/2^8, cannot reach alpha/6; a 5-point difference needs ≈ 9")
+    assert row["power"].startswith("underpowered: 8 seeds cannot call the row contradicted: the smallest p of that "
+                                   "side, 2 x 2/2^8, cannot reach alpha/6; a 5-point difference needs ≈ 9")
     assert math.isinf(row["mde"]) and row["seeds_needed"] == 9
     assert eight.loc["d1/a@10%:cnn:dino", "power"].startswith("8 seeds detect >= ")  # one comparator: 8 suffice
     assert claims(9).loc["d1/a@10%:cnn:best", "status"] == "contradicted"
+    few = claims(7).loc["d1/a@10%:cnn:best", "power"]
+    assert few.startswith("underpowered: 7 seeds detect no difference: the exact sign-flip test's smallest p, 2/2^7, "
+                          "cannot reach alpha/6")
 
 
 def test_the_papers_gain_is_read_on_the_reference_codes_f1() -> None:

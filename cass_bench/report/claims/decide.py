@@ -24,7 +24,7 @@ from cass_bench.report.claims.starts import start_flag
 from cass_bench.report.cost_claims import cost_rows
 from cass_bench.report.stats.intervals import SEED_TESTS, Interval
 from cass_bench.report.stats.multiple import holm
-from cass_bench.report.stats.power import MAX_SEEDS, power_of
+from cass_bench.report.stats.power import MAX_SEEDS, exact_floor, power_of
 from cass_bench.report.versions import mixed_within, record_commits
 from cass_bench.report.stats.verdicts import (CONTRADICTED, INCONCLUSIVE, SUPPORTED, TOO_FEW_SEEDS,
                                               zero_variance_status)
@@ -55,9 +55,11 @@ def _power(row: Row, status: str, family: Family, size: int) -> tuple[str, float
         return f"{n} seed{'s' * (n != 1)}: no spread to judge power", math.nan, None
     k = row.comparisons
     f1 = power_of(n, sd, REFERENCE_EFFECT, family.alpha, size, family.power, comparisons=k)
-    if math.isinf(f1.mde):
-        able = (f"{n} seeds detect no difference: the exact sign-flip test's smallest p, {'' if k == 1 else f'{k} x '}"
-                f"2/2^{n}, cannot reach alpha/{size}")
+    if math.isinf(f1.mde) and n < exact_floor(family.alpha, size):
+        able = f"{n} seeds detect no difference: the exact sign-flip test's smallest p, 2/2^{n}, cannot reach alpha/{size}"
+    elif math.isinf(f1.mde):
+        able = (f"{n} seeds cannot call the row contradicted: the smallest p of that side, {k} x 2/2^{n}, cannot reach "
+                f"alpha/{size}")
     else:
         able = f"{n} seeds detect >= {f1.mde:.1f}{_range(f1.mde_range, '.1f')} macro-F1 points"
     text = f"{able}; a {REFERENCE_EFFECT:g}-point difference needs {_need(f1.need, f1.need_range)}"
@@ -269,7 +271,7 @@ def summary_lines(claims: pd.DataFrame, family: Family) -> list[str]:
         able = int((rows["mde"] <= REFERENCE_EFFECT).sum())
         finite = rows["mde"][np.isfinite(rows["mde"])]
         detect = (f"detect >= {finite.min():.1f}–{finite.max():.1f} macro-F1 points" if len(finite) == len(rows) else
-                  f"{len(rows) - len(finite)} of {len(rows)} detect no difference (below the exact test's floor)")
+                  f"{len(rows) - len(finite)} of {len(rows)} below the exact test's floor (see each row)")
         parts.append(f"{arch} rows {detect} at {seeds} seeds ({able} of {len(rows)} detect a "
                      f"{REFERENCE_EFFECT:g}-point difference)")
     if parts:

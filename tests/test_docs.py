@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 from pathlib import Path
@@ -86,6 +87,23 @@ def test_regenerating_fills_a_stale_section_and_refuses_an_unknown_one(tmp_path:
 def test_committed_results_index_regenerates_identically() -> None:
     committed = (ROOT / "results" / "README.md").read_text()
     assert results_index(ROOT / "results") == committed, "run python -m cass_bench.report.index"
+
+
+def test_a_folder_of_record_files_is_indexed_like_one_of_records_jsonl(tmp_path: Path) -> None:
+    lines = (ROOT / "results" / "cass-start" / "zeroed" / "records.jsonl").read_text().splitlines(keepends=True)
+    for form in ("lines", "files"):
+        folder = tmp_path / form / "study"
+        folder.mkdir(parents=True)
+        (folder / "config.yaml").write_text("# A study of the zeroed start.\nseeds: [0, 1]\n")
+        if form == "lines":
+            (folder / "records.jsonl").write_text("".join(lines))
+            continue
+        (folder / "records.d").mkdir()
+        for line in reversed(lines):
+            (folder / "records.d" / f"{json.loads(line)['record_id']}.json").write_text(line)
+    text = write_index(tmp_path / "files").read_text()
+    assert "## study/" in text and "| embedded" in text
+    assert text == write_index(tmp_path / "lines").read_text()
 
 
 def test_index_of_a_folder_shows_its_description_numbers_and_links(tmp_path: Path) -> None:

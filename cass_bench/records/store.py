@@ -184,6 +184,14 @@ class RecordStore:
         """From now on, appends to this folder (from any process) write one file per record under ``records.d/``."""
         self.records_dir.mkdir(parents=True, exist_ok=True)
 
+    def holds_records(self) -> bool:
+        """Whether a record was written here: a non-empty ``records.jsonl``, or a published file in ``records.d/``
+        (looked at by name and size, not read)."""
+        if self.path.is_file() and self.path.stat().st_size:
+            return True
+        return self.records_dir.is_dir() and not self.records_dir.is_symlink() and any(
+            e.name.endswith(recordfiles.SUFFIX) and not e.name.startswith(".") for e in os.scandir(self.records_dir))
+
     def ids(self) -> set[str]:
         """Ids of the records already written."""
         return {r["record_id"] for r in self.load()}

@@ -53,7 +53,9 @@ _CHANCE_INPUTS = ["f1_macro", "above_chance_p", "chance_f1_majority", "chance_f1
 
 
 def load_records(out: Path) -> pd.DataFrame:
-    """Every record of a results folder, one row each (:func:`normalise`).
+    """Every record of a results folder, one row each (:func:`normalise`), oldest first (by ``created_at``, then
+    ``record_id``): the report does not depend on how the records are stored (shards interleave their appends, and
+    ``records.d/`` holds one file per record).
 
     Raises:
         UserError: the records file is missing, empty or holds a line that is not a JSON record, a record the
@@ -68,6 +70,7 @@ def load_records(out: Path) -> pd.DataFrame:
         raise UserError(f"{store.path} {state}: run `python -m cass_bench run --out {out}` first, "
                         f"or pass the folder that holds records.jsonl")
     check_records(records, store.path)
+    records.sort(key=lambda r: (str(r.get("created_at") or ""), r["record_id"]))
     frame = normalise(pd.DataFrame(records))
     refuse_pooled_configs(frame, store.path)
     return frame

@@ -37,7 +37,7 @@ def chance_table(df: pd.DataFrame) -> Table:
         return Table(pd.DataFrame({"": ["no record holds chance levels"]}))
     rows = []
     for (dataset, fraction), group in ok.groupby(["dataset", "label_fraction"]):
-        first = group.drop_duplicates("seed")
+        first = group.sort_values("seed", kind="stable").drop_duplicates("seed")
         rows.append({
             "dataset": dataset, "labels": fraction_text(fraction),
             "labelled (seed 0 or first)": f"{int(first['n_labelled'].iloc[0])} = "

@@ -4,7 +4,7 @@ An internal pilot in the sense of Wittes & Brittain (1990): after the pilot's se
 rests on (for a row against the best other method, every comparator: the intersection-union test needs each
 comparison to reach the family's level) gives the standard deviation of its per-seed paired differences; the seeds
 a two-sided paired test at Holm's first level needs to detect the configured target with the configured power follow
-from that spread (:func:`cass_bench.report.stats.power.power_of`). The level is alpha / family size, divided again by
+from that spread (:func:`cass_bench.report.stats.power.exact_need`). The level is alpha / family size, divided again by
 a best-other row's comparators (its "contradicted" takes the smallest of their p values, Bonferroni over them), and no
 row is planned below the seeds whose exact sign-flip test can reach that level at all
 (:func:`cass_bench.report.stats.power.exact_floor`). No mean difference enters: flipping the sign of a row's
@@ -23,7 +23,7 @@ import pandas as pd
 
 from cass_bench.config.claim_row import BEST
 from cass_bench.config.schema import BenchConfig
-from cass_bench.report.stats.power import exact_floor, power_of
+from cass_bench.report.stats.power import exact_floor, exact_need
 
 
 @dataclass(frozen=True)
@@ -74,16 +74,11 @@ class SeedPlan:
         return min(self.cap, max(len(self.pilot), self.floor, *needs))
 
 
-def _need(sd: float, target: float, alpha: float, family_size: int, power: float, cap: int,
-          comparisons: int) -> int | None:
-    return power_of(2, sd, target, alpha, family_size, power, cap, comparisons).need
-
-
 def planned_seeds(sds: list[float], pilot: int, target: float, alpha: float, family_size: int, power: float,
                   cap: int, comparisons: int = 1) -> int:
     """The plan from the rows' spreads alone (see :class:`SeedPlan`), every row with ``comparisons``."""
-    rows = tuple(RowNeed(str(k), sd, pilot, _need(sd, target, alpha, family_size, power, cap, comparisons), comparisons)
-                 for k, sd in enumerate(sds))
+    rows = tuple(RowNeed(str(k), sd, pilot, exact_need(sd, target, alpha, family_size, power, cap, comparisons),
+                         comparisons) for k, sd in enumerate(sds))
     return SeedPlan(tuple(range(pilot)), target, power, alpha, family_size, cap, rows).planned
 
 
@@ -116,7 +111,7 @@ def seed_plan(claims: pd.DataFrame, cfg: BenchConfig) -> SeedPlan:
             rows.append(RowNeed(key, float("nan"), n, None, k))
             continue
         sd = float(spreads.max())
-        rows.append(RowNeed(key, sd, n, _need(sd, cfg.plan.target, cfg.claims.alpha, len(family), cfg.plan.power,
+        rows.append(RowNeed(key, sd, n, exact_need(sd, cfg.plan.target, cfg.claims.alpha, len(family), cfg.plan.power,
                                               cfg.plan.cap, k), k))
     return SeedPlan(cfg.plan.pilot_seeds(cfg.seeds), cfg.plan.target, cfg.plan.power, cfg.claims.alpha, len(family),
                     cfg.plan.cap, tuple(rows))

@@ -134,6 +134,15 @@ class Power:
     need_range: tuple[int | None, int | None]
 
 
+def exact_need(sd: float, target: float, alpha: float, family_size: int, power: float, cap: int = MAX_SEEDS,
+               comparisons: int = 1) -> int | None:
+    """:func:`seeds_needed` at alpha / (``family_size`` x ``comparisons``), never below :func:`exact_floor` (None
+    when that exceeds ``cap``)."""
+    floor = exact_floor(alpha, family_size, comparisons)
+    found = seeds_needed(sd, target, alpha, family_size * max(1, comparisons), power, cap)
+    return None if found is None or max(found, floor) > cap else max(found, floor)
+
+
 def power_of(n: int, sd: float, target: float, alpha: float, family_size: int, power: float,
              cap: int = MAX_SEEDS, comparisons: int = 1) -> Power:
     """:func:`detectable_effect` and :func:`seeds_needed` at the observed spread and at its 95% chi-square bounds
@@ -152,8 +161,5 @@ def power_of(n: int, sd: float, target: float, alpha: float, family_size: int, p
         found = detectable_effect(n, spread, alpha, size, power)
         return math.inf if 2 <= n < floor and math.isfinite(found) else found
 
-    def need(spread: float) -> int | None:
-        found = seeds_needed(spread, target, alpha, size, power, cap)
-        return None if found is None or max(found, floor) > cap else max(found, floor)
-
-    return Power(mde(sd), (mde(low), mde(high)), need(sd), (need(low), need(high)))
+    needs = [exact_need(spread, target, alpha, family_size, power, cap, comparisons) for spread in (sd, low, high)]
+    return Power(mde(sd), (mde(low), mde(high)), needs[0], (needs[1], needs[2]))
